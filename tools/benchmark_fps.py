@@ -34,7 +34,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.model.utils import revert_sync_batchnorm  # noqa: E402
 from mmengine.runner import Runner, load_checkpoint  # noqa: E402
 
-from mmdet_slf.slf.weighting import BaseWeighting  # noqa: E402
+from mmdet_slf.slf import BaseWeighting  # noqa: E402
 
 
 def parse_args():

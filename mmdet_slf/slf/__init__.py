@@ -1,13 +1,25 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
-"""The SLF method in plain PyTorch: sampler, decision network, weightings."""
+"""The SLF method in plain PyTorch: sampler, decision network, weightings.
+
+One module per weighting strategy behind :class:`BaseWeighting`; a new
+strategy is a new module and a line here.
+"""
+from .base import BaseWeighting, diagnostics_as_floats
+from .builder import build_weighting
 from .decision import SLFDecisionNetwork, normalize_prior
+from .dwa import DWAWeighting
+from .fixed import FixedWeighting
 from .gumbel import multiple_gumbel_softmax, sample_gumbel
-from .weighting import (BaseWeighting, DWAWeighting, FixedWeighting,
-                        build_weighting,
-                        RandomWeighting, SLFWeighting, UncertaintyWeighting)
+from .nonfinite import NonFinitePolicy
+from .rlw import RandomWeighting
+from .schedule import check_temperature_schedule, scheduled_temperature
+from .slf import SLFWeighting
+from .uncertainty import UncertaintyWeighting
 
 __all__ = [
     'multiple_gumbel_softmax', 'sample_gumbel', 'SLFDecisionNetwork',
-    'normalize_prior', 'BaseWeighting', 'FixedWeighting', 'SLFWeighting',
-    'UncertaintyWeighting', 'DWAWeighting', 'RandomWeighting', 'build_weighting'
+    'normalize_prior', 'BaseWeighting', 'diagnostics_as_floats',
+    'NonFinitePolicy', 'check_temperature_schedule', 'scheduled_temperature',
+    'FixedWeighting', 'SLFWeighting', 'UncertaintyWeighting', 'DWAWeighting',
+    'RandomWeighting', 'build_weighting'
 ]

@@ -1,6 +1,6 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """Multiple Gumbel-softmax sampling, Eq. (5)-(10) of the SLF paper."""
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,7 @@ def sample_gumbel(shape: torch.Size,
 
 def multiple_gumbel_softmax(logits: Tensor,
                             num_samples: int,
-                            tau: float = 1.0,
+                            tau: Union[float, Tensor] = 1.0,
                             hard: bool = True,
                             generator: Optional[torch.Generator] = None
                             ) -> Tensor:
@@ -50,8 +50,9 @@ def multiple_gumbel_softmax(logits: Tensor,
         logits (Tensor): Unnormalised log-probabilities ``log p`` of shape
             ``[..., n]``.
         num_samples (int): Number of samples ``K``; must be >= 1.
-        tau (float): Gumbel-softmax temperature ``tau``; must be > 0.
-            Defaults to 1.0.
+        tau (float | Tensor): Gumbel-softmax temperature ``tau``; must be
+            > 0. A tensor (a scheduled ``tau`` kept on the device) is not
+            checked here, which would need a host read. Defaults to 1.0.
         hard (bool): Straight-through one-hot samples. Defaults to True.
         generator (torch.Generator, optional): Random generator.
             Defaults to None.
@@ -61,7 +62,7 @@ def multiple_gumbel_softmax(logits: Tensor,
     """
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f'num_samples must be an int >= 1, got {num_samples!r}')
-    if not tau > 0:
+    if not isinstance(tau, Tensor) and not tau > 0:
         raise ValueError(f'tau must be > 0, got {tau!r}')
     log_probs = F.log_softmax(logits, dim=-1)
     # [K, ..., n]: one Gumbel draw per sample, Eq. (6).

@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmdet_slf  # noqa: F401
-from mmdet_slf.slf.weighting import SLFWeighting
+from mmdet_slf.slf import SLFWeighting
 
 CONFIG_ROOT = osp.join(REPO_ROOT, 'configs')
 CONFIGS = sorted(

@@ -201,4 +201,4 @@ def test_nested_slf_loss_skips_through_the_wrapper():
     assert wrapper.skipped_steps == 1
     for old, new in zip(params, model.parameters()):
         assert torch.equal(old, new)
-    assert model.loss_reg.weighting.pending_skip == []  # consumed
+    assert model.loss_reg.weighting.nonfinite_policy.pending == []  # consumed

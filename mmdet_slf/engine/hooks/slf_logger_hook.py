@@ -9,7 +9,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmdet.registry import HOOKS
 
-from mmdet_slf.slf.weighting import BaseWeighting
+from mmdet_slf.slf import BaseWeighting, diagnostics_as_floats
 
 
 def collect_diagnostics(model: torch.nn.Module) -> Dict[str, float]:
@@ -19,7 +19,9 @@ def collect_diagnostics(model: torch.nn.Module) -> Dict[str, float]:
     :class:`SLFDetector`) logs as ``slf_w_<term>``; one nested in a loss
     module (``SLFLoss`` under ``bbox_head.loss_cls``) logs with the owner's
     name as prefix, ``loss`` stripped (``bbox_head.cls.slf_w_<term>``), so two
-    weightings never share a key and no key contains ``loss``.
+    weightings never share a key and no key contains ``loss``. The weightings
+    keep their diagnostics as device tensors; this is where they are read to
+    the host, in one copy per device, after the training step.
 
     Args:
         model (nn.Module): The (unwrapped) model.
@@ -35,9 +37,9 @@ def collect_diagnostics(model: torch.nn.Module) -> Dict[str, float]:
         prefix = ''
         if owner and 'loss' in owner:
             prefix = owner.replace('loss_', '').replace('loss', '') + '.'
-        for key, value in module.last_diagnostics.items():
+        for key, value in module.diagnostics.items():
             diagnostics[prefix + key] = value
-    return diagnostics
+    return diagnostics_as_floats(diagnostics)
 
 
 def _keys_on_any_rank(keys: List[str]) -> List[str]:

@@ -11,7 +11,7 @@ from mmengine.optim import OptimWrapper
 from mmdet.registry import OPTIM_WRAPPERS
 from torch import nn
 
-from mmdet_slf.slf.weighting import BaseWeighting
+from mmdet_slf.slf import BaseWeighting, NonFinitePolicy
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -63,7 +63,7 @@ class SkipNonFiniteOptimWrapper(OptimWrapper):
         self.skipped_steps = 0
         self.consecutive_skips = 0
         self._model: Optional[nn.Module] = None
-        self._weightings: List[Tuple[str, BaseWeighting]] = []
+        self._policies: List[Tuple[str, NonFinitePolicy]] = []
         self._reasons: List[str] = []
         self._buffers: Dict[str, torch.Tensor] = {}
 
@@ -73,11 +73,11 @@ class SkipNonFiniteOptimWrapper(OptimWrapper):
         before the forward, then enter mmengine's context."""
         module = model.module if is_model_wrapper(model) else model
         if module is not self._model:
-            self._weightings = [(name or type(m).__name__, m)
-                                for name, m in module.named_modules()
-                                if isinstance(m, BaseWeighting)]
-            for _, weighting in self._weightings:
-                weighting.step_guarded = True
+            self._policies = [(name or type(m).__name__, m.nonfinite_policy)
+                              for name, m in module.named_modules()
+                              if isinstance(m, BaseWeighting)]
+            for _, policy in self._policies:
+                policy.enable_step_skipping()
             self._model = module
         if self.restore_buffers and \
                 self._inner_count % self._accumulative_counts == 0:
@@ -106,11 +106,10 @@ class SkipNonFiniteOptimWrapper(OptimWrapper):
         zero_kwargs = zero_kwargs or {}
         if not torch.isfinite(loss.detach()).all():
             self._reasons.append('the total loss')
-        for name, weighting in self._weightings:
-            if weighting.pending_skip:
-                self._reasons.append(
-                    f'terms {sorted(set(weighting.pending_skip))} of {name}')
-                weighting.pending_skip.clear()
+        for name, policy in self._policies:
+            pending = policy.pop_pending()
+            if pending:
+                self._reasons.append(f'terms {sorted(set(pending))} of {name}')
         loss = self.scale_loss(loss)
         self.backward(loss)
         if not self.should_update():

@@ -17,7 +17,7 @@ from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from mmdet_slf.slf.weighting import build_weighting
+from mmdet_slf.slf import build_weighting
 
 TERMS = ('coord', 'pred', 'obj', 'noobj')
 OUTPUT_ACTS = ('linear', 'sigmoid')

@@ -10,7 +10,7 @@ from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList
 from torch import Tensor
 
-from mmdet_slf.slf.weighting import build_weighting
+from mmdet_slf.slf import build_weighting
 
 TERMS = ('coord', 'pred', 'obj', 'noobj')
 

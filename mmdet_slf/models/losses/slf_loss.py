@@ -108,7 +108,7 @@ class SLFLoss(nn.Module):
 
     @property
     def last_diagnostics(self) -> Dict[str, float]:
-        """Weights and temperature of the last call."""
+        """Weights and temperature of the last call (read to the host)."""
         return self.weighting.last_diagnostics
 
     def forward(self,
@@ -138,12 +138,10 @@ class SLFLoss(nn.Module):
         # with the weights sampled from their means.
         raw = torch.stack(
             [value if value.dim() == 0 else value.mean() for value in values])
-        bad = self.weighting._nonfinite_terms(raw)
-        if bad:
-            skipped = self.weighting._handle_nonfinite(raw, bad)
-            return sum(value for key, value in skipped.items()
-                       if 'loss' in key)
         weights, extra = self.weighting.weigh(raw)
+        if weights is None:
+            # A non-finite candidate, dropped by the weighting's policy.
+            return extra['loss_slf_nonfinite']
         total = sum(weights[i] * value for i, value in enumerate(values))
         for key, value in extra.items():
             if 'loss' in key:

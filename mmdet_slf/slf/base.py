@@ -1,0 +1,215 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""The base of every loss weighting: the single place where weights apply.
+
+A weighting takes the dict of *raw, unweighted* loss terms
+``{'loss_<term>': value}`` and returns the weighted terms under the same keys,
+plus diagnostics under keys without ``loss`` (``slf_w_<term>``, ...) so that
+mmengine logs them without adding them to the objective. A raw term is either
+a scalar (batch level) or a per-image vector ``[N]`` whose *sum* is the
+batch-level term; strategies that can (SLF) weight each image's terms with
+that image's own weights before summing over images.
+"""
+from collections import defaultdict
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .nonfinite import NonFinitePolicy
+
+WeightsAndExtra = Tuple[Optional[Tensor], Dict[str, Tensor]]
+
+
+def diagnostics_as_floats(diagnostics: Dict[str, Tensor]) -> Dict[str, float]:
+    """Read diagnostic tensors to the host with one copy per device.
+
+    Args:
+        diagnostics (dict[str, Tensor]): Scalar tensors by key.
+
+    Returns:
+        dict[str, float]: The same keys, as Python floats.
+    """
+    by_device = defaultdict(list)
+    for key, value in diagnostics.items():
+        by_device[value.device].append(key)
+    floats = {}
+    for keys in by_device.values():
+        stacked = torch.stack(
+            [diagnostics[k].detach().float().reshape(()) for k in keys])
+        floats.update(zip(keys, stacked.tolist()))
+    return {key: floats[key] for key in diagnostics}
+
+
+class BaseWeighting(nn.Module):
+    """Validation, stacking and application of weights to raw loss terms.
+
+    :meth:`weigh` is the one public method that turns stacked raw terms into
+    weights; :meth:`forward` is its dict wrapper. A strategy implements only
+    :meth:`_compute_weights`. Diagnostics stay detached tensors (no host
+    sync in the training step) until :attr:`last_diagnostics` is read, which
+    :class:`SLFLoggerHook` does after the step.
+
+    Args:
+        terms (Sequence[str]): Term names ``n``; input keys are
+            ``'loss_<term>'``.
+        nonfinite (str): What to do when a raw term is NaN or Inf: ``'raise'``
+            a ``FloatingPointError`` naming the term, or ``'skip'`` the step
+            with a warning naming the term. A full skip needs
+            ``optim_wrapper=dict(type='SkipNonFiniteOptimWrapper', ...)``,
+            which leaves every parameter and optimizer state untouched on
+            every rank; with another wrapper only these terms are dropped
+            from the step (see ``docs/troubleshooting.md``).
+            Defaults to 'raise'.
+    """
+
+    def __init__(self, terms: Sequence[str], nonfinite: str = 'raise') -> None:
+        super().__init__()
+        if isinstance(terms, str) or not isinstance(terms, Sequence):
+            raise TypeError(
+                f'terms must be a list of term names, got {terms!r}')
+        terms = list(terms)
+        if len(terms) == 0:
+            raise ValueError('terms must name at least one loss term, got []')
+        for name in terms:
+            if not isinstance(name, str) or not name:
+                raise ValueError(
+                    f'terms must be non-empty strings, got {name!r}')
+            if 'loss' in name:
+                raise ValueError(
+                    f'term name {name!r} must not contain "loss": diagnostics '
+                    f'named slf_w_<term> would be added to the objective')
+        if len(set(terms)) != len(terms):
+            raise ValueError(f'terms must be unique, got {terms}')
+        self.terms = terms
+        self.num_terms = len(terms)
+        self.nonfinite_policy = NonFinitePolicy(nonfinite)
+        # Detached tensors of the last call, read after the step.
+        self.diagnostics: Dict[str, Tensor] = {}
+
+    @property
+    def nonfinite(self) -> str:
+        """The configured non-finite mode, ``'raise'`` or ``'skip'``."""
+        return self.nonfinite_policy.mode
+
+    @property
+    def last_diagnostics(self) -> Dict[str, float]:
+        """Diagnostics of the last call as floats (a host read)."""
+        return diagnostics_as_floats(self.diagnostics)
+
+    # ------------------------------------------------------------------ API
+    def forward(self,
+                losses: Dict[str, Tensor],
+                features: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Weight the raw terms.
+
+        Args:
+            losses (dict[str, Tensor]): ``{'loss_<term>': scalar or [N]}``.
+            features (Tensor, optional): Decision features ``[N, C]`` for
+                strategies that read the prediction. Defaults to None.
+
+        Returns:
+            dict[str, Tensor]: Weighted ``loss_<term>`` scalars, extra
+            objective terms, and detached diagnostics.
+        """
+        raw = self.stack(losses)  # [N, n] or [n]
+        weights, extra = self.weigh(raw, features)
+        if weights is None:
+            # Dropped by the non-finite policy: one zero per term keeps the
+            # logged keys the same on every step and rank.
+            zero = extra.pop('loss_slf_nonfinite')
+            outputs = {f'loss_{name}': zero for name in self.terms}
+            outputs.update(extra)
+            return outputs
+        weighted = weights * raw
+        if weighted.dim() == 2:
+            weighted = weighted.sum(dim=0)  # per-image -> batch, [n]
+        outputs = {
+            f'loss_{name}': weighted[i]
+            for i, name in enumerate(self.terms)
+        }
+        outputs.update(extra)
+        return outputs
+
+    def weigh(self,
+              raw: Tensor,
+              features: Optional[Tensor] = None) -> WeightsAndExtra:
+        """Weights for stacked raw terms, with extra terms and diagnostics.
+
+        Args:
+            raw (Tensor): Raw terms ``[n]`` or ``[N, n]``.
+            features (Tensor, optional): Decision features ``[N, C]``.
+                Defaults to None.
+
+        Returns:
+            tuple[Tensor | None, dict[str, Tensor]]: Weights broadcastable to
+            ``raw`` (with gradient where the strategy learns them), and extra
+            objective terms (keys with ``loss``) and detached diagnostics
+            (``slf_w_<term>``, ``slf_skipped``, ...). When the non-finite
+            policy drops the call, the weights are None, ``extra`` holds
+            ``loss_slf_nonfinite`` (a zero that keeps the graph) and
+            ``slf_skipped = 1``, and the diagnostics keep the last weights.
+        """
+        bad = self.nonfinite_policy.find(raw, self.terms)
+        if bad:
+            zero = self.nonfinite_policy.handle(
+                raw, bad, type(self).__name__, self.training,
+                features=features, parameters=self.parameters())
+            skipped = raw.new_ones(())
+            self.diagnostics = dict(self.diagnostics, slf_skipped=skipped)
+            return None, {'loss_slf_nonfinite': zero, 'slf_skipped': skipped}
+        weights, extra = self._compute_weights(raw, features)
+        mean_weights = weights.detach()
+        if mean_weights.dim() == 2:
+            mean_weights = mean_weights.mean(dim=0)
+        mean_weights = mean_weights.expand(self.num_terms)
+        for i, name in enumerate(self.terms):
+            extra[f'slf_w_{name}'] = mean_weights[i]
+        self.diagnostics = {
+            key: value.detach()
+            for key, value in extra.items() if 'loss' not in key
+        }
+        self.diagnostics['slf_skipped'] = raw.new_zeros(())
+        return weights, extra
+
+    def init_weights(self) -> None:
+        """Re-initialise submodules that own an ``init_weights`` (the
+        decision network), after an owner's ``init_cfg`` has run."""
+        for module in self.children():
+            if hasattr(module, 'init_weights'):
+                module.init_weights()
+
+    def stack(self, losses: Dict[str, Tensor]) -> Tensor:
+        """Stack ``{'loss_<term>': value}`` in ``terms`` order.
+
+        Args:
+            losses (dict[str, Tensor]): Exactly the configured terms, all
+                scalars or all per-image vectors ``[N]``.
+
+        Returns:
+            Tensor: ``[n]`` or ``[N, n]``.
+        """
+        expected = [f'loss_{name}' for name in self.terms]
+        missing = [key for key in expected if key not in losses]
+        unknown = [key for key in losses if key not in expected]
+        if missing or unknown:
+            raise KeyError(
+                f'{type(self).__name__} was configured with terms '
+                f'{self.terms} (keys {expected}) but got keys '
+                f'{sorted(losses)}; missing {missing}, unknown {unknown}')
+        values = [torch.as_tensor(losses[key]) for key in expected]
+        shapes = {tuple(v.shape) for v in values}
+        if len(shapes) != 1 or len(next(iter(shapes))) > 1:
+            raise ValueError(
+                'raw loss terms must all be scalars or all be per-image '
+                f'vectors [N]; got shapes '
+                f'{dict(zip(expected, [tuple(v.shape) for v in values]))}')
+        return torch.stack(values, dim=-1)
+
+    def _compute_weights(self, raw: Tensor,
+                         features: Optional[Tensor]) -> WeightsAndExtra:
+        """The strategy: weights broadcastable to the finite ``raw`` and a
+        dict of extra objective terms and detached diagnostics."""
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f'terms={self.terms}'

@@ -1,0 +1,103 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""Build-time checks of weighting options; each message names its key."""
+import math
+from typing import Dict, Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+
+Lambdas = Optional[Union[Sequence[float], Dict[str, float]]]
+
+
+def as_lambdas(weights: Lambdas, terms: Sequence[str], key: str) -> Tensor:
+    """Turn ``[5, 1, ...]`` or ``{'coord': 5, ...}`` into a tensor ``[n]``.
+
+    Args:
+        weights (Sequence[float] | dict, optional): One value per term, in
+            ``terms`` order or by name. None means all ones.
+        terms (Sequence[str]): Term names.
+        key (str): Config key named in error messages.
+
+    Returns:
+        Tensor: The values, float32, ``[n]``.
+    """
+    if weights is None:
+        return torch.ones(len(terms))
+    if isinstance(weights, dict):
+        unknown = sorted(set(weights) - set(terms))
+        missing = [t for t in terms if t not in weights]
+        if unknown or missing:
+            raise KeyError(f'{key} names must match terms {list(terms)}; '
+                           f'unknown {unknown}, missing {missing}')
+        weights = [weights[t] for t in terms]
+    values = [float(v) for v in weights]
+    if len(values) != len(terms):
+        raise ValueError(f'{key} must have one entry per term {list(terms)}, '
+                         f'got {values}')
+    if any(not math.isfinite(v) or v < 0 for v in values):
+        raise ValueError(
+            f'{key} entries must be finite and >= 0, got {values}')
+    return torch.tensor(values, dtype=torch.float32)
+
+
+def positive_lambdas(weights: Lambdas, terms: Sequence[str],
+                     key: str) -> Optional[Tensor]:
+    """:func:`as_lambdas` with every entry > 0; None stays None."""
+    if weights is None:
+        return None
+    lambdas = as_lambdas(weights, terms, key)
+    if (lambdas <= 0).any():
+        raise ValueError(f'{key} entries must be > 0, got {lambdas.tolist()}')
+    return lambdas
+
+
+def resolve_scale(scale: Union[None, float, str], lambdas: Optional[Tensor],
+                  num_terms: int) -> float:
+    """The sum of the weights; None keeps the fixed baseline's total.
+
+    Args:
+        scale (float, optional): The configured value.
+        lambdas (Tensor, optional): The prior lambdas ``[n]``.
+        num_terms (int): ``n``, the total when there is no prior.
+
+    Returns:
+        float: ``scale``, or ``sum(lambdas)``, or ``n``.
+    """
+    if scale is None:
+        return float(lambdas.sum()) if lambdas is not None else \
+            float(num_terms)
+    if isinstance(scale, str) or not math.isfinite(float(scale)) \
+            or float(scale) <= 0:
+        raise ValueError(f'scale must be a number > 0 or None, got {scale!r}')
+    return float(scale)
+
+
+def check_choice(key: str, value, choices: Sequence) -> None:
+    """Raise unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(
+            f'{key} must be one of {tuple(choices)}, got {value!r}')
+
+
+def check_momentum(key: str, value) -> float:
+    """A momentum in ``[0, 1)``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not 0 <= value < 1:
+        raise ValueError(f'{key} must be in [0, 1), got {value!r}')
+    return float(value)
+
+
+def check_nonnegative(key: str, value) -> float:
+    """A finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value < 0:
+        raise ValueError(f'{key} must be >= 0, got {value!r}')
+    return float(value)
+
+
+def check_positive(key: str, value) -> float:
+    """A finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value <= 0:
+        raise ValueError(f'{key} must be > 0, got {value!r}')
+    return float(value)

@@ -1,0 +1,122 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""What a weighting does when a raw loss term is NaN or Inf.
+
+:class:`NonFinitePolicy` is the one owner of that decision. A weighting asks
+it which terms are bad and, for bad ones, for the zero objective to return;
+:class:`SkipNonFiniteOptimWrapper` switches on step skipping and collects the
+terms that asked for a skip. Nothing else reads or writes its state.
+"""
+from typing import Iterable, List, Optional, Sequence
+
+import torch
+from mmengine.logging import print_log
+from torch import Tensor
+
+NONFINITE_MODES = ('raise', 'skip')
+
+
+class NonFinitePolicy:
+    """Raise on a non-finite raw term, or drop the call and ask for a skip.
+
+    Args:
+        mode (str): ``'raise'`` a ``FloatingPointError`` naming the terms, or
+            ``'skip'`` the step with a warning naming them. A full skip needs
+            ``optim_wrapper=dict(type='SkipNonFiniteOptimWrapper', ...)``,
+            which calls :meth:`enable_step_skipping`; without it only the bad
+            call's terms are left out of the step. Defaults to 'raise'.
+    """
+
+    def __init__(self, mode: str = 'raise') -> None:
+        if mode not in NONFINITE_MODES:
+            raise ValueError(f'nonfinite must be one of {NONFINITE_MODES}, '
+                             f'got {mode!r}')
+        self.mode = mode
+        self.step_skipping = False
+        # Terms seen non-finite since the wrapper last asked.
+        self.pending: List[str] = []
+
+    def enable_step_skipping(self) -> None:
+        """Called by the optimizer wrapper that skips whole steps."""
+        self.step_skipping = True
+
+    def pop_pending(self) -> List[str]:
+        """Terms that asked to skip the current step; clears the list."""
+        pending, self.pending = self.pending, []
+        return pending
+
+    @staticmethod
+    def find(raw: Tensor, terms: Sequence[str]) -> List[str]:
+        """Names of the terms with a NaN or Inf entry.
+
+        This is the weighting's one device-to-host read per call: the decision
+        to raise has to be taken before the backward pass.
+
+        Args:
+            raw (Tensor): Raw terms ``[n]`` or ``[N, n]``.
+            terms (Sequence[str]): Term names, ``n`` of them.
+
+        Returns:
+            list[str]: The non-finite terms, in ``terms`` order.
+        """
+        finite = torch.isfinite(raw.detach())
+        if bool(finite.all()):
+            return []
+        if finite.dim() == 2:
+            finite = finite.all(dim=0)
+        flags = finite.tolist()
+        return [name for name, ok in zip(terms, flags) if not ok]
+
+    def handle(self,
+               raw: Tensor,
+               bad: List[str],
+               owner: str,
+               training: bool,
+               features: Optional[Tensor] = None,
+               parameters: Iterable[Tensor] = ()) -> Tensor:
+        """Raise, or return the zero objective of a dropped call.
+
+        Args:
+            raw (Tensor): Raw terms ``[n]`` or ``[N, n]``, some non-finite.
+            bad (list[str]): Names of the non-finite terms.
+            owner (str): Weighting class named in messages.
+            training (bool): Whether the weighting is in training mode.
+            features (Tensor, optional): Decision features. Defaults to None.
+            parameters (Iterable[Tensor]): The weighting's parameters, kept in
+                the graph because DDP needs every parameter on every rank.
+                Defaults to ().
+
+        Returns:
+            Tensor: A scalar zero.
+        """
+        message = f'non-finite raw loss term(s) {bad} in {owner}'
+        if self.mode == 'raise':
+            raise FloatingPointError(
+                message + '; set nonfinite="skip" (with optim_wrapper type '
+                'SkipNonFiniteOptimWrapper) to skip such steps, or lower the '
+                'learning rate / check the data')
+        zero = raw.new_zeros(())
+        if training and self.step_skipping:
+            self.pending.extend(bad)
+            print_log(message + '; skipping this optimizer step',
+                      logger='current', level=30)
+            # The wrapper discards this step's gradients, so the terms and the
+            # features may join the graph: every parameter they depend on then
+            # gets a gradient, as DDP requires of every rank.
+            for tensor in (raw, features):
+                if tensor is not None and tensor.requires_grad:
+                    zero = zero + torch.nan_to_num(
+                        tensor, nan=0.0, posinf=0.0, neginf=0.0).sum() * 0
+        elif training:
+            print_log(
+                message + '; these terms are left out of this step. The '
+                'optimizer still steps (momentum, weight decay and the other '
+                'losses still change parameters) unless optim_wrapper type is '
+                'SkipNonFiniteOptimWrapper', logger='current', level=30)
+        else:
+            print_log(message + '; these terms are returned as 0',
+                      logger='current', level=30)
+        # Without the wrapper the terms stay out: ``raw * 0`` would carry NaN
+        # gradients into the model.
+        for param in parameters:
+            zero = zero + param.sum() * 0
+        return zero

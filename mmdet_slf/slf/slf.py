@@ -1,0 +1,204 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""The Stochastic Loss Function weighting, Eq. (4), (9)-(11), Algorithm 1."""
+from typing import Dict, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+from torch import Tensor
+
+from .base import BaseWeighting, WeightsAndExtra
+from .checks import Lambdas, check_nonnegative, positive_lambdas, resolve_scale
+from .decision import normalize_prior
+from .gumbel import multiple_gumbel_softmax
+from .schedule import check_temperature_schedule, scheduled_temperature
+
+
+@MODELS.register_module()
+class SLFWeighting(BaseWeighting):
+    """Stochastic Loss Function weighting, Eq. (4), (9)-(11), Algorithm 1.
+
+    A decision network ``h`` (Eq. 4) maps decision features (or the detached
+    raw terms) to logits ``log p``; ``K`` straight-through Gumbel-softmax
+    samples give ``p_hat`` (Eq. 10), and the weights are
+    ``scale * p_hat`` (Eq. 11). With per-image terms each image draws its
+    own ``p_hat``.
+
+    Args:
+        terms (Sequence[str]): Term names ``n``.
+        prior (Sequence[float] | dict, optional): Hand-tuned lambdas, e.g.
+            YOLO's ``[5, 1, 1, 0.5]``; normalised to the decision network's
+            start point and the KL guard's target. Defaults to None (uniform).
+        num_samples (int): ``K``, samples averaged in Eq. (10). Defaults to 4.
+        temperature (float): ``tau`` of Eq. (6). Defaults to 1.0.
+        temperature_schedule (dict, optional): Anneal ``tau`` from
+            ``temperature`` to ``final`` over ``num_iters`` training calls:
+            ``dict(type='exp'|'linear'|'cosine', final=..., num_iters=...)``.
+            Defaults to None (constant).
+        scale (float, optional): Multiplier of ``p_hat``. None keeps the fixed
+            baseline's total, ``sum(prior)`` (7.5 for YOLO), or ``n`` when no
+            prior is given. Defaults to None.
+        per_image (bool): Sample one ``p_hat`` per image when the terms are
+            per-image vectors (Algorithm 1 works per sample). If False, the
+            terms are summed over the batch and one ``p_hat`` is sampled.
+            Defaults to True.
+        in_channels (int, optional): Length of the decision features; None
+            means the network reads the ``n`` detached raw terms.
+            Defaults to None.
+        decision_net (dict): Config of the decision network (``type``,
+            ``hidden_channels``, ...). Defaults to
+            ``dict(type='SLFDecisionNetwork', hidden_channels=32)``.
+        prior_init (bool): Start the decision network at the prior.
+            Defaults to True.
+        detach_features (bool): Stop gradients of Eq. (11) from flowing back
+            into ``w`` through the decision features. The paper's joint
+            backprop lets them flow (False). Defaults to True.
+        kl_weight (float): Coefficient of the ``KL(p || prior)`` guard, scaled
+            by the detached prior-weighted loss so its pull matches the
+            loss's pull at any loss scale. For fixed raw terms ``l`` the
+            decision then settles at ``p_i ~ prior_i * exp(-l_i /
+            (kl_weight * sum_j prior_j l_j))``. Defaults to 5.0.
+        entropy_weight (float): Coefficient of an entropy bonus on ``p``,
+            scaled the same way. Defaults to 0.0.
+        hard (bool): Straight-through one-hot samples (Eq. 9). Defaults to
+            True.
+        nonfinite (str): See :class:`BaseWeighting`. Defaults to 'raise'.
+    """
+
+    def __init__(self,
+                 terms: Sequence[str],
+                 prior: Lambdas = None,
+                 num_samples: int = 4,
+                 temperature: float = 1.0,
+                 temperature_schedule: Optional[dict] = None,
+                 scale: Optional[float] = None,
+                 per_image: bool = True,
+                 in_channels: Optional[int] = None,
+                 decision_net: dict = dict(
+                     type='SLFDecisionNetwork', hidden_channels=32),
+                 prior_init: bool = True,
+                 detach_features: bool = True,
+                 kl_weight: float = 5.0,
+                 entropy_weight: float = 0.0,
+                 hard: bool = True,
+                 nonfinite: str = 'raise') -> None:
+        super().__init__(terms, nonfinite)
+        if not isinstance(num_samples, int) or isinstance(num_samples, bool) \
+                or num_samples < 1:
+            raise ValueError(
+                f'num_samples (K) must be an int >= 1, got {num_samples!r}')
+        if not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise ValueError(
+                f'temperature (tau) must be > 0, got {temperature!r}')
+        lambdas = positive_lambdas(prior, self.terms, 'prior')
+        prior_probs = normalize_prior(
+            None if lambdas is None else lambdas.tolist(), self.num_terms)
+        self.register_buffer('prior', prior_probs, persistent=False)
+        self.scale = resolve_scale(scale, lambdas, self.num_terms)
+        self.num_samples = num_samples
+        self.temperature = float(temperature)
+        self.temperature_schedule = check_temperature_schedule(
+            temperature_schedule)
+        self.per_image = per_image
+        self.detach_features = detach_features
+        self.kl_weight = check_nonnegative('kl_weight', kl_weight)
+        self.entropy_weight = check_nonnegative('entropy_weight',
+                                                entropy_weight)
+        self.hard = hard
+        self.reads_terms = in_channels is None
+        decision_cfg = dict(decision_net)
+        decision_cfg.update(
+            in_channels=self.num_terms if in_channels is None else in_channels,
+            num_terms=self.num_terms,
+            prior=prior_probs.tolist(),
+            prior_init=prior_init)
+        self.decision_net = MODELS.build(decision_cfg)
+        # Training calls so far: drives the temperature schedule and is saved
+        # in checkpoints, so a resumed run continues the schedule exactly.
+        self.register_buffer('num_updates', torch.zeros((), dtype=torch.long))
+
+    def current_temperature(self) -> Union[float, Tensor]:
+        """``tau`` at the current training call, following the schedule; a
+        tensor on the buffer's device when scheduled (no host read)."""
+        if self.temperature_schedule is None:
+            return self.temperature
+        return scheduled_temperature(
+            self.temperature, float(self.temperature_schedule['final']),
+            float(self.temperature_schedule['num_iters']),
+            self.temperature_schedule['type'], self.num_updates)
+
+    def decision_logits(self, raw: Tensor,
+                        features: Optional[Tensor]) -> Tensor:
+        """Logits ``log p`` of shape ``[N, n]`` (or ``[1, n]`` per batch)."""
+        if self.reads_terms:
+            # Raw terms are always detached: reading them with gradient
+            # would let h lower the loss by changing the loss values.
+            inputs = torch.log1p(raw.detach().clamp(min=0))
+            inputs = inputs if inputs.dim() == 2 else inputs[None]
+        else:
+            if features is None:
+                raise ValueError(
+                    'SLFWeighting was built with in_channels='
+                    f'{self.decision_net.in_channels} and needs decision '
+                    'features [N, C] from the head, but got features=None')
+            inputs = features.detach() if self.detach_features else features
+            if inputs.dim() == 1:
+                inputs = inputs[None]
+        if raw.dim() == 1 and inputs.shape[0] != 1:
+            inputs = inputs.mean(dim=0, keepdim=True)
+        return self.decision_net(inputs.to(raw.dtype))
+
+    def _compute_weights(self, raw: Tensor,
+                         features: Optional[Tensor]) -> WeightsAndExtra:
+        tau = self.current_temperature()
+        if self.training:
+            self.num_updates += 1
+        batch_level = raw.dim() == 2 and not self.per_image
+        # [N, n] per image, or [1, n] when one p_hat serves the whole batch.
+        logits = self.decision_logits(raw.sum(0) if batch_level else raw,
+                                      features)
+        if raw.dim() == 2 and logits.shape[0] != raw.shape[0] \
+                and not batch_level:
+            raise ValueError(f'decision features give {logits.shape[0]} rows '
+                             f'but the raw terms have {raw.shape[0]} images')
+        p_hat = multiple_gumbel_softmax(
+            logits, self.num_samples, tau=tau, hard=self.hard)  # Eq. (10)
+        probs = F.softmax(logits, dim=-1)
+        weights = self.scale * p_hat  # Eq. (11)
+        weights = weights[0] if raw.dim() == 1 else weights.expand_as(raw)
+        extra = self._guards(raw, probs)
+        log_probs = F.log_softmax(logits, dim=-1)
+        entropy = -(probs * log_probs).sum(-1).mean()
+        mean_probs = probs.detach().mean(dim=0)
+        # new_full fills on the device; a host tensor's .to() would sync.
+        extra['slf_temperature'] = tau.detach().to(raw) if isinstance(
+            tau, Tensor) else raw.new_full((), tau)
+        extra['slf_entropy'] = entropy.detach()
+        for i, name in enumerate(self.terms):
+            extra[f'slf_p_{name}'] = mean_probs[i]
+        return weights, extra
+
+    def _guards(self, raw: Tensor, probs: Tensor) -> Dict[str, Tensor]:
+        """KL-to-prior and entropy terms against collapse (0 when off)."""
+        extra = {}
+        if self.kl_weight == 0 and self.entropy_weight == 0:
+            return extra
+        prior = self.prior.to(probs)
+        # Scale by the loss the prior would give, so the guard's gradient on
+        # the logits is commensurate with that of Eq. (11) at any loss scale.
+        batch_raw = raw.detach().sum(0) if raw.dim() == 2 else raw.detach()
+        magnitude = self.scale * (prior * batch_raw).sum()
+        log_probs = probs.clamp(min=1e-12).log()
+        if self.kl_weight > 0:
+            kl = (probs * (log_probs - prior.log())).sum(-1).mean()
+            extra['loss_slf_kl'] = self.kl_weight * magnitude * kl
+        if self.entropy_weight > 0:
+            entropy = -(probs * log_probs).sum(-1).mean()
+            extra['loss_slf_entropy'] = \
+                -self.entropy_weight * magnitude * entropy
+        return extra
+
+    def extra_repr(self) -> str:
+        return (f'terms={self.terms}, num_samples={self.num_samples}, '
+                f'temperature={self.temperature}, scale={self.scale}, '
+                f'per_image={self.per_image}, kl_weight={self.kl_weight}')
