@@ -2,8 +2,8 @@
 """Inference speed (FPS) of a detector at batch size 1.
 
     python tools/benchmark_fps.py CONFIG [CHECKPOINT] --device cuda \\
-        --num-iters 500 --warmup 50 [--fuse-conv-bn] [--dataset] \\
-        [--compare OTHER_CONFIG [--compare-checkpoint CKPT]]
+        --num-iters 500 --warmup 50 [--fuse-conv-bn] [--fp16] [--dataset] \\
+        [--compare OTHER_CONFIG [--compare-checkpoint CKPT] [--same-weights]]
 
 Each iteration times ``model.test_step`` on one image: preprocessing on the
 device, the forward pass and the post-processing (decoding, NMS), as
@@ -12,7 +12,12 @@ image file is not timed. Inputs are random images of the test pipeline's
 resize scale, or real test images with ``--dataset``. With ``--compare`` the
 two models run alternately in one loop, so drifts of clock speed and load
 hit both alike, and the FPS ratio is printed with its noise estimate.
-Without a checkpoint the weights are random, which does not change speed.
+Without a checkpoint the weights are random, which does not change speed;
+``--same-weights`` gives the second model the first one's weights wherever
+names and shapes match, so both also keep the same boxes for NMS. ``--fp16``
+runs the network under ``torch.autocast`` with float16 and decodes and
+suppresses boxes in float32, as mmdet 2.x's ``force_fp32`` did (mmcv's NMS
+kernels take float32 only).
 """
 import argparse
 import json
@@ -52,6 +57,14 @@ def parse_args():
                         help='untimed iterations per model first')
     parser.add_argument('--fuse-conv-bn', action='store_true',
                         help='fold BN layers into the preceding convs')
+    parser.add_argument(
+        '--fp16', action='store_true',
+        help='network under torch.autocast (float16); decoding and NMS '
+        'in float32')
+    parser.add_argument(
+        '--same-weights', action='store_true',
+        help='copy the first model\'s weights into the second wherever '
+        'names and shapes match (with --compare)')
     parser.add_argument('--dataset', action='store_true',
                         help='real test images instead of random ones')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
@@ -120,11 +133,53 @@ def dataset_batches(cfg):
         yield from Runner.build_dataloader(loader_cfg, seed=0)
 
 
-def timed_step(model, batch, device):
+def copy_shared_weights(source, target):
+    """Copy every tensor of ``source`` into ``target`` whose name and shape
+    match; returns how many. The loss weighting of an SLF model has no
+    counterpart in a fixed-weight one and keeps its own values."""
+    target_state = target.state_dict()
+    shared = {
+        name: value
+        for name, value in source.state_dict().items()
+        if name in target_state and target_state[name].shape == value.shape
+    }
+    target.load_state_dict(shared, strict=False)
+    return len(shared)
+
+
+def _to_float32(value):
+    if torch.is_tensor(value) and value.dtype in (torch.float16,
+                                                  torch.bfloat16):
+        return value.float()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_float32(item) for item in value)
+    return value
+
+
+def float32_post_processing(model, device_type):
+    """Run every ``predict_by_feat`` (decoding, NMS) in float32 outside
+    autocast, on float32 copies of its inputs."""
+    for module in model.modules():
+        predict = getattr(module, 'predict_by_feat', None)
+        if predict is None:
+            continue
+
+        def wrapped(*args, _predict=predict, **kwargs):
+            with torch.autocast(device_type, enabled=False):
+                return _predict(*_to_float32(args), **{
+                    key: _to_float32(value)
+                    for key, value in kwargs.items()
+                })
+
+        module.predict_by_feat = wrapped
+
+
+def timed_step(model, batch, device, fp16=False):
     if device.startswith('cuda'):
         torch.cuda.synchronize()
     start = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast(
+            device.split(':')[0], dtype=torch.float16, enabled=fp16):
         model.test_step(batch)
     if device.startswith('cuda'):
         torch.cuda.synchronize()
@@ -159,10 +214,17 @@ def main():
         cfg = load_cfg(path, args.cfg_options)
         models.append(
             build_model(cfg, checkpoint, args.device, args.fuse_conv_bn))
+        if args.fp16:
+            float32_post_processing(models[-1], args.device.split(':')[0])
         # every model sees the same images in the same order
         streams.append(
             dataset_batches(cfg) if args.dataset else random_batches(
                 tuple(args.shape) if args.shape else test_resize_hw(cfg)))
+    if args.same_weights and len(models) == 2:
+        copied = copy_shared_weights(models[0], models[1])
+        print(f'same weights: {copied} of '
+              f'{len(models[1].state_dict())} tensors of the second model '
+              'copied from the first')
     times = [[] for _ in runs]
     for step in range(args.warmup + args.num_iters):
         # alternate the order so neither model always runs second
@@ -170,7 +232,7 @@ def main():
             range(len(runs)))
         for index in order:
             elapsed = timed_step(models[index], next(streams[index]),
-                                 args.device)
+                                 args.device, args.fp16)
             if step >= args.warmup:
                 times[index].append(elapsed)
 
@@ -180,8 +242,10 @@ def main():
     device = torch.cuda.get_device_name(args.device) if \
         args.device.startswith('cuda') else f'cpu ({torch.get_num_threads()}'\
         ' threads)'
-    print(f'device: {device}, batch 1, {args.num_iters} timed iterations '
-          f'after {args.warmup} warm-up, fuse_conv_bn={args.fuse_conv_bn}')
+    dtype = 'float16 (autocast)' if args.fp16 else 'float32'
+    print(f'device: {device}, batch 1, {dtype}, {args.num_iters} timed '
+          f'iterations after {args.warmup} warm-up, '
+          f'fuse_conv_bn={args.fuse_conv_bn}')
     for result in results:
         print(f'{result["config"]}: FPS {result["fps"]:.2f} '
               f'(mean {result["mean_ms"]:.2f} ms, median '
@@ -189,7 +253,11 @@ def main():
               f'ms; {result["params"] / 1e6:.2f} M params, '
               f'{result["weighting_params"]} in loss weighting, unused at '
               'inference)')
-    summary = dict(device=device, results=results)
+    summary = dict(device=device, dtype=dtype, batch_size=1,
+                   num_iters=args.num_iters, warmup=args.warmup,
+                   fuse_conv_bn=args.fuse_conv_bn,
+                   same_weights=bool(args.same_weights and len(runs) == 2),
+                   results=results)
     if len(results) == 2:
         first, second = results
         ratio = second['fps'] / first['fps']

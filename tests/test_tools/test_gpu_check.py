@@ -1,0 +1,154 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""tools/gpu_check.sh and its helper, as far as they run without a GPU, and
+the --fp16 / --same-weights options of tools/benchmark_fps.py."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO_ROOT
+from mmengine.config import Config
+
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
+import gpu_check  # noqa: E402
+
+
+def run(args, cwd=REPO_ROOT):
+    result = subprocess.run(
+        [sys.executable] + args, cwd=cwd, capture_output=True, text=True,
+        timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + \
+        result.stderr[-3000:]
+    return result.stdout
+
+
+def test_script_parses():
+    subprocess.run(['bash', '-n', osp.join(REPO_ROOT, 'tools',
+                                           'gpu_check.sh')], check=True)
+
+
+def test_yolo_rows_have_configs():
+    for key in gpu_check.CONFIGS:
+        assert osp.isfile(osp.join(REPO_ROOT, gpu_check.find_config(key)))
+
+
+def test_patch_mmcv(tmp_path):
+    csrc = tmp_path / 'mmcv' / 'ops' / 'csrc' / 'common'
+    csrc.mkdir(parents=True)
+    (csrc / 'helper.hpp').write_text(
+        '#include <ATen/ATen.h>\n#include <THC/THCAtomics.cuh>\n')
+    (csrc / 'other.cu').write_text('#include <cuda.h>\n')
+    (tmp_path / 'setup.py').write_text(
+        'import os\n' + gpu_check.PKG_RESOURCES_IMPORT + '\n'
+        "print(parse_version('2.11.0+cu130') > parse_version('1.12.1'))\n")
+    gpu_check.main(['patch-mmcv', str(tmp_path)])
+    assert (csrc / 'helper.hpp').read_text().endswith(
+        '#include <ATen/cuda/Atomic.cuh>\n')
+    assert (csrc / 'other.cu').read_text() == '#include <cuda.h>\n'
+    setup = (tmp_path / 'setup.py').read_text()
+    assert 'except ImportError' in setup
+    # the fallback works without pkg_resources
+    code = ('import sys; sys.modules["pkg_resources"] = None; '
+            f'exec(open({str(tmp_path / "setup.py")!r}).read())')
+    assert run(['-c', code]).strip() == 'True'
+
+
+@pytest.mark.parametrize('key,weighting', [('yolo', 'FixedWeighting'),
+                                           ('yolo_slf', 'SLFWeighting')])
+def test_digits_config_keeps_the_voc_model(tmp_path, key, weighting):
+    out = tmp_path / 'digits.py'
+    gpu_check.main([
+        'make-config', gpu_check.find_config(key), str(out), '--data-root',
+        str(tmp_path / 'VOCdevkit'), '--iters', '7'
+    ])
+    cfg = Config.fromfile(str(out))
+    base = Config.fromfile(osp.join(REPO_ROOT, gpu_check.find_config(key)))
+    assert cfg.model.bbox_head.weighting == base.model.bbox_head.weighting
+    assert cfg.model.bbox_head.weighting.type == weighting
+    assert cfg.model.backbone == base.model.backbone
+    assert cfg.optim_wrapper == base.optim_wrapper
+    assert cfg.model.bbox_head.num_classes == 10
+    dataset = cfg.train_dataloader.dataset
+    assert dataset.type == 'VOCDataset'
+    assert dataset.data_root == str(tmp_path / 'VOCdevkit') + '/'
+    assert dataset.pipeline == base.train_pipeline
+    assert cfg.test_dataloader.dataset.metainfo.classes == tuple('0123456789')
+    assert cfg.train_cfg.max_iters == 7
+    assert cfg.default_hooks.checkpoint.interval == 7
+
+
+def test_record_and_summary(tmp_path):
+    run_dir = tmp_path / 'train_slf_fp32'
+    vis = run_dir / '20260101_000000' / 'vis_data'
+    vis.mkdir(parents=True)
+    lines = [
+        dict(loss=9.0, loss_coord=1.0, slf_w_coord=4.9, iter=10, time=0.1),
+        dict(loss=7.0, loss_coord=0.5, slf_w_coord=4.8, iter=20, time=0.1),
+    ]
+    (vis / 'scalars.json').write_text(''.join(
+        json.dumps(line) + '\n' for line in lines))
+    (run_dir / 'iter_20.pth').write_bytes(b'0')
+    state = str(tmp_path / 'state')
+    assert gpu_check.main([
+        'record', '--state', state, '--name', 'train_slf_fp32', '--parse',
+        'train', '--work-dir', str(run_dir), '--expect-slf'
+    ]) == 0
+    # a non-finite loss fails the stage even with exit status 0
+    lines[1]['loss'] = float('nan')
+    (vis / 'scalars.json').write_text(''.join(
+        json.dumps(line) + '\n' for line in lines))
+    assert gpu_check.main([
+        'record', '--state', state, '--name', 'train_fixed_amp', '--parse',
+        'train', '--work-dir', str(run_dir)
+    ]) == 1
+    log = tmp_path / 'test.log'
+    log.write_text("{'pascal_voc/mAP': 0.0123, 'pascal_voc/AP50': 0.012}\n")
+    gpu_check.main([
+        'record', '--state', state, '--name', 'test_slf_fp32', '--parse',
+        'test', '--log', str(log)
+    ])
+    fps = tmp_path / 'fps.json'
+    fps.write_text(json.dumps(dict(
+        device='GPU', dtype='float32', ratio=1.01, ratio_2se=0.02,
+        results=[dict(config='a', fps=100.0), dict(config='b', fps=101.0)])))
+    gpu_check.main([
+        'record', '--state', state, '--name', 'fps_yolo_fp32', '--parse',
+        'fps', '--work-dir', str(fps)
+    ])
+    gpu_check.main(['record', '--state', state, '--name', 'fps_yolo_fp16',
+                    '--skipped', 'deadline'])
+    out = tmp_path / 'report.json'
+    gpu_check.main(['summary', '--state', state, '--out', str(out)])
+    summary = json.loads(out.read_text())['summary']
+    assert summary['losses_finite'] == {
+        'train_slf_fp32': True, 'train_fixed_amp': False}
+    assert summary['slf_weights_logged'] == {
+        'train_slf_fp32': ['slf_w_coord']}
+    assert summary['amp_ok'] is False
+    assert summary['test_map'] == {'test_slf_fp32': 0.0123}
+    assert summary['fps']['yolo']['fp32']['slf_fps'] == 101.0
+    assert summary['fps']['yolo']['fp32']['paper_titan_x_fps'] == 45
+    assert sorted(summary['not_ok']) == ['fps_yolo_fp16', 'train_fixed_amp']
+
+
+def test_fps_tool_fp16_with_same_weights(tmp_path):
+    out = str(tmp_path / 'fps.json')
+    output = run([
+        'tools/benchmark_fps.py', gpu_check.find_config('fast_yolo'),
+        '--compare', gpu_check.find_config('fast_yolo_slf'), '--same-weights',
+        '--fp16', '--device', 'cpu', '--num-iters', '3', '--warmup', '1',
+        '--threads', '1', '--shape', '128', '128', '--out', out,
+        '--cfg-options', 'model.bbox_head.input_size=128',
+        'model.backbone.widen_factor=0.125', 'model.bbox_head.in_channels=128',
+        'model.bbox_head.fc_channels=64'
+    ])
+    assert 'same weights:' in output
+    with open(out) as f:
+        summary = json.load(f)
+    assert summary['dtype'] == 'float16 (autocast)'
+    assert summary['same_weights'] is True
+    fixed, slf = summary['results']
+    assert slf['params'] == fixed['params'] + slf['weighting_params']
+    assert os.path.getsize(out) > 0
