@@ -173,6 +173,11 @@ def cmd_cuda_env(args):
     cudart_dir = find_cudart_dir(cuda_home, args.lib_dir)
     info['cudart_link_dir'] = cudart_dir
     path = [osp.dirname(sys.executable)]  # ninja of this environment
+    try:  # the ninja wheel keeps its binary in the package
+        import ninja
+        path.append(ninja.BIN_DIR)
+    except (ImportError, AttributeError):
+        pass
     if cuda_home:
         path.append(osp.join(cuda_home, 'bin'))
     exports['PATH'] = ':'.join(path + [os.environ.get('PATH', '')])

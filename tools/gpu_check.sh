@@ -122,7 +122,7 @@ stage() {
 
 finish() {
     $HELPER summary --state "$STATE" --out "$OUT/gpu_check.json" \
-        --order env,install,mmcv,data,configs,train_slf_fp32,train_slf_amp,train_fixed_fp32,train_fixed_amp,test_slf_fp32,test_slf_amp,test_fixed_fp32,test_fixed_amp,fps_yolo_fp32,fps_yolo_fp16,fps_fast_yolo_fp32,fps_fast_yolo_fp16,fps_yolo_vgg16_fp32,fps_yolo_vgg16_fp16 \
+        --order env,install,mmcv,configs,data,train_slf_fp32,train_slf_amp,train_fixed_fp32,train_fixed_amp,test_slf_fp32,test_slf_amp,test_fixed_fp32,test_fixed_amp,fps_yolo_fp32,fps_yolo_fp16,fps_fast_yolo_fp32,fps_fast_yolo_fp16,fps_yolo_vgg16_fp32,fps_yolo_vgg16_fp16 \
         || say "summary failed"
     (cd "$WORK" && tar -czf "$OUT/gpu_check_logs.tar.gz" logs state configs \
         runs/*/*.json runs/*/*/*.log runs/*/*/vis_data/scalars.json \
@@ -254,17 +254,19 @@ for run in slf_fp32 slf_amp fixed_fp32 fixed_amp; do
 done
 
 # ------------------------------------------ 6. reload on CUDA, VOC mAP
-for run in slf_fp32 slf_amp fixed_fp32 fixed_amp; do
+test_run() {
+    local run=$1 cfg ckpt
     cfg=$(digits_config "$run")
     ckpt=$(ls "$RUNS/train_$run"/iter_*.pth 2>/dev/null | tail -n 1)
     if [ -z "$ckpt" ]; then
         record "test_$run" 0 0 "tools/test.py" \
             --skipped "no checkpoint of train_$run" >/dev/null
-        continue
+        return 1
     fi
     stage "test_$run" 30 150 "--parse test" \
         "$PY" tools/test.py "$cfg" "$ckpt" --work-dir "$RUNS/test_$run"
-done
+}
+test_run slf_fp32
 
 # ------------------------------------------------------ 7. batch-1 FPS
 for arch in yolo fast_yolo yolo_vgg16; do
@@ -279,4 +281,9 @@ for arch in yolo fast_yolo yolo_vgg16; do
             --same-weights --device cuda --num-iters 300 --warmup 50 \
             --fuse-conv-bn ${half[@]+"${half[@]}"} --out "$RUNS/fps_${arch}_$dtype.json"
     done
+done
+
+# ------------------------------------- 8. the other checkpoints, if time
+for run in slf_amp fixed_fp32 fixed_amp; do
+    test_run "$run"
 done
