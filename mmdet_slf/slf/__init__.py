@@ -8,6 +8,7 @@ from .base import BaseWeighting, diagnostics_as_floats
 from .builder import build_weighting
 from .decision import SLFDecisionNetwork, normalize_prior
 from .dwa import DWAWeighting
+from .estimators import ESTIMATORS, estimate_p_hat, stratified_sample
 from .fixed import FixedWeighting
 from .gumbel import multiple_gumbel_softmax, sample_gumbel
 from .nonfinite import NonFinitePolicy
@@ -21,5 +22,6 @@ __all__ = [
     'normalize_prior', 'BaseWeighting', 'diagnostics_as_floats',
     'NonFinitePolicy', 'check_temperature_schedule', 'scheduled_temperature',
     'FixedWeighting', 'SLFWeighting', 'UncertaintyWeighting', 'DWAWeighting',
-    'RandomWeighting', 'build_weighting'
+    'RandomWeighting', 'build_weighting', 'ESTIMATORS',
+    'estimate_p_hat', 'stratified_sample'
 ]

@@ -1,0 +1,103 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""Estimators ``p_hat`` of the decision probabilities ``p``, all with mean p.
+
+``'gumbel'`` is the paper's (Eq. 9-10); ``'stratified'`` and ``'expected'``
+are lower-variance estimators of the same expectation, added here.
+"""
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .gumbel import multiple_gumbel_softmax
+
+ESTIMATORS = ('gumbel', 'stratified', 'expected')
+
+
+def stratified_sample(probs: Tensor,
+                      num_samples: int,
+                      generator: Optional[torch.Generator] = None) -> Tensor:
+    """``K`` systematic inverse-CDF draws per row, as counts / K.
+
+    One ``U ~ U(0, 1)`` per row places the points ``u_k = (k + U) / K``,
+    ``k = 0..K-1``; point ``u_k`` selects term ``i`` when
+    ``cdf_{i-1} <= u_k < cdf_i``. An interval of length ``p_i`` holds
+    ``floor(K p_i)`` or ``floor(K p_i) + 1`` points, the latter with
+    probability ``f_i = frac(K p_i)``, so ``count_i / K`` has mean ``p_i``
+    and variance ``f_i (1 - f_i) / K^2`` (against ``p_i (1 - p_i) / K`` for
+    ``K`` independent draws), and a term with ``K p_i >= 1`` is never left
+    at weight 0.
+
+    Args:
+        probs (Tensor): Probabilities ``[..., n]``, rows summing to 1.
+        num_samples (int): ``K`` >= 1.
+        generator (torch.Generator, optional): Random generator.
+            Defaults to None.
+
+    Returns:
+        Tensor: ``p_hat`` of the shape of ``probs``, on the ``1/K`` grid.
+    """
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(
+            f'num_samples must be an int >= 1, got {num_samples!r}')
+    cdf = probs.detach().cumsum(dim=-1).contiguous()  # [..., n]
+    shift = torch.rand(
+        probs.shape[:-1] + (1, ),
+        device=probs.device,
+        dtype=probs.dtype,
+        generator=generator)
+    steps = torch.arange(num_samples, device=probs.device, dtype=probs.dtype)
+    points = ((steps + shift) / num_samples).contiguous()  # [..., K]
+    index = torch.searchsorted(cdf, points, right=True)
+    # Rounding can leave cdf_n a hair below 1: such points go to the last term.
+    index = index.clamp(max=probs.shape[-1] - 1)
+    counts = torch.zeros_like(probs).scatter_add_(
+        -1, index, torch.ones_like(points))
+    return counts / num_samples
+
+
+def estimate_p_hat(logits: Tensor,
+                   estimator: str,
+                   num_samples: int,
+                   tau: Union[float, Tensor] = 1.0,
+                   hard: bool = True,
+                   straight_through: bool = True,
+                   generator: Optional[torch.Generator] = None) -> Tensor:
+    """``p_hat``, an estimate of ``p = softmax(logits)`` with mean ``p``.
+
+    ``'gumbel'``: the mean of ``K`` Gumbel-softmax samples, Eq. (9)-(10),
+    one-hot (``hard=True``, the paper) or soft; the gradient is the
+    Gumbel-softmax one. ``'stratified'``: :func:`stratified_sample`.
+    ``'expected'``: ``p`` itself, no sampling noise. With
+    ``straight_through`` the sampled values carry the gradient of ``p``
+    (forward ``p_hat``, backward identity), so Eq. (11) trains the logits.
+
+    Args:
+        logits (Tensor): Logits ``[..., n]``.
+        estimator (str): One of :data:`ESTIMATORS`.
+        num_samples (int): ``K``.
+        tau (float | Tensor): Gumbel-softmax temperature (``'gumbel'``).
+            Defaults to 1.0.
+        hard (bool): One-hot Gumbel samples. Defaults to True.
+        straight_through (bool): Give ``'stratified'`` samples the gradient
+            of ``p``. Defaults to True.
+        generator (torch.Generator, optional): Random generator.
+            Defaults to None.
+
+    Returns:
+        Tensor: ``p_hat`` of the shape of ``logits``.
+    """
+    if estimator == 'gumbel':
+        return multiple_gumbel_softmax(
+            logits, num_samples, tau=tau, hard=hard, generator=generator)
+    probs = F.softmax(logits, dim=-1)
+    if estimator == 'expected':
+        return probs
+    if estimator == 'stratified':
+        p_hat = stratified_sample(probs, num_samples, generator=generator)
+        if straight_through:
+            p_hat = p_hat + probs - probs.detach()
+        return p_hat
+    raise ValueError(
+        f'estimator must be one of {ESTIMATORS}, got {estimator!r}')

@@ -1,0 +1,89 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""Estimators of p: the paper's zero-weight share (1 - p)^K, and the lower
+variance estimators' means and variances against their derivations."""
+import pytest
+import torch
+
+from mmdet_slf.slf import estimate_p_hat, stratified_sample
+
+PROBS = torch.tensor([0.5, 0.3, 0.13, 0.07])
+LOGITS = PROBS.log()
+DRAWS = 40000  # rows ("images"), each with its own draw
+
+
+def binomial_bound(p, draws, sigmas=5.0):
+    """5-sigma bound on a share estimated from ``draws`` Bernoulli trials:
+    a false failure has probability < 1e-6 per entry."""
+    return sigmas * torch.sqrt(p * (1 - p) / draws) + 1e-12
+
+
+@pytest.mark.parametrize('num_samples', [1, 4, 16])
+def test_gumbel_zero_weight_share_is_one_minus_p_to_the_k(num_samples):
+    generator = torch.Generator().manual_seed(num_samples)
+    p_hat = estimate_p_hat(LOGITS.expand(DRAWS, 4), 'gumbel', num_samples,
+                           generator=generator)
+    zero_share = (p_hat == 0).float().mean(0)
+    expected = (1 - PROBS)**num_samples
+    bound = binomial_bound(expected, DRAWS)
+    assert ((zero_share - expected).abs() < bound).all(), (zero_share,
+                                                           expected)
+    # K = 4, the paper's setting: a term of probability 0.07 gets no weight
+    # on three images out of four.
+    if num_samples == 4:
+        assert zero_share[3].item() == pytest.approx(0.93**4, abs=0.01)
+
+
+@pytest.mark.parametrize('num_samples', [1, 3, 4, 7])
+def test_stratified_mean_variance_and_zero_share(num_samples):
+    generator = torch.Generator().manual_seed(10 + num_samples)
+    p_hat = stratified_sample(PROBS.expand(DRAWS, 4).contiguous(),
+                              num_samples, generator=generator)
+    grid = p_hat * num_samples
+    torch.testing.assert_close(grid, grid.round(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(p_hat.sum(-1), torch.ones(DRAWS))
+    # count = floor(K p) + Bernoulli(f), f = frac(K p): mean p, variance
+    # f (1 - f) / K^2 (derivation in docs/slf.md).
+    frac = num_samples * PROBS - torch.floor(num_samples * PROBS)
+    variance = frac * (1 - frac) / num_samples**2
+    mean_bound = 5 * torch.sqrt(variance / DRAWS) + 1e-6
+    assert ((p_hat.mean(0) - PROBS).abs() < mean_bound).all()
+    # The Bernoulli share f is estimated within a binomial bound, so the
+    # variance f (1 - f) / K^2 is checked through it.
+    extra = (grid - torch.floor(num_samples * PROBS)).mean(0)
+    assert ((extra - frac).abs() < binomial_bound(frac, DRAWS)).all()
+    torch.testing.assert_close(
+        p_hat.var(0), variance, rtol=0.05, atol=1e-6)
+    # Never below the independent draws' variance p (1 - p) / K.
+    assert (variance <= PROBS * (1 - PROBS) / num_samples + 1e-9).all()
+    # Weight 0 only while K p < 1, with probability 1 - K p.
+    zero_expected = (1 - num_samples * PROBS).clamp(min=0)
+    zero_share = (p_hat == 0).float().mean(0)
+    assert ((zero_share - zero_expected).abs() <
+            binomial_bound(zero_expected, DRAWS)).all()
+
+
+def test_expected_is_p_with_zero_variance():
+    p_hat = estimate_p_hat(LOGITS.expand(5, 4), 'expected', num_samples=4)
+    torch.testing.assert_close(p_hat, PROBS.expand(5, 4))
+
+
+@pytest.mark.parametrize('estimator', ['stratified', 'expected'])
+def test_straight_through_gradient_is_that_of_p(estimator):
+    terms = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    logits = LOGITS.clone().requires_grad_(True)
+    (estimate_p_hat(logits, estimator, 4) * terms).sum().backward()
+    reference = LOGITS.clone().requires_grad_(True)
+    (torch.softmax(reference, -1) * terms).sum().backward()
+    torch.testing.assert_close(logits.grad, reference.grad)
+    # Without straight-through, stratified counts carry no gradient.
+    detached = estimate_p_hat(LOGITS.clone().requires_grad_(True),
+                              'stratified', 4, straight_through=False)
+    assert not detached.requires_grad
+
+
+def test_unknown_estimator_is_named():
+    with pytest.raises(ValueError, match="estimator must be one of "
+                       r"\('gumbel', 'stratified', 'expected'\), got 'mc'"):
+        estimate_p_hat(LOGITS, 'mc', 4)
+    with pytest.raises(ValueError, match='num_samples'):
+        stratified_sample(PROBS, 0)
