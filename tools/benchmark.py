@@ -33,8 +33,8 @@ from mmengine.runner import Runner  # noqa: E402
 from mmengine.visualization import Visualizer  # noqa: E402
 
 from mmdet_slf.datasets import make_digits_voc  # noqa: E402
-from mmdet_slf.utils.benchmark import (inference_fps,  # noqa: E402
-                                       train_step_seconds)
+from mmdet_slf.utils.timing import (inference_fps,  # noqa: E402
+                                    train_step_seconds)
 from mmdet_slf.utils.config_check import add_hooks  # noqa: E402
 from mmdet_slf.utils.plotting import (plot_map_bars,  # noqa: E402
                                       plot_weight_trajectories)

@@ -21,11 +21,8 @@ kernels take float32 only).
 """
 import argparse
 import json
-import math
 import os.path as osp
-import statistics
 import sys
-import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -40,6 +37,8 @@ from mmengine.model.utils import revert_sync_batchnorm  # noqa: E402
 from mmengine.runner import Runner, load_checkpoint  # noqa: E402
 
 from mmdet_slf.slf import BaseWeighting  # noqa: E402
+from mmdet_slf.utils.timing import (device_synchronizer,  # noqa: E402
+                                    interleaved_timing, rate_ratio)
 
 
 def parse_args():
@@ -174,29 +173,27 @@ def float32_post_processing(model, device_type):
         module.predict_by_feat = wrapped
 
 
-def timed_step(model, batch, device, fp16=False):
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    with torch.no_grad(), torch.autocast(
-            device.split(':')[0], dtype=torch.float16, enabled=fp16):
-        model.test_step(batch)
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+def inference_step(model, device, fp16=False):
+    """One image through ``model.test_step`` (under autocast with
+    ``fp16``); returns the images done, for the interleaved timer."""
+    device_type = device.split(':')[0]
+
+    def step(batch):
+        with torch.no_grad(), torch.autocast(
+                device_type, dtype=torch.float16, enabled=fp16):
+            model.test_step(batch)
+        return 1
+
+    return step
 
 
-def summarise(name, times, model):
-    mean = statistics.fmean(times)
+def summarise(name, timing, model):
     weighting = sum(
         p.numel() for m in model.modules() if isinstance(m, BaseWeighting)
         for p in m.parameters())
     return dict(
         config=name,
-        fps=1.0 / mean,
-        mean_ms=1e3 * mean,
-        median_ms=1e3 * statistics.median(times),
-        std_ms=1e3 * (statistics.stdev(times) if len(times) > 1 else 0.0),
+        **timing.summary(),
         params=sum(p.numel() for p in model.parameters()),
         weighting_params=weighting)
 
@@ -225,19 +222,23 @@ def main():
         print(f'same weights: {copied} of '
               f'{len(models[1].state_dict())} tensors of the second model '
               'copied from the first')
-    times = [[] for _ in runs]
-    for step in range(args.warmup + args.num_iters):
-        # alternate the order so neither model always runs second
-        order = range(len(runs)) if step % 2 == 0 else reversed(
-            range(len(runs)))
-        for index in order:
-            elapsed = timed_step(models[index], next(streams[index]),
-                                 args.device, args.fp16)
-            if step >= args.warmup:
-                times[index].append(elapsed)
+    # One timed iteration per model and round, the order rotating every
+    # round so neither model always runs second; the warm-up iterations
+    # run the same way untimed, and making or loading an image is not timed.
+    keys = [str(index) for index in range(len(runs))]
+    timings = interleaved_timing(
+        {key: inference_step(model, args.device, args.fp16)
+         for key, model in zip(keys, models)},
+        rounds=args.num_iters,
+        calls_per_round=1,
+        warmup=args.warmup,
+        prepare={key: stream.__next__
+                 for key, stream in zip(keys, streams)},
+        synchronize=device_synchronizer(torch.device(args.device)))
 
     results = [
-        summarise(path, t, m) for (path, _), t, m in zip(runs, times, models)
+        summarise(path, timings[key], model)
+        for (path, _), key, model in zip(runs, keys, models)
     ]
     device = torch.cuda.get_device_name(args.device) if \
         args.device.startswith('cuda') else f'cpu ({torch.get_num_threads()}'\
@@ -259,16 +260,12 @@ def main():
                    same_weights=bool(args.same_weights and len(runs) == 2),
                    results=results)
     if len(results) == 2:
-        first, second = results
-        ratio = second['fps'] / first['fps']
-        # standard error of a ratio of two means, from the per-iteration
+        # the ratio with two standard errors from the per-iteration
         # spread: how far apart the FPS may be by noise alone
-        rel = math.sqrt(
-            sum((r['std_ms'] / r['mean_ms'])**2
-                for r in results) / args.num_iters)
+        ratio, ratio_2se = rate_ratio(timings['0'], timings['1'])
         print(f'FPS ratio (second / first): {ratio:.3f} '
-              f'+- {2 * ratio * rel:.3f} (2 standard errors)')
-        summary.update(ratio=ratio, ratio_2se=2 * ratio * rel)
+              f'+- {ratio_2se:.3f} (2 standard errors)')
+        summary.update(ratio=ratio, ratio_2se=ratio_2se)
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(summary, f, indent=2)

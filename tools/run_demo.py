@@ -24,7 +24,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from mmdet_slf.datasets import make_digits_voc  # noqa: E402
 from mmdet_slf.utils.config_check import add_hooks  # noqa: E402
-from mmdet_slf.utils.benchmark import inference_fps  # noqa: E402
+from mmdet_slf.utils.timing import inference_fps  # noqa: E402
 from mmdet_slf.utils.plotting import (draw_detection_grid,  # noqa: E402
                                       plot_slf_weights)
 
