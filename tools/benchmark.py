@@ -36,8 +36,8 @@ from mmdet_slf.datasets import make_digits_voc  # noqa: E402
 from mmdet_slf.utils.timing import (inference_fps,  # noqa: E402
                                     train_step_seconds)
 from mmdet_slf.utils.config_check import add_hooks  # noqa: E402
-from mmdet_slf.utils.plotting import (plot_map_bars,  # noqa: E402
-                                      plot_weight_trajectories)
+from mmdet_slf.visualization import (plot_map_bars,  # noqa: E402
+                                     plot_weight_trajectories)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BASE_CONFIG = osp.join(REPO_ROOT, 'configs/demo/fast-yolo_digits.py')

@@ -13,9 +13,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmdet_slf.utils.plotting import (find_scalars_file,  # noqa: E402
-                                      load_scalars, plot_slf_weights,
-                                      slf_series)
+from mmdet_slf.visualization import (find_scalars_file,  # noqa: E402
+                                     load_scalars, plot_slf_weights,
+                                     slf_series)
 
 
 def parse_args(argv=None):

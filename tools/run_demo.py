@@ -25,8 +25,8 @@ from mmengine.runner import Runner  # noqa: E402
 from mmdet_slf.datasets import make_digits_voc  # noqa: E402
 from mmdet_slf.utils.config_check import add_hooks  # noqa: E402
 from mmdet_slf.utils.timing import inference_fps  # noqa: E402
-from mmdet_slf.utils.plotting import (draw_detection_grid,  # noqa: E402
-                                      plot_slf_weights)
+from mmdet_slf.visualization import (draw_detection_grid,  # noqa: E402
+                                     plot_slf_weights)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SLF_CONFIG = osp.join(REPO_ROOT, 'configs/demo/fast-yolo-slf_digits.py')

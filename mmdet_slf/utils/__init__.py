@@ -3,15 +3,6 @@ from .checkpoint import (CheckpointError, register_safe_globals,
                          safe_torch_load)
 
 __all__ = ['CheckpointError', 'register_safe_globals', 'safe_torch_load']
-from .plotting import (draw_detection_grid, draw_detections,
-                       find_scalars_file, load_scalars, plot_map_bars,
-                       plot_slf_weights, plot_weight_trajectories, slf_series)
-
-__all__ += [
-    'draw_detection_grid', 'draw_detections', 'find_scalars_file',
-    'load_scalars', 'plot_map_bars', 'plot_slf_weights',
-    'plot_weight_trajectories', 'slf_series'
-]
 from .checkpoint_check import (checkpoint_state_dict, compare_state_dicts,
                                describe_mismatch)
 from .config_check import (add_hooks, check_ann_files, check_data_roots,

@@ -1,6 +1,6 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
-"""Plots of weight trajectories, mAP bars and detection grids: the PNG is
-written at the expected size and the plotted data is the input data."""
+"""Plots of weight trajectories: the PNG is written at the expected size
+and the plotted data is the input data."""
 import importlib.util
 import json
 import os.path as osp
@@ -11,16 +11,13 @@ import pytest
 import torch
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
-from mmengine.structures import InstanceData
 from torch import nn
 
 import mmdet_slf  # noqa: F401
-from mmdet.structures import DetDataSample
 from mmdet_slf.slf import FixedWeighting, SLFWeighting
-from mmdet_slf.utils.plotting import (PALETTE, draw_detection_grid,
-                                      find_scalars_file, load_scalars,
-                                      plot_map_bars, plot_slf_weights,
-                                      plot_weight_trajectories)
+from mmdet_slf.visualization import (find_scalars_file, load_scalars,
+                                     plot_slf_weights,
+                                     plot_weight_trajectories)
 
 TOOL = osp.join(osp.dirname(__file__), '..', '..', 'tools',
                 'plot_slf_weights.py')
@@ -132,61 +129,6 @@ def test_weight_trajectories_overlay(tmp_path):
                 [r[key] for r in records if 'iter' in r])
     assert (lines['FixedWeighting/slf_w_coord'].axes is
             lines['SLFWeighting/slf_w_coord'].axes)
-
-
-def test_map_bars_mean_and_std(tmp_path):
-    results = {'FixedWeighting': [0.50, 0.70], 'SLFWeighting': [0.60],
-               'DWAWeighting': [0.2, 0.3, 0.4]}
-    out = str(tmp_path / 'bars.png')
-    figure = plot_map_bars(results, out, dpi=50)
-    assert cv2.imread(out).shape == (4.5 * 50, 6 * 50, 3)
-    ax = figure.axes[0]
-    heights = {p.get_gid(): p.get_height() for p in ax.patches}
-    assert heights == pytest.approx({'FixedWeighting': 0.6,
-                                     'SLFWeighting': 0.6,
-                                     'DWAWeighting': 0.3})
-    # Error bar half-lengths: sample std (0.1414, 0 for one seed, 0.1).
-    segments = ax.containers[0].lines[2][0].get_segments()
-    half = [abs(s[1][1] - s[0][1]) / 2 for s in segments]
-    assert half == pytest.approx([np.sqrt(0.02), 0.0, 0.1])
-    with pytest.raises(ValueError, match='at least one'):
-        plot_map_bars({'SLFWeighting': []}, out)
-
-
-def test_detection_grid_draws_boxes(tmp_path):
-    images = [np.full((40, 50, 3), 200, np.uint8),
-              np.full((30, 20, 3), 100, np.uint8),
-              np.full((40, 50, 3), 150, np.uint8)]
-    sample = DetDataSample()
-    sample.pred_instances = InstanceData(
-        bboxes=torch.tensor([[10., 20., 30., 35.], [2., 2., 8., 8.]]),
-        scores=torch.tensor([0.9, 0.1]),
-        labels=torch.tensor([3, 1]))
-    results = [sample,
-               dict(bboxes=np.array([[2., 3., 12., 25.]]),
-                    scores=np.array([0.5]), labels=np.array([7])),
-               (np.zeros((0, 4)), np.zeros(0), np.zeros(0, int))]
-    out = str(tmp_path / 'grid.png')
-    grid = draw_detection_grid(images, results, [str(i) for i in range(10)],
-                               out, score_thr=0.3, num_cols=2, scale=2.0,
-                               gap=4)
-    assert grid.shape == (2 * 80 + 4, 2 * 100 + 4, 3)
-    assert np.array_equal(cv2.imread(out), grid)
-    # Box of class 3 at 2x: left edge x=20, y from 40 to 70 (below label).
-    assert (grid[50:70, 20] == PALETTE[3]).all()
-    assert (grid[70, 30:60] == PALETTE[3]).all()
-    # Score 0.1 < 0.3: the class-1 box is not drawn.
-    assert not (grid[:80, :100] == PALETTE[1]).all(-1).any()
-    # Second image in the second column, box of class 7 at 2x.
-    left = 100 + 4
-    assert (grid[20:50, left + 4] == PALETTE[7]).all()
-    assert (grid[50, left + 10:left + 24] == PALETTE[7]).all()
-    # The 20x30 image leaves its cell's padding white; the third image, no
-    # detections, is unchanged.
-    assert (grid[:60, left + 40:left + 100] == 255).all()
-    assert (grid[84:, :100] == 150).all()
-    with pytest.raises(ValueError, match='equal length'):
-        draw_detection_grid(images, results[:2], ['a'], out)
 
 
 class ToyModel(BaseModel):

@@ -1,0 +1,140 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""Loss-weight trajectories: one run (:func:`plot_slf_weights`) or several
+overlaid (:func:`plot_weight_trajectories`). Every function returns the
+``Figure`` so callers (and tests) can read back the plotted data."""
+from typing import Dict, Tuple, Union
+
+from .figure import new_figure, save_figure
+from .scalars import Records, Series, as_series
+
+
+def _split_key(key: str) -> Tuple[str, str]:
+    """``'bbox_head.cls.slf_w_x'`` -> ``('slf_w_', 'bbox_head.cls: x')``."""
+    owner, _, leaf = key.rpartition('.')
+    for kind in ('slf_w_', 'slf_p_'):
+        if leaf.startswith(kind):
+            term = leaf[len(kind):]
+            return kind, f'{owner}: {term}' if owner else term
+    name = leaf[len('slf_'):] if leaf.startswith('slf_') else leaf
+    return leaf, f'{owner}: {name}' if owner else name
+
+
+def plot_slf_weights(source: Union[str, Records, Series],
+                     out_file: str,
+                     title: str = 'SLF loss weights',
+                     width: float = 8.0,
+                     panel_height: float = 3.0,
+                     dpi: int = 100):
+    """Plot the weight trajectory of every term of one run.
+
+    Panels, top to bottom: weights ``slf_w_<term>``; sampling probabilities
+    ``slf_p_<term>`` (SLF only); temperature ``tau`` (left axis) and the
+    entropy of the decision distribution (right axis), when logged. Every
+    line's ``gid`` is its scalars key.
+
+    Args:
+        source (str | list[dict] | dict): Work dir, run dir or
+            ``scalars.json``; records; or :func:`slf_series` output.
+        out_file (str): PNG to write.
+        title (str): Figure title. Defaults to 'SLF loss weights'.
+        width (float): Width in inches. Defaults to 8.0.
+        panel_height (float): Height of a panel in inches. Defaults to 3.0.
+        dpi (int): Dots per inch. Defaults to 100.
+
+    Returns:
+        matplotlib.figure.Figure: The figure.
+    """
+    series = as_series(source)
+    groups = {'slf_w_': [], 'slf_p_': [], 'slf_temperature': [],
+              'slf_entropy': []}
+    for key in sorted(series):
+        kind, _ = _split_key(key)
+        if kind in groups:
+            groups[kind].append(key)
+    if not groups['slf_w_']:
+        raise KeyError('no slf_w_<term> scalars to plot (found '
+                       f'{sorted(series) or "no slf_ keys"})')
+    panels = [k for k in ('slf_w_', 'slf_p_') if groups[k]]
+    if groups['slf_temperature'] or groups['slf_entropy']:
+        panels.append('schedule')
+    figure, axes = new_figure(
+        len(panels), 1, (width, panel_height * len(panels)), dpi)
+    titles = {'slf_w_': 'weight (lambda)', 'slf_p_': 'probability p'}
+    for ax, panel in zip(axes[:, 0], panels):
+        if panel == 'schedule':
+            _plot_schedule(ax, series, groups)
+            continue
+        for key in groups[panel]:
+            xs, ys = series[key]
+            ax.plot(xs, ys, label=_split_key(key)[1], gid=key)
+        ax.set_ylabel(titles[panel])
+        ax.legend(loc='best', fontsize='small')
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel('iteration')
+    figure.suptitle(title)
+    figure.tight_layout()
+    save_figure(figure, out_file, dpi)
+    return figure
+
+
+def _plot_schedule(ax, series: Series, groups: dict) -> None:
+    """Temperature on ``ax``, entropy on a twin axis (other units)."""
+    handles = []
+    for key in groups['slf_temperature']:
+        handles += ax.plot(*series[key], color='tab:red', gid=key,
+                           label=_split_key(key)[1])
+    ax.set_ylabel('temperature tau')
+    if groups['slf_entropy']:
+        twin = ax.twinx()
+        for key in groups['slf_entropy']:
+            handles += twin.plot(*series[key], color='tab:blue', gid=key,
+                                 linestyle='--', label=_split_key(key)[1])
+        twin.set_ylabel('entropy (nats)')
+    ax.legend(handles=handles, loc='best', fontsize='small')
+    ax.grid(alpha=0.3)
+
+
+def plot_weight_trajectories(runs: Dict[str, Union[str, Records, Series]],
+                             out_file: str,
+                             title: str = 'Loss weights per strategy',
+                             num_cols: int = 2,
+                             dpi: int = 100):
+    """Overlay the weight trajectories of several runs, one panel per term.
+
+    Args:
+        runs (dict): Run label (e.g. the strategy) -> source as in
+            :func:`plot_slf_weights`.
+        out_file (str): PNG to write.
+        title (str): Figure title. Defaults to 'Loss weights per strategy'.
+        num_cols (int): Panels per row. Defaults to 2.
+        dpi (int): Dots per inch. Defaults to 100.
+
+    Returns:
+        matplotlib.figure.Figure: The figure; line ``gid`` is
+        ``'<label>/<key>'``.
+    """
+    all_series = {label: as_series(src) for label, src in runs.items()}
+    keys = sorted({k for s in all_series.values() for k in s
+                   if _split_key(k)[0] == 'slf_w_'})
+    if not keys:
+        raise KeyError(f'no slf_w_<term> scalars in any of {list(runs)}')
+    num_cols = min(num_cols, len(keys))
+    num_rows = -(-len(keys) // num_cols)
+    figure, axes = new_figure(num_rows, num_cols,
+                              (5.0 * num_cols, 3.2 * num_rows), dpi)
+    colours = {label: f'C{i % 10}' for i, label in enumerate(all_series)}
+    for ax, key in zip(axes.flat, keys):
+        for label, series in all_series.items():
+            if key in series:
+                ax.plot(*series[key], color=colours[label], label=label,
+                        gid=f'{label}/{key}')
+        ax.set_title(f'weight of {_split_key(key)[1]}')
+        ax.set_xlabel('iteration')
+        ax.grid(alpha=0.3)
+        ax.legend(loc='best', fontsize='small')
+    for ax in list(axes.flat)[len(keys):]:
+        ax.set_visible(False)
+    figure.suptitle(title)
+    figure.tight_layout()
+    save_figure(figure, out_file, dpi)
+    return figure

@@ -1,0 +1,146 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""Detections drawn alone and beside the ground truth: the saved PNG's
+pixels show each box in its colour where it belongs, and VOC's matching
+decides which predictions count as correct."""
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.structures import InstanceData
+
+from mmdet.structures import DetDataSample
+from mmdet_slf.visualization import (CORRECT_COLOUR, GT_COLOUR, PALETTE,
+                                     WRONG_COLOUR, as_ground_truth,
+                                     draw_comparison_grid,
+                                     draw_detection_grid, match_detections)
+
+
+def test_detection_grid_draws_boxes(tmp_path):
+    images = [np.full((40, 50, 3), 200, np.uint8),
+              np.full((30, 20, 3), 100, np.uint8),
+              np.full((40, 50, 3), 150, np.uint8)]
+    sample = DetDataSample()
+    sample.pred_instances = InstanceData(
+        bboxes=torch.tensor([[10., 20., 30., 35.], [2., 2., 8., 8.]]),
+        scores=torch.tensor([0.9, 0.1]),
+        labels=torch.tensor([3, 1]))
+    results = [sample,
+               dict(bboxes=np.array([[2., 3., 12., 25.]]),
+                    scores=np.array([0.5]), labels=np.array([7])),
+               (np.zeros((0, 4)), np.zeros(0), np.zeros(0, int))]
+    out = str(tmp_path / 'grid.png')
+    grid = draw_detection_grid(images, results, [str(i) for i in range(10)],
+                               out, score_thr=0.3, num_cols=2, scale=2.0,
+                               gap=4)
+    assert grid.shape == (2 * 80 + 4, 2 * 100 + 4, 3)
+    assert np.array_equal(cv2.imread(out), grid)
+    # Box of class 3 at 2x: left edge x=20, y from 40 to 70 (below label).
+    assert (grid[50:70, 20] == PALETTE[3]).all()
+    assert (grid[70, 30:60] == PALETTE[3]).all()
+    # Score 0.1 < 0.3: the class-1 box is not drawn.
+    assert not (grid[:80, :100] == PALETTE[1]).all(-1).any()
+    # Second image in the second column, box of class 7 at 2x.
+    left = 100 + 4
+    assert (grid[20:50, left + 4] == PALETTE[7]).all()
+    assert (grid[50, left + 10:left + 24] == PALETTE[7]).all()
+    # The 20x30 image leaves its cell's padding white; the third image, no
+    # detections, is unchanged.
+    assert (grid[:60, left + 40:left + 100] == 255).all()
+    assert (grid[84:, :100] == 150).all()
+    with pytest.raises(ValueError, match='equal length'):
+        draw_detection_grid(images, results[:2], ['a'], out)
+
+
+def test_match_detections_follows_voc():
+    gt_bboxes = np.array([[0., 0., 10., 10.], [20., 20., 30., 30.]])
+    gt_labels = np.array([0, 1])
+    bboxes = np.array([
+        [0., 0., 10., 9.],  # IoU 0.9 with gt 0, class 0, score 0.6
+        [0., 0., 10., 8.],  # IoU 0.8 with gt 0, class 0, score 0.9
+        [20., 20., 30., 30.],  # exact gt 1 box but class 0
+        [20., 20., 30., 24.],  # class 1, IoU 0.4 < 0.5
+    ])
+    scores = np.array([0.6, 0.9, 0.8, 0.7])
+    labels = np.array([0, 0, 0, 1])
+    correct = match_detections(bboxes, scores, labels, gt_bboxes, gt_labels)
+    # The higher score takes gt 0 though the other box fits it better; the
+    # other is a duplicate.
+    assert correct.tolist() == [False, True, False, False]
+    assert match_detections(bboxes, scores, labels, gt_bboxes, gt_labels,
+                            iou_thr=0.3).tolist() == [False, True, False,
+                                                      True]
+    assert match_detections(bboxes, scores, labels, np.zeros((0, 4)),
+                            np.zeros(0, int)).tolist() == [False] * 4
+
+
+def test_ground_truth_from_data_info_skips_ignored():
+    info = dict(img_path='a.jpg', instances=[
+        dict(bbox=[1, 2, 3, 4], bbox_label=5, ignore_flag=0),
+        dict(bbox=[5, 6, 7, 8], bbox_label=6, ignore_flag=1)])
+    bboxes, labels = as_ground_truth(info)
+    assert bboxes.tolist() == [[1, 2, 3, 4]] and labels.tolist() == [5]
+    sample = DetDataSample()
+    sample.gt_instances = InstanceData(bboxes=torch.tensor([[1., 2, 3, 4]]),
+                                       labels=torch.tensor([2]))
+    assert as_ground_truth(sample)[1].tolist() == [2]
+
+
+def test_comparison_grid_pixels(tmp_path):
+    image = np.full((60, 80, 3), 128, np.uint8)
+    gt = dict(bboxes=np.array([[10., 12., 40., 50.]]), labels=np.array([2]))
+    predictions = dict(
+        bboxes=np.array([[11., 13., 41., 49.],   # correct
+                         [50., 5., 75., 30.],    # nothing there: wrong
+                         [2., 35., 8., 55.]]),   # below the threshold
+        scores=np.array([0.9, 0.8, 0.1]),
+        labels=np.array([2, 5, 7]))
+    out = str(tmp_path / 'detections.png')
+    picture, counts = draw_comparison_grid(
+        [image, image], [predictions, predictions], [gt, gt],
+        [str(i) for i in range(10)], out, score_thr=0.3, pairs_per_row=2,
+        scale=2.0, gap=10)
+    saved = cv2.imread(out)
+    assert np.array_equal(saved, picture)
+    # Legend, then two pairs of 160-wide panels (2 px apart), 10 px apart.
+    legend_height = saved.shape[0] - 120
+    assert legend_height in (26, 46)  # its four entries in one or two rows
+    assert saved.shape[1:] == (2 * (2 * 160 + 2) + 10, 3)
+    assert counts == [dict(num_gts=1, num_shown=2, num_correct=1)] * 2
+    legend, panels = saved[:legend_height], saved[legend_height:]
+    for colour in (GT_COLOUR, CORRECT_COLOUR, WRONG_COLOUR):
+        assert (legend == colour).all(-1).any()
+    # Ground truth, left panel: green left edge at x = 2 * 10, below its
+    # label, and a green bottom edge at y = 2 * 50.
+    assert (panels[60:95, 20] == GT_COLOUR).all()
+    assert (panels[100, 30:75] == GT_COLOUR).all()
+    # Predictions, right panel (x offset 162): the correct box in blue, the
+    # wrong one in red, the low-score one not drawn.
+    right = panels[:, 162:322]
+    assert (right[60:95, 22] == CORRECT_COLOUR).all()
+    assert (right[30:55, 100] == WRONG_COLOUR).all()
+    assert (right[75:105, 4] == 128).all()
+    assert not (right == GT_COLOUR).all(-1).any()
+    # No prediction drawn on the ground-truth panel.
+    left = panels[:, :160]
+    assert not (left == CORRECT_COLOUR).all(-1).any()
+    assert not (left == WRONG_COLOUR).all(-1).any()
+    # The second pair repeats the first.
+    assert np.array_equal(panels[:, 332:], panels[:, :322])
+    with pytest.raises(ValueError, match='equal length'):
+        draw_comparison_grid([image], [predictions], [], ['a'], out)
+
+
+def test_comparison_reads_image_files(tmp_path):
+    path = str(tmp_path / 'digit.jpg')
+    cv2.imwrite(path, np.full((32, 32, 3), 90, np.uint8))
+    picture, counts = draw_comparison_grid(
+        [path], [(np.zeros((0, 4)), np.zeros(0), np.zeros(0, int))],
+        [dict(img_path=path, instances=[
+            dict(bbox=[4, 4, 20, 20], bbox_label=1, ignore_flag=0)])],
+        ['zero', 'one'], str(tmp_path / 'out.png'), scale=1.0)
+    assert counts == [dict(num_gts=1, num_shown=0, num_correct=0)]
+    panel = picture[-32:]
+    assert (panel[10:20, 4] == GT_COLOUR).all()
+    with pytest.raises(FileNotFoundError, match='cannot read image'):
+        draw_comparison_grid([str(tmp_path / 'missing.jpg')], [()], [()],
+                             ['a'], str(tmp_path / 'x.png'))

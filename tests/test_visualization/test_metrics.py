@@ -1,0 +1,137 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""Accuracy figures and the AP per class behind them: the bars and lines
+hold the input numbers, and the per-class AP agrees with mmdet's VOCMetric
+on the same detections."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import mmdet_slf  # noqa: F401
+from mmdet.evaluation import VOCMetric
+from mmdet_slf.visualization import (class_average_precision, plot_class_ap,
+                                     plot_map_bars, plot_map_curve)
+
+
+def test_map_bars_mean_and_std(tmp_path):
+    results = {'FixedWeighting': [0.50, 0.70], 'SLFWeighting': [0.60],
+               'DWAWeighting': [0.2, 0.3, 0.4]}
+    out = str(tmp_path / 'bars.png')
+    figure = plot_map_bars(results, out, dpi=50)
+    assert cv2.imread(out).shape == (4.5 * 50, 6 * 50, 3)
+    ax = figure.axes[0]
+    heights = {p.get_gid(): p.get_height() for p in ax.patches}
+    assert heights == pytest.approx({'FixedWeighting': 0.6,
+                                     'SLFWeighting': 0.6,
+                                     'DWAWeighting': 0.3})
+    # Error bar half-lengths: sample std (0.1414, 0 for one seed, 0.1).
+    segments = ax.containers[0].lines[2][0].get_segments()
+    half = [abs(s[1][1] - s[0][1]) / 2 for s in segments]
+    assert half == pytest.approx([np.sqrt(0.02), 0.0, 0.1])
+    with pytest.raises(ValueError, match='at least one'):
+        plot_map_bars({'SLFWeighting': []}, out)
+
+
+def test_class_ap_bars(tmp_path):
+    class_ap = {'0': 0.9, '1': 0.5, '2': 1.0}
+    out = str(tmp_path / 'class_ap.png')
+    figure = plot_class_ap(class_ap, out, dpi=50)
+    assert cv2.imread(out).shape == (4.0 * 50, 6.0 * 50, 3)
+    ax = figure.axes[0]
+    heights = {p.get_gid(): p.get_height() for p in ax.patches}
+    assert heights == pytest.approx(class_ap)
+    [mean_line] = [line for line in ax.get_lines() if line.get_gid() == 'mAP']
+    assert mean_line.get_ydata()[0] == pytest.approx(0.8)
+    figure = plot_class_ap(class_ap, out, mean_ap=0.75)
+    [mean_line] = [ln for ln in figure.axes[0].get_lines()
+                   if ln.get_gid() == 'mAP']
+    assert mean_line.get_ydata()[0] == pytest.approx(0.75)
+    with pytest.raises(ValueError, match='at least one class'):
+        plot_class_ap({}, out)
+
+
+def test_map_curve_reads_validation_lines(tmp_path):
+    records = [{'loss': 2.0, 'iter': 100, 'step': 100},
+               {'pascal_voc/mAP': 0.4, 'step': 200},
+               {'loss': 1.0, 'iter': 300, 'step': 300},
+               {'pascal_voc/mAP': 0.7, 'step': 400}]
+    run_dir = tmp_path / 'work' / '20240101_000000' / 'vis_data'
+    run_dir.mkdir(parents=True)
+    (run_dir / 'scalars.json').write_text(
+        ''.join(json.dumps(r) + '\n' for r in records))
+    # A later test-only run without the key is passed over.
+    later = tmp_path / 'work' / '20240102_000000' / 'vis_data'
+    later.mkdir(parents=True)
+    (later / 'scalars.json').write_text('{"step": 0}\n')
+    out = str(tmp_path / 'curve.png')
+    figure = plot_map_curve(
+        {'SLF': str(tmp_path / 'work'), 'fixed': records[:2]}, out, dpi=50)
+    assert cv2.imread(out).shape == (4.0 * 50, 7.0 * 50, 3)
+    lines = {ln.get_gid(): ln for ln in figure.axes[0].get_lines()}
+    assert lines['SLF'].get_xdata().tolist() == [200, 400]
+    assert lines['SLF'].get_ydata().tolist() == [0.4, 0.7]
+    assert lines['fixed'].get_xdata().tolist() == [200]
+    with pytest.raises(KeyError, match='val_interval'):
+        plot_map_curve({'SLF': records[:1]}, out)
+
+
+def voc_metric_map(samples, classes):
+    """mAP of mmdet's own VOCMetric on data samples."""
+    metric = VOCMetric(eval_mode='11points')
+    metric.dataset_meta = dict(classes=classes)
+    metric.process({}, samples)
+    return metric.compute_metrics(metric.results)['mAP']
+
+
+def sample(gt_bboxes, gt_labels, bboxes, scores, labels):
+    return dict(
+        gt_instances=dict(bboxes=torch.tensor(gt_bboxes).reshape(-1, 4),
+                          labels=torch.tensor(gt_labels)),
+        ignored_instances=dict(bboxes=torch.zeros((0, 4)),
+                               labels=torch.zeros(0, dtype=torch.long)),
+        pred_instances=dict(bboxes=torch.tensor(bboxes).reshape(-1, 4),
+                            scores=torch.tensor(scores),
+                            labels=torch.tensor(labels)))
+
+
+def test_class_average_precision_matches_voc_metric():
+    classes = ('a', 'b', 'c')
+    samples = [
+        # class a: the top detection hits its one object -> AP 1.
+        sample([[0., 0., 20., 20.]], [0],
+               [[0., 0., 20., 20.], [40., 40., 60., 60.]], [0.9, 0.3],
+               [0, 0]),
+        # class b: two objects; a miss (0.8) ranks above a hit (0.7).
+        sample([[0., 0., 20., 20.], [30., 30., 50., 50.]], [1, 1],
+               [[60., 60., 70., 70.], [0., 0., 20., 20.]], [0.8, 0.7],
+               [1, 1]),
+    ]
+    results = class_average_precision(
+        [s['pred_instances'] for s in samples],
+        [s['gt_instances'] for s in samples], classes)
+    by_name = {c['name']: c for c in results['classes']}
+    assert by_name['a']['ap'] == pytest.approx(1.0)
+    # Precision 1/2 up to recall 1/2: 6 of the 11 recall points.
+    assert by_name['b']['ap'] == pytest.approx(6 * 0.5 / 11)
+    assert by_name['b']['recall'] == pytest.approx(0.5)
+    assert (by_name['b']['num_gts'], by_name['b']['num_dets']) == (2, 2)
+    # Class c has no objects: AP 0, left out of the mean as VOC does.
+    assert by_name['c']['num_gts'] == 0
+    assert results['mAP'] == pytest.approx((1.0 + 6 * 0.5 / 11) / 2)
+    assert results['mAP'] == pytest.approx(voc_metric_map(samples, classes))
+
+
+def test_class_average_precision_reads_data_infos():
+    infos = [dict(img_path='x.jpg', instances=[
+        dict(bbox=[0, 0, 20, 20], bbox_label=0, ignore_flag=0),
+        dict(bbox=[30, 30, 50, 50], bbox_label=0, ignore_flag=1)])]
+    # The detection on the ignored (difficult) object counts neither way.
+    detections = [dict(bboxes=np.array([[30., 30., 50., 50.],
+                                        [0., 0., 20., 20.]]),
+                       scores=np.array([0.9, 0.8]), labels=np.array([0, 0]))]
+    results = class_average_precision(detections, infos, ('a', ))
+    assert results['mAP'] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match='equal length'):
+        class_average_precision(detections, [], ('a', ))
