@@ -10,3 +10,6 @@ __all__ += [
     'CheckpointCheckHook', 'DatasetCheckHook', 'IterSeedHook',
     'seed_everything'
 ]
+from .progress_bar_hook import ProgressBarHook
+
+__all__ += ['ProgressBarHook']
