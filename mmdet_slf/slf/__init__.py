@@ -12,6 +12,8 @@ from .estimators import ESTIMATORS, estimate_p_hat, stratified_sample
 from .fixed import FixedWeighting
 from .gumbel import multiple_gumbel_softmax, sample_gumbel
 from .nonfinite import NonFinitePolicy
+from .objectives import (DECISION_OBJECTIVES, ProgressSignal, ScaleFreeSignal,
+                         TeacherSignal, decision_objective)
 from .rlw import RandomWeighting
 from .schedule import check_temperature_schedule, scheduled_temperature
 from .slf import SLFWeighting
@@ -23,5 +25,6 @@ __all__ = [
     'NonFinitePolicy', 'check_temperature_schedule', 'scheduled_temperature',
     'FixedWeighting', 'SLFWeighting', 'UncertaintyWeighting', 'DWAWeighting',
     'RandomWeighting', 'build_weighting', 'ESTIMATORS',
-    'estimate_p_hat', 'stratified_sample'
+    'estimate_p_hat', 'stratified_sample', 'DECISION_OBJECTIVES',
+    'decision_objective', 'ScaleFreeSignal', 'ProgressSignal', 'TeacherSignal'
 ]

@@ -8,9 +8,11 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 from .base import BaseWeighting, WeightsAndExtra
-from .checks import Lambdas, check_nonnegative, positive_lambdas, resolve_scale
+from .checks import (Lambdas, check_choice, check_nonnegative,
+                     positive_lambdas, resolve_scale)
 from .decision import normalize_prior
-from .gumbel import multiple_gumbel_softmax
+from .estimators import ESTIMATORS, estimate_p_hat
+from .objectives import build_signal, decision_objective
 from .schedule import check_temperature_schedule, scheduled_temperature
 
 
@@ -19,10 +21,26 @@ class SLFWeighting(BaseWeighting):
     """Stochastic Loss Function weighting, Eq. (4), (9)-(11), Algorithm 1.
 
     A decision network ``h`` (Eq. 4) maps decision features (or the detached
-    raw terms) to logits ``log p``; ``K`` straight-through Gumbel-softmax
-    samples give ``p_hat`` (Eq. 10), and the weights are
-    ``scale * p_hat`` (Eq. 11). With per-image terms each image draws its
-    own ``p_hat``.
+    raw terms) to logits ``log p``; an estimator turns ``p`` into ``p_hat``
+    (the paper's: ``K`` straight-through Gumbel-softmax samples, Eq. 10), and
+    the weights are ``scale * p_hat`` (Eq. 11). With per-image terms each
+    image draws its own ``p_hat``.
+
+    ``decision_objective`` selects what trains ``h``'s parameters ``v``.
+    ``'joint'`` is Algorithm 1: ``v`` gets the gradient of the detector's
+    own objective through the straight-through ``p_hat`` (plus the optional
+    KL guard and entropy bonus). It moves probability to the currently
+    smallest term and collapses (``docs/slf.md``). The other objectives are
+    ours: the detector is trained on ``sum_i w_i.detach() * l_i`` and ``v``
+    only on ``loss_slf_decision``,
+    ``J = E[sum_i p_i s_i] + kl_weight * KL(p || prior)``, with a detached
+    signal ``s`` (``'scale_free'``: ``l_i`` over its running mean;
+    ``'progress'``: how fast ``log l_i`` falls; ``'teacher'``:
+    ``-l_i / sum_j prior_j l_j``). Its minimiser is
+    ``p_i ~ prior_i * exp(-s_i / kl_weight)``.
+
+    The paper's Algorithm 1 is ``decision_objective='joint', kl_weight=0,
+    prior=None, prior_init=False, scale=1``.
 
     Args:
         terms (Sequence[str]): Term names ``n``.
@@ -60,8 +78,25 @@ class SLFWeighting(BaseWeighting):
             (kl_weight * sum_j prior_j l_j))``. Defaults to 5.0.
         entropy_weight (float): Coefficient of an entropy bonus on ``p``,
             scaled the same way. Defaults to 0.0.
-        hard (bool): Straight-through one-hot samples (Eq. 9). Defaults to
-            True.
+        hard (bool): One-hot Gumbel samples (Eq. 7-9); False uses soft
+            samples. Only for ``estimator='gumbel'``. Defaults to True.
+        decision_objective (str): What trains ``v``: ``'joint'`` (Algorithm
+            1), ``'scale_free'``, ``'progress'`` or ``'teacher'``. The
+            non-joint ones need ``kl_weight > 0`` (it is ``beta`` of ``J``),
+            ``entropy_weight=0`` and ``detach_features=True``.
+            Defaults to 'joint'.
+        estimator (str): ``p_hat``: ``'gumbel'`` (the paper's, Eq. 9-10),
+            ``'stratified'`` (``K`` systematic inverse-CDF draws: same mean,
+            variance ``f (1 - f) / K^2`` with ``f = frac(K p)``) or
+            ``'expected'`` (``p_hat = p``, no sampling noise).
+            Defaults to 'gumbel'.
+        scale_momentum (float): Momentum of the running means that make the
+            ``'scale_free'`` and ``'progress'`` signals unitless.
+            Defaults to 0.99.
+        fast_momentum (float): Fast average of ``log l`` (``'progress'``).
+            Defaults to 0.9.
+        slow_momentum (float): Slow average of ``log l`` (``'progress'``),
+            > ``fast_momentum``. Defaults to 0.99.
         nonfinite (str): See :class:`BaseWeighting`. Defaults to 'raise'.
     """
 
@@ -81,6 +116,11 @@ class SLFWeighting(BaseWeighting):
                  kl_weight: float = 5.0,
                  entropy_weight: float = 0.0,
                  hard: bool = True,
+                 decision_objective: str = 'joint',
+                 estimator: str = 'gumbel',
+                 scale_momentum: float = 0.99,
+                 fast_momentum: float = 0.9,
+                 slow_momentum: float = 0.99,
                  nonfinite: str = 'raise') -> None:
         super().__init__(terms, nonfinite)
         if not isinstance(num_samples, int) or isinstance(num_samples, bool) \
@@ -105,6 +145,14 @@ class SLFWeighting(BaseWeighting):
         self.entropy_weight = check_nonnegative('entropy_weight',
                                                 entropy_weight)
         self.hard = hard
+        self.decision_objective = decision_objective
+        self.estimator = estimator
+        self._check_choices(per_image, detach_features)
+        # Keeps the running means of 'scale_free' and 'progress' in buffers;
+        # None for 'joint', whose v is trained by Eq. (11) itself.
+        self.signal = build_signal(decision_objective, self.num_terms,
+                                   scale_momentum, fast_momentum,
+                                   slow_momentum)
         self.reads_terms = in_channels is None
         decision_cfg = dict(decision_net)
         decision_cfg.update(
@@ -116,6 +164,34 @@ class SLFWeighting(BaseWeighting):
         # Training calls so far: drives the temperature schedule and is saved
         # in checkpoints, so a resumed run continues the schedule exactly.
         self.register_buffer('num_updates', torch.zeros((), dtype=torch.long))
+
+    def _check_choices(self, per_image: bool, detach_features: bool) -> None:
+        """Build-time checks of the options that select the method."""
+        for key, value in (('per_image', per_image), ('hard', self.hard),
+                           ('detach_features', detach_features)):
+            if not isinstance(value, bool):
+                raise ValueError(f'{key} must be True or False, got {value!r}')
+        check_choice('estimator', self.estimator, ESTIMATORS)
+        if not self.hard and self.estimator != 'gumbel':
+            raise ValueError(
+                "hard=False (soft samples) applies to estimator='gumbel' "
+                f'only, got estimator={self.estimator!r}')
+        objective = self.decision_objective
+        if objective == 'joint' or not isinstance(objective, str):
+            return  # an unknown name is reported by build_signal
+        if self.kl_weight <= 0:
+            raise ValueError(
+                f'kl_weight must be > 0 with decision_objective='
+                f'{objective!r}: it is beta in J, and beta = 0 would put all '
+                f'weight on one term; got {self.kl_weight}')
+        if self.entropy_weight != 0:
+            raise ValueError(
+                "entropy_weight applies to decision_objective='joint' only, "
+                f'got {self.entropy_weight} with {objective!r}')
+        if not detach_features:
+            raise ValueError(
+                "detach_features=False applies to decision_objective='joint' "
+                f'only: {objective!r} trains only the decision network')
 
     def current_temperature(self) -> Union[float, Tensor]:
         """``tau`` at the current training call, following the schedule; a
@@ -161,12 +237,21 @@ class SLFWeighting(BaseWeighting):
                 and not batch_level:
             raise ValueError(f'decision features give {logits.shape[0]} rows '
                              f'but the raw terms have {raw.shape[0]} images')
-        p_hat = multiple_gumbel_softmax(
-            logits, self.num_samples, tau=tau, hard=self.hard)  # Eq. (10)
+        joint = self.signal is None
+        # Eq. (10) for 'gumbel'; straight-through so that Eq. (11) trains v.
+        p_hat = estimate_p_hat(logits, self.estimator, self.num_samples,
+                               tau=tau, hard=self.hard,
+                               straight_through=joint)
         probs = F.softmax(logits, dim=-1)
         weights = self.scale * p_hat  # Eq. (11)
+        if not joint:
+            weights = weights.detach()
         weights = weights[0] if raw.dim() == 1 else weights.expand_as(raw)
-        extra = self._guards(raw, probs)
+        if joint:
+            extra = self._guards(raw, probs)
+        else:
+            extra = self._decision_terms(
+                raw.sum(0) if batch_level else raw, probs)
         log_probs = F.log_softmax(logits, dim=-1)
         entropy = -(probs * log_probs).sum(-1).mean()
         mean_probs = probs.detach().mean(dim=0)
@@ -177,6 +262,20 @@ class SLFWeighting(BaseWeighting):
         for i, name in enumerate(self.terms):
             extra[f'slf_p_{name}'] = mean_probs[i]
         return weights, extra
+
+    def _decision_terms(self, rows: Tensor,
+                        probs: Tensor) -> Dict[str, Tensor]:
+        """``loss_slf_decision`` (``J``) and the mean signal per term."""
+        rows = rows.detach()
+        rows = rows if rows.dim() == 2 else rows[None]  # [R, n]
+        signal = self.signal(rows, self.prior)  # [R, n] or [1, n]
+        objective = decision_objective(probs, signal, self.prior.to(probs),
+                                       self.kl_weight)
+        extra = {'loss_slf_decision': objective}
+        mean_signal = signal.mean(dim=0)
+        for i, name in enumerate(self.terms):
+            extra[f'slf_signal_{name}'] = mean_signal[i]
+        return extra
 
     def _guards(self, raw: Tensor, probs: Tensor) -> Dict[str, Tensor]:
         """KL-to-prior and entropy terms against collapse (0 when off)."""
@@ -199,6 +298,9 @@ class SLFWeighting(BaseWeighting):
         return extra
 
     def extra_repr(self) -> str:
-        return (f'terms={self.terms}, num_samples={self.num_samples}, '
+        return (f'terms={self.terms}, '
+                f'decision_objective={self.decision_objective!r}, '
+                f'estimator={self.estimator!r}, '
+                f'num_samples={self.num_samples}, '
                 f'temperature={self.temperature}, scale={self.scale}, '
                 f'per_image={self.per_image}, kl_weight={self.kl_weight}')

@@ -23,7 +23,8 @@ class SLFLoss(nn.Module):
     the caller's ``weight``, ``avg_factor`` and ``reduction_override``; the
     weighting (by default :class:`SLFWeighting`, reading the detached
     candidate values) turns them into ``sum_i w_i * l_i``. Extra objective
-    terms of the weighting (the KL guard) are added to the returned tensor;
+    terms of the weighting (the KL guard ``loss_slf_kl``, the decision
+    objective ``loss_slf_decision``) are added to the returned tensor;
     weights and temperature are kept in ``last_diagnostics`` for
     :class:`SLFLoggerHook`, because a head's ``loss_cls`` returns one tensor.
 

@@ -102,6 +102,34 @@ def test_value_includes_the_kl_guard():
         sum(w * v for w, v in zip(weights, values)) + guard, rel=1e-5)
 
 
+@pytest.mark.parametrize('objective', ['scale_free', 'progress', 'teacher'])
+def test_decision_objective_term_is_added_and_trains_only_the_network(
+        objective):
+    scores, labels = softmax_batch(6)
+    scores.requires_grad_(True)
+    slf = SLFLoss([dict(type='CrossEntropyLoss'),
+                   dict(type='BiTemperedLogisticLoss')],
+                  names=['ce', 'bt'],
+                  # Away from the prior, so J has a gradient at step 0.
+                  weighting=dict(type='SLFWeighting', scale=1.0,
+                                 decision_objective=objective,
+                                 estimator='stratified', prior_init=False))
+    values = [candidate(scores, labels) for candidate in slf.candidates]
+    total = slf(scores, labels)
+    weights = weights_of(slf)
+    weighted = sum(w * v for w, v in zip(weights, values))
+    # The prediction's gradient is that of the weighted sum with the
+    # weights held fixed: J (the rest of the total) never reaches it.
+    expected = torch.autograd.grad(weighted, scores, retain_graph=True)[0]
+    params = list(slf.weighting.decision_net.parameters())
+    grads = torch.autograd.grad(total, [scores] + params)
+    torch.testing.assert_close(grads[0], expected)
+    # The decision network is trained, by J alone.
+    assert sum(g.abs().sum().item() for g in grads[1:]) > 0
+    assert all(g is None for g in torch.autograd.grad(
+        weighted, params, allow_unused=True))
+
+
 def test_reduction_none_weights_the_elementwise_losses():
     scores, labels = softmax_batch(2)
     slf = SLFLoss([dict(type='CrossEntropyLoss'),

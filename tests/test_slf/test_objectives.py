@@ -1,0 +1,218 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""Decision objectives: the signals on hand-worked values, and training the
+decision network by SGD lands on each derived fixed point
+p_i ~ prior_i * exp(-s_i / beta)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from mmdet.registry import MODELS
+
+import mmdet_slf  # noqa: F401
+from mmdet_slf.slf import (ProgressSignal, ScaleFreeSignal, SLFWeighting,
+                           TeacherSignal, decision_objective)
+
+TERMS = ['coord', 'pred', 'obj', 'noobj']
+LAMBDAS = [5.0, 1.0, 1.0, 0.5]
+PRIOR = torch.tensor(LAMBDAS) / sum(LAMBDAS)
+TOLERANCE = 0.01  # max |p - p*| after training, stated for every objective
+
+
+def gibbs(signal, beta):
+    """The minimiser of E[p.s] + beta KL(p || prior) over the simplex."""
+    unnormalised = PRIOR * torch.exp(-signal / beta)
+    return unnormalised / unnormalised.sum(-1, keepdim=True)
+
+
+def ema_reference(values, momentum):
+    """Bias-corrected EMA written as its explicit weighted average."""
+    values = np.asarray(values, dtype=np.float64)
+    count = len(values)
+    weights = (1 - momentum) * momentum**np.arange(count - 1, -1, -1)
+    return (weights[:, None] * values).sum(0) / (1 - momentum**count)
+
+
+def test_sgd_on_j_reaches_the_gibbs_minimiser():
+    signal = torch.tensor([[0.5, 2.0, 1.0, 0.0], [3.0, -1.0, 0.0, 0.5]])
+    beta = 0.7
+    logits = torch.zeros(2, 4, requires_grad=True)
+    optimizer = torch.optim.SGD([logits], lr=2.0)
+    for _ in range(600):
+        objective = decision_objective(
+            torch.softmax(logits, -1), signal, PRIOR, beta)
+        optimizer.zero_grad()
+        objective.backward()
+        optimizer.step()
+    probs = torch.softmax(logits, -1).detach()
+    assert (probs - gibbs(signal, beta)).abs().max() < 1e-3
+
+
+def test_scale_free_signal_hand_values():
+    signal = ScaleFreeSignal(2, momentum=0.5)
+    first = signal(torch.tensor([[1.0, 2.0], [3.0, 6.0]]), PRIOR[:2])
+    # One update: the corrected mean is the batch mean [2, 4].
+    torch.testing.assert_close(first, torch.tensor([[0.5, 0.5], [1.5, 1.5]]))
+    second = signal(torch.tensor([[2.0, 2.0], [2.0, 2.0]]), PRIOR[:2])
+    mean = ema_reference([[2.0, 4.0], [2.0, 2.0]], 0.5)  # [2, 8/3]
+    expected = torch.tensor(2.0 / mean, dtype=torch.float32).expand(2, 2)
+    torch.testing.assert_close(second, expected)
+    signal.eval()
+    signal(torch.tensor([[100.0, 100.0]]), PRIOR[:2])
+    assert int(signal.mean.count) == 2  # evaluation does not update
+
+
+def test_progress_signal_hand_values():
+    signal = ProgressSignal(2, fast_momentum=0.5, slow_momentum=0.8,
+                            scale_momentum=0.8)
+    losses = [[1.0, 1.0], [math.exp(-1), 1.0], [math.exp(-1.5), 0.5]]
+    logs = np.log(np.asarray(losses))
+    squares = []
+    for step, loss in enumerate(losses, start=1):
+        out = signal(torch.tensor([loss, loss]), PRIOR[:2])
+        gap = ema_reference(logs[:step], 0.8) - ema_reference(logs[:step],
+                                                              0.5)
+        squares.append([np.mean(gap**2)])
+        sigma2 = max(ema_reference(squares, 0.8)[0], squares[-1][0])
+        expected = gap / math.sqrt(sigma2) if sigma2 > 0 else 0 * gap
+        torch.testing.assert_close(
+            out, torch.tensor(expected, dtype=torch.float32)[None])
+    # Step 2: only the first term fell, so s = [sqrt(2), 0], the bound.
+    assert sum(v * v for v in expected) <= 2 + 1e-6
+
+
+def test_teacher_signal_hand_values():
+    rows = torch.tensor([[1.0, 3.0], [3.0, 1.0]])
+    prior = torch.tensor([0.75, 0.25])
+    # M = 0.75 * 2 + 0.25 * 2 = 2.
+    torch.testing.assert_close(TeacherSignal()(rows, prior), -rows / 2)
+
+
+def per_image_weighting(objective, beta, **kwargs):
+    """One free logit vector per image: identity features into a linear
+    decision network, so any per-image fixed point is representable."""
+    return SLFWeighting(
+        TERMS, prior=LAMBDAS, in_channels=3, kl_weight=beta,
+        decision_objective=objective, estimator='expected',
+        decision_net=dict(type='SLFDecisionNetwork', hidden_channels=0,
+                          norm_input=False), **kwargs)
+
+
+def train_decision(weighting, raw_at, steps, lr=1.0):
+    optimizer = torch.optim.SGD(weighting.parameters(), lr=lr)
+    features = torch.eye(3)
+    for step in range(steps):
+        raw = raw_at(step)  # [3, n]
+        out = weighting({f'loss_{t}': raw[:, i] for i, t in enumerate(TERMS)},
+                        features=features)
+        optimizer.zero_grad()
+        out['loss_slf_decision'].backward()
+        optimizer.step()
+    with torch.no_grad():
+        return torch.softmax(weighting.decision_net(features), -1)
+
+
+RAW = torch.tensor([[0.05, 2.0, 0.5, 0.2], [0.02, 1.0, 0.8, 0.4],
+                    [0.08, 3.0, 0.2, 0.3]])
+
+
+def test_teacher_fixed_point():
+    beta = 2.0
+    probs = train_decision(per_image_weighting('teacher', beta),
+                           lambda step: RAW, steps=300)
+    magnitude = (PRIOR * RAW.mean(0)).sum()
+    expected = gibbs(-RAW / magnitude, beta)  # prior * exp(l / (beta M))
+    assert (probs - expected).abs().max() < TOLERANCE, (probs, expected)
+    # The hardest term gains weight; every ratio keeps the derived bound
+    # exp(-(max_j l_j - l_i) / (beta M)).
+    ratio = probs / PRIOR
+    assert (ratio[:, 1] > 1).all()
+    bound = torch.exp(-(RAW.max(1, keepdim=True)[0] - RAW) /
+                      (beta * magnitude))
+    assert (ratio >= bound - TOLERANCE).all()
+
+
+def test_scale_free_fixed_point():
+    beta = 0.5
+    probs = train_decision(per_image_weighting('scale_free', beta),
+                           lambda step: RAW, steps=300)
+    ratio_to_mean = RAW / RAW.mean(0)  # the running mean of a fixed batch
+    expected = gibbs(ratio_to_mean, beta)
+    assert (probs - expected).abs().max() < TOLERANCE, (probs, expected)
+    # Bound p_i / prior_i >= exp(-s_i / beta), as s >= 0.
+    assert (probs / PRIOR >= torch.exp(-ratio_to_mean / beta) -
+            TOLERANCE).all()
+
+
+def test_progress_fixed_point():
+    # log l_i falls at a constant rate k_i: the averages' gap tends to
+    # k_i * (lag_slow - lag_fast) = 3 k_i, and s_i to k_i / rms(k).
+    rates = torch.tensor([0.02, 0.005, 0.01, 0.0])
+    start = torch.tensor([0.5, 2.0, 1.0, 0.3])
+    beta = 1.0
+    weighting = per_image_weighting('progress', beta, fast_momentum=0.5,
+                                    slow_momentum=0.8, scale_momentum=0.8)
+    probs = train_decision(
+        weighting, lambda step: (start * torch.exp(-rates * step)).expand(
+            3, 4), steps=300)
+    signal = rates / rates.square().mean().sqrt()
+    expected = gibbs(signal, beta).expand(3, 4)
+    assert (probs - expected).abs().max() < TOLERANCE, (probs, expected)
+    # The term that does not improve gains the most; every ratio keeps the
+    # bound exp(-sqrt(2 n) / beta).
+    ratio = probs[0] / PRIOR
+    assert ratio.argmax().item() == 3
+    assert (ratio >= math.exp(-math.sqrt(8) / beta)).all()
+
+
+def test_non_joint_objectives_train_only_the_decision_network():
+    weighting = SLFWeighting(TERMS, prior=LAMBDAS, in_channels=3,
+                             decision_objective='scale_free')
+    features = torch.randn(2, 3, requires_grad=True)
+    detector = torch.rand(2, 4, requires_grad=True)
+    raw = detector * 2
+    out = weighting({f'loss_{t}': raw[:, i] for i, t in enumerate(TERMS)},
+                    features=features)
+    detector_objective = sum(out[f'loss_{t}'] for t in TERMS)
+    detector_objective.backward(retain_graph=True)
+    assert all(p.grad is None for p in weighting.parameters())
+    # The detector sees the detached weights: d/d raw_ni = w_ni.
+    weights = torch.stack([out[f'slf_w_{t}'] for t in TERMS])
+    torch.testing.assert_close(detector.grad.mean(0), 2 * weights)
+    detector.grad = None
+    out['loss_slf_decision'].backward()
+    assert detector.grad is None and features.grad is None
+    assert weighting.decision_net.fc_out.weight.grad.abs().sum() > 0
+    assert {f'slf_signal_{t}' for t in TERMS} <= set(out)
+
+
+def test_faithful_algorithm_1_is_one_line():
+    weighting = SLFWeighting(TERMS, decision_objective='joint', kl_weight=0,
+                             prior=None, prior_init=False, scale=1)
+    out = weighting({f'loss_{t}': torch.rand(5) for t in TERMS})
+    assert not any(k.startswith('loss_slf') for k in out)
+    total = sum(out[f'slf_w_{t}'] for t in TERMS)
+    assert total.item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(decision_objective='greedy'),
+     r"decision_objective must be one of \('joint', 'scale_free', "
+     r"'progress', 'teacher'\), got 'greedy'"),
+    (dict(estimator='antithetic'),
+     r"estimator must be one of \('gumbel', 'stratified', 'expected'\)"),
+    (dict(estimator='stratified', hard=False), "hard=False.*'gumbel' only"),
+    (dict(decision_objective='scale_free', kl_weight=0.0),
+     "kl_weight must be > 0 with decision_objective='scale_free'"),
+    (dict(decision_objective='progress', entropy_weight=0.1),
+     "entropy_weight applies to decision_objective='joint' only"),
+    (dict(decision_objective='teacher', detach_features=False),
+     "detach_features=False applies to decision_objective='joint' only"),
+    (dict(decision_objective='progress', fast_momentum=0.99,
+          slow_momentum=0.9), 'fast_momentum must be < slow_momentum'),
+    (dict(scale_momentum=1.0), r'scale_momentum must be in \[0, 1\)'),
+    (dict(per_image='yes'), 'per_image must be True or False'),
+])
+def test_bad_objective_settings_fail_at_build(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(dict(type='SLFWeighting', terms=TERMS, **kwargs))
