@@ -1,6 +1,7 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
-"""YOLOv1 head: fully connected S x S x (B * 5 + C) output, the four-part
-sum-squared loss of Redmon et al. (CVPR 2016, Eq. 3) and its decoding."""
+"""YOLOv1 head: S x S x (B * 5 + C) output (the paper's fully connected
+layers, or a 1x1-conv output layer), the four-part sum-squared loss of Redmon
+et al. (CVPR 2016, Eq. 3) and its decoding."""
 import copy
 from typing import Dict, List, Sequence, Tuple, Union
 
@@ -19,8 +20,8 @@ from torch import Tensor
 
 from mmdet_slf.slf import build_weighting
 
-TERMS = ('coord', 'pred', 'obj', 'noobj')
 OUTPUT_ACTS = ('linear', 'sigmoid')
+HEAD_TYPES = ('fc', 'conv')
 
 
 def cxcywh_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-9) -> Tensor:
@@ -42,10 +43,15 @@ def cxcywh_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-9) -> Tensor:
 class YOLOV1Head(BaseDenseHead):
     """YOLOv1 detection head with a pluggable loss weighting.
 
-    The backbone's ``[N, in_channels, H / stride, W / stride]`` map is
-    flattened and passed through ``Linear -> LeakyReLU -> Dropout -> Linear``
-    to ``S x S x (B * 5 + C)`` values; at 448 x 448 with stride 64 that is
-    the paper's ``7 x 7 x 1024 -> 4096 -> 7 x 7 x 30``. Each cell holds ``B``
+    With ``head='fc'`` (the paper) the backbone's ``[N, in_channels,
+    H / stride, W / stride]`` map is flattened and passed through
+    ``Linear -> LeakyReLU -> Dropout -> Linear`` to ``S x S x (B * 5 + C)``
+    values; at 448 x 448 with stride 64 that is the paper's
+    ``7 x 7 x 1024 -> 4096 -> 7 x 7 x 30``. With ``head='conv'`` (ours) the
+    map must already be ``S x S`` and a 1x1 convolution predicts each cell's
+    ``B * 5 + C`` values from that cell's own feature column, as later YOLOs
+    do; it has ``S * S`` times fewer output weights and learns far faster
+    from scratch (see ``docs/yolo.md``). Each cell holds ``B``
     boxes ``(x, y, sqrt(w), sqrt(h), confidence)`` -- ``x, y`` the centre
     offset within the cell, ``w, h`` relative to the input -- followed by
     ``C`` class probabilities shared by the cell.
@@ -78,10 +84,15 @@ class YOLOV1Head(BaseDenseHead):
             ``(width, height)``; must equal the fixed resize of the
             pipelines. Defaults to 448.
         featmap_stride (int): Backbone output stride. Defaults to 64.
+        head (str): Output layers: ``'fc'`` (the paper's two fully connected
+            layers) or ``'conv'`` (a 1x1 convolution per cell; needs
+            ``input_size / featmap_stride == num_grids``). Defaults to 'fc'.
         num_grids (int): Grid size ``S``. Defaults to 7.
         num_boxes (int): Boxes per cell ``B``. Defaults to 2.
-        fc_channels (int): Width of the hidden FC layer. Defaults to 4096.
-        dropout (float): Dropout after the hidden FC layer. Defaults to 0.5.
+        fc_channels (int): Width of the hidden FC layer (``head='fc'``
+            only). Defaults to 4096.
+        dropout (float): Dropout after the hidden FC layer, or before the
+            1x1 convolution. Defaults to 0.5.
         output_act (str): ``'linear'`` (the paper) or ``'sigmoid'`` (every
             output squashed to [0, 1], steadier from scratch).
             Defaults to 'linear'.
@@ -89,24 +100,28 @@ class YOLOV1Head(BaseDenseHead):
             (True, the paper) or 1. Defaults to True.
         act_cfg (dict): Activation after the hidden FC layer. Defaults to
             ``dict(type='LeakyReLU', negative_slope=0.1)``.
-        weighting (dict): Loss weighting config over the terms
-            ``['coord', 'pred', 'obj', 'noobj']``. Defaults to the paper's
-            ``FixedWeighting`` with weights ``[5.0, 1.0, 1.0, 0.5]``.
+        weighting (dict): Loss weighting config; its ``terms`` default to
+            ``TERMS``, ``['coord', 'pred', 'obj', 'noobj']``. Defaults to the
+            paper's ``FixedWeighting`` with weights ``[5.0, 1.0, 1.0, 0.5]``.
         train_cfg (dict, optional): Unused; kept for mmdet's interface.
             Defaults to None.
         test_cfg (dict, optional): ``score_thr``, ``nms``, ``max_per_img``,
             ``nms_pre``. Defaults to None (score_thr 0.001, NMS IoU 0.5, 100
             boxes, as darknet's VOC evaluation).
         init_cfg (dict or list[dict], optional): Initialisation config.
-            Defaults to N(0, 0.01) for ``fc`` and ``fc_out`` only, so the
-            weighting's own layers keep their initialisation.
+            Defaults to None: N(0, 0.01) for the output layers only (``fc``
+            and ``fc_out``, or ``conv_out``), so the weighting's own layers
+            keep their initialisation.
     """
+
+    TERMS = ('coord', 'pred', 'obj', 'noobj')
 
     def __init__(self,
                  num_classes: int = 20,
                  in_channels: int = 1024,
                  input_size: Union[int, Sequence[int]] = 448,
                  featmap_stride: int = 64,
+                 head: str = 'fc',
                  num_grids: int = 7,
                  num_boxes: int = 2,
                  fc_channels: int = 4096,
@@ -116,16 +131,17 @@ class YOLOV1Head(BaseDenseHead):
                  act_cfg: ConfigType = dict(
                      type='LeakyReLU', negative_slope=0.1),
                  weighting: ConfigType = dict(
-                     type='FixedWeighting',
-                     terms=list(TERMS),
-                     weights=[5.0, 1.0, 1.0, 0.5]),
+                     type='FixedWeighting', weights=[5.0, 1.0, 1.0, 0.5]),
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
-                 init_cfg: OptMultiConfig = dict(
-                     type='Normal',
-                     std=0.01,
-                     override=[dict(name='fc'),
-                               dict(name='fc_out')])) -> None:
+                 init_cfg: OptMultiConfig = None) -> None:
+        if init_cfg is None:
+            # Only the output layers: the weighting keeps its own start.
+            names = ('fc', 'fc_out') if head == 'fc' else ('conv_out', )
+            init_cfg = dict(
+                type='Normal',
+                std=0.01,
+                override=[dict(name=name) for name in names])
         super().__init__(init_cfg=init_cfg)
         for key, value in (('num_classes', num_classes),
                            ('in_channels', in_channels),
@@ -138,6 +154,8 @@ class YOLOV1Head(BaseDenseHead):
         if output_act not in OUTPUT_ACTS:
             raise ValueError(f'output_act must be one of {OUTPUT_ACTS}, '
                              f'got {output_act!r}')
+        if head not in HEAD_TYPES:
+            raise ValueError(f'head must be one of {HEAD_TYPES}, got {head!r}')
         if not 0 <= dropout < 1:
             raise ValueError(f'dropout must be in [0, 1), got {dropout!r}')
         self.input_size = self._check_input_size(input_size, featmap_stride)
@@ -146,6 +164,14 @@ class YOLOV1Head(BaseDenseHead):
         self.featmap_stride = featmap_stride
         self.featmap_size = (self.input_size[1] // featmap_stride,
                              self.input_size[0] // featmap_stride)  # (h, w)
+        if head == 'conv' and self.featmap_size != (num_grids, num_grids):
+            raise ValueError(
+                f"head='conv' predicts one cell per feature-map position, so "
+                f'input_size / featmap_stride must equal num_grids='
+                f'{num_grids}; got a {self.featmap_size[0]} x '
+                f'{self.featmap_size[1]} map (input_size={self.input_size}, '
+                f'featmap_stride={featmap_stride})')
+        self.head = head
         self.num_grids = num_grids
         self.num_boxes = num_boxes
         self.output_act = output_act
@@ -157,15 +183,19 @@ class YOLOV1Head(BaseDenseHead):
                 nms=dict(type='nms', iou_threshold=0.5),
                 max_per_img=100))
 
-        fc_in = in_channels * self.featmap_size[0] * self.featmap_size[1]
-        self.fc = nn.Linear(fc_in, fc_channels)
-        self.fc_act = build_activation_layer(act_cfg)
         self.dropout = nn.Dropout(dropout)
-        self.fc_out = nn.Linear(fc_channels,
-                                num_grids * num_grids * self.num_attrib)
+        if head == 'fc':
+            fc_in = in_channels * self.featmap_size[0] * self.featmap_size[1]
+            self.fc = nn.Linear(fc_in, fc_channels)
+            self.fc_act = build_activation_layer(act_cfg)
+            self.fc_out = nn.Linear(fc_channels,
+                                    num_grids * num_grids * self.num_attrib)
+        else:
+            self.conv_out = nn.Conv2d(in_channels, self.num_attrib, 1)
 
         self.weighting = build_weighting(
-            copy.deepcopy(weighting), TERMS, self.num_attrib, 'YOLOV1Head')
+            copy.deepcopy(weighting), self.TERMS, self.num_attrib,
+            'YOLOV1Head')
 
     @staticmethod
     def _check_input_size(input_size, stride: int) -> Tuple[int, int]:
@@ -197,9 +227,13 @@ class YOLOV1Head(BaseDenseHead):
                 f'{list(feat.shape[1:])}; set model.bbox_head.input_size to '
                 f'the resize scale of the pipelines and in_channels to the '
                 f'backbone width')
-        hidden = self.dropout(self.fc_act(self.fc(feat.flatten(1))))
-        out = self.fc_out(hidden).view(-1, self.num_grids, self.num_grids,
-                                       self.num_attrib)  # [N, S, S, B*5+C]
+        if self.head == 'fc':
+            hidden = self.dropout(self.fc_act(self.fc(feat.flatten(1))))
+            out = self.fc_out(hidden).view(-1, self.num_grids, self.num_grids,
+                                           self.num_attrib)  # [N, S, S, D]
+        else:
+            # [N, D, S, S] -> [N, S, S, D]; row-major cells as the FC head
+            out = self.conv_out(self.dropout(feat)).permute(0, 2, 3, 1)
         if self.output_act == 'sigmoid':
             out = out.sigmoid()
         return (out, )
@@ -225,6 +259,10 @@ class YOLOV1Head(BaseDenseHead):
         Returns:
             dict[str, Tensor]: The weighting's output.
         """
+        # Targets, IoUs and squared errors in float32 also under AMP: the
+        # IoU of float16 boxes loses the precision the obj target needs, and
+        # autocast would mix float16 targets with float32 IoUs.
+        pred = pred.float()
         raw = self.loss_terms(pred, batch_gt_instances, batch_img_metas)
         features = pred.mean(dim=(1, 2))  # [N, B*5+C]
         return self.weighting(raw, features=features)

@@ -276,3 +276,49 @@ def test_predict_decodes_to_original_image():
     unscaled = head.predict_by_feat(pred, [meta], rescale=False)[0]
     top = unscaled.bboxes[unscaled.scores.argmax()]
     assert top.tolist() == pytest.approx([16, 64, 48, 96], abs=1e-4)
+
+
+def test_conv_head_predicts_each_cell_from_its_own_column():
+    torch.manual_seed(0)
+    head = make_head(head='conv', input_size=128, featmap_stride=64)
+    head.init_weights()
+    assert not hasattr(head, 'fc')
+    feats = torch.rand(2, 4, 2, 2)
+    out = head((feats, ))[0]
+    assert out.shape == (2, 2, 2, 13)  # [N, S, S, B*5+C]
+    # cell (row 1, col 0) is the 1x1 conv of feature column [:, :, 1, 0]
+    weight = head.conv_out.weight[:, :, 0, 0]  # [13, 4]
+    expected = feats[:, :, 1, 0] @ weight.T + head.conv_out.bias
+    assert torch.allclose(out[:, 1, 0], expected, atol=1e-6)
+    # changing another cell's column leaves this cell unchanged
+    changed = feats.clone()
+    changed[:, :, 0, 1] += 1
+    assert torch.equal(head((changed, ))[0][:, 1, 0], out[:, 1, 0])
+
+
+def test_conv_head_needs_one_cell_per_position():
+    with pytest.raises(ValueError, match='num_grids'):
+        make_head(head='conv', input_size=128, featmap_stride=32,
+                  num_grids=2)
+    with pytest.raises(ValueError, match='head must be one of'):
+        make_head(head='mlp')
+
+
+def test_loss_under_float16_autocast_matches_float32():
+    """Targets and terms are computed in float32 under AMP (a float16 head
+    output used to give float16 targets beside float32 IoUs)."""
+    torch.manual_seed(0)
+    head = make_head(output_act='sigmoid')
+    head.init_weights()
+    pred = head((torch.rand(2, 4, 2, 2), ))[0]
+    gts = [gt([[8, 8, 40, 40], [70, 60, 120, 126]], [1, 2]),
+           gt([[10, 70, 50, 120]], [0])]
+    reference = head.loss_by_feat(pred, gts, [META, META])
+    with torch.autocast('cpu', dtype=torch.float16):
+        half = head.loss_by_feat(pred.half(), gts, [META, META])
+    for term in TERMS:
+        key = f'loss_{term}'
+        assert half[key].dtype == torch.float32
+        # only the rounding of the head output to float16 differs
+        assert half[key].item() == pytest.approx(reference[key].item(),
+                                                 rel=2e-3, abs=1e-4)
