@@ -9,6 +9,7 @@ from .builder import build_weighting
 from .decision import SLFDecisionNetwork, normalize_prior
 from .dwa import DWAWeighting
 from .estimators import ESTIMATORS, estimate_p_hat, stratified_sample
+from .famo import FAMOWeighting
 from .fixed import FixedWeighting
 from .gumbel import multiple_gumbel_softmax, sample_gumbel
 from .nonfinite import NonFinitePolicy
@@ -24,7 +25,7 @@ __all__ = [
     'normalize_prior', 'BaseWeighting', 'diagnostics_as_floats',
     'NonFinitePolicy', 'check_temperature_schedule', 'scheduled_temperature',
     'FixedWeighting', 'SLFWeighting', 'UncertaintyWeighting', 'DWAWeighting',
-    'RandomWeighting', 'build_weighting', 'ESTIMATORS',
+    'RandomWeighting', 'FAMOWeighting', 'build_weighting', 'ESTIMATORS',
     'estimate_p_hat', 'stratified_sample', 'DECISION_OBJECTIVES',
     'decision_objective', 'ScaleFreeSignal', 'ProgressSignal', 'TeacherSignal'
 ]
