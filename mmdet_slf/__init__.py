@@ -2,15 +2,14 @@
 """mmdet-slf: the Stochastic Loss Function for MMDetection 3.x.
 
 Importing the package registers every module into mmdet's registries
-(``MODELS``, ``HOOKS``, ...) and allows mmengine's own checkpoint contents
-for ``torch.load(weights_only=True)``; configs load it with
+(``MODELS``, ``HOOKS``, ...); configs load it with
 ``custom_imports = dict(imports=['mmdet_slf'], allow_failed_imports=False)``.
+It leaves mmengine's checkpoint loader alone: configs switch safe loading on
+by importing ``mmdet_slf.engine.checkpoint.install_safe_loading`` the same
+way.
 """
-from .utils.checkpoint import register_safe_globals
 from .version import __version__
-
-register_safe_globals()
 
 from . import datasets, engine, models, slf  # noqa: E402,F401
 
-__all__ = ['__version__', 'register_safe_globals']
+__all__ = ['__version__']

@@ -2,7 +2,12 @@
 # (configs/_base_/default_runtime.py, Apache License 2.0) plus the plugin
 # import and the hook that logs every SLF weight each iteration.
 default_scope = 'mmdet'
-custom_imports = dict(imports=['mmdet_slf'], allow_failed_imports=False)
+# The second import switches on weights-only checkpoint loading with clear
+# errors (mmdet_slf/engine/checkpoint/safe_load.py); `import mmdet_slf` alone
+# leaves mmengine's loader as it is.
+custom_imports = dict(
+    imports=['mmdet_slf', 'mmdet_slf.engine.checkpoint.install_safe_loading'],
+    allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

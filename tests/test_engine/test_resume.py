@@ -10,6 +10,11 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmdet_slf  # noqa: F401
+from mmdet_slf.engine.checkpoint import enable_safe_loading
+
+# A config built in code imports nothing: switch on what the project's
+# configs import (custom_imports), or torch refuses mmengine's HistoryBuffer.
+enable_safe_loading()
 
 NUM_CLASSES = 3
 

@@ -10,7 +10,7 @@ from conftest import make_tiny_voc
 from mmengine.runner import Runner
 from reliability_helpers import read_log, run_tool, tiny_yolo_cfg
 
-from mmdet_slf.utils import CheckpointError
+from mmdet_slf.engine.checkpoint import CheckpointError
 
 ANN = 'VOC2007/Annotations/2007_trainval_0000.xml'
 

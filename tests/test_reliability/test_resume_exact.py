@@ -9,8 +9,8 @@ import pytest
 import torch
 from reliability_helpers import load_tool, run_tool, tiny_yolo_cfg
 
+from mmdet_slf.engine.checkpoint import safe_torch_load
 from mmdet_slf.engine.hooks import seed_everything
-from mmdet_slf.utils import safe_torch_load
 
 # Iteration loop: 6 iterations (8 images / batch 2 crosses an epoch of the
 # sampler), resumed mid-epoch after 3. Epoch loop (what the configs use):

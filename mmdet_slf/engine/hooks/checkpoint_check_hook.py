@@ -7,10 +7,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop, find_latest_checkpoint
 from mmdet.registry import HOOKS
 
-from mmdet_slf.utils.checkpoint import CheckpointError
-from mmdet_slf.utils.checkpoint_check import (checkpoint_state_dict,
-                                              compare_state_dicts,
-                                              describe_mismatch, has_mismatch)
+from ..checkpoint import (CheckpointError, checkpoint_state_dict,
+                          compare_state_dicts, describe_mismatch, has_mismatch)
 
 
 @HOOKS.register_module()

@@ -9,8 +9,10 @@ import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
-import mmdet_slf  # noqa: F401
-from mmdet_slf.utils import CheckpointError, safe_torch_load
+from mmdet_slf.engine.checkpoint import (CheckpointError, enable_safe_loading,
+                                         safe_torch_load)
+
+enable_safe_loading()  # what the project's configs switch on
 
 
 class _RunsCode:

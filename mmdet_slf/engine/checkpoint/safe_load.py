@@ -8,6 +8,11 @@ allow exactly those globals with ``torch.serialization.add_safe_globals``
 and keep ``weights_only=True``: a checkpoint crafted to run code when
 unpickled is still refused. The local-file loader of mmengine is replaced by
 one that turns torch's errors into messages naming the file and the problem.
+
+Nothing here changes mmengine or torch when imported: a config switches the
+safe loader on by importing
+:mod:`mmdet_slf.engine.checkpoint.install_safe_loading` (``custom_imports``),
+or code calls :func:`enable_safe_loading`.
 """
 import os.path as osp
 import pickle
@@ -19,7 +24,18 @@ import torch
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be loaded, with the reason and the fix."""
+    """A checkpoint that cannot be loaded, with the reason and the fix.
+
+    Args:
+        message (str): The full message.
+        reason (str, optional): The problem alone, without file name or fix
+            (what auto-resume reports for a file it skips). Defaults to None
+            (the message).
+    """
+
+    def __init__(self, message: str, reason: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.reason = message if reason is None else reason
 
 
 def mmengine_safe_globals() -> List[Callable]:
@@ -74,16 +90,16 @@ def _numpy_aliases() -> List[tuple]:
             (core_multiarray.scalar, 'numpy.core.multiarray.scalar')]
 
 
-_REGISTERED = False
+def enable_safe_loading() -> None:
+    """Allow mmengine's checkpoint globals in weights-only loads and make
+    :func:`load_from_local` mmengine's loader of local files.
 
-
-def register_safe_globals() -> None:
-    """Allow mmengine's checkpoint globals and install the safe loader.
-
-    Idempotent; called by ``import mmdet_slf``.
+    Both are process-wide, which is why ``import mmdet_slf`` does not do it:
+    the project's configs import
+    :mod:`mmdet_slf.engine.checkpoint.install_safe_loading`, which calls
+    this. Idempotent.
     """
-    global _REGISTERED
-    if _REGISTERED:
+    if safe_loading_enabled():
         return
     if hasattr(torch.serialization, 'add_safe_globals'):
         torch.serialization.add_safe_globals(
@@ -91,7 +107,13 @@ def register_safe_globals() -> None:
             [(history_buffer_getattr, 'builtins.getattr')])
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(prefixes='', force=True)(load_from_local)
-    _REGISTERED = True
+
+
+def safe_loading_enabled() -> bool:
+    """Whether mmengine loads local checkpoints with :func:`load_from_local`.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+    return CheckpointLoader._schemes.get('') is load_from_local
 
 
 def safe_torch_load(filename: str,
@@ -140,10 +162,11 @@ def _unreadable(filename: str,
                 reason: Optional[str] = None) -> CheckpointError:
     if reason is None:
         reason = str(error).splitlines()[0] if str(error) else ''
+    problem = ('the file is truncated or not a PyTorch checkpoint '
+               f'({type(error).__name__}: {reason})')
     return CheckpointError(
-        f'cannot read checkpoint {filename}: the file is truncated or not a '
-        f'PyTorch checkpoint ({type(error).__name__}: {reason}). '
-        'Re-download it or point to another checkpoint.')
+        f'cannot read checkpoint {filename}: {problem}. '
+        'Re-download it or point to another checkpoint.', reason=problem)
 
 
 def load_from_local(filename: str, map_location: Optional[str] = None):
