@@ -13,7 +13,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=3),
+    # mmengine's CheckpointHook with atomic saves, and an auto-resume that
+    # skips an unreadable latest checkpoint (docs/troubleshooting.md).
+    checkpoint=dict(
+        type='CrashSafeCheckpointHook', interval=5, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
 # slf_w_<term>, slf_p_<term>, slf_temperature, slf_entropy -> MessageHub
