@@ -32,10 +32,9 @@ from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmengine.visualization import Visualizer  # noqa: E402
 
-from mmdet_slf.datasets import make_digits_voc  # noqa: E402
+from mmdet_slf.demo_data import make_digits_voc  # noqa: E402
 from mmdet_slf.utils.timing import (inference_fps,  # noqa: E402
                                     train_step_seconds)
-from mmdet_slf.utils.config_check import add_hooks  # noqa: E402
 from mmdet_slf.visualization import (plot_map_bars,  # noqa: E402
                                      plot_weight_trajectories)
 
@@ -107,9 +106,6 @@ def strategy_cfg(base: Config, name: str, seed: int, iters: int,
     cfg.default_hooks.logger.interval = max(1, iters // 10)
     if name == 'Fixed':
         cfg.optim_wrapper.pop('paramwise_cfg', None)
-    # Same data order and per-iteration random streams for every strategy
-    # of a seed: the strategies differ only in the weighting.
-    add_hooks(cfg, (dict(type='IterSeedHook'), ))
     return cfg
 
 

@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmdet_slf.datasets.digits_voc import make_digits_voc  # noqa: E402
+from mmdet_slf.demo_data import make_digits_voc  # noqa: E402
 
 
 def parse_args(argv=None):

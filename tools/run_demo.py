@@ -75,7 +75,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.fileio import load  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmdet_slf.datasets import make_digits_voc  # noqa: E402
+from mmdet_slf.demo_data import make_digits_voc  # noqa: E402
 from mmdet_slf.utils.timing import (inference_timings,  # noqa: E402
                                     rate_ratio)
 from mmdet_slf.visualization import (  # noqa: E402

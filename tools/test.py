@@ -1,5 +1,7 @@
 # Copyright (c) OpenMMLab and mmdet-slf contributors.
-# Adapted from mmdetection/tools/test.py (Apache License 2.0).
+# mmdetection 3.3's tools/test.py (Apache License 2.0); the only addition is
+# the printed metrics dict at the end. The plugin, its hooks and its runner
+# come from the config (custom_imports, custom_hooks, runner_type).
 """Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT``.
 
 Prints the metrics of the config's ``test_evaluator`` (VOC mAP for the VOC
@@ -8,41 +10,60 @@ configs) and writes them to ``<work-dir>/<timestamp>/<timestamp>.json``.
 import argparse
 import os
 import os.path as osp
-import sys
+import warnings
+from copy import deepcopy
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmengine import ConfigDict
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
 
-import mmdet_slf  # noqa: E402,F401
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
-
-from mmdet_slf.utils.config_check import (  # noqa: E402
-    add_hooks, check_ann_files, check_data_roots)
-from mmdet_slf.utils.dist_utils import setup_cpu_distributed  # noqa: E402
+from mmdet.engine.hooks.utils import trigger_visualization_hook
+from mmdet.evaluation import DumpDetResults
+from mmdet.registry import RUNNERS
+from mmdet.utils import setup_cache_size_limit_of_dynamo
 
 
+# TODO: support fuse_conv_bn and format_only
 def parse_args():
-    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser = argparse.ArgumentParser(
+        description='MMDet test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
-        '--work-dir', help='the dir to save the evaluation metrics')
+        '--work-dir',
+        help='the directory to save the file containing evaluation metrics')
     parser.add_argument(
-        '--out', type=str, help='dump predictions to a pickle file')
+        '--out',
+        type=str,
+        help='dump predictions to a pickle file for offline evaluation')
     parser.add_argument(
-        '--show-dir', help='directory to save images with drawn detections')
+        '--show', action='store_true', help='show prediction results')
+    parser.add_argument(
+        '--show-dir',
+        help='directory where painted images will be saved. '
+        'If specified, it will be automatically saved '
+        'to the work_dir/timestamp/show_dir')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
-        help='override settings of the config, "key=value" pairs')
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument('--tta', action='store_true')
+    # When using PyTorch version >= 2.0.0, the `torch.distributed.launch`
+    # will pass the `--local-rank` parameter to `tools/train.py` instead
+    # of `--local_rank`.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -52,41 +73,83 @@ def parse_args():
 
 def main():
     args = parse_args()
+
+    # Reduce the number of repeated compilations and improve
+    # testing speed.
     setup_cache_size_limit_of_dynamo()
 
+    # load config
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
 
+    # work_dir is determined in this priority: CLI > segment in file > filename
     if args.work_dir is not None:
+        # update configs according to CLI args if args.work_dir is not None
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
+        # use config filename as default work_dir if cfg.work_dir is None
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
+
     cfg.load_from = args.checkpoint
 
-    if args.show_dir:
-        cfg.default_hooks.visualization.draw = True
-        cfg.default_hooks.visualization.test_out_dir = args.show_dir
+    if args.show or args.show_dir:
+        cfg = trigger_visualization_hook(cfg, args)
 
-    check_data_roots(cfg, splits=('test', ))
-    check_ann_files(cfg, splits=('test', ))
-    # Refuse a checkpoint of another model instead of scoring a half-random
-    # network (mmengine loads with strict=False).
-    add_hooks(cfg, [dict(type='CheckpointCheckHook'),
-                    dict(type='DatasetCheckHook')])
-    setup_cpu_distributed(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
-        RUNNERS.build(cfg)
+    if args.tta:
 
+        if 'tta_model' not in cfg:
+            warnings.warn('Cannot find ``tta_model`` in config, '
+                          'we will set it as default.')
+            cfg.tta_model = dict(
+                type='DetTTAModel',
+                tta_cfg=dict(
+                    nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+        if 'tta_pipeline' not in cfg:
+            warnings.warn('Cannot find ``tta_pipeline`` in config, '
+                          'we will set it as default.')
+            test_data_cfg = cfg.test_dataloader.dataset
+            while 'dataset' in test_data_cfg:
+                test_data_cfg = test_data_cfg['dataset']
+            cfg.tta_pipeline = deepcopy(test_data_cfg.pipeline)
+            flip_tta = dict(
+                type='TestTimeAug',
+                transforms=[
+                    [
+                        dict(type='RandomFlip', prob=1.),
+                        dict(type='RandomFlip', prob=0.)
+                    ],
+                    [
+                        dict(
+                            type='PackDetInputs',
+                            meta_keys=('img_id', 'img_path', 'ori_shape',
+                                       'img_shape', 'scale_factor', 'flip',
+                                       'flip_direction'))
+                    ],
+                ])
+            cfg.tta_pipeline[-1] = flip_tta
+        cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+
+    # build the runner from config
+    if 'runner_type' not in cfg:
+        # build the default runner
+        runner = Runner.from_cfg(cfg)
+    else:
+        # build customized runner from the registry
+        # if 'runner_type' is set in the cfg
+        runner = RUNNERS.build(cfg)
+
+    # add `DumpResults` dummy metric
     if args.out is not None:
-        if not args.out.endswith(('.pkl', '.pickle')):
-            raise ValueError('--out must be a .pkl or .pickle file')
-        from mmdet.evaluation import DumpDetResults
+        assert args.out.endswith(('.pkl', '.pickle')), \
+            'The dump file must be a pkl file.'
         runner.test_evaluator.metrics.append(
             DumpDetResults(out_file_path=args.out))
 
+    # start testing
     metrics = runner.test()
     print({key: round(float(value), 4) for key, value in metrics.items()})
 

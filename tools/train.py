@@ -1,29 +1,18 @@
 # Copyright (c) OpenMMLab and mmdet-slf contributors.
-# Adapted from mmdetection/tools/train.py (Apache License 2.0).
+# mmdetection 3.3's tools/train.py (Apache License 2.0), unchanged in what it
+# does: a config runs the same here as under mmdet's own tools/train.py. The
+# plugin, its hooks and its runner (start-up checks, CPU --launcher pytorch)
+# come from the config (custom_imports, custom_hooks, runner_type).
 """Train a detector: ``python tools/train.py CONFIG [--work-dir DIR] ...``."""
 import argparse
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
-import mmdet_slf  # noqa: E402,F401  (registers modules, safe checkpoints)
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
-
-from mmdet_slf.utils.config_check import (  # noqa: E402
-    add_hooks, check_ann_files, check_data_roots, check_nonfinite_skip,
-    explain_empty_dataset)
-from mmdet_slf.utils.dist_utils import setup_cpu_distributed  # noqa: E402
-
-# Start-up checks with clear messages, and per-iteration seeding so that a
-# resumed run continues exactly as an uninterrupted one would.
-RELIABILITY_HOOKS = (dict(type='DatasetCheckHook'),
-                     dict(type='CheckpointCheckHook'),
-                     dict(type='IterSeedHook'))
+from mmdet.utils import setup_cache_size_limit_of_dynamo
 
 
 def parse_args():
@@ -31,61 +20,88 @@ def parse_args():
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
-        '--amp', action='store_true', help='enable automatic mixed precision')
+        '--amp',
+        action='store_true',
+        default=False,
+        help='enable automatic-mixed-precision training')
     parser.add_argument(
-        '--auto-scale-lr', action='store_true', help='enable automatic LR '
-        'scaling by the ratio of actual to base batch size')
+        '--auto-scale-lr',
+        action='store_true',
+        help='enable automatically scaling LR.')
     parser.add_argument(
         '--resume',
         nargs='?',
         type=str,
         const='auto',
-        help='resume from this checkpoint, or from the latest checkpoint in '
-        'the work dir when no path is given')
+        help='If specify checkpoint path, resume from it, while if not '
+        'specify, try to auto resume from the latest checkpoint '
+        'in the work directory.')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
-        help='override settings of the config, "key=value" pairs; e.g. '
-        'train_dataloader.batch_size=2')
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    # When using PyTorch version >= 2.0.0, the `torch.distributed.launch`
+    # will pass the `--local-rank` parameter to `tools/train.py` instead
+    # of `--local_rank`.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
+
     return args
 
 
 def main():
     args = parse_args()
+
+    # Reduce the number of repeated compilations and improve
+    # training speed.
     setup_cache_size_limit_of_dynamo()
 
+    # load config
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
 
+    # work_dir is determined in this priority: CLI > segment in file > filename
     if args.work_dir is not None:
+        # update configs according to CLI args if args.work_dir is not None
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
+        # use config filename as default work_dir if cfg.work_dir is None
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
 
-    if args.amp:
+    # enable automatic-mixed-precision training
+    if args.amp is True:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
 
+    # enable automatically scaling LR
     if args.auto_scale_lr:
-        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in \
-                cfg.auto_scale_lr:
-            raise RuntimeError('--auto-scale-lr needs "auto_scale_lr" with '
-                               '"base_batch_size" in the config')
-        cfg.auto_scale_lr.enable = True
+        if 'auto_scale_lr' in cfg and \
+                'enable' in cfg.auto_scale_lr and \
+                'base_batch_size' in cfg.auto_scale_lr:
+            cfg.auto_scale_lr.enable = True
+        else:
+            raise RuntimeError('Can not find "auto_scale_lr" or '
+                               '"auto_scale_lr.enable" or '
+                               '"auto_scale_lr.base_batch_size" in your'
+                               ' configuration file.')
 
+    # resume is determined in this priority: resume from > auto_resume
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -93,20 +109,16 @@ def main():
         cfg.resume = True
         cfg.load_from = args.resume
 
-    check_data_roots(cfg)
-    check_ann_files(cfg)
-    check_nonfinite_skip(cfg)
-    add_hooks(cfg, RELIABILITY_HOOKS)
-    setup_cpu_distributed(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
-        RUNNERS.build(cfg)
-    try:
-        runner.train_loop  # builds the train set here to explain failures
-    except ValueError as error:
-        explained = explain_empty_dataset(cfg, error)
-        if explained is error:
-            raise
-        raise explained from error
+    # build the runner from config
+    if 'runner_type' not in cfg:
+        # build the default runner
+        runner = Runner.from_cfg(cfg)
+    else:
+        # build customized runner from the registry
+        # if 'runner_type' is set in the cfg
+        runner = RUNNERS.build(cfg)
+
+    # start training
     runner.train()
 
 

@@ -1,6 +1,7 @@
 # Runtime shared by the mmdet-slf configs: mmdet's default runtime
 # (configs/_base_/default_runtime.py, Apache License 2.0) plus the plugin
-# import and the hook that logs every SLF weight each iteration.
+# import, its runner and its hooks. Everything a run needs is here, so
+# mmdet's own tools/train.py runs these configs exactly as ours does.
 default_scope = 'mmdet'
 # The second import switches on weights-only checkpoint loading with clear
 # errors (mmdet_slf/engine/checkpoint/safe_load.py); `import mmdet_slf` alone
@@ -8,6 +9,9 @@ default_scope = 'mmdet'
 custom_imports = dict(
     imports=['mmdet_slf', 'mmdet_slf.engine.checkpoint.install_safe_loading'],
     allow_failed_imports=False)
+# mmengine's Runner plus start-up checks of the data roots and image lists,
+# and `--launcher pytorch` on machines without CUDA (gloo).
+runner_type = 'CheckedRunner'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
@@ -19,8 +23,17 @@ default_hooks = dict(
         type='CrashSafeCheckpointHook', interval=5, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
-# slf_w_<term>, slf_p_<term>, slf_temperature, slf_entropy -> MessageHub
-custom_hooks = [dict(type='SLFLoggerHook')]
+custom_hooks = [
+    # Data against model at start-up: num_classes, unknown XML class names,
+    # inverted boxes.
+    dict(type='DatasetCheckHook'),
+    # Refuses to resume from or test a checkpoint of another model.
+    dict(type='CheckpointCheckHook'),
+    # Random streams seeded per iteration, so a resumed run is exact.
+    dict(type='IterSeedHook'),
+    # slf_w_<term>, slf_p_<term>, slf_temperature, slf_entropy -> MessageHub
+    dict(type='SLFLoggerHook'),
+]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -1,8 +1,13 @@
 # Faster R-CNN on VOC whose RoI head lets SLF choose, per step, between
 # cross-entropy and the bi-tempered logistic loss for classification, and
 # between L1 and the IoU-balanced smooth L1 loss for box regression.
-_base_ = 'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'
-custom_imports = dict(imports=['mmdet_slf'], allow_failed_imports=False)
+_base_ = [
+    'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py',
+    '../_base_/plugin_runtime.py'
+]
+# This project's runtime on top of mmdet's (_base_/plugin_runtime.py).
+default_hooks = dict(checkpoint=dict(type='CrashSafeCheckpointHook'))
+custom_hooks = _base_.get('custom_hooks', []) + _base_.plugin_hooks
 
 # Bi-tempered temperatures: t1 < 1 bounds the loss, t2 > 1 gives the tempered
 # softmax heavy tails (t1 = t2 = 1 is cross-entropy).
@@ -51,5 +56,3 @@ model = dict(
                 weighting=dict(
                     type='SLFWeighting', scale=1.0,
                     num_samples=num_samples)))))
-
-custom_hooks = [dict(type='SLFLoggerHook')]

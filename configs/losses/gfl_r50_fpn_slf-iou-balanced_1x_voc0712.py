@@ -5,8 +5,13 @@
 # and decoded boxes to its box loss: exactly what the IoU-balanced losses
 # need. The detector is built on the VOC RetinaNet config (same backbone,
 # data and schedule) with GFL's head and assigner.
-_base_ = 'mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py'
-custom_imports = dict(imports=['mmdet_slf'], allow_failed_imports=False)
+_base_ = [
+    'mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py',
+    '../_base_/plugin_runtime.py'
+]
+# This project's runtime on top of mmdet's (_base_/plugin_runtime.py).
+default_hooks = dict(checkpoint=dict(type='CrashSafeCheckpointHook'))
+custom_hooks = _base_.get('custom_hooks', []) + _base_.plugin_hooks
 
 iou_eta = 1.5  # eta of the IoU-balanced classification loss
 iou_exponent = 1.5  # lambda of the IoU-balanced localisation loss
@@ -65,5 +70,3 @@ model = dict(
         pos_weight=-1,
         debug=False),
     test_cfg=dict(nms=dict(type='nms', iou_threshold=0.6)))
-
-custom_hooks = [dict(type='SLFLoggerHook')]

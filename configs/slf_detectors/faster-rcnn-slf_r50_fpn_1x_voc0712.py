@@ -1,7 +1,12 @@
 # Faster R-CNN on VOC0712 with SLF over its four raw loss terms. Everything
 # but the loss weighting is mmdet's own config (the fixed-weight baseline).
-_base_ = 'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'
-custom_imports = dict(imports=['mmdet_slf'], allow_failed_imports=False)
+_base_ = [
+    'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py',
+    '../_base_/plugin_runtime.py'
+]
+# This project's runtime on top of mmdet's (_base_/plugin_runtime.py).
+default_hooks = dict(checkpoint=dict(type='CrashSafeCheckpointHook'))
+custom_hooks = _base_.get('custom_hooks', []) + _base_.plugin_hooks
 
 # Merged into the parent's model: backbone, heads, train_cfg, ... are kept
 # and passed on to FasterRCNN; only loss() is re-weighted.

@@ -1,6 +1,11 @@
 # RetinaNet on VOC0712 with SLF over its classification and box terms.
-_base_ = 'mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py'
-custom_imports = dict(imports=['mmdet_slf'], allow_failed_imports=False)
+_base_ = [
+    'mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py',
+    '../_base_/plugin_runtime.py'
+]
+# This project's runtime on top of mmdet's (_base_/plugin_runtime.py).
+default_hooks = dict(checkpoint=dict(type='CrashSafeCheckpointHook'))
+custom_hooks = _base_.get('custom_hooks', []) + _base_.plugin_hooks
 
 model = dict(
     type='SLFDetector',

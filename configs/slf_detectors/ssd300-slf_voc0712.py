@@ -1,9 +1,14 @@
 # SSD300 on VOC0712 with SLF over its classification and box terms.
-_base_ = 'mmdet::pascal_voc/ssd300_voc0712.py'
-custom_imports = dict(imports=['mmdet_slf'], allow_failed_imports=False)
+_base_ = ['mmdet::pascal_voc/ssd300_voc0712.py', '../_base_/plugin_runtime.py']
+# This project's runtime on top of mmdet's (_base_/plugin_runtime.py).
+default_hooks = dict(checkpoint=dict(type='CrashSafeCheckpointHook'))
+custom_hooks = _base_.get('custom_hooks', []) + _base_.plugin_hooks
 
 model = dict(
     type='SLFDetector',
     detector_type='SingleStageDetector',
     terms=dict(cls=['loss_cls'], box=['loss_bbox']),  # one entry per image
-    weighting=dict(type='SLFWeighting', num_samples=4, temperature=1.0))
+    weighting=dict(type='SLFWeighting', num_samples=4, temperature=1.0),
+    # SSDHead with mmdet 3.3's prediction bug fixed (it cannot be evaluated
+    # otherwise); same parameters and losses.
+    bbox_head=dict(type='PredictableSSDHead'))

@@ -4,9 +4,14 @@
 # mmdet's YOLOv3 loss (xy and wh weight 2, cls and conf weight 1) from the
 # four roles coord / pred / obj / noobj, so the SLF config differs from this
 # baseline only in the weighting.
-_base_ = 'mmdet::yolo/yolov3_d53_8xb8-ms-608-273e_coco.py'
-custom_imports = dict(imports=['mmdet_slf'], allow_failed_imports=False)
-custom_hooks = [dict(type='SLFLoggerHook')]
+_base_ = [
+    'mmdet::yolo/yolov3_d53_8xb8-ms-608-273e_coco.py',
+    '../_base_/plugin_runtime.py'
+]
+# This project's runtime on top of mmdet's (_base_/plugin_runtime.py).
+default_hooks = dict(checkpoint=dict(type='CrashSafeCheckpointHook'))
+custom_hooks = _base_.get('custom_hooks', []) + _base_.plugin_hooks
+
 
 img_scale = (608, 608)  # test size; training draws from 320..608
 num_classes = 20

@@ -11,6 +11,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmdet_slf  # noqa: F401
+from mmdet_slf.engine.checks import leaf_datasets
 from mmdet_slf.slf import SLFWeighting
 
 CONFIG_ROOT = osp.join(REPO_ROOT, 'configs')
@@ -30,14 +31,25 @@ def test_configs_are_found():
         assert name in names
 
 
-def leaf_datasets(node):
-    if 'datasets' in node:
-        for child in node['datasets']:
-            yield from leaf_datasets(child)
-    elif 'dataset' in node:
-        yield from leaf_datasets(node['dataset'])
-    else:
-        yield node
+def test_both_runtimes_bring_the_same_plugin_entries():
+    """_base_/default_runtime.py (YOLOv1 configs) and _base_/plugin_runtime.py
+    (configs on an mmdet parent) switch on the same plugin, runner and
+    hooks, and every config ends up with them."""
+    base = osp.join(CONFIG_ROOT, '_base_')
+    ours = Config.fromfile(osp.join(base, 'default_runtime.py'))
+    plugin = Config.fromfile(osp.join(base, 'plugin_runtime.py'))
+    assert ours.custom_imports == plugin.custom_imports
+    assert ours.runner_type == plugin.runner_type == 'CheckedRunner'
+    assert ours.custom_hooks == plugin.plugin_hooks
+    for path in CONFIGS:
+        cfg = Config.fromfile(path)
+        assert cfg.custom_imports == plugin.custom_imports, path
+        assert cfg.runner_type == 'CheckedRunner', path
+        hooks = [hook['type'] for hook in cfg.custom_hooks]
+        assert hooks[-len(plugin.plugin_hooks):] == [
+            hook['type'] for hook in plugin.plugin_hooks], path
+        assert cfg.default_hooks.checkpoint.type == \
+            'CrashSafeCheckpointHook', path
 
 
 def tiny_data_root(cfg, default_root, tmp_path):

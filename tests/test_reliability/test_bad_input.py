@@ -93,7 +93,7 @@ def test_unknown_class_name_in_xml(voc, tmp_path):
 
 
 def test_class_left_out_of_a_subset_is_not_an_error(voc, tmp_path):
-    from mmdet_slf.utils.dataset_check import find_unknown_class_names
+    from mmdet_slf.engine.checks import find_unknown_class_names
     from mmdet.datasets import VOCDataset
     edit_object(voc, ANN, name='dog')  # a VOC class outside the subset
     dataset = VOCDataset(

@@ -10,7 +10,7 @@ from reliability_helpers import (SnapshotHook, find_hook, read_log,
 from torch import nn
 
 from mmdet_slf.engine.optimizers import SkipNonFiniteOptimWrapper
-from mmdet_slf.utils.config_check import check_nonfinite_skip
+from mmdet_slf.engine.checks import check_nonfinite_skip
 
 BAD_ITER = 1  # after one real step, so momentum buffers are non-zero
 

@@ -131,27 +131,9 @@ def test_seed_everything_is_a_function_of_the_triple():
         assert not torch.equal(draw()[0], first[0]), other
 
 
-# Configs on mmdet's runtime (not configs/_base_/default_runtime.py) that do
-# not yet repeat its checkpoint entries: the safe-loading import and
-# default_hooks.checkpoint.type = 'CrashSafeCheckpointHook'.
-ON_MMDET_RUNTIME = {
-    'losses/faster-rcnn_r50_fpn_slf-bitempered-iou-balanced_1x_voc0712.py',
-    'losses/gfl_r50_fpn_slf-iou-balanced_1x_voc0712.py',
-    'slf_detectors/faster-rcnn-slf_r50_fpn_1x_voc0712.py',
-    'slf_detectors/retinanet-slf_r50_fpn_1x_voc0712.py',
-    'slf_detectors/ssd300-slf_voc0712.py',
-    'yolov3/yolov3-slf_d53_8xb8-273e_voc0712.py',
-    'yolov3/yolov3_d53_8xb8-273e_voc0712.py',
-}
 CONFIG_ROOT = osp.join(REPO_ROOT, 'configs')
 CONFIGS = [
-    pytest.param(
-        path,
-        id=osp.relpath(path, CONFIG_ROOT),
-        marks=[pytest.mark.xfail(reason='repeats the runtime without the '
-                                 'checkpoint entries')]
-        if osp.relpath(path, CONFIG_ROOT) in ON_MMDET_RUNTIME else [])
-    for path in sorted(
+    pytest.param(path, id=osp.relpath(path, CONFIG_ROOT)) for path in sorted(
         glob.glob(osp.join(CONFIG_ROOT, '**', '*.py'), recursive=True))
     if '_base_' not in osp.relpath(path, CONFIG_ROOT).split(osp.sep)
 ]

@@ -5,10 +5,9 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmdet.registry import HOOKS
 
-from mmdet_slf.utils.dataset_check import (check_num_classes, describe_files,
-                                           find_degenerate_boxes,
-                                           find_unknown_class_names,
-                                           leaf_datasets)
+from ..checks import (check_num_classes, describe_files,
+                      find_degenerate_boxes, find_unknown_class_names,
+                      leaf_datasets)
 
 MODES = ('raise', 'warn')
 

@@ -58,6 +58,10 @@ def built(tiny_voc_root, tmp_path_factory):
             parent_cfg = load(
                 osp.join(MMDET_CONFIGS, CASES[name][0]), tiny_voc_root,
                 work_dir)
+            if 'bbox_head' in cfg.model:
+                # The SLF config's head type (PredictableSSDHead opts in to
+                # the fix of mmdet 3.3's SSD prediction); the same layers.
+                parent_cfg.model.bbox_head.type = cfg.model.bbox_head.type
             torch.manual_seed(0)
             model = MODELS.build(cfg.model)
             parent = MODELS.build(parent_cfg.model)

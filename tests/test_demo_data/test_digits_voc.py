@@ -16,9 +16,10 @@ from mmdet.registry import DATASETS, METRICS
 from mmdet.utils import register_all_modules
 
 import mmdet_slf  # noqa: F401
-from mmdet_slf.datasets import (DIGIT_CLASSES, make_digits_voc, read_manifest,
-                                render_digits_image, split_source_digits)
-from mmdet_slf.datasets.digits_voc import load_digit_scans
+from mmdet_slf.demo_data import (DIGIT_CLASSES, make_digits_voc,
+                                 read_manifest, render_digits_image,
+                                 split_source_digits)
+from mmdet_slf.demo_data.digits_voc import load_digit_scans
 
 SMALL = dict(num_trainval=30, num_test=20, image_size=(128, 112), seed=3)
 # A pixel "carries ink" when the JPEG differs from the clean background by
