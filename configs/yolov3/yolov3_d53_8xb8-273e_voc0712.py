@@ -12,7 +12,6 @@ _base_ = [
 default_hooks = dict(checkpoint=dict(type='CrashSafeCheckpointHook'))
 custom_hooks = _base_.get('custom_hooks', []) + _base_.plugin_hooks
 
-
 img_scale = (608, 608)  # test size; training draws from 320..608
 num_classes = 20
 
@@ -20,13 +19,13 @@ model = dict(
     bbox_head=dict(
         type='YOLOV3SLFHead',
         num_classes=num_classes,
-        # the lambdas live in the weighting, so these are 1
+        # mmdet's COCO config weights xy and wh by 2 inside the loss
+        # modules; the head takes every weight from its weighting instead
+        # (and refuses others), so these are 1 and the 2 is below.
         loss_xy=dict(loss_weight=1.0),
         loss_wh=dict(loss_weight=1.0),
-        weighting=dict(
-            type='FixedWeighting',
-            terms=['coord', 'pred', 'obj', 'noobj'],
-            weights=[2.0, 1.0, 1.0, 1.0])))
+        # coord, pred, obj, noobj
+        weighting=dict(type='FixedWeighting', weights=[2.0, 1.0, 1.0, 1.0])))
 
 dataset_type = 'VOCDataset'
 data_root = 'data/VOCdevkit/'

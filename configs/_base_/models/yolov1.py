@@ -39,11 +39,9 @@ model = dict(
         # which keeps training from scratch stable.
         output_act='sigmoid',
         rescore=True,  # obj target = IoU of the responsible box
-        # The paper's lambda_coord, lambda_pred, lambda_obj, lambda_noobj.
-        weighting=dict(
-            type='FixedWeighting',
-            terms=['coord', 'pred', 'obj', 'noobj'],
-            weights=[5.0, 1.0, 1.0, 0.5])),
+        # The paper's lambda_coord, lambda_pred, lambda_obj, lambda_noobj,
+        # over the head's terms coord, pred, obj, noobj.
+        weighting=dict(type='FixedWeighting', weights=[5.0, 1.0, 1.0, 0.5])),
     train_cfg=None,
     # darknet's VOC evaluation: keep boxes above 0.001, per-class NMS 0.5.
     test_cfg=dict(

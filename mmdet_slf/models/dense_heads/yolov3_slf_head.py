@@ -12,21 +12,25 @@ from torch import Tensor
 
 from mmdet_slf.slf import build_weighting
 
-TERMS = ('coord', 'pred', 'obj', 'noobj')
+# The loss modules of YOLOV3Head, each computing part of a raw term.
+LOSS_MODULES = ('loss_cls', 'loss_conf', 'loss_xy', 'loss_wh')
 
 
 @MODELS.register_module()
 class YOLOV3SLFHead(YOLOV3Head):
     """:class:`~mmdet.models.dense_heads.YOLOV3Head` with weighted loss roles.
 
-    mmdet's ``loss_conf`` is split into ``loss_obj`` (positive anchors) and
-    ``loss_noobj`` (negative anchors), giving YOLOv1's four roles:
-    ``coord = loss_xy + loss_wh``, ``pred = loss_cls``, ``obj`` and
-    ``noobj``. Each is computed per image (a vector ``[N]`` whose sum is
-    mmdet's batch-level term, the losses using ``reduction='sum'``) with the
-    loss modules' own ``loss_weight`` inside, and passed to
-    ``self.weighting``. With ``loss_weight=1`` everywhere and
-    ``FixedWeighting(weights=[2, 1, 1, 1])`` the total equals mmdet's YOLOv3
+    Only the loss path changes, as MMYOLO's ``YOLOv7Head`` does over
+    ``YOLOv5Head``: :meth:`loss_by_feat` returns a dict of losses like the
+    parent's, and every other method, ``loss_by_feat_single`` included, is
+    the parent's. mmdet's ``loss_conf`` is split into ``loss_obj`` (positive
+    anchors) and ``loss_noobj`` (negative anchors), giving YOLOv1's four
+    roles ``TERMS``: ``coord = loss_xy + loss_wh``, ``pred = loss_cls``,
+    ``obj`` and ``noobj``. Each is a raw, unweighted per-image vector ``[N]``
+    whose sum is mmdet's batch-level term (the losses use
+    ``reduction='sum'``), and ``self.weighting`` is the only place weights
+    are applied: the loss modules must keep ``loss_weight=1`` (checked at
+    build). ``FixedWeighting(weights=[2, 1, 1, 1])`` gives mmdet's YOLOv3
     loss (``loss_xy``/``loss_wh`` weight 2, the others 1).
 
     Decision features: per-image mean over all anchors of all levels of the
@@ -37,22 +41,32 @@ class YOLOV3SLFHead(YOLOV3Head):
 
     Args:
         *args: Positional arguments of :class:`YOLOV3Head`.
-        weighting (dict): Weighting config over
-            ``['coord', 'pred', 'obj', 'noobj']``. Defaults to
-            ``FixedWeighting`` with all weights 1.
+        weighting (dict): Weighting config; its ``terms`` default to
+            ``TERMS``. Defaults to ``FixedWeighting`` with all weights 1.
         **kwargs: Keyword arguments of :class:`YOLOV3Head`.
     """
 
+    TERMS = ('coord', 'pred', 'obj', 'noobj')
+
     def __init__(self,
                  *args,
-                 weighting: ConfigType = dict(
-                     type='FixedWeighting',
-                     terms=list(TERMS),
-                     weights=[1.0, 1.0, 1.0, 1.0]),
+                 weighting: ConfigType = dict(type='FixedWeighting'),
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        scaled = [
+            f'{name}.loss_weight={getattr(self, name).loss_weight}'
+            for name in LOSS_MODULES
+            if getattr(self, name).loss_weight != 1
+        ]
+        if scaled:
+            raise ValueError(
+                f'YOLOV3SLFHead applies every weight in its weighting, but '
+                f'{", ".join(scaled)}: set loss_weight=1.0 there and put the '
+                'weight in weighting (mmdet\'s YOLOv3 loss is '
+                "dict(type='FixedWeighting', weights=[2, 1, 1, 1]))")
         self.weighting = build_weighting(
-            copy.deepcopy(weighting), TERMS, self.num_attrib, 'YOLOV3SLFHead')
+            copy.deepcopy(weighting), self.TERMS, self.num_attrib,
+            'YOLOV3SLFHead')
 
     def loss_by_feat(
             self,
@@ -80,8 +94,8 @@ class YOLOV3SLFHead(YOLOV3Head):
     def loss_terms(self, pred_maps: Sequence[Tensor],
                    batch_gt_instances: InstanceList,
                    batch_img_metas: List[dict]) -> Tuple[Dict, Tensor]:
-        """Unweighted per-image terms ``{'loss_<term>': [N]}`` and decision
-        features ``[N, 5 + C]``. Targets are mmdet's (``get_targets``)."""
+        """Raw per-image terms ``{'loss_<term>': [N]}`` and decision features
+        ``[N, 5 + C]``. Targets are mmdet's (``get_targets``)."""
         num_imgs = len(batch_img_metas)
         device = pred_maps[0].device
         featmap_sizes = [pred_map.shape[-2:] for pred_map in pred_maps]
@@ -95,21 +109,20 @@ class YOLOV3SLFHead(YOLOV3Head):
         target_maps_list, neg_maps_list = self.get_targets(
             anchor_list, responsible_flag_list, batch_gt_instances)
 
-        raw = {f'loss_{name}': 0 for name in TERMS}
+        raw = {f'loss_{name}': 0 for name in self.TERMS}
         summaries = []
         for pred_map, target_map, neg_map in zip(pred_maps, target_maps_list,
                                                  neg_maps_list):
-            terms, summary = self.loss_by_feat_single(pred_map, target_map,
-                                                      neg_map)
+            terms, summary = self._level_terms(pred_map, target_map, neg_map)
             for key, value in terms.items():
                 raw[key] = raw[key] + value
             summaries.append(summary)
         features = torch.cat(summaries, dim=1).mean(dim=1)  # [N, 5+C]
         return raw, features
 
-    def loss_by_feat_single(self, pred_map: Tensor, target_map: Tensor,
-                            neg_map: Tensor) -> Tuple[Dict, Tensor]:
-        """Per-image terms of one level.
+    def _level_terms(self, pred_map: Tensor, target_map: Tensor,
+                     neg_map: Tensor) -> Tuple[Dict, Tensor]:
+        """Per-image raw terms of one level and its activated prediction.
 
         Args:
             pred_map (Tensor): ``[N, A * (5 + C), H, W]``.

@@ -122,9 +122,11 @@ class SLFDetector(BaseDetector):
     (``loss_<term>``, extra objective terms such as ``loss_slf_kl``, and the
     ``slf_w_<term>`` diagnostics), ``slf_raw_<term>`` (the detached raw terms)
     and every ungrouped key unchanged. Ungrouped keys that contain ``loss``
-    stay in the objective with their parent weight and are reported once in
-    the log. Loss weights inside the parent's heads are kept: with
-    ``FixedWeighting`` at all ones the objective is the parent's.
+    stay in the objective unweighted and are reported once in the log. The
+    weighting is the only place where weights are applied: a loss module of
+    the parent with ``loss_weight`` other than 1 fails at build, naming it
+    (give its weight to the weighting instead). With ``FixedWeighting`` at
+    all ones the objective is then the parent's.
 
     Args:
         terms (dict[str, str | list[str]]): ``{term: [loss keys]}``; see
@@ -160,9 +162,10 @@ class SLFDetector(BaseDetector):
         loss_groups = LossGroups(terms)
         weighting = self._weighting_cfg(weighting, loss_groups.names)
         super().__init__(**kwargs)
+        self.detector_name = self._detector_class().__name__
+        self._check_loss_weights()
         self.loss_groups = loss_groups
         self.weighting = MODELS.build(weighting)
-        self.detector_name = self._detector_class().__name__
         self.decision_features = decision_features
         self._check_decision_features()
         self._reported_grouping = False
@@ -194,6 +197,21 @@ class SLFDetector(BaseDetector):
                 'filled in from terms')
         weighting['terms'] = list(names)
         return weighting
+
+    def _check_loss_weights(self) -> None:
+        scaled = [
+            f'model.{name}.loss_weight={module.loss_weight}'
+            for name, module in self.named_modules()
+            if isinstance(getattr(module, 'loss_weight', None), (int, float))
+            and module.loss_weight != 1
+        ]
+        if scaled:
+            raise ValueError(
+                f'{self.detector_name} scales loss terms inside its modules '
+                f'({", ".join(scaled)}), but SLFDetector applies every '
+                'weight in one place, its weighting, to raw terms: set these '
+                'loss_weight to 1.0 and give the terms their weights in the '
+                'weighting (FixedWeighting weights, SLFWeighting prior)')
 
     def _check_decision_features(self) -> None:
         reads_features = not getattr(self.weighting, 'reads_terms', True)

@@ -133,3 +133,38 @@ def test_slf_weighting_logs_four_terms():
         YOLOV3SLFHead(
             **head_kwargs(),
             weighting=dict(type='FixedWeighting', terms=['cls', 'conf']))
+
+
+def test_only_the_loss_path_is_overridden():
+    """The parent's per-level loss keeps its contract: mmdet's four
+    batch-level losses, identical to the parent's on the same weights."""
+    assert YOLOV3SLFHead.loss_by_feat_single is \
+        YOLOV3Head.loss_by_feat_single
+    torch.manual_seed(0)
+    ref = YOLOV3Head(**head_kwargs())
+    ours = YOLOV3SLFHead(**head_kwargs())
+    ours.load_state_dict(ref.state_dict(), strict=False)
+    feats, gts, metas = inputs(BATCH)
+    expected = ref.loss_by_feat(ref(feats)[0], gts, metas)
+    got = YOLOV3Head.loss_by_feat(ours, ours(feats)[0], gts, metas)
+    assert set(got) == {'loss_cls', 'loss_conf', 'loss_xy', 'loss_wh'}
+    for key, values in expected.items():
+        for value, other in zip(values, got[key]):
+            torch.testing.assert_close(other, value)
+
+
+@pytest.mark.parametrize('loss', ['loss_xy', 'loss_wh', 'loss_cls'])
+def test_loss_weights_other_than_one_fail_at_build(loss):
+    kwargs = head_kwargs()
+    kwargs[loss] = dict(kwargs[loss], loss_weight=2.0)
+    with pytest.raises(ValueError,
+                       match=rf'{loss}.loss_weight=2.0: set loss_weight=1.0 '
+                       r'there and put the weight in weighting'):
+        YOLOV3SLFHead(**kwargs)
+
+
+def test_terms_default_to_the_head_terms():
+    head = YOLOV3SLFHead(
+        **head_kwargs(),
+        weighting=dict(type='FixedWeighting', weights=[2.0, 1.0, 1.0, 1.0]))
+    assert head.weighting.terms == list(YOLOV3SLFHead.TERMS) == TERMS

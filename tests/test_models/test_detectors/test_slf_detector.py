@@ -305,3 +305,16 @@ def test_docs_recipe_on_an_unseen_detector(tmp_path):
     cfg.merge_from_dict(dict(model=narrow))
     with pytest.raises(TypeError, match='num_samples'):
         MODELS.build(cfg.model)
+
+
+def test_loss_weights_inside_the_parent_fail_at_build(setup):
+    """The weighting is the one place where weights apply: a parent's loss
+    module that scales its own term is named at build."""
+    cfg, _ = setup
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.bbox_head.loss_bbox.loss_weight = 2.0
+    with pytest.raises(ValueError,
+                       match=r'RetinaNet scales loss terms inside its modules '
+                       r'\(model.bbox_head.loss_bbox.loss_weight=2.0\), but '
+                       r'SLFDetector applies every weight in one place'):
+        MODELS.build(model_cfg)
