@@ -169,8 +169,9 @@ def patch_cfg_for_tiny_voc(cfg,
     """Point a VOC config at tiny data and a tiny, iteration-based schedule.
 
     ``Pretrained`` init configs are dropped (no network), a ``YOLOV1Head``
-    gets ``input_size`` = the image size rounded up to its stride, and
-    training ends without validation or a checkpoint.
+    gets ``input_size`` = the image size rounded up to its stride (and a
+    conv head the matching ``num_grids``), and training ends without
+    validation or a checkpoint.
 
     Args:
         cfg (Config): Config to change in place.
@@ -192,6 +193,9 @@ def patch_cfg_for_tiny_voc(cfg,
         stride = head.get('featmap_stride', 64)
         image_size = tuple(-(-side // stride) * stride for side in image_size)
         head['input_size'] = image_size
+        if head.get('head') == 'conv':
+            # One cell per feature-map position.
+            head['num_grids'] = image_size[0] // stride
     _drop_pretrained(cfg.get('model'))
     for split in ('train', 'val', 'test'):
         loader = cfg.get(f'{split}_dataloader')

@@ -3,6 +3,7 @@
 import glob
 import math
 import os.path as osp
+import re
 
 import pytest
 from conftest import (REPO_ROOT, VOC_CLASSES, make_tiny_voc,
@@ -15,20 +16,61 @@ from mmdet_slf.engine.checks import leaf_datasets
 from mmdet_slf.slf import SLFWeighting
 
 CONFIG_ROOT = osp.join(REPO_ROOT, 'configs')
-CONFIGS = sorted(
+ALL_CONFIGS = sorted(
     path for path in glob.glob(
         osp.join(CONFIG_ROOT, '**', '*.py'), recursive=True)
     if '_base_' not in osp.relpath(path, CONFIG_ROOT).split(osp.sep))
+# The names the README uses, kept as files whose only content is _base_.
+ALIASES = {
+    'yolo_voc.py': 'yolov1/yolov1_darknet24_1xb64-135e_voc0712.py',
+    'yolo_slf_voc.py': 'yolov1/yolov1-slf_darknet24_1xb64-135e_voc0712.py',
+    'fast-yolo_voc.py': 'yolov1/yolov1_darknet9_1xb64-135e_voc0712.py',
+    'fast-yolo_slf_voc.py':
+    'yolov1/yolov1-slf_darknet9_1xb64-135e_voc0712.py',
+    'yolo-vgg16_voc.py': 'yolov1/yolov1_vgg16_1xb64-135e_voc0712.py',
+    'yolo-vgg16_slf_voc.py': 'yolov1/yolov1-slf_vgg16_1xb64-135e_voc0712.py',
+}
+# An alias builds its target's config, which is trained below.
+CONFIGS = [
+    path for path in ALL_CONFIGS
+    if osp.relpath(path, CONFIG_ROOT) not in ALIASES
+]
+# mmdet's {algorithm}_{backbone}_{schedule}_{dataset}.py (e.g.
+# yolov1-slf_darknet24_1xb64-135e_voc0712.py), or shorter where mmdet's own
+# parent is (ssd300-slf_voc0712.py); configs/demo/ has its own names.
+MMDET_NAME = re.compile(r'^[a-z0-9-]+(_[a-z0-9-]+)*_(voc0712|coco)\.py$')
 
 
 def test_configs_are_found():
-    names = {osp.relpath(path, CONFIG_ROOT) for path in CONFIGS}
+    names = {osp.relpath(path, CONFIG_ROOT) for path in ALL_CONFIGS}
     for name in ('yolo_voc.py', 'yolo_slf_voc.py', 'fast-yolo_voc.py',
                  'fast-yolo_slf_voc.py', 'yolo-vgg16_voc.py',
                  'yolo-vgg16_slf_voc.py',
                  'yolov3/yolov3_d53_8xb8-273e_voc0712.py',
                  'yolov3/yolov3-slf_d53_8xb8-273e_voc0712.py'):
         assert name in names
+    conv_head = 'darknet24_conv-head_1xb64-135e_voc0712.py'
+    assert f'yolov1/yolov1_{conv_head}' in names
+    assert f'yolov1/yolov1-slf_{conv_head}' in names
+
+
+def test_config_names_follow_mmdet():
+    for path in CONFIGS:
+        name = osp.relpath(path, CONFIG_ROOT)
+        if name.startswith('demo' + osp.sep):
+            continue
+        assert MMDET_NAME.match(osp.basename(name)), name
+
+
+@pytest.mark.parametrize('alias', sorted(ALIASES))
+def test_readme_names_are_aliases(alias):
+    with open(osp.join(CONFIG_ROOT, alias)) as f:
+        code = [line for line in f if line.strip()
+                and not line.startswith('#')]
+    assert code == [f"_base_ = './{ALIASES[alias]}'\n"]
+    ours = Config.fromfile(osp.join(CONFIG_ROOT, alias)).to_dict()
+    target = Config.fromfile(osp.join(CONFIG_ROOT, ALIASES[alias])).to_dict()
+    assert ours == target
 
 
 def test_both_runtimes_bring_the_same_plugin_entries():
@@ -50,6 +92,29 @@ def test_both_runtimes_bring_the_same_plugin_entries():
             hook['type'] for hook in plugin.plugin_hooks], path
         assert cfg.default_hooks.checkpoint.type == \
             'CrashSafeCheckpointHook', path
+
+
+def test_slf_configs_differ_from_their_baseline_only_in_weighting():
+    """Each SLF head config: the baseline's config, the baseline's lambdas
+    as prior, and the shared SLF settings of _base_/slf_weighting.py."""
+    shared = Config.fromfile(
+        osp.join(CONFIG_ROOT, '_base_', 'slf_weighting.py'))
+    pairs = [(path, path.replace('-slf_', '_')) for path in CONFIGS
+             if '-slf_' in osp.basename(path) and 'yolov' in
+             osp.basename(path)]
+    assert len(pairs) == 5, pairs
+    for slf_path, fixed_path in pairs:
+        slf = Config.fromfile(slf_path).to_dict()
+        fixed = Config.fromfile(fixed_path).to_dict()
+        weighting = slf['model']['bbox_head'].pop('weighting')
+        baseline = fixed['model']['bbox_head'].pop('weighting')
+        assert weighting == dict(shared.slf_weighting,
+                                 prior=baseline['weights']), slf_path
+        assert slf['optim_wrapper'].pop('paramwise_cfg') == \
+            shared.slf_paramwise_cfg
+        for key in ('slf_weighting', 'slf_paramwise_cfg'):
+            slf.pop(key)
+        assert slf == fixed, slf_path
 
 
 def tiny_data_root(cfg, default_root, tmp_path):
