@@ -1,0 +1,6 @@
+# SLF whose decision network is trained by the 'progress' objective (see
+# docs/slf.md), with the paper's estimator: K = 4 one-hot Gumbel-softmax
+# samples per image.
+_base_ = './_base_slf.py'
+strategy_name = 'SLF progress (K=4)'
+model = dict(bbox_head=dict(weighting=dict(decision_objective='progress')))

@@ -1,0 +1,192 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""Strategy configs, paired seeds and saved results of the benchmark.
+
+A strategy is a config file under ``configs/demo/benchmark/`` (files whose
+name starts with ``_`` are bases, not strategies); its ``strategy_name`` is
+the name shown in the report. Runs are *paired by seed*: for seed ``s`` every
+strategy starts from the same detector weights (drawn once from the
+reference strategy's model under seed ``s`` and saved, without the
+weighting's own parameters, to ``init/seed<s>.pth``) and sees the same data
+order (``randomness.seed = s`` drives the sampler and the per-iteration
+streams). The strategies therefore differ only in the weighting.
+
+Each finished run writes ``runs/<strategy>/seed<s>/result.json``; the report
+merges whatever results exist, so the table can be built over several calls.
+"""
+import copy
+import glob
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.config import Config
+
+RESULT_FILE = 'result.json'
+WEIGHTING_KEY = '.weighting.'
+
+
+def find_strategies(config_dir: str) -> Dict[str, str]:
+    """``{strategy key: config path}`` for every strategy config in a folder.
+
+    The key is the file name without ``.py``; files starting with ``_`` are
+    shared bases and are skipped.
+    """
+    paths = sorted(glob.glob(osp.join(config_dir, '*.py')))
+    strategies = {
+        osp.splitext(osp.basename(path))[0]: path
+        for path in paths if not osp.basename(path).startswith('_')
+    }
+    if not strategies:
+        raise FileNotFoundError(f'no strategy configs (*.py not starting '
+                                f'with "_") in {config_dir}')
+    return strategies
+
+
+def strategy_name(cfg: Config, key: str) -> str:
+    """The display name of a strategy: ``strategy_name`` or its key."""
+    return cfg.get('strategy_name', key)
+
+
+def run_dir(work_dir: str, key: str, seed: int) -> str:
+    return osp.join(work_dir, 'runs', key, f'seed{seed}')
+
+
+def init_checkpoint_path(work_dir: str, seed: int) -> str:
+    return osp.join(work_dir, 'init', f'seed{seed}.pth')
+
+
+def detector_state(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
+    """The model's state without the weighting's parameters and buffers."""
+    return {
+        key: value.detach().clone()
+        for key, value in model.state_dict().items()
+        if WEIGHTING_KEY not in key
+    }
+
+
+def make_init_checkpoint(reference_cfg: Config, seed: int,
+                         path: str) -> str:
+    """Draw the initial detector weights of ``seed`` once and save them.
+
+    The weights come from the reference strategy's model, initialised as the
+    runner would initialise it (``init_weights``) under ``seed``. Nothing is
+    done when the file exists, so every strategy of a seed, in this call or a
+    later one, starts from the same weights.
+    """
+    if osp.exists(path):
+        return path
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.runner import set_random_seed
+    register_all_modules(init_default_scope=True)
+    set_random_seed(seed)
+    model = MODELS.build(copy.deepcopy(reference_cfg.model))
+    model.init_weights()
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    tmp = path + '.tmp'
+    torch.save(dict(state_dict=detector_state(model), meta=dict(seed=seed)),
+               tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def run_config(cfg: Config, seed: int, work_dir: str, init_path: str,
+               max_iters: Optional[int] = None) -> Config:
+    """The config of one benchmark run: the strategy's config with the
+    seed's data order and initial detector weights.
+
+    Args:
+        cfg (Config): The strategy's config.
+        seed (int): The paired seed.
+        work_dir (str): Where the run writes.
+        init_path (str): The seed's initial detector weights.
+        max_iters (int, optional): Override the strategy's budget (the
+            schedule is stretched or shrunk to it). Defaults to None.
+    """
+    cfg = copy.deepcopy(cfg)
+    cfg.randomness = dict(seed=seed)
+    cfg.work_dir = work_dir
+    # Weights only: the weighting starts from its own initialisation and the
+    # optimizer, schedule and iteration count from zero.
+    cfg.load_from = init_path
+    cfg.resume = False
+    if max_iters is not None:
+        old = cfg.train_cfg.max_iters
+        cfg.train_cfg.max_iters = max_iters
+        cfg.train_cfg.val_interval = max(1, round(
+            cfg.train_cfg.val_interval * max_iters / old))
+        for scheduler in cfg.param_scheduler:
+            begin = round(scheduler.get('begin', 0) * max_iters / old)
+            end = round(scheduler.get('end', old) * max_iters / old)
+            scheduler['begin'] = min(begin, max_iters - 1)
+            scheduler['end'] = max(min(end, max_iters), scheduler['begin'] + 1)
+        cfg.default_hooks.checkpoint.interval = max_iters
+    return cfg
+
+
+def load_scalars(work_dir: str) -> List[dict]:
+    """Every record of the run's ``vis_data/scalars.json`` (newest log)."""
+    files = sorted(
+        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    if not files:
+        return []
+    with open(files[-1]) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def summarize_run(records: List[dict], terms: List[str],
+                  map_key: str = 'pascal_voc/mAP') -> dict:
+    """mAP curve, final mAP and the mean logged weight of every term.
+
+    Validation records carry ``map_key``; their ``step`` is the epoch-style
+    counter of the logger, so the curve takes the iteration of the training
+    record logged before each of them.
+    """
+    curve, last_iter = [], 0
+    sums = {term: 0.0 for term in terms}
+    count = 0
+    for record in records:
+        if map_key in record:
+            curve.append((last_iter, float(record[map_key])))
+            continue
+        if 'iter' in record or 'loss' in record:
+            last_iter = int(record.get('iter', record.get('step', 0)))
+            if all(f'slf_w_{term}' in record for term in terms):
+                for term in terms:
+                    sums[term] += float(record[f'slf_w_{term}'])
+                count += 1
+    mean_weights = {term: sums[term] / count
+                    for term in terms} if count else {}
+    return dict(
+        mAP=curve[-1][1] if curve else float('nan'),
+        curve=curve,
+        mean_weights=mean_weights)
+
+
+def save_result(path: str, result: dict) -> None:
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(result, f, indent=1)
+    os.replace(tmp, path)
+
+
+def load_results(work_dir: str) -> Dict[str, Dict[int, dict]]:
+    """``{strategy key: {seed: result}}`` of every finished run."""
+    results: Dict[str, Dict[int, dict]] = {}
+    pattern = osp.join(work_dir, 'runs', '*', 'seed*', RESULT_FILE)
+    for path in sorted(glob.glob(pattern)):
+        with open(path) as f:
+            result = json.load(f)
+        key = osp.basename(osp.dirname(osp.dirname(path)))
+        results.setdefault(key, {})[int(result['seed'])] = result
+    return results
+
+
+def paired_seeds(results: Dict[str, Dict[int, dict]], key: str,
+                 reference: str) -> List[int]:
+    """Seeds finished by both a strategy and the reference, sorted."""
+    return sorted(
+        set(results.get(key, {})) & set(results.get(reference, {})))

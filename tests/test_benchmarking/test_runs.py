@@ -1,0 +1,171 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""The benchmark's pairing of seeds, run summaries and merged results."""
+import json
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+import mmdet_slf  # noqa: F401
+from mmdet_slf.benchmarking import report, runs
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG_DIR = osp.join(REPO, 'configs/demo/benchmark')
+TERMS = ['coord', 'pred', 'obj', 'noobj']
+
+
+@pytest.fixture(scope='module')
+def digits_root(tmp_path_factory):
+    from mmdet_slf.demo_data import make_digits_voc
+    root = str(tmp_path_factory.mktemp('digits') / 'VOCdevkit')
+    make_digits_voc(root=root, num_trainval=24, num_test=4, subset='DIGITS',
+                    digits_per_image=(1, 3), digit_size=(0.2, 0.38))
+    return root + '/'
+
+
+def strategy_cfg(key, data_root):
+    cfg = Config.fromfile(runs.find_strategies(CONFIG_DIR)[key])
+    for split in ('train', 'val', 'test'):
+        loader = cfg[f'{split}_dataloader']
+        loader.dataset.data_root = data_root
+        loader.num_workers = 0
+        loader.persistent_workers = False
+    return cfg
+
+
+def test_every_strategy_config_is_found_and_named():
+    strategies = runs.find_strategies(CONFIG_DIR)
+    assert 'fixed' in strategies and 'slf-joint' in strategies
+    assert not any(key.startswith('_') for key in strategies)
+    for key, path in strategies.items():
+        cfg = Config.fromfile(path)
+        assert runs.strategy_name(cfg, key) != '', key
+
+
+def test_seed_gives_every_strategy_the_same_start_and_data_order(
+        digits_root, tmp_path):
+    """Seed s: identical initial detector weights and batches for two
+    strategies; another seed: other weights and another order."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.runner import Runner, load_checkpoint
+    register_all_modules()
+    fixed = strategy_cfg('fixed', digits_root)
+    slf = strategy_cfg('slf-joint', digits_root)
+
+    def start(cfg, seed):
+        path = runs.make_init_checkpoint(
+            fixed, seed, runs.init_checkpoint_path(str(tmp_path), seed))
+        run_cfg = runs.run_config(cfg, seed, str(tmp_path / 'w'), path)
+        assert run_cfg.load_from == path and run_cfg.randomness.seed == seed
+        # what the runner does: its own init, then load_from (non-strict)
+        torch.manual_seed(1000 + seed)  # any other stream: must not matter
+        model = MODELS.build(run_cfg.model)
+        model.init_weights()
+        load_checkpoint(model, run_cfg.load_from, map_location='cpu',
+                        logger='silent')
+        loader = Runner.build_dataloader(run_cfg.train_dataloader,
+                                         seed=run_cfg.randomness.seed)
+        order = list(iter(loader.sampler))
+        return runs.detector_state(model), order
+
+    fixed0, fixed_order0 = start(fixed, 0)
+    slf0, slf_order0 = start(slf, 0)
+    fixed1, fixed_order1 = start(fixed, 1)
+    assert fixed0.keys() == slf0.keys()
+    for key in fixed0:
+        assert torch.equal(fixed0[key], slf0[key]), key
+    assert fixed_order0 == slf_order0
+    assert fixed_order0 != fixed_order1
+    conv = [k for k in fixed0 if k.endswith('conv_out.weight')][0]
+    assert not torch.equal(fixed0[conv], fixed1[conv])
+
+
+def test_run_config_shrinks_the_schedule_with_the_budget(digits_root):
+    cfg = strategy_cfg('fixed', digits_root)
+    small = runs.run_config(cfg, 3, '/tmp/w', '/tmp/init.pth', max_iters=40)
+    assert small.train_cfg.max_iters == 40
+    assert small.train_cfg.val_interval == 10  # 100 of 400
+    warmup, cosine = small.param_scheduler
+    assert (warmup.begin, warmup.end) == (0, 5)  # 50 of 400
+    assert (cosine.begin, cosine.end) == (5, 40)
+    assert cfg.train_cfg.max_iters == 400  # the strategy's own is kept
+
+
+def test_summarize_run_reads_curve_and_mean_weights():
+    records = [
+        dict(iter=50, step=50, loss=3.0, slf_w_coord=4.0, slf_w_pred=2.0,
+             slf_w_obj=1.0, slf_w_noobj=0.5),
+        dict(iter=100, step=100, loss=2.0, slf_w_coord=6.0, slf_w_pred=0.0,
+             slf_w_obj=1.0, slf_w_noobj=0.5),
+        {'pascal_voc/mAP': 0.4, 'step': 0},  # logged by epoch: step 0
+        dict(iter=150, step=150, loss=1.0, slf_w_coord=5.0, slf_w_pred=1.0,
+             slf_w_obj=1.0, slf_w_noobj=0.5),
+        {'pascal_voc/mAP': 0.7, 'step': 150},
+    ]
+    summary = runs.summarize_run(records, TERMS)
+    assert summary['curve'] == [(100, 0.4), (150, 0.7)]
+    assert summary['mAP'] == 0.7
+    assert summary['mean_weights'] == pytest.approx(
+        dict(coord=5.0, pred=1.0, obj=1.0, noobj=0.5))
+
+
+def test_weight_share_is_the_starved_terms_share_of_its_prior():
+    prior = [5.0, 1.0, 1.0, 0.5]
+    at_prior = dict(terms=TERMS, mean_weights=dict(
+        coord=5.0, pred=1.0, obj=1.0, noobj=0.5))
+    assert report.weight_share(at_prior, prior) == pytest.approx(1.0)
+    # pred at a tenth of its lambda, the total kept: share of pred
+    # 0.1 / 7.5 against 1 / 7.5 before rescaling to the same total
+    starved = dict(terms=TERMS, mean_weights=dict(
+        coord=5.9, pred=0.1, obj=1.0, noobj=0.5))
+    assert report.weight_share(starved, prior) == pytest.approx(0.1)
+
+
+def fake_result(work_dir, key, seed, value, name=None):
+    result = dict(seed=seed, strategy=key, name=name or key, terms=TERMS,
+                  prior=[5.0, 1.0, 1.0, 0.5], max_iters=400,
+                  train_minutes=2.0, work_dir="", mAP=value,
+                  curve=[[200, value - 0.1], [400, value]],
+                  mean_weights={})
+    runs.save_result(
+        osp.join(runs.run_dir(work_dir, key, seed), runs.RESULT_FILE), result)
+
+
+def test_results_saved_by_separate_calls_merge_into_one_table(tmp_path):
+    work_dir = str(tmp_path)
+    # first call: fixed on seeds 0-2; second call: famo on seeds 0-3
+    for seed, value in enumerate([0.80, 0.82, 0.84]):
+        fake_result(work_dir, 'fixed', seed, value, 'Fixed')
+    for seed, value in enumerate([0.81, 0.84, 0.85, 0.9]):
+        fake_result(work_dir, 'famo', seed, value, 'FAMO')
+    merged = runs.load_results(work_dir)
+    assert sorted(merged) == ['famo', 'fixed']
+    assert sorted(merged['famo']) == [0, 1, 2, 3]
+    assert runs.paired_seeds(merged, 'famo', 'fixed') == [0, 1, 2]
+    rows = report.strategy_rows(merged, 'fixed', None)
+    assert [row['key'] for row in rows] == ['fixed', 'famo']
+    famo = rows[1]
+    assert famo['n'] == 4  # its own summary uses all of its seeds
+    # the paired difference uses only the seeds both have: +.01 +.02 +.01
+    assert famo['paired']['n'] == 3
+    assert famo['paired']['mean_diff'] == pytest.approx(0.04 / 3)
+    table = report.table(rows)
+    assert '| FAMO | 4 |' in table and 'reference' in table
+
+
+def test_report_writes_the_page_from_saved_runs(tmp_path):
+    work_dir = str(tmp_path / 'bench')
+    for seed, value in enumerate([0.80, 0.82]):
+        fake_result(work_dir, 'fixed', seed, value, 'Fixed')
+    out = str(tmp_path / 'docs' / 'results.md')
+    with pytest.raises(FileNotFoundError, match='no finished runs'):
+        report.write_report(str(tmp_path / 'empty'), out, 'fixed', {})
+    timing = dict(step_seconds=dict(fixed=0.2), fps=dict(fixed=100.0),
+                  date='2026-11-26', command='x', machine='m')
+    with open(osp.join(work_dir, 'timing.json'), 'w') as f:
+        json.dump(timing, f)
+    text = report.write_report(work_dir, out, 'fixed', {})
+    assert '| Fixed | 2 | 0.810 +- 0.014 |' in text
+    assert osp.exists(osp.join(tmp_path, 'docs', 'results', 'map.png'))

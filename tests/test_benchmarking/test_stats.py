@@ -1,0 +1,70 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""The benchmark's statistics against scipy and hand-worked numbers."""
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from mmdet_slf.benchmarking import paired_comparison, summarize
+
+STRATEGY = [0.842, 0.851, 0.838, 0.860, 0.847]
+REFERENCE = [0.835, 0.849, 0.829, 0.851, 0.846]
+
+
+def test_summary_mean_std_and_interval_against_scipy():
+    result = summarize(STRATEGY)
+    values = np.array(STRATEGY)
+    assert result['n'] == 5
+    assert result['mean'] == pytest.approx(values.mean(), abs=1e-12)
+    assert result['std'] == pytest.approx(values.std(ddof=1), abs=1e-12)
+    low, high = stats.t.interval(0.95, 4, loc=values.mean(),
+                                 scale=stats.sem(values))
+    assert result['ci_low'] == pytest.approx(low, abs=1e-12)
+    assert result['ci_high'] == pytest.approx(high, abs=1e-12)
+
+
+def test_summary_hand_worked():
+    # values 1, 2, 3: mean 2, std 1, t(0.975, 2) = 4.302653
+    result = summarize([1.0, 2.0, 3.0])
+    half = 4.302652729911275 / math.sqrt(3)
+    assert result['std'] == pytest.approx(1.0)
+    assert result['ci_low'] == pytest.approx(2 - half, abs=1e-9)
+    assert result['ci_high'] == pytest.approx(2 + half, abs=1e-9)
+
+
+def test_paired_difference_t_and_p_against_scipy():
+    result = paired_comparison(STRATEGY, REFERENCE)
+    reference = stats.ttest_rel(STRATEGY, REFERENCE)
+    diffs = np.subtract(STRATEGY, REFERENCE)
+    assert result['mean_diff'] == pytest.approx(diffs.mean(), abs=1e-12)
+    assert result['t'] == pytest.approx(reference.statistic, rel=1e-10)
+    assert result['p'] == pytest.approx(reference.pvalue, rel=1e-10)
+    low, high = stats.t.interval(0.95, 4, loc=diffs.mean(),
+                                 scale=stats.sem(diffs))
+    assert (result['ci_low'], result['ci_high']) == pytest.approx(
+        (low, high), abs=1e-12)
+    assert result['test'].startswith('paired t-test')
+
+
+def test_pairing_matters():
+    # the same numbers unpaired would not be significant; paired they are
+    base = [0.80, 0.85, 0.90, 0.70, 0.75]
+    better = [b + 0.01 for b in base]
+    result = paired_comparison(better, base)
+    assert result['mean_diff'] == pytest.approx(0.01)
+    assert result['p'] == 0.0 and math.isinf(result['t'])
+    assert stats.ttest_ind(better, base).pvalue > 0.5
+
+
+def test_degenerate_and_bad_input():
+    single = summarize([0.5])
+    assert single['std'] == 0 and math.isnan(single['ci_low'])
+    same = paired_comparison([0.5, 0.6], [0.5, 0.6])
+    assert same['p'] == 1.0 and same['t'] == 0.0
+    with pytest.raises(ValueError, match='one entry per seed'):
+        paired_comparison([0.5, 0.6], [0.5])
+    with pytest.raises(ValueError, match='non-empty'):
+        summarize([])
+    with pytest.raises(ValueError, match='confidence'):
+        summarize([1.0, 2.0], confidence=95)
