@@ -1,21 +1,35 @@
 # Embedded CPU demo, fixed-lambda baseline: Fast YOLO on the handwritten-
 # digits VOC set made by `python tools/make_demo_data.py`. Inherits the VOC
 # config and overrides only data, sizes and schedule, so the demo runs the
-# code path a VOC user runs.
+# code path a VOC user runs. It keeps the YOLOv1 loss (coord, pred, obj,
+# noobj with lambdas 5, 1, 1, 0.5): those lambdas are what SLF replaces.
+#
+# Departures from the paper, each measured on the demo (2-core CPU, VOC07
+# 11-point mAP on the 300 test images; docs/yolo.md has the table):
+# - head='conv': a 1x1 convolution predicts each cell from its own feature
+#   column instead of the two FC layers; with the FC head the demo reached
+#   0.104 after 1,500 iterations, the conv head 0.696 after 800 (same
+#   quarter-width network and learning rate 2e-3);
+# - half-width Fast YOLO, its first five stages (stride 32) at 192 x 192, no
+#   ImageNet pre-training: widening from 0.25 to 0.5 with learning rate 4e-3
+#   gave 0.903 after 600 iterations, and learning rate 6e-3 0.910 after 500;
+# - AdamW with warm-up and cosine decay instead of SGD with steps; no
+#   augmentation (digits are not mirror-symmetric, and the set already
+#   varies scale and position); BN and sigmoid outputs as in the VOC configs.
 _base_ = '../fast-yolo_voc.py'
 
 input_size = 192  # square input
 num_grids = 6  # S: 32-pixel cells for digits of 8-63 x 21-73 pixels
-widen_factor = 0.25  # Fast YOLO at a quarter of its filters: 2-core CPU
-# The FC head reads the stride-32 map (6 x 6, stage 4) instead of the
-# stride-64 one (3 x 3): in short CPU runs the finer map and a wider FC layer
-# learned faster (600-iteration runs: mAP 0.026 -> 0.045 -> 0.067).
+widen_factor = 0.5  # Fast YOLO at half its filters: 2-core CPU
+# The head reads the stride-32 map (6 x 6, stage 4): one cell per position.
 out_stage = 4
 featmap_stride = 32
-fc_channels = 2048
-max_iters = 1500  # 24 epochs of 2000 images at batch 32: ~7 min on 2 cores
+head = 'conv'  # 1x1-conv output layer instead of the paper's FC layers
+max_iters = 500  # 8 epochs of 2000 images at batch 32
 batch_size = 32
-base_lr = 2e-3
+base_lr = 6e-3
+warmup_iters = 50
+val_interval = 100  # the mAP-vs-iteration curve
 data_root = 'data/digits_voc/VOCdevkit/'
 classes = ('0', '1', '2', '3', '4', '5', '6', '7', '8', '9')
 # Parameters of the demo set, read by tools/run_demo.py and
@@ -36,7 +50,7 @@ model = dict(
         input_size=input_size,
         featmap_stride=featmap_stride,
         num_grids=num_grids,
-        fc_channels=fc_channels,
+        head=head,
         dropout=0.0))
 
 # No augmentation: digits are not mirror-symmetric (no flips), the demo set
@@ -85,18 +99,19 @@ train_cfg = dict(
     _delete_=True,
     type='IterBasedTrainLoop',
     max_iters=max_iters,
-    val_interval=max_iters)
+    val_interval=val_interval)
 optim_wrapper = dict(
     optimizer=dict(
         _delete_=True, type='AdamW', lr=base_lr, weight_decay=0.0005))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
-         end=200),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=200,
+         end=warmup_iters),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=warmup_iters,
          end=max_iters, eta_min=base_lr * 0.05)
 ]
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50),
+    # log_metric_by_epoch=False: validation mAP is logged at its iteration
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     checkpoint=dict(type='CrashSafeCheckpointHook', by_epoch=False,
                     interval=max_iters, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False, window_size=50)

@@ -13,6 +13,7 @@ Eq. (11) jointly with the detector (``decision_objective='joint'``).
 from typing import Optional
 
 import torch
+from mmdet.registry import MODELS
 from torch import Tensor, nn
 
 from .checks import check_momentum
@@ -39,6 +40,7 @@ def decision_objective(probs: Tensor, signal: Tensor, prior: Tensor,
     return per_row.mean()
 
 
+@MODELS.register_module()
 class BiasCorrectedEMA(nn.Module):
     """Exponential moving average with Adam's bias correction.
 
@@ -70,6 +72,7 @@ class BiasCorrectedEMA(nn.Module):
         return torch.where(self.count > 0, average, fallback.to(average))
 
 
+@MODELS.register_module()
 class ScaleFreeSignal(nn.Module):
     """``s_i = l_i / m_i`` with ``m_i`` a running mean of term ``i``.
 
@@ -96,6 +99,7 @@ class ScaleFreeSignal(nn.Module):
         return rows / scale.clamp(min=_EPS)
 
 
+@MODELS.register_module()
 class ProgressSignal(nn.Module):
     """How fast each term's log-loss falls, in units of its usual rate.
 
@@ -140,6 +144,7 @@ class ProgressSignal(nn.Module):
         return (gap / sigma2.sqrt().clamp(min=_EPS))[None].to(rows)
 
 
+@MODELS.register_module()
 class TeacherSignal(nn.Module):
     """``s_i = -l_i / M``, ``M = sum_j prior_j mean(l_j)``: the network
     ascends Eq. (11) under the KL guard, so the hardest term gains weight.

@@ -11,7 +11,6 @@ from mmcv.cnn import build_activation_layer
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.models.utils import filter_scores_and_topk
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import get_box_tensor
 from mmdet.utils import (ConfigType, InstanceList, OptConfigType,
                          OptInstanceList, OptMultiConfig)
 from mmengine.config import ConfigDict
@@ -19,24 +18,10 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmdet_slf.slf import build_weighting
+from .yolov1_targets import yolov1_targets
 
 OUTPUT_ACTS = ('linear', 'sigmoid')
 HEAD_TYPES = ('fc', 'conv')
-
-
-def cxcywh_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-9) -> Tensor:
-    """Element-wise IoU of broadcastable ``(cx, cy, w, h)`` boxes ``[..., 4]``.
-
-    ``eps`` bounds the union away from zero, so degenerate (zero-area) boxes
-    give IoU 0 instead of NaN.
-    """
-    half1, half2 = boxes1[..., 2:] / 2, boxes2[..., 2:] / 2
-    top_left = torch.maximum(boxes1[..., :2] - half1, boxes2[..., :2] - half2)
-    bottom_right = torch.minimum(boxes1[..., :2] + half1,
-                                 boxes2[..., :2] + half2)
-    inter = (bottom_right - top_left).clamp(min=0).prod(dim=-1)
-    union = boxes1[..., 2:].prod(-1) + boxes2[..., 2:].prod(-1) - inter
-    return inter / union.clamp(min=eps)
 
 
 @MODELS.register_module()
@@ -273,8 +258,9 @@ class YOLOV1Head(BaseDenseHead):
         (each image's sum-squared error divided by ``N``)."""
         num_imgs = pred.shape[0]
         targets = [
-            self._get_targets_single(p.detach(), gt, meta) for p, gt, meta in
-            zip(pred, batch_gt_instances, batch_img_metas)
+            yolov1_targets(p.detach(), gt, meta, self.num_boxes,
+                           self.num_classes, self.rescore)
+            for p, gt, meta in zip(pred, batch_gt_instances, batch_img_metas)
         ]
         obj_mask, cell_mask, box_target, conf_target, cls_target = (
             torch.stack(t) for t in zip(*targets))
@@ -296,59 +282,6 @@ class YOLOV1Head(BaseDenseHead):
             loss_pred=pred_term / num_imgs,
             loss_obj=obj / num_imgs,
             loss_noobj=noobj / num_imgs)
-
-    def _get_targets_single(self, pred: Tensor, gt_instances: InstanceData,
-                            img_meta: dict) -> Tuple[Tensor, ...]:
-        """Targets of one image from its detached prediction ``[S, S, D]``.
-
-        Returns:
-            tuple[Tensor]: ``obj_mask [S, S, B]`` (responsible predictors),
-            ``cell_mask [S, S]`` (cells holding an object),
-            ``box_target [S, S, 4]`` (x, y, sqrt(w), sqrt(h)),
-            ``conf_target [S, S, B]`` and ``cls_target [S, S, C]``.
-        """
-        S, B = self.num_grids, self.num_boxes
-        obj_mask = pred.new_zeros(S, S, B)
-        cell_mask = pred.new_zeros(S, S)
-        box_target = pred.new_zeros(S, S, 4)
-        conf_target = pred.new_zeros(S, S, B)
-        cls_target = pred.new_zeros(S, S, self.num_classes)
-        bboxes = get_box_tensor(gt_instances.bboxes).to(pred)
-        if bboxes.numel() == 0:
-            return obj_mask, cell_mask, box_target, conf_target, cls_target
-        height, width = img_meta['batch_input_shape'][:2]
-        scale = bboxes.new_tensor([width, height])
-        centres = (bboxes[:, :2] + bboxes[:, 2:]) / 2 / scale  # [M, 2] in 0-1
-        sizes = ((bboxes[:, 2:] - bboxes[:, :2]) / scale).clamp(0, 1)
-        cells = (centres * S).floor().long().clamp(0, S - 1)  # [M, 2] (c, r)
-        # One object per cell (the class probabilities are per cell): the
-        # largest box wins, ties go to the later box as in darknet.
-        flat = cells[:, 1] * S + cells[:, 0]
-        area = sizes.prod(dim=1)
-        index = torch.arange(len(flat), device=flat.device)
-        # beaten[i, j]: box j would displace box i from a shared cell
-        beaten = (area[None, :] > area[:, None]) | (
-            (area[None, :] == area[:, None]) &
-            (index[None, :] > index[:, None]))
-        keep = ~((flat[:, None] == flat[None, :]) & beaten).any(dim=1)
-        cols, rows = cells[keep, 0], cells[keep, 1]
-        offsets = centres[keep] * S - cells[keep].to(centres)  # [K, 2]
-        gt_boxes = torch.cat([centres[keep], sizes[keep]], dim=1)  # [K, 4]
-
-        cell_preds = pred[rows, cols, :B * 5].view(-1, B, 5)  # [K, B, 5]
-        grid_xy = cells[keep].to(pred)[:, None, :]
-        pred_boxes = torch.cat([(grid_xy + cell_preds[..., :2]) / S,
-                                cell_preds[..., 2:4]**2], dim=-1)
-        ious = cxcywh_iou(pred_boxes, gt_boxes[:, None, :])  # [K, B]
-        best = ious.argmax(dim=1)  # first predictor on ties
-        obj_mask[rows, cols, best] = 1
-        conf_target[rows, cols, best] = ious.gather(
-            1, best[:, None])[:, 0] if self.rescore else 1.0
-        cell_mask[rows, cols] = 1
-        box_target[rows, cols] = torch.cat([offsets, sizes[keep].sqrt()],
-                                           dim=1)
-        cls_target[rows, cols, gt_instances.labels[keep]] = 1
-        return obj_mask, cell_mask, box_target, conf_target, cls_target
 
     # -------------------------------------------------------------- predict
     def predict_by_feat(self,
