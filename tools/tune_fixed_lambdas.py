@@ -1,0 +1,144 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""Tune the fixed lambdas on a validation split of the digits demo.
+
+Draws ``--num-settings`` lambda settings log-uniformly within
+x``--spread`` of the reference strategy's (YOLO's 5, 1, 1, 0.5), holds
+``--num-val`` images of the demo's trainval set out as ``val.txt`` (the
+rest is ``train.txt``; the test images are never read), trains every
+setting once on train.txt at the strategy's budget, from the seed's initial
+weights and data order as ``tools/benchmark.py`` trains a strategy, and
+ranks the settings by the final VOC mAP on val.txt. Finished settings are
+kept (``runs/setting<i>/seed<s>/result.json``) and skipped on the next call:
+
+    python tools/tune_fixed_lambdas.py --num-settings 8 --seed 0 \\
+        --num-val 300 --work-dir work_dirs/tune_fixed --write-config
+
+The table of settings, the best one and the total training minutes are
+printed and saved to ``<work-dir>/tuning.json``; ``--write-config`` writes
+the best setting as ``configs/demo/benchmark/fixed-tuned.py``, which
+``tools/benchmark.py`` then trains on all of trainval and scores on test.
+"""
+import argparse
+import math
+import os.path as osp
+import sys
+
+TOOLS_DIR = osp.dirname(osp.abspath(__file__))
+sys.path.insert(0, osp.dirname(TOOLS_DIR))
+sys.path.insert(0, TOOLS_DIR)
+
+from benchmark import (CONFIG_DIR, REFERENCE, load_strategy,  # noqa: E402
+                       train_one)
+from mmengine.config import DictAction  # noqa: E402
+
+from mmdet_slf.benchmarking import tuning  # noqa: E402
+from mmdet_slf.benchmarking.report import prior_weights  # noqa: E402
+from mmdet_slf.benchmarking.runs import (find_strategies,  # noqa: E402
+                                         load_results, save_result)
+
+TUNED_CONFIG = osp.join(CONFIG_DIR, 'fixed-tuned.py')
+BASE_CONFIG = osp.join(CONFIG_DIR, '_base_digits-128.py')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Random search of fixed lambdas on a validation split')
+    parser.add_argument('--num-settings', type=int, default=8)
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seeds the lambdas, the validation split and '
+                        'the training runs (initial weights, data order)')
+    parser.add_argument('--spread', type=float, default=4.0,
+                        help="each lambda lies within a factor spread of "
+                        "the reference's")
+    parser.add_argument('--num-val', type=int, default=300,
+                        help='trainval images held out for validation')
+    parser.add_argument('--work-dir', default='work_dirs/tune_fixed')
+    parser.add_argument('--config-dir', default=CONFIG_DIR,
+                        help='folder of strategy configs')
+    parser.add_argument('--reference', default=REFERENCE,
+                        help='strategy whose lambdas, model and schedule '
+                        'the search starts from')
+    parser.add_argument('--max-iters', type=int, default=None,
+                        help="override the strategy's budget (debugging)")
+    parser.add_argument('--write-config', action='store_true',
+                        help='write the best setting as a strategy config')
+    parser.add_argument('--config-out', default=TUNED_CONFIG)
+    parser.add_argument('--base-config', default=BASE_CONFIG,
+                        help='the benchmark setting the written config '
+                        'inherits')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help="override keys of the reference's config "
+                        '(data, schedule); the initial weights come from '
+                        'its model as it is')
+    return parser.parse_args(argv)
+
+
+def train_settings(args, cfg, settings, data_split) -> list:
+    """The result of every setting: saved ones as they are, others
+    trained now."""
+    done = load_results(args.work_dir)
+    budget = args.max_iters or cfg.train_cfg.max_iters
+    results = []
+    for index, lambdas in enumerate(settings):
+        key = f'setting{index}'
+        result = done.get(key, {}).get(args.seed)
+        if result is None:
+            result = train_one(
+                tuning.tuning_config(cfg, lambdas, data_split), key,
+                args.seed, args)
+            print(f'[tune] {key} {tuning.format_lambdas(lambdas)}: val mAP '
+                  f'{result["mAP"]:.4f} ({result["train_minutes"]:.2f} min)',
+                  flush=True)
+        saved = (result['prior'], result['max_iters'])
+        if not (all(math.isclose(a, b) for a, b in zip(saved[0], lambdas))
+                and saved[1] == budget):
+            raise SystemExit(
+                f'{args.work_dir} holds {key} trained with lambdas '
+                f'{saved[0]} for {saved[1]} iterations, not {lambdas} for '
+                f'{budget}: another search; give it another --work-dir')
+        results.append(result)
+    return results
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    strategies = find_strategies(args.config_dir)
+    if args.reference not in strategies:
+        raise SystemExit(f'reference {args.reference!r} has no config in '
+                         f'{args.config_dir}')
+    cfg = load_strategy(strategies[args.reference])
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    base = prior_weights(cfg)
+    if base is None:
+        raise SystemExit(f'reference {args.reference!r} has no lambdas '
+                         '(weights, prior or init_weights) to search around')
+    settings = tuning.sample_lambdas(base, args.num_settings, args.spread,
+                                     args.seed)
+    data_split = tuning.prepare_validation_split(cfg, args.num_val,
+                                                 args.seed)
+    results = train_settings(args, cfg, settings, data_split)
+    with open(data_split[0]) as f:
+        num_train = len(f.read().split())
+    command = 'python tools/tune_fixed_lambdas.py ' + ' '.join(
+        sys.argv[1:] if argv is None else argv)
+    search = tuning.summarize_search(
+        settings, results, results[0]['terms'],
+        base=list(base), spread=args.spread, seed=args.seed,
+        max_iters=results[0]['max_iters'], num_train=num_train,
+        num_val=args.num_val, command=command.strip())
+    save_result(osp.join(args.work_dir, 'tuning.json'), search)
+    print('\n'.join(tuning.format_table(search)))
+    print(f'[tune] best: setting {search["best"]} '
+          f'{tuning.format_lambdas(search["lambdas"])}; cost '
+          f'{search["num_runs"]} runs, {search["train_minutes"]:.1f} min',
+          flush=True)
+    if args.write_config:
+        tuning.write_tuned_config(args.config_out, search, args.base_config,
+                                  search['command'])
+        print(f'[tune] wrote {args.config_out}')
+    return search
+
+
+if __name__ == '__main__':
+    main()
