@@ -238,3 +238,17 @@ def patch_cfg_for_tiny_voc(cfg,
 @pytest.fixture
 def repo_root() -> str:
     return REPO_ROOT
+
+
+@pytest.fixture(autouse=True)
+def one_thread_for_method_tests(request):
+    """The method's tests (tests/test_slf) run many tiny steps: one thread
+    is faster for them and does not oversubscribe a busy machine."""
+    if 'test_slf' not in str(request.node.fspath):
+        yield
+        return
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -109,6 +109,49 @@ def table(rows: List[dict]) -> str:
     return '\n'.join(lines)
 
 
+def choose_slf_default(rows: List[dict],
+                       prefix: str = 'slf') -> Optional[dict]:
+    """The SLF variant with the best mean mAP among those in which every
+    term keeps, averaged over training, at least ``MIN_PRIOR_SHARE`` of its
+    prior weight (None when no variant qualifies)."""
+    eligible = [
+        row for row in rows if row['key'].startswith(prefix)
+        and math.isfinite(row['min_share'])
+        and row['min_share'] >= MIN_PRIOR_SHARE
+    ]
+    return max(eligible, key=lambda row: row['mean']) if eligible else None
+
+
+def verdict(results: Dict[str, Dict[int, dict]], rows: List[dict],
+            reference: str, tuned: str = 'fixed-tuned') -> List[str]:
+    """Lines stating the chosen SLF variant against Fixed (and the tuned
+    lambdas when they were run), with intervals and p-values."""
+    chosen = choose_slf_default(rows)
+    if chosen is None:
+        return ['No SLF variant kept every term at >= 25% of its prior '
+                'weight, so none qualifies as the default.']
+    lines = [f'Chosen SLF variant (best mean mAP among those keeping every '
+             f'term at >= {MIN_PRIOR_SHARE:.0%} of its prior weight): '
+             f'**{chosen["name"]}** (`{chosen["key"]}`), mAP '
+             f'{chosen["mean"]:.3f} over {chosen["n"]} seeds.']
+    for other in (reference, tuned):
+        seeds = paired_seeds(results, chosen['key'], other)
+        if len(seeds) < 2:
+            if other == tuned:
+                lines.append('Fixed with tuned lambdas has not been run, so '
+                             'the comparison with it is missing.')
+            continue
+        cmp = paired_comparison(
+            [results[chosen['key']][s]['mAP'] for s in seeds],
+            [results[other][s]['mAP'] for s in seeds])
+        name = next(iter(results[other].values()))['name']
+        lines.append(
+            f'{chosen["name"]} minus {name}: {cmp["mean_diff"]:+.4f} mAP '
+            f'(95% CI [{cmp["ci_low"]:+.4f}, {cmp["ci_high"]:+.4f}], '
+            f'paired t-test p = {_p(cmp["p"])}, {cmp["n"]} seeds).')
+    return lines
+
+
 def plots(results: Dict[str, Dict[int, dict]], rows: List[dict],
           reference: str, out_dir: str) -> Dict[str, str]:
     """mAP per strategy with intervals, weight trajectories (first seed of
@@ -184,7 +227,8 @@ def write_report(work_dir: str, out: str, reference: str,
             'in one process, interleaved; FPS with the same detector '
             'weights in every model.', ''
         ]
-    lines += [table(rows), '']
+    lines += [table(rows), '', '## Verdict', '']
+    lines += [line + '\n' for line in verdict(results, rows, reference)]
     for label, key in (('mAP per strategy', 'map'),
                        ('Fixed lambdas: mAP during training', 'curve'),
                        ('Weight trajectories', 'weights')):

@@ -84,6 +84,11 @@ def test_seed_gives_every_strategy_the_same_start_and_data_order(
 
 def test_run_config_shrinks_the_schedule_with_the_budget(digits_root):
     cfg = strategy_cfg('fixed', digits_root)
+    cfg.train_cfg.max_iters = 400
+    cfg.train_cfg.val_interval = 100
+    cfg.param_scheduler[0].end = 50
+    cfg.param_scheduler[1].begin = 50
+    cfg.param_scheduler[1].end = 400
     small = runs.run_config(cfg, 3, '/tmp/w', '/tmp/init.pth', max_iters=40)
     assert small.train_cfg.max_iters == 40
     assert small.train_cfg.val_interval == 10  # 100 of 400
@@ -169,3 +174,24 @@ def test_report_writes_the_page_from_saved_runs(tmp_path):
     text = report.write_report(work_dir, out, 'fixed', {})
     assert '| Fixed | 2 | 0.810 +- 0.014 |' in text
     assert osp.exists(osp.join(tmp_path, 'docs', 'results', 'map.png'))
+
+
+def test_default_is_the_best_variant_that_starves_no_term(tmp_path):
+    work_dir = str(tmp_path)
+    for seed in range(3):
+        fake_result(work_dir, 'fixed', seed, 0.80 + seed / 100, 'Fixed')
+        # best mAP but starves a term: not eligible
+        fake_result(work_dir, 'slf-a', seed, 0.90, 'A')
+        fake_result(work_dir, 'slf-b', seed, 0.82 + seed / 100, 'B')
+        fake_result(work_dir, 'slf-c', seed, 0.79, 'C')
+    results = runs.load_results(work_dir)
+    shares = {'slf-a': 0.1, 'slf-b': 0.6, 'slf-c': 0.9, 'fixed': 1.0}
+    rows = report.strategy_rows(results, 'fixed', None)
+    for row in rows:
+        row['min_share'] = shares[row['key']]
+    assert report.choose_slf_default(rows)['key'] == 'slf-b'
+    lines = report.verdict(results, rows, 'fixed')
+    assert '**B**' in lines[0]
+    # B - Fixed is +0.02 on every seed
+    assert 'B minus Fixed: +0.0200' in lines[1]
+    assert 'tuned lambdas has not been run' in lines[2]
