@@ -53,8 +53,8 @@ def _p(value: float) -> str:
     return f'{value:.2g}' if value < 0.01 else f'{value:.3f}'
 
 
-def strategy_rows(results: Dict[str, Dict[int, dict]], reference: str,
-                  timing: Optional[dict]) -> List[dict]:
+def strategy_rows(results: Dict[str, Dict[int, dict]],
+                  reference: str) -> List[dict]:
     """One row of statistics per strategy (the reference first)."""
     ref_prior = None
     if reference in results:
@@ -77,11 +77,6 @@ def strategy_rows(results: Dict[str, Dict[int, dict]], reference: str,
         row['min_share'] = min(shares) if shares else math.nan
         row['minutes'] = float(
             np.mean([runs[s]['train_minutes'] for s in seeds]))
-        if timing and key in timing.get('step_seconds', {}) and \
-                reference in timing['step_seconds']:
-            row['step_ratio'] = timing['step_seconds'][key] / \
-                timing['step_seconds'][reference]
-            row['fps_ratio'] = timing['fps'][key] / timing['fps'][reference]
         rows.append(row)
     return rows
 
@@ -90,8 +85,7 @@ def table(rows: List[dict]) -> str:
     lines = [
         '| Strategy | seeds | mAP mean +- std | 95% CI | vs Fixed: '
         'mean diff [95% CI] | p (paired t) | min weight / prior | '
-        'step time / Fixed | FPS / Fixed |',
-        '|---|---|---|---|---|---|---|---|---|'
+        'train min / run |', '|---|---|---|---|---|---|---|---|'
     ]
     for row in rows:
         paired = row.get('paired')
@@ -103,9 +97,23 @@ def table(rows: List[dict]) -> str:
             f'{row["std"]:.3f} | [{_fmt(row["ci_low"])}, '
             f'{_fmt(row["ci_high"])}] | {diff} | '
             f'{_p(paired["p"]) if paired else "-"} | '
-            f'{_fmt(row["min_share"], 2)} | '
-            f'{_fmt(row.get("step_ratio", math.nan))} | '
-            f'{_fmt(row.get("fps_ratio", math.nan))} |')
+            f'{_fmt(row["min_share"], 2)} | {row["minutes"]:.1f} |')
+    return '\n'.join(lines)
+
+
+def cost_table(timing: dict, reference: str,
+               names: Dict[str, str]) -> str:
+    """Training-step time and FPS of every timed strategy relative to the
+    reference, measured interleaved in one process."""
+    step, fps = timing['step_seconds'], timing['fps']
+    lines = ['| Strategy | step time / Fixed | FPS / Fixed |', '|---|---|---|']
+    for key in sorted(step, key=lambda k: (k != reference, k)):
+        lines.append(f'| {names.get(key, key)} | '
+                     f'{step[key] / step[reference]:.3f} | '
+                     f'{fps[key] / fps[reference]:.3f} |')
+    lines.append('')
+    lines.append(f'Fixed: {step[reference]:.3f} s per training step, '
+                 f'{fps[reference]:.1f} FPS at batch 1.')
     return '\n'.join(lines)
 
 
@@ -200,7 +208,7 @@ def write_report(work_dir: str, out: str, reference: str,
     if osp.exists(timing_file):
         with open(timing_file) as f:
             timing = json.load(f)
-    rows = strategy_rows(results, reference, timing)
+    rows = strategy_rows(results, reference)
     files = plots(results, rows, reference,
                   osp.join(osp.dirname(out), 'results'))
     budget = sorted({run['max_iters'] for runs in results.values()
@@ -220,14 +228,19 @@ def write_report(work_dir: str, out: str, reference: str,
         "by its share under the fixed lambdas 5/1/1/0.5 (1 = the prior; "
         'below 0.25 the term is starved).', ''
     ]
+    lines += [table(rows), '']
     if timing:
+        names = {key: Config.fromfile(path).get('strategy_name', key)
+                 for key, path in strategies.items()}
         lines += [
-            f'- Step time and FPS: measured {timing["date"]} with '
-            f'`{timing["command"]}` on {timing["machine"]}, every strategy '
-            'in one process, interleaved; FPS with the same detector '
-            'weights in every model.', ''
+            '## Cost', '',
+            f'Measured {timing["date"]} with `{timing["command"]}` on '
+            f'{timing["machine"]}: every strategy in one process, '
+            'interleaved round by round; FPS with the same detector weights '
+            'in every model.', '',
+            cost_table(timing, reference, names), ''
         ]
-    lines += [table(rows), '', '## Verdict', '']
+    lines += ['## Verdict', '']
     lines += [line + '\n' for line in verdict(results, rows, reference)]
     for label, key in (('mAP per strategy', 'map'),
                        ('Fixed lambdas: mAP during training', 'curve'),

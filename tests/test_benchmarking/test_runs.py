@@ -149,7 +149,7 @@ def test_results_saved_by_separate_calls_merge_into_one_table(tmp_path):
     assert sorted(merged) == ['famo', 'fixed']
     assert sorted(merged['famo']) == [0, 1, 2, 3]
     assert runs.paired_seeds(merged, 'famo', 'fixed') == [0, 1, 2]
-    rows = report.strategy_rows(merged, 'fixed', None)
+    rows = report.strategy_rows(merged, 'fixed')
     assert [row['key'] for row in rows] == ['fixed', 'famo']
     famo = rows[1]
     assert famo['n'] == 4  # its own summary uses all of its seeds
@@ -167,12 +167,15 @@ def test_report_writes_the_page_from_saved_runs(tmp_path):
     out = str(tmp_path / 'docs' / 'results.md')
     with pytest.raises(FileNotFoundError, match='no finished runs'):
         report.write_report(str(tmp_path / 'empty'), out, 'fixed', {})
-    timing = dict(step_seconds=dict(fixed=0.2), fps=dict(fixed=100.0),
+    timing = dict(step_seconds=dict(fixed=0.2, famo=0.21),
+                  fps=dict(fixed=100.0, famo=99.0),
                   date='2026-11-26', command='x', machine='m')
     with open(osp.join(work_dir, 'timing.json'), 'w') as f:
         json.dump(timing, f)
     text = report.write_report(work_dir, out, 'fixed', {})
     assert '| Fixed | 2 | 0.810 +- 0.014 |' in text
+    # timed without a finished run: in the cost table only, as a ratio
+    assert '| famo | 1.050 | 0.990 |' in text
     assert osp.exists(osp.join(tmp_path, 'docs', 'results', 'map.png'))
 
 
@@ -186,7 +189,7 @@ def test_default_is_the_best_variant_that_starves_no_term(tmp_path):
         fake_result(work_dir, 'slf-c', seed, 0.79, 'C')
     results = runs.load_results(work_dir)
     shares = {'slf-a': 0.1, 'slf-b': 0.6, 'slf-c': 0.9, 'fixed': 1.0}
-    rows = report.strategy_rows(results, 'fixed', None)
+    rows = report.strategy_rows(results, 'fixed')
     for row in rows:
         row['min_share'] = shares[row['key']]
     assert report.choose_slf_default(rows)['key'] == 'slf-b'
