@@ -4,7 +4,6 @@ small digits set must clear a mAP that an untrained or broken detector
 cannot reach (a regression that stops learning fails here)."""
 import os.path as osp
 
-import pytest
 from mmengine.config import Config
 
 import mmdet_slf  # noqa: F401
