@@ -135,6 +135,8 @@ def verdict(results: Dict[str, Dict[int, dict]], rows: List[dict],
     """Lines stating the chosen SLF variant against Fixed (and the tuned
     lambdas when they were run), with intervals and p-values."""
     chosen = choose_slf_default(rows)
+    if not any(row['key'].startswith('slf') for row in rows):
+        return ['No SLF variant has finished runs yet.']
     if chosen is None:
         return ['No SLF variant kept every term at >= 25% of its prior '
                 'weight, so none qualifies as the default.']
@@ -229,6 +231,12 @@ def write_report(work_dir: str, out: str, reference: str,
         'below 0.25 the term is starved).', ''
     ]
     lines += [table(rows), '']
+    missing = sorted(set(strategies) - set(results))
+    if missing:
+        lines += [
+            'Strategies with a config but no finished run (not compared): ' +
+            ', '.join(f'`{key}`' for key in missing) + '.', ''
+        ]
     if timing:
         names = {key: Config.fromfile(path).get('strategy_name', key)
                  for key, path in strategies.items()}
