@@ -15,6 +15,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from .checks import check_term_name
 from .nonfinite import NonFinitePolicy
 
 WeightsAndExtra = Tuple[Optional[Tensor], Dict[str, Tensor]]
@@ -71,13 +72,7 @@ class BaseWeighting(nn.Module):
         if len(terms) == 0:
             raise ValueError('terms must name at least one loss term, got []')
         for name in terms:
-            if not isinstance(name, str) or not name:
-                raise ValueError(
-                    f'terms must be non-empty strings, got {name!r}')
-            if 'loss' in name:
-                raise ValueError(
-                    f'term name {name!r} must not contain "loss": diagnostics '
-                    f'named slf_w_<term> would be added to the objective')
+            check_term_name(name)
         if len(set(terms)) != len(terms):
             raise ValueError(f'terms must be unique, got {terms}')
         self.terms = terms

@@ -72,6 +72,21 @@ def resolve_scale(scale: Union[None, float, str], lambdas: Optional[Tensor],
     return float(scale)
 
 
+def check_term_name(name, where: str = '') -> str:
+    """A term name is a non-empty string without ``loss``: a weighting
+    returns ``loss_<term>`` (summed into the objective) and logs
+    ``slf_w_<term>``, which must stay out of it. ``where`` names the config
+    key in the message (e.g. ``' in terms'``)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f'term names must be non-empty strings, got '
+                         f'{name!r}')
+    if 'loss' in name:
+        raise ValueError(
+            f'term name {name!r}{where} must not contain "loss": diagnostics '
+            f'named slf_w_<term> would be added to the objective')
+    return name
+
+
 def check_choice(key: str, value, choices: Sequence) -> None:
     """Raise unless ``value`` is one of ``choices``."""
     if value not in choices:

@@ -201,6 +201,23 @@ def cycle(batches: Sequence[Any]) -> Callable[[], Any]:
     return next_batch
 
 
+def _time_on_batches(fns: Dict[str, Callable[[dict], int]],
+                     model: nn.Module, batches: Sequence[dict], rounds: int,
+                     calls_per_round: int, warmup: int,
+                     clock: Clock) -> Dict[str, Timing]:
+    """:func:`interleaved_timing` of callables that each take the same
+    batches in the same order, synchronised on ``model``'s device."""
+    return interleaved_timing(
+        fns,
+        rounds,
+        calls_per_round,
+        warmup,
+        prepare={name: cycle(batches)
+                 for name in fns},
+        synchronize=device_synchronizer(_model_device(model)),
+        clock=clock)
+
+
 def inference_timings(models: Dict[str, nn.Module],
                       batches: Sequence[dict],
                       rounds: int = 5,
@@ -235,17 +252,11 @@ def inference_timings(models: Dict[str, nn.Module],
 
     for model in models.values():
         model.eval()
-    device = _model_device(next(iter(models.values())))
-    return interleaved_timing(
+    return _time_on_batches(
         {name: make_fn(model)
          for name, model in models.items()},
-        rounds,
-        calls_per_round,
-        warmup,
-        prepare={name: cycle(batches)
-                 for name in models},
-        synchronize=device_synchronizer(device),
-        clock=clock)
+        next(iter(models.values())), batches, rounds, calls_per_round,
+        warmup, clock)
 
 
 def inference_fps(models: Dict[str, nn.Module],
@@ -294,15 +305,9 @@ def train_step_seconds(runs: Dict[str, tuple],
 
     for model, _ in runs.values():
         model.train()
-    device = _model_device(next(iter(runs.values()))[0])
-    timings = interleaved_timing(
+    timings = _time_on_batches(
         {name: make_fn(*run)
          for name, run in runs.items()},
-        rounds,
-        calls_per_round,
-        warmup,
-        prepare={name: cycle(batches)
-                 for name in runs},
-        synchronize=device_synchronizer(device),
-        clock=clock)
+        next(iter(runs.values()))[0], batches, rounds, calls_per_round,
+        warmup, clock)
     return {name: t.seconds_per_item for name, t in timings.items()}

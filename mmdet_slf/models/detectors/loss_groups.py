@@ -12,6 +12,8 @@ from typing import Dict, List, Sequence, Tuple, Union
 
 from torch import Tensor
 
+from mmdet_slf.slf.checks import check_term_name
+
 LossValue = Union[Tensor, Sequence[Tensor]]
 GLOB_CHARS = '*?['
 
@@ -63,15 +65,7 @@ class LossGroups:
         self.groups: Dict[str, List[str]] = {}
         owner: Dict[str, str] = {}
         for name, keys in terms.items():
-            if not isinstance(name, str) or not name:
-                raise ValueError(
-                    f'term names must be non-empty strings, got {name!r}')
-            if 'loss' in name:
-                raise ValueError(
-                    f'term name {name!r} in terms must not contain "loss": '
-                    f'the weighted term is returned as loss_<term> and its '
-                    f'weight as slf_w_<term>, which must stay out of the '
-                    f'objective')
+            check_term_name(name, where=' in terms')
             keys = [keys] if isinstance(keys, str) else keys
             if not isinstance(keys, Sequence) or len(keys) == 0:
                 raise ValueError(
