@@ -3,4 +3,5 @@
 # Gumbel-softmax samples per image: the earlier default.
 _base_ = './_base_slf.py'
 strategy_name = 'SLF joint + KL (K=4)'
-model = dict(bbox_head=dict(weighting=dict(decision_objective='joint')))
+model = dict(bbox_head=dict(weighting=dict(
+    decision_objective='joint', estimator='gumbel', num_samples=4)))

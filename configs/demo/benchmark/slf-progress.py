@@ -3,4 +3,5 @@
 # samples per image.
 _base_ = './_base_slf.py'
 strategy_name = 'SLF progress (K=4)'
-model = dict(bbox_head=dict(weighting=dict(decision_objective='progress')))
+model = dict(bbox_head=dict(weighting=dict(
+    decision_objective='progress', estimator='gumbel', num_samples=4)))

@@ -3,4 +3,5 @@
 # samples per image.
 _base_ = './_base_slf.py'
 strategy_name = 'SLF scale-free (K=4)'
-model = dict(bbox_head=dict(weighting=dict(decision_objective='scale_free')))
+model = dict(bbox_head=dict(weighting=dict(
+    decision_objective='scale_free', estimator='gumbel', num_samples=4)))
