@@ -75,8 +75,6 @@ def strategy_rows(results: Dict[str, Dict[int, dict]],
         shares = [weight_share(runs[s], ref_prior) for s in seeds]
         shares = [s for s in shares if math.isfinite(s)]
         row['min_share'] = min(shares) if shares else math.nan
-        row['minutes'] = float(
-            np.mean([runs[s]['train_minutes'] for s in seeds]))
         rows.append(row)
     return rows
 
@@ -84,8 +82,8 @@ def strategy_rows(results: Dict[str, Dict[int, dict]],
 def table(rows: List[dict]) -> str:
     lines = [
         '| Strategy | seeds | mAP mean +- std | 95% CI | vs Fixed: '
-        'mean diff [95% CI] | p (paired t) | min weight / prior | '
-        'train min / run |', '|---|---|---|---|---|---|---|---|'
+        'mean diff [95% CI] | p (paired t) | min weight / prior |',
+        '|---|---|---|---|---|---|---|'
     ]
     for row in rows:
         paired = row.get('paired')
@@ -97,7 +95,7 @@ def table(rows: List[dict]) -> str:
             f'{row["std"]:.3f} | [{_fmt(row["ci_low"])}, '
             f'{_fmt(row["ci_high"])}] | {diff} | '
             f'{_p(paired["p"]) if paired else "-"} | '
-            f'{_fmt(row["min_share"], 2)} | {row["minutes"]:.1f} |')
+            f'{_fmt(row["min_share"], 2)} |')
     return '\n'.join(lines)
 
 
