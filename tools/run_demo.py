@@ -90,7 +90,9 @@ MAP_KEY = 'pascal_voc/mAP'
 # Logged warnings kept off the console (they stay in the log file): notices
 # of upstream deprecations, and mmengine's note that DumpDetResults, which
 # saves the test predictions for the pictures, has no metric prefix.
-CONSOLE_NOISE = ('deprecat', 'the prefix is not set in metric class')
+CONSOLE_NOISE = ('deprecat', 'the prefix is not set in metric class',
+                 # the iteration-based loop restarts its loader every epoch
+                 'reach the end of the dataloader')
 
 
 def parse_args(argv=None):

@@ -68,7 +68,8 @@ def test_console_has_bars_and_summary(demo_run):
 def test_console_has_no_config_dump_or_noise(demo_run):
     _, _, console = demo_run
     for text in ('Config:', 'model = dict(', 'System environment',
-                 'Iter(train)', 'Iter(val)', 'deprecat', 'prefix is not set'):
+                 'Iter(train)', 'Iter(val)', 'deprecat', 'prefix is not set',
+                 'Reach the end of the dataloader'):
         assert text not in console, text
 
 
