@@ -16,22 +16,16 @@
 # length of its decision features, e.g. B * 5 + C = 30 for YOLOv1 on VOC).
 slf_weighting = dict(
     type='SLFWeighting',
-    # What trains the decision network (docs/slf.md): 'progress' raises the
-    # weight of the terms whose log-loss falls slowest, under the KL-to-prior
-    # guard (beta = kl_weight); 'joint' is the paper's Algorithm 1, which
-    # moves the weight to the smallest term and starves the others.
-    decision_objective='progress',
-    kl_weight=5.0,
-    # p_hat in the forward pass: 'expected' uses p itself (no sampling
-    # noise); 'gumbel' with num_samples=K is the paper's Eq. (9)-(10).
-    # Chosen on the benchmark (docs/results.md).
-    estimator='expected',
-    num_samples=4,  # K, used by the 'gumbel' and 'stratified' estimators
+    num_samples=4,  # K Gumbel-softmax samples per image, Eq. (10)
     temperature=1.0,  # tau
     per_image=True,
-    # The decision network reads the mean prediction of each image; the
-    # non-joint objectives need these features detached.
-    detach_features=True)
+    # The decision network reads the mean prediction of each image;
+    # detach_features=False backpropagates Eq. (11) through it into the
+    # detector, as the paper's joint training does.
+    detach_features=True,
+    # KL(p || prior) guard against collapsing onto the smallest term (ours;
+    # kl_weight=0 is the bare Algorithm 1).
+    kl_weight=5.0)
 
 # The decision network gets its own learning-rate multiplier and no weight
 # decay (decay would pull its log-prior bias towards uniform weights).
