@@ -192,7 +192,10 @@ def test_written_config_builds_and_carries_the_chosen_weights(tmp_path):
         path, search, BASE_CONFIG,
         'python tools/tune_fixed_lambdas.py --num-settings 2 --seed 0 '
         '--num-val 300 --work-dir work_dirs/tune_fixed --write-config')
-    assert all(len(line) <= 79 for line in text.splitlines())
+    # Every line but `_base_` (a path, which cannot wrap, and which is long
+    # here because tmp_path is far from the configs) keeps to 79 columns.
+    assert all(len(line) <= 79 for line in text.splitlines()
+               if not line.startswith('_base_ = '))
     assert 'the best of 2 settings' in text
     assert 'Cost: 2 training runs, 6.0 minutes of training.' in text
     assert '# | 1 (best) | 6.1 | 0.52 | 2.3 | 0.31 | 0.8600 | 3.0 |' in text
