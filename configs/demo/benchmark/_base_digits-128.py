@@ -27,8 +27,19 @@ test_pipeline = [
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                    'scale_factor'))
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+# The pipeline is deterministic and costs ~0.6 ms an image, so the batches are
+# made in the main process: on 2 cores, worker processes compete with the
+# training threads and a step took 0.238 s with 2 workers against 0.175 s
+# with none (150 iterations each, one after the other, idle machine). The
+# batches, and so the results, are the same either way.
+train_dataloader = dict(
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 train_cfg = dict(max_iters=max_iters, val_interval=100)
