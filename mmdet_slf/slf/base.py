@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from .checks import check_term_name
 from .nonfinite import NonFinitePolicy
+from .ranks import mean_over_ranks
 
 WeightsAndExtra = Tuple[Optional[Tensor], Dict[str, Tensor]]
 
@@ -145,6 +146,11 @@ class BaseWeighting(nn.Module):
             ``slf_skipped = 1``, and the diagnostics keep the last weights.
         """
         bad = self.nonfinite_policy.find(raw, self.terms)
+        shared = self._batch_statistic(raw.detach()) if self.training \
+            else None
+        if shared is not None:
+            # On every rank, a rank with bad terms too: see mean_over_ranks.
+            shared = mean_over_ranks(shared, finite=not bad)
         if bad:
             zero = self.nonfinite_policy.handle(
                 raw, bad, type(self).__name__, self.training,
@@ -152,7 +158,7 @@ class BaseWeighting(nn.Module):
             skipped = raw.new_ones(())
             self.diagnostics = dict(self.diagnostics, slf_skipped=skipped)
             return None, {'loss_slf_nonfinite': zero, 'slf_skipped': skipped}
-        weights, extra = self._compute_weights(raw, features)
+        weights, extra = self._compute_weights(raw, features, shared)
         mean_weights = weights.detach()
         if mean_weights.dim() == 2:
             mean_weights = mean_weights.mean(dim=0)
@@ -200,10 +206,22 @@ class BaseWeighting(nn.Module):
                 f'{dict(zip(expected, [tuple(v.shape) for v in values]))}')
         return torch.stack(values, dim=-1)
 
-    def _compute_weights(self, raw: Tensor,
-                         features: Optional[Tensor]) -> WeightsAndExtra:
+    def _batch_statistic(self, raw: Tensor) -> Optional[Tensor]:
+        """The per-term statistic ``[n]`` of a training batch that the
+        strategy's state follows, computed from the detached ``raw``; None
+        (the default) for a strategy without such state. :meth:`weigh`
+        averages it over ranks and hands it to :meth:`_compute_weights`."""
+        return None
+
+    def _compute_weights(self, raw: Tensor, features: Optional[Tensor],
+                         shared: Optional[Tensor]) -> WeightsAndExtra:
         """The strategy: weights broadcastable to the finite ``raw`` and a
-        dict of extra objective terms and detached diagnostics."""
+        dict of extra objective terms and detached diagnostics.
+
+        ``shared`` is :meth:`_batch_statistic` of this training batch
+        averaged over ranks (the same on every rank), or None in eval mode
+        and for strategies without state.
+        """
         raise NotImplementedError
 
     def extra_repr(self) -> str:

@@ -18,7 +18,9 @@ class DWAWeighting(BaseWeighting):
     ``w_i = scale * softmax(r / T)_i`` with ``r_i = L_i(t-1) / L_i(t-2)``,
     where ``L_i`` is an exponential moving average of the batch-level raw
     term (the paper averages over epochs; the EMA with ``momentum`` is the
-    per-iteration analogue). Uniform weights until two averages exist.
+    per-iteration analogue). Uniform weights until two averages exist. The
+    averages follow the whole batch's terms, averaged over ranks, so every
+    rank holds the same.
 
     Args:
         terms (Sequence[str]): Term names.
@@ -44,9 +46,14 @@ class DWAWeighting(BaseWeighting):
         self.register_buffer('prev_ema', torch.zeros(self.num_terms))
         self.register_buffer('num_updates', torch.zeros((), dtype=torch.long))
 
-    def _compute_weights(self, raw: Tensor,
-                         features: Optional[Tensor]) -> WeightsAndExtra:
-        batch_raw = raw.detach().sum(0) if raw.dim() == 2 else raw.detach()
+    def _batch_statistic(self, raw: Tensor) -> Tensor:
+        return raw.sum(0) if raw.dim() == 2 else raw  # batch-level terms
+
+    def _compute_weights(self, raw: Tensor, features: Optional[Tensor],
+                         shared: Optional[Tensor]) -> WeightsAndExtra:
+        # The whole batch's terms when training (the same on every rank).
+        batch_raw = shared if shared is not None else \
+            self._batch_statistic(raw.detach())
         # Branches are selected on the device: no host read of the counter.
         ratio = self.ema / self.prev_ema.clamp(min=1e-12)
         learned = self.scale * F.softmax(ratio / self.temperature, dim=0)

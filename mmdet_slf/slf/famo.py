@@ -33,9 +33,10 @@ class FAMOWeighting(BaseWeighting):
     no-grad forward of the same batch. Here "after" is the next training
     call's batch: O(n), no extra forward, but ``delta`` also carries the
     difference between two batches. ``xi`` and the Adam moments are buffers
-    updated in the forward (no autograd parameter, nothing for DDP to
-    reduce; each rank updates its own copy from its own batches); they are
-    saved in checkpoints, so a resumed run continues exactly.
+    updated in the forward from the terms of the whole batch, averaged over
+    ranks, so every rank holds the same copy (no autograd parameter, nothing
+    for DDP to reduce); they are saved in checkpoints, so a resumed run
+    continues exactly.
 
     Args:
         terms (Sequence[str]): Term names.
@@ -89,9 +90,14 @@ class FAMOWeighting(BaseWeighting):
         self.register_buffer('adam_v', torch.zeros(self.num_terms))
         self.register_buffer('adam_step', torch.zeros((), dtype=torch.long))
 
-    def _compute_weights(self, raw: Tensor,
-                         features: Optional[Tensor]) -> WeightsAndExtra:
-        batch_raw = raw.detach().sum(0) if raw.dim() == 2 else raw.detach()
+    def _batch_statistic(self, raw: Tensor) -> Tensor:
+        return raw.sum(0) if raw.dim() == 2 else raw  # batch-level terms
+
+    def _compute_weights(self, raw: Tensor, features: Optional[Tensor],
+                         shared: Optional[Tensor]) -> WeightsAndExtra:
+        # The whole batch's terms when training (the same on every rank).
+        batch_raw = shared if shared is not None else \
+            self._batch_statistic(raw.detach())
         log_gap = (batch_raw.to(self.logits) - self.min_losses +
                    self.eps).clamp(min=self.eps).log()  # log D, [n]
         if self.training:

@@ -30,6 +30,6 @@ class FixedWeighting(BaseWeighting):
             'weights', as_lambdas(weights, self.terms, 'weights'),
             persistent=False)
 
-    def _compute_weights(self, raw: Tensor,
-                         features: Optional[Tensor]) -> WeightsAndExtra:
+    def _compute_weights(self, raw: Tensor, features: Optional[Tensor],
+                         shared: Optional[Tensor]) -> WeightsAndExtra:
         return self.weights.to(raw), {}

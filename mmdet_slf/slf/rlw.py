@@ -31,8 +31,8 @@ class RandomWeighting(BaseWeighting):
         super().__init__(terms, nonfinite)
         self.scale = resolve_scale(scale, None, self.num_terms)
 
-    def _compute_weights(self, raw: Tensor,
-                         features: Optional[Tensor]) -> WeightsAndExtra:
+    def _compute_weights(self, raw: Tensor, features: Optional[Tensor],
+                         shared: Optional[Tensor]) -> WeightsAndExtra:
         if not self.training:
             return raw.new_full((self.num_terms, ),
                                 self.scale / self.num_terms), {}

@@ -97,6 +97,9 @@ class SLFWeighting(BaseWeighting):
             Defaults to 0.9.
         slow_momentum (float): Slow average of ``log l`` (``'progress'``),
             > ``fast_momentum``. Defaults to 0.99.
+        signal_min_scale (float): ``min_scale`` of :class:`ProgressSignal`:
+            1e-4 keeps the first step's rounding error from becoming a
+            signal. Defaults to 0.0.
         nonfinite (str): See :class:`BaseWeighting`. Defaults to 'raise'.
     """
 
@@ -121,6 +124,7 @@ class SLFWeighting(BaseWeighting):
                  scale_momentum: float = 0.99,
                  fast_momentum: float = 0.9,
                  slow_momentum: float = 0.99,
+                 signal_min_scale: float = 0.0,
                  nonfinite: str = 'raise') -> None:
         super().__init__(terms, nonfinite)
         if not isinstance(num_samples, int) or isinstance(num_samples, bool) \
@@ -152,7 +156,7 @@ class SLFWeighting(BaseWeighting):
         # None for 'joint', whose v is trained by Eq. (11) itself.
         self.signal = build_signal(decision_objective, self.num_terms,
                                    scale_momentum, fast_momentum,
-                                   slow_momentum)
+                                   slow_momentum, signal_min_scale)
         self.reads_terms = in_channels is None
         decision_cfg = dict(decision_net)
         decision_cfg.update(
@@ -224,8 +228,21 @@ class SLFWeighting(BaseWeighting):
             inputs = inputs.mean(dim=0, keepdim=True)
         return self.decision_net(inputs.to(raw.dtype))
 
-    def _compute_weights(self, raw: Tensor,
-                         features: Optional[Tensor]) -> WeightsAndExtra:
+    def _decision_rows(self, raw: Tensor) -> Tensor:
+        """The rows ``[R, n]`` the decision objective reads: per image, or
+        one row for the batch."""
+        if raw.dim() == 1:
+            return raw[None]
+        return raw if self.per_image else raw.sum(0)[None]
+
+    def _batch_statistic(self, raw: Tensor) -> Optional[Tensor]:
+        # The mean row, for a signal whose running averages follow it.
+        if getattr(self.signal, 'follows_batches', False):
+            return self._decision_rows(raw).mean(dim=0)
+        return None
+
+    def _compute_weights(self, raw: Tensor, features: Optional[Tensor],
+                         shared: Optional[Tensor]) -> WeightsAndExtra:
         tau = self.current_temperature()
         if self.training:
             self.num_updates += 1
@@ -251,7 +268,7 @@ class SLFWeighting(BaseWeighting):
             extra = self._guards(raw, probs)
         else:
             extra = self._decision_terms(
-                raw.sum(0) if batch_level else raw, probs)
+                self._decision_rows(raw), probs, shared)
         log_probs = F.log_softmax(logits, dim=-1)
         entropy = -(probs * log_probs).sum(-1).mean()
         mean_probs = probs.detach().mean(dim=0)
@@ -263,12 +280,12 @@ class SLFWeighting(BaseWeighting):
             extra[f'slf_p_{name}'] = mean_probs[i]
         return weights, extra
 
-    def _decision_terms(self, rows: Tensor,
-                        probs: Tensor) -> Dict[str, Tensor]:
-        """``loss_slf_decision`` (``J``) and the mean signal per term."""
-        rows = rows.detach()
-        rows = rows if rows.dim() == 2 else rows[None]  # [R, n]
-        signal = self.signal(rows, self.prior)  # [R, n] or [1, n]
+    def _decision_terms(self, rows: Tensor, probs: Tensor,
+                        batch_mean: Optional[Tensor]) -> Dict[str, Tensor]:
+        """``loss_slf_decision`` (``J``) and the mean signal per term, for
+        rows ``[R, n]`` and the whole batch's mean row (over ranks)."""
+        signal = self.signal(rows.detach(), self.prior,
+                             batch_mean)  # [R, n] or [1, n]
         objective = decision_objective(probs, signal, self.prior.to(probs),
                                        self.kl_weight)
         extra = {'loss_slf_decision': objective}

@@ -35,7 +35,7 @@ class UncertaintyWeighting(BaseWeighting):
             lambdas = torch.ones(self.num_terms)
         self.log_vars = nn.Parameter(-lambdas.log())
 
-    def _compute_weights(self, raw: Tensor,
-                         features: Optional[Tensor]) -> WeightsAndExtra:
+    def _compute_weights(self, raw: Tensor, features: Optional[Tensor],
+                         shared: Optional[Tensor]) -> WeightsAndExtra:
         weights = torch.exp(-self.log_vars).to(raw)
         return weights, {'loss_uncertainty_reg': self.log_vars.sum()}

@@ -81,6 +81,49 @@ def test_progress_signal_hand_values():
     assert sum(v * v for v in expected) <= 2 + 1e-6
 
 
+def test_progress_min_scale_keeps_the_first_step_near_zero():
+    # Step 1: slow and fast have seen one value each, so d is rounding error
+    # (~1e-6 of log l in float32); the floor keeps s ~ d / 1e-3.
+    losses = [[0.37, 1.3, 0.05, 2.2], [0.3, 1.25, 0.05, 2.0]]
+    signal = ProgressSignal(4, min_scale=1e-3)
+    first = signal(torch.tensor([losses[0]]), PRIOR)
+    assert float(first.abs().max()) < 1e-2
+    # Step 2 against the formula: d / max(sigma, rms d, min_scale).
+    second = signal(torch.tensor([losses[1]]), PRIOR)
+    logs = np.log(np.asarray(losses))
+    gaps = [ema_reference(logs[:k], 0.99) - ema_reference(logs[:k], 0.9)
+            for k in (1, 2)]
+    squares = [[np.mean(g**2)] for g in gaps]
+    sigma = math.sqrt(max(ema_reference(squares, 0.99)[0], squares[-1][0]))
+    torch.testing.assert_close(
+        second,
+        torch.tensor(gaps[-1] / max(sigma, 1e-3), dtype=torch.float32)[None],
+        # float32 slow - fast cancels to ~2e-6, divided by a scale ~1e-3.
+        atol=5e-3, rtol=1e-3)
+    with pytest.raises(ValueError, match='min_scale must be >= 0'):
+        ProgressSignal(4, min_scale=-1.0)
+
+
+def test_signals_follow_the_given_batch_mean():
+    # The whole batch's mean row (over ranks) replaces this rank's.
+    rows = torch.tensor([[1.0, 4.0], [3.0, 2.0]])
+    whole = torch.tensor([4.0, 6.0])
+    scale_free = ScaleFreeSignal(2, momentum=0.5)
+    torch.testing.assert_close(
+        scale_free(rows, PRIOR[:2], batch_mean=whole), rows / whole)
+    given, own = ProgressSignal(2), ProgressSignal(2)
+    given(rows, PRIOR[:2], batch_mean=whole)
+    own(whole[None], PRIOR[:2])
+    for name, buffer in own.named_buffers():
+        torch.testing.assert_close(dict(given.named_buffers())[name], buffer)
+
+
+def test_mean_over_ranks_is_the_identity_in_one_process():
+    from mmdet_slf.slf.ranks import mean_over_ranks
+    statistic = torch.tensor([0.5, 2.0, 1.5])
+    assert mean_over_ranks(statistic) is statistic
+
+
 def test_teacher_signal_hand_values():
     rows = torch.tensor([[1.0, 3.0], [3.0, 1.0]])
     prior = torch.tensor([0.75, 0.25])
