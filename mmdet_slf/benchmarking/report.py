@@ -12,7 +12,9 @@ from mmengine.config import Config
 from .runs import load_results, paired_seeds
 from .stats import paired_comparison, summarize
 
-MIN_PRIOR_SHARE = 0.25  # the issue's "keeps >= 25% of its prior weight"
+MIN_PRIOR_SHARE = 0.25  # a term below 25% of its prior weight is starved
+TARGET_GAIN = 0.01  # the SLF default's target: Fixed + 1.0 mAP point ...
+TARGET_P = 0.05  # ... with p below this
 
 
 def prior_weights(cfg: Config) -> Optional[List[float]]:
@@ -65,8 +67,11 @@ def strategy_rows(results: Dict[str, Dict[int, dict]],
         runs = results[key]
         seeds = sorted(runs)
         maps = [runs[s]['mAP'] for s in seeds]
+        minutes = [runs[s]['train_minutes'] for s in seeds
+                   if runs[s].get('train_minutes') is not None]
         row = dict(key=key, name=next(iter(runs.values()))['name'],
-                   seeds=seeds, maps=maps, **summarize(maps))
+                   seeds=seeds, maps=maps, **summarize(maps),
+                   minutes=float(np.median(minutes)) if minutes else math.nan)
         common = paired_seeds(results, key, reference)
         if key != reference and len(common) >= 2:
             row['paired'] = paired_comparison(
@@ -82,8 +87,8 @@ def strategy_rows(results: Dict[str, Dict[int, dict]],
 def table(rows: List[dict]) -> str:
     lines = [
         '| Strategy | seeds | mAP mean +- std | 95% CI | vs Fixed: '
-        'mean diff [95% CI] | p (paired t) | min weight / prior |',
-        '|---|---|---|---|---|---|---|'
+        'mean diff [95% CI] | p (paired t) | min weight / prior | '
+        'min / run |', '|---|---|---|---|---|---|---|---|'
     ]
     for row in rows:
         paired = row.get('paired')
@@ -95,7 +100,7 @@ def table(rows: List[dict]) -> str:
             f'{row["std"]:.3f} | [{_fmt(row["ci_low"])}, '
             f'{_fmt(row["ci_high"])}] | {diff} | '
             f'{_p(paired["p"]) if paired else "-"} | '
-            f'{_fmt(row["min_share"], 2)} |')
+            f'{_fmt(row["min_share"], 2)} | {_fmt(row["minutes"], 2)} |')
     return '\n'.join(lines)
 
 
@@ -128,10 +133,16 @@ def choose_slf_default(rows: List[dict],
     return max(eligible, key=lambda row: row['mean']) if eligible else None
 
 
-def verdict(results: Dict[str, Dict[int, dict]], rows: List[dict],
-            reference: str, tuned: str = 'fixed-tuned') -> List[str]:
+def verdict(results: Dict[str, Dict[int, dict]],
+            rows: List[dict],
+            reference: str,
+            tuned: str = 'fixed-tuned',
+            search_runs: Optional[int] = None) -> List[str]:
     """Lines stating the chosen SLF variant against Fixed (and the tuned
-    lambdas when they were run), with intervals and p-values."""
+    lambdas when they were run), with intervals and p-values, and whether
+    it meets the target: Fixed + ``TARGET_GAIN`` with p < ``TARGET_P``, and
+    within the noise of (or above) the tuned lambdas, whose search cost
+    ``search_runs`` training runs besides their own."""
     chosen = choose_slf_default(rows)
     if not any(row['key'].startswith('slf') for row in rows):
         return ['No SLF variant has finished runs yet.']
@@ -142,6 +153,7 @@ def verdict(results: Dict[str, Dict[int, dict]], rows: List[dict],
              f'term at >= {MIN_PRIOR_SHARE:.0%} of its prior weight): '
              f'**{chosen["name"]}** (`{chosen["key"]}`), mAP '
              f'{chosen["mean"]:.3f} over {chosen["n"]} seeds.']
+    comparisons = {}
     for other in (reference, tuned):
         seeds = paired_seeds(results, chosen['key'], other)
         if len(seeds) < 2:
@@ -152,11 +164,32 @@ def verdict(results: Dict[str, Dict[int, dict]], rows: List[dict],
         cmp = paired_comparison(
             [results[chosen['key']][s]['mAP'] for s in seeds],
             [results[other][s]['mAP'] for s in seeds])
+        comparisons[other] = cmp
         name = next(iter(results[other].values()))['name']
         lines.append(
             f'{chosen["name"]} minus {name}: {cmp["mean_diff"]:+.4f} mAP '
             f'(95% CI [{cmp["ci_low"]:+.4f}, {cmp["ci_high"]:+.4f}], '
             f'paired t-test p = {_p(cmp["p"])}, {cmp["n"]} seeds).')
+    if reference in comparisons:
+        cmp = comparisons[reference]
+        met = cmp['mean_diff'] >= TARGET_GAIN and cmp['p'] < TARGET_P
+        lines.append(
+            f'Target 1, SLF >= Fixed + {TARGET_GAIN:.3f} mAP with p < '
+            f'{TARGET_P:g}: **{"met" if met else "missed"}** '
+            f'({cmp["mean_diff"]:+.4f}, p = {_p(cmp["p"])}).')
+    if tuned in comparisons:
+        cmp = comparisons[tuned]
+        # Within the noise: the interval of the difference reaches 0 or
+        # lies above it.
+        met = cmp['ci_high'] >= 0
+        cost = '' if search_runs is None else (
+            f'; the tuned lambdas cost {search_runs} search runs besides '
+            f'their own, so one SLF run is 1/{search_runs + 1} of their '
+            'training')
+        lines.append(
+            f'Target 2, SLF within the noise of the tuned lambdas: '
+            f'**{"met" if met else "missed"}** (95% CI of the difference '
+            f'[{cmp["ci_low"]:+.4f}, {cmp["ci_high"]:+.4f}]{cost}).')
     return lines
 
 
@@ -250,7 +283,14 @@ def write_report(work_dir: str, out: str, reference: str,
             cost_table(timing, reference, names), ''
         ]
     lines += ['## Verdict', '']
-    lines += [line + '\n' for line in verdict(results, rows, reference)]
+    search_runs = None
+    if 'fixed-tuned' in strategies:
+        search_runs = Config.fromfile(
+            strategies['fixed-tuned']).get('search_runs')
+    lines += [
+        line + '\n'
+        for line in verdict(results, rows, reference, search_runs=search_runs)
+    ]
     for label, key in (('mAP per strategy', 'map'),
                        ('Fixed lambdas: mAP during training', 'curve'),
                        ('Weight trajectories', 'weights')):

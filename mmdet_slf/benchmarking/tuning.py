@@ -319,6 +319,7 @@ def write_tuned_config(path: str, search: dict, base_config: str,
         f"_base_ = './{relative}'" if not relative.startswith('..') else
         f"_base_ = '{relative}'",
         f"strategy_name = 'Fixed, tuned lambdas {lambdas}'",
+        f'search_runs = {search["num_runs"]}  # the cost of choosing them',
         'model = dict(',
         '    bbox_head=dict(',
         '        weighting=dict(',

@@ -198,3 +198,27 @@ def test_default_is_the_best_variant_that_starves_no_term(tmp_path):
     # B - Fixed is +0.02 on every seed
     assert 'B minus Fixed: +0.0200' in lines[1]
     assert 'tuned lambdas has not been run' in lines[2]
+    # +0.02 on every seed: the gain and p < 0.05 of the target.
+    assert lines[3].startswith('Target 1') and '**met**' in lines[3]
+
+
+def test_verdict_states_a_missed_target_and_the_tuned_comparison(tmp_path):
+    work_dir = str(tmp_path)
+    gains = [0.004, 0.012, -0.003, 0.009, 0.001]  # mean +0.0046
+    for seed, gain in enumerate(gains):
+        fake_result(work_dir, 'fixed', seed, 0.80 + seed / 100, 'Fixed')
+        fake_result(work_dir, 'fixed-tuned', seed, 0.81 + seed / 100,
+                    'Tuned')
+        fake_result(work_dir, 'slf-b', seed, 0.80 + seed / 100 + gain, 'B')
+    results = runs.load_results(work_dir)
+    rows = report.strategy_rows(results, 'fixed')
+    for row in rows:
+        row['min_share'] = 1.0
+    lines = report.verdict(results, rows, 'fixed', search_runs=8)
+    assert 'B minus Fixed: +0.0046' in lines[1]
+    assert 'B minus Tuned: -0.0054' in lines[2]
+    assert lines[3].startswith('Target 1') and '**missed**' in lines[3]
+    # B - Tuned: mean -0.0054, std of the gains 0.0060, t(4) 2.776:
+    # upper end -0.0054 + 2.776 * 0.0060 / sqrt(5) = +0.0021 >= 0.
+    assert lines[4].startswith('Target 2') and '**met**' in lines[4]
+    assert 'one SLF run is 1/9 of their training' in lines[4]

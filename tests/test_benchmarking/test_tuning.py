@@ -200,6 +200,7 @@ def test_written_config_builds_and_carries_the_chosen_weights(tmp_path):
     assert 'Cost: 2 training runs, 6.0 minutes of training.' in text
     assert '# | 1 (best) | 6.1 | 0.52 | 2.3 | 0.31 | 0.8600 | 3.0 |' in text
     assert '--work-dir work_dirs/tune_fixed' in text
+    assert 'search_runs = 2  # the cost of choosing them' in text
     cfg = Config.fromfile(path)
     assert cfg.strategy_name == 'Fixed, tuned lambdas (6.1, 0.52, 2.3, 0.31)'
     assert cfg.train_cfg.max_iters == Config.fromfile(

@@ -22,6 +22,7 @@
 # | 7 | 8.36 | 1.52 | 1.69 | 0.367 | 0.8376 | 2.0 |
 _base_ = './_base_digits-128.py'
 strategy_name = 'Fixed, tuned lambdas (11.9, 3.14, 1.34, 0.945)'
+search_runs = 8  # the cost of choosing them
 model = dict(
     bbox_head=dict(
         weighting=dict(
