@@ -1,0 +1,5 @@
+# The 'teacher' decision objective with the expected weights in the forward
+# pass (p_hat = p), to compare the objectives without sampling noise.
+_base_ = './slf-teacher.py'
+strategy_name = 'SLF teacher (expected)'
+model = dict(bbox_head=dict(weighting=dict(estimator='expected')))
