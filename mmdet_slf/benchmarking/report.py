@@ -15,6 +15,7 @@ from .stats import paired_comparison, summarize
 MIN_PRIOR_SHARE = 0.25  # a term below 25% of its prior weight is starved
 TARGET_GAIN = 0.01  # the SLF default's target: Fixed + 1.0 mAP point ...
 TARGET_P = 0.05  # ... with p below this
+MIN_SEEDS = 5  # a variant is a candidate for the default with this many
 
 
 def prior_weights(cfg: Config) -> Optional[List[float]]:
@@ -122,12 +123,13 @@ def cost_table(timing: dict, reference: str,
 
 def choose_slf_default(rows: List[dict],
                        prefix: str = 'slf') -> Optional[dict]:
-    """The SLF variant with the best mean mAP among those in which every
-    term keeps, averaged over training, at least ``MIN_PRIOR_SHARE`` of its
-    prior weight (None when no variant qualifies)."""
+    """The SLF variant with the best mean mAP among those with at least
+    ``MIN_SEEDS`` seeds in which every term keeps, averaged over training,
+    at least ``MIN_PRIOR_SHARE`` of its prior weight (None when no variant
+    qualifies)."""
     eligible = [
         row for row in rows if row['key'].startswith(prefix)
-        and math.isfinite(row['min_share'])
+        and row['n'] >= MIN_SEEDS and math.isfinite(row['min_share'])
         and row['min_share'] >= MIN_PRIOR_SHARE
     ]
     return max(eligible, key=lambda row: row['mean']) if eligible else None
@@ -147,10 +149,12 @@ def verdict(results: Dict[str, Dict[int, dict]],
     if not any(row['key'].startswith('slf') for row in rows):
         return ['No SLF variant has finished runs yet.']
     if chosen is None:
-        return ['No SLF variant kept every term at >= 25% of its prior '
-                'weight, so none qualifies as the default.']
-    lines = [f'Chosen SLF variant (best mean mAP among those keeping every '
-             f'term at >= {MIN_PRIOR_SHARE:.0%} of its prior weight): '
+        return [f'No SLF variant with {MIN_SEEDS} seeds kept every term at '
+                f'>= {MIN_PRIOR_SHARE:.0%} of its prior weight, so none '
+                'qualifies as the default.']
+    lines = [f'Chosen SLF variant (best mean mAP among those with >= '
+             f'{MIN_SEEDS} seeds keeping every term at >= '
+             f'{MIN_PRIOR_SHARE:.0%} of its prior weight): '
              f'**{chosen["name"]}** (`{chosen["key"]}`), mAP '
              f'{chosen["mean"]:.3f} over {chosen["n"]} seeds.']
     comparisons = {}
@@ -262,7 +266,11 @@ def write_report(work_dir: str, out: str, reference: str,
         '- "min weight / prior": the smallest, over the four terms, of the '
         "term's share of the total weight averaged over training, divided "
         "by its share under the fixed lambdas 5/1/1/0.5 (1 = the prior; "
-        'below 0.25 the term is starved).', ''
+        'below 0.25 the term is starved).',
+        '- "min / run": the median wall-clock training minutes of the '
+        "strategy's runs as each recorded it; a run made while another job "
+        'used the machine is slower, so compare speed with the cost table.',
+        ''
     ]
     lines += [table(rows), '']
     missing = sorted(set(strategies) - set(results))

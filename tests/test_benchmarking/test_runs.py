@@ -181,14 +181,17 @@ def test_report_writes_the_page_from_saved_runs(tmp_path):
 
 def test_default_is_the_best_variant_that_starves_no_term(tmp_path):
     work_dir = str(tmp_path)
-    for seed in range(3):
+    for seed in range(5):
         fake_result(work_dir, 'fixed', seed, 0.80 + seed / 100, 'Fixed')
         # best mAP but starves a term: not eligible
         fake_result(work_dir, 'slf-a', seed, 0.90, 'A')
         fake_result(work_dir, 'slf-b', seed, 0.82 + seed / 100, 'B')
         fake_result(work_dir, 'slf-c', seed, 0.79, 'C')
+        if seed < 3:  # better than B, but only 3 seeds: not eligible
+            fake_result(work_dir, 'slf-d', seed, 0.85 + seed / 100, 'D')
     results = runs.load_results(work_dir)
-    shares = {'slf-a': 0.1, 'slf-b': 0.6, 'slf-c': 0.9, 'fixed': 1.0}
+    shares = {'slf-a': 0.1, 'slf-b': 0.6, 'slf-c': 0.9, 'slf-d': 0.9,
+              'fixed': 1.0}
     rows = report.strategy_rows(results, 'fixed')
     for row in rows:
         row['min_share'] = shares[row['key']]
