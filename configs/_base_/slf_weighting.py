@@ -15,16 +15,16 @@
 # weights in expectation. The head fills in its terms and in_channels (the
 # length of its decision features, e.g. B * 5 + C = 30 for YOLOv1 on VOC).
 #
-# The decision network is trained by the 'progress' objective and the
-# detector by the expected weights p (ours; chosen on the benchmark in
-# docs/results.md, see docs/slf.md). The paper's Algorithm 1, with our KL
-# guard, is one line away:
+# The decision network is trained by the 'scale_free' objective (Eq. 11 with
+# each term relative to its running mean) and the detector by the expected
+# weights p (ours; chosen on the benchmark in docs/results.md, see
+# docs/slf.md). The paper's Algorithm 1, with our KL guard, is one line away:
 #
 #   weighting=dict(_base_.slf_weighting, decision_objective='joint',
 #                  estimator='gumbel')
 slf_weighting = dict(
     type='SLFWeighting',
-    decision_objective='progress',
+    decision_objective='scale_free',
     estimator='expected',  # p_hat = p; 'gumbel' is Eq. (10)
     num_samples=4,  # K Gumbel-softmax samples per image with 'gumbel'
     temperature=1.0,  # tau, with 'gumbel'

@@ -11,8 +11,8 @@ model = dict(
             _base_.slf_weighting,
             _delete_=True,  # replaces the FixedWeighting of the baseline
             # The shared block, chosen on the benchmark (docs/results.md):
-            # the decision network is trained by the 'progress' objective
-            # (terms whose log-loss falls slowest gain weight, under the KL
-            # guard) and the forward pass uses the expected weights p.
+            # the decision network is trained by the 'scale_free' objective
+            # (each term relative to its running mean, under the KL guard)
+            # and the forward pass uses the expected weights p.
             prior=_base_.model.bbox_head.weighting.weights)))
 optim_wrapper = dict(paramwise_cfg=_base_.slf_paramwise_cfg)
