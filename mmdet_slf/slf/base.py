@@ -42,6 +42,12 @@ def diagnostics_as_floats(diagnostics: Dict[str, Tensor]) -> Dict[str, float]:
     return {key: floats[key] for key in diagnostics}
 
 
+def batch_level(raw: Tensor) -> Tensor:
+    """Batch-level terms ``[n]`` of raw terms ``[n]`` or ``[N, n]`` (the sum
+    over images, as :meth:`BaseWeighting.forward` applies them)."""
+    return raw.sum(0) if raw.dim() == 2 else raw
+
+
 class BaseWeighting(nn.Module):
     """Validation, stacking and application of weights to raw loss terms.
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .base import BaseWeighting, WeightsAndExtra
+from .base import BaseWeighting, WeightsAndExtra, batch_level
 from .checks import check_momentum, resolve_scale
 
 
@@ -46,14 +46,12 @@ class DWAWeighting(BaseWeighting):
         self.register_buffer('prev_ema', torch.zeros(self.num_terms))
         self.register_buffer('num_updates', torch.zeros((), dtype=torch.long))
 
-    def _batch_statistic(self, raw: Tensor) -> Tensor:
-        return raw.sum(0) if raw.dim() == 2 else raw  # batch-level terms
+    _batch_statistic = staticmethod(batch_level)
 
     def _compute_weights(self, raw: Tensor, features: Optional[Tensor],
                          shared: Optional[Tensor]) -> WeightsAndExtra:
         # The whole batch's terms when training (the same on every rank).
-        batch_raw = shared if shared is not None else \
-            self._batch_statistic(raw.detach())
+        batch_raw = batch_level(raw.detach()) if shared is None else shared
         # Branches are selected on the device: no host read of the counter.
         ratio = self.ema / self.prev_ema.clamp(min=1e-12)
         learned = self.scale * F.softmax(ratio / self.temperature, dim=0)

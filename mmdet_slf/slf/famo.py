@@ -11,7 +11,7 @@ import torch
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .base import BaseWeighting, WeightsAndExtra
+from .base import BaseWeighting, WeightsAndExtra, batch_level
 from .checks import (Lambdas, as_lambdas, check_nonnegative, check_positive,
                      positive_lambdas, resolve_scale)
 
@@ -90,14 +90,12 @@ class FAMOWeighting(BaseWeighting):
         self.register_buffer('adam_v', torch.zeros(self.num_terms))
         self.register_buffer('adam_step', torch.zeros((), dtype=torch.long))
 
-    def _batch_statistic(self, raw: Tensor) -> Tensor:
-        return raw.sum(0) if raw.dim() == 2 else raw  # batch-level terms
+    _batch_statistic = staticmethod(batch_level)
 
     def _compute_weights(self, raw: Tensor, features: Optional[Tensor],
                          shared: Optional[Tensor]) -> WeightsAndExtra:
         # The whole batch's terms when training (the same on every rank).
-        batch_raw = shared if shared is not None else \
-            self._batch_statistic(raw.detach())
+        batch_raw = batch_level(raw.detach()) if shared is None else shared
         log_gap = (batch_raw.to(self.logits) - self.min_losses +
                    self.eps).clamp(min=self.eps).log()  # log D, [n]
         if self.training:
