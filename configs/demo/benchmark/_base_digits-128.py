@@ -1,8 +1,8 @@
 # The benchmark's shared setting: the demo detector at 128 x 128 (S = 4),
 # trained for a budget at which the fixed-lambda baseline's mAP curve has
-# flattened (see docs/results.md), so that ~2.5 minutes on 2 CPU cores give
-# one run. Each strategy config next to this file changes only the
-# weighting; `tools/benchmark.py` pairs the runs by seed.
+# flattened (see docs/results.md); one run takes 1.64 minutes on 2 idle CPU
+# cores (Fixed, seed 0). Each strategy config next to this file changes only
+# the weighting; `tools/benchmark.py` pairs the runs by seed.
 _base_ = '../fast-yolo_digits.py'
 
 input_size = 128
