@@ -122,7 +122,12 @@ def plot_weight_trajectories(runs: Dict[str, Union[str, Records, Series]],
     num_rows = -(-len(keys) // num_cols)
     figure, axes = new_figure(num_rows, num_cols,
                               (5.0 * num_cols, 3.2 * num_rows), dpi)
-    colours = {label: f'C{i % 10}' for i, label in enumerate(all_series)}
+    # Up to 20 distinct colours (tab20) for a benchmark's many strategies.
+    from matplotlib import colormaps
+    palette = [f'C{i}' for i in range(10)] if len(all_series) <= 10 else [
+        colormaps['tab20'](i) for i in range(20)]
+    colours = {label: palette[i % len(palette)]
+               for i, label in enumerate(all_series)}
     for ax, key in zip(axes.flat, keys):
         for label, series in all_series.items():
             if key in series:
@@ -131,10 +136,14 @@ def plot_weight_trajectories(runs: Dict[str, Union[str, Records, Series]],
         ax.set_title(f'weight of {_split_key(key)[1]}')
         ax.set_xlabel('iteration')
         ax.grid(alpha=0.3)
-        ax.legend(loc='best', fontsize='small')
     for ax in list(axes.flat)[len(keys):]:
         ax.set_visible(False)
     figure.suptitle(title)
     figure.tight_layout()
+    figure.subplots_adjust(right=0.66)
+    # One legend for all panels, right of them, so it hides no line.
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc='center left', fontsize='small',
+                  bbox_to_anchor=(0.67, 0.5))
     save_figure(figure, out_file, dpi)
     return figure
