@@ -58,6 +58,9 @@ def parse_args(argv=None):
                         default=[0, 1, 2, 3, 4])
     parser.add_argument('--reference', default=REFERENCE,
                         help='strategy the others are compared with')
+    parser.add_argument('--tuned', default='fixed-tuned',
+                        help='the fixed lambdas found by '
+                        'tools/tune_fixed_lambdas.py (verdict, target 2)')
     parser.add_argument('--max-iters', type=int, default=None,
                         help='override every strategy budget (debugging)')
     parser.add_argument('--work-dir', default='work_dirs/benchmark')
@@ -235,7 +238,7 @@ def main(argv=None):
         train_all(args, strategies)
     if not args.no_report:
         report.write_report(args.work_dir, args.out, args.reference,
-                            strategies)
+                            strategies, tuned=args.tuned)
 
 
 if __name__ == '__main__':

@@ -105,6 +105,32 @@ def table(rows: List[dict]) -> str:
     return '\n'.join(lines)
 
 
+def variant_table(results: Dict[str, Dict[int, dict]],
+                  bases: Dict[str, str]) -> str:
+    """Each variant against the strategy it varies (``bases[key]``), paired
+    by seed: the cost of one change, such as the estimator of ``p_hat``,
+    with everything else equal."""
+    lines = [
+        '| Variant | against | seeds | mean diff [95% CI] | p (paired t) |',
+        '|---|---|---|---|---|'
+    ]
+    for key, base in sorted(bases.items(), key=lambda kv: (kv[1], kv[0])):
+        if key not in results or base not in results:
+            continue
+        seeds = paired_seeds(results, key, base)
+        if len(seeds) < 2:
+            continue
+        cmp = paired_comparison([results[key][s]['mAP'] for s in seeds],
+                                [results[base][s]['mAP'] for s in seeds])
+        name = next(iter(results[key].values()))['name']
+        base_name = next(iter(results[base].values()))['name']
+        lines.append(
+            f'| {name} | {base_name} | {cmp["n"]} | '
+            f'{cmp["mean_diff"]:+.3f} [{cmp["ci_low"]:+.3f}, '
+            f'{cmp["ci_high"]:+.3f}] | {_p(cmp["p"])} |')
+    return '\n'.join(lines) if len(lines) > 2 else ''
+
+
 def cost_table(timing: dict, reference: str,
                names: Dict[str, str]) -> str:
     """Training-step time and FPS of every timed strategy relative to the
@@ -234,9 +260,18 @@ def plots(results: Dict[str, Dict[int, dict]], rows: List[dict],
     return files
 
 
-def write_report(work_dir: str, out: str, reference: str,
-                 strategies: Dict[str, str]) -> str:
-    """Merge every saved run under ``work_dir`` into the page ``out``."""
+def write_report(work_dir: str,
+                 out: str,
+                 reference: str,
+                 strategies: Dict[str, str],
+                 tuned: str = 'fixed-tuned') -> str:
+    """Merge every saved run under ``work_dir`` into the page ``out``.
+
+    ``strategies`` maps each key to its config: a config's ``strategy_name``
+    names it in the cost table, ``paired_with`` (a key) puts it in the
+    table of variants, and the ``search_runs`` of the ``tuned`` strategy's
+    config is the cost of its search in the verdict.
+    """
     results = load_results(work_dir)
     if not results:
         raise FileNotFoundError(f'no finished runs under {work_dir}/runs')
@@ -273,6 +308,23 @@ def write_report(work_dir: str, out: str, reference: str,
         ''
     ]
     lines += [table(rows), '']
+    configs = {key: Config.fromfile(path) for key, path in strategies.items()}
+    bases = {key: cfg.paired_with
+             for key, cfg in configs.items() if cfg.get('paired_with')}
+    unknown = {key: base for key, base in bases.items()
+               if base not in strategies}
+    if unknown:
+        raise ValueError(f'paired_with names a strategy without a config: '
+                         f'{unknown}; the strategies are {sorted(strategies)}')
+    variants = variant_table(results, bases)
+    if variants:
+        lines += [
+            '## Variants', '',
+            'Each of these strategies changes one thing in the strategy '
+            'it is set against (its config\'s `paired_with`); the '
+            'difference is taken seed by seed against that strategy, not '
+            'against Fixed.', '', variants, ''
+        ]
     missing = sorted(set(strategies) - set(results))
     if missing:
         lines += [
@@ -280,8 +332,8 @@ def write_report(work_dir: str, out: str, reference: str,
             ', '.join(f'`{key}`' for key in missing) + '.', ''
         ]
     if timing:
-        names = {key: Config.fromfile(path).get('strategy_name', key)
-                 for key, path in strategies.items()}
+        names = {key: cfg.get('strategy_name', key)
+                 for key, cfg in configs.items()}
         lines += [
             '## Cost', '',
             f'Measured {timing["date"]} with `{timing["command"]}` on '
@@ -291,13 +343,11 @@ def write_report(work_dir: str, out: str, reference: str,
             cost_table(timing, reference, names), ''
         ]
     lines += ['## Verdict', '']
-    search_runs = None
-    if 'fixed-tuned' in strategies:
-        search_runs = Config.fromfile(
-            strategies['fixed-tuned']).get('search_runs')
+    search_runs = configs[tuned].get('search_runs') \
+        if tuned in configs else None
     lines += [
-        line + '\n'
-        for line in verdict(results, rows, reference, search_runs=search_runs)
+        line + '\n' for line in verdict(
+            results, rows, reference, tuned=tuned, search_runs=search_runs)
     ]
     for label, key in (('mAP per strategy', 'map'),
                        ('Fixed lambdas: mAP during training', 'curve'),

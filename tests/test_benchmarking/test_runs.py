@@ -225,3 +225,42 @@ def test_verdict_states_a_missed_target_and_the_tuned_comparison(tmp_path):
     # upper end -0.0054 + 2.776 * 0.0060 / sqrt(5) = +0.0021 >= 0.
     assert lines[4].startswith('Target 2') and '**met**' in lines[4]
     assert 'one SLF run is 1/9 of their training' in lines[4]
+
+
+def write_config(path, **keys):
+    with open(path, 'w') as f:
+        f.writelines(f'{key} = {value!r}\n' for key, value in keys.items())
+    return str(path)
+
+
+def test_variants_are_set_against_the_strategy_they_vary(tmp_path):
+    work_dir = str(tmp_path / 'bench')
+    # K=4 minus expected: -0.05, -0.03, -0.04 by seed; mean -0.04, std 0.01
+    for seed, (expected, gumbel) in enumerate([(0.84, 0.79), (0.83, 0.80),
+                                                (0.85, 0.81)]):
+        fake_result(work_dir, 'fixed', seed, 0.85, 'Fixed')
+        fake_result(work_dir, 'slf-e', seed, expected, 'E')
+        fake_result(work_dir, 'slf-k4', seed, gumbel, 'K4')
+    strategies = dict(
+        fixed=write_config(tmp_path / 'fixed.py', strategy_name='Fixed'),
+        **{'slf-e': write_config(tmp_path / 'e.py'),
+           'slf-k4': write_config(tmp_path / 'k4.py', paired_with='slf-e')})
+    out = str(tmp_path / 'docs' / 'results.md')
+    text = report.write_report(work_dir, out, 'fixed', strategies)
+    # t(2) 0.975-quantile 4.303: half width 4.303 * 0.01 / sqrt(3) = 0.0248;
+    # t = -0.04 / (0.01 / sqrt(3)) = -6.93 with 2 dof: p = 0.0202
+    assert '| K4 | E | 3 | -0.040 [-0.065, -0.015] | 0.020 |' in text
+    strategies['slf-k4'] = write_config(tmp_path / 'k4.py',
+                                        paired_with='slf-typo')
+    with pytest.raises(ValueError, match="paired_with.*'slf-typo'"):
+        report.write_report(work_dir, out, 'fixed', strategies)
+
+
+def test_benchmark_variant_configs_name_existing_strategies():
+    strategies = runs.find_strategies(CONFIG_DIR)
+    bases = {key: Config.fromfile(path).get('paired_with')
+             for key, path in strategies.items()}
+    assert bases['slf-progress-k16'] == 'slf-progress-expected'
+    assert bases['slf-scale-free'] == 'slf-scale-free-expected'
+    for key, base in bases.items():
+        assert base is None or base in strategies, (key, base)

@@ -5,3 +5,4 @@ _base_ = './_base_slf.py'
 strategy_name = 'SLF scale-free (K=4)'
 model = dict(bbox_head=dict(weighting=dict(
     decision_objective='scale_free', estimator='gumbel', num_samples=4)))
+paired_with = 'slf-scale-free-expected'

@@ -5,3 +5,4 @@ _base_ = './_base_slf.py'
 strategy_name = 'SLF teacher (K=4)'
 model = dict(bbox_head=dict(weighting=dict(
     decision_objective='teacher', estimator='gumbel', num_samples=4)))
+paired_with = 'slf-teacher-expected'
