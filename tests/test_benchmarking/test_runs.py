@@ -236,8 +236,8 @@ def write_config(path, **keys):
 def test_variants_are_set_against_the_strategy_they_vary(tmp_path):
     work_dir = str(tmp_path / 'bench')
     # K=4 minus expected: -0.05, -0.03, -0.04 by seed; mean -0.04, std 0.01
-    for seed, (expected, gumbel) in enumerate([(0.84, 0.79), (0.83, 0.80),
-                                                (0.85, 0.81)]):
+    pairs = [(0.84, 0.79), (0.83, 0.80), (0.85, 0.81)]
+    for seed, (expected, gumbel) in enumerate(pairs):
         fake_result(work_dir, 'fixed', seed, 0.85, 'Fixed')
         fake_result(work_dir, 'slf-e', seed, expected, 'E')
         fake_result(work_dir, 'slf-k4', seed, gumbel, 'K4')
