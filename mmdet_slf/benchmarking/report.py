@@ -270,7 +270,8 @@ def write_report(work_dir: str,
     ``strategies`` maps each key to its config: a config's ``strategy_name``
     names it in the cost table, ``paired_with`` (a key) puts it in the
     table of variants, and the ``search_runs`` of the ``tuned`` strategy's
-    config is the cost of its search in the verdict.
+    config is the cost of its search in the verdict. The figures go to the
+    folder named like ``out`` without its extension.
     """
     results = load_results(work_dir)
     if not results:
@@ -281,8 +282,8 @@ def write_report(work_dir: str,
         with open(timing_file) as f:
             timing = json.load(f)
     rows = strategy_rows(results, reference)
-    files = plots(results, rows, reference,
-                  osp.join(osp.dirname(out), 'results'))
+    # docs/results.md keeps its figures in docs/results/
+    files = plots(results, rows, reference, osp.splitext(out)[0])
     budget = sorted({run['max_iters'] for runs in results.values()
                      for run in runs.values()})
     lines = [

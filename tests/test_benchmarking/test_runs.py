@@ -177,6 +177,11 @@ def test_report_writes_the_page_from_saved_runs(tmp_path):
     # timed without a finished run: in the cost table only, as a ratio
     assert '| famo | 1.050 | 0.990 |' in text
     assert osp.exists(osp.join(tmp_path, 'docs', 'results', 'map.png'))
+    # a second page keeps its own figures
+    other = str(tmp_path / 'docs' / 'results-long.md')
+    report.write_report(work_dir, other, 'fixed', {})
+    assert osp.exists(osp.join(tmp_path, 'docs', 'results-long', 'map.png'))
+    assert '](results-long/map.png)' in open(other).read()
 
 
 def test_default_is_the_best_variant_that_starves_no_term(tmp_path):
