@@ -45,6 +45,8 @@ from mmdet_slf.benchmarking.runs import (find_strategies,  # noqa: E402
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs/demo/benchmark')
 REFERENCE = 'fixed'
+DEFAULT_WORK_DIR = 'work_dirs/benchmark'
+DEFAULT_OUT = osp.join(REPO_ROOT, 'docs/results.md')
 
 
 def parse_args(argv=None):
@@ -63,9 +65,8 @@ def parse_args(argv=None):
                         'tools/tune_fixed_lambdas.py (verdict, target 2)')
     parser.add_argument('--max-iters', type=int, default=None,
                         help='override every strategy budget (debugging)')
-    parser.add_argument('--work-dir', default='work_dirs/benchmark')
-    parser.add_argument('--out', default=osp.join(REPO_ROOT,
-                                                  'docs/results.md'))
+    parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR)
+    parser.add_argument('--out', default=DEFAULT_OUT)
     parser.add_argument('--report-only', action='store_true',
                         help='only rewrite the report from saved runs')
     parser.add_argument('--timing', action='store_true',
@@ -212,6 +213,19 @@ def command_line() -> str:
     return ('python tools/benchmark.py ' + ' '.join(sys.argv[1:])).strip()
 
 
+def page_options(args) -> str:
+    """The options, other than the defaults, that the page's commands
+    need to reproduce it (another budget, work dir or page)."""
+    options = ''
+    if args.max_iters is not None:
+        options += f' --max-iters {args.max_iters}'
+    if args.work_dir != DEFAULT_WORK_DIR:
+        options += f' --work-dir {args.work_dir}'
+    if osp.abspath(args.out) != osp.abspath(DEFAULT_OUT):
+        options += f' --out {osp.relpath(args.out, REPO_ROOT)}'
+    return options
+
+
 def main(argv=None):
     args = parse_args(argv)
     strategies = find_strategies(args.config_dir)
@@ -238,7 +252,8 @@ def main(argv=None):
         train_all(args, strategies)
     if not args.no_report:
         report.write_report(args.work_dir, args.out, args.reference,
-                            strategies, tuned=args.tuned)
+                            strategies, tuned=args.tuned,
+                            options=page_options(args))
 
 
 if __name__ == '__main__':
