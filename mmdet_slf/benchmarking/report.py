@@ -321,6 +321,10 @@ def write_report(work_dir: str,
     if unknown:
         raise ValueError(f'paired_with names a strategy without a config: '
                          f'{unknown}; the strategies are {sorted(strategies)}')
+    itself = sorted(key for key, base in bases.items() if key == base)
+    if itself:
+        raise ValueError(f'paired_with of {itself} names the strategy itself '
+                         "(inherited from its _base_? set paired_with = None)")
     variants = variant_table(results, bases)
     if variants:
         lines += [

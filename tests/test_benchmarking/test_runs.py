@@ -259,6 +259,11 @@ def test_variants_are_set_against_the_strategy_they_vary(tmp_path):
                                         paired_with='slf-typo')
     with pytest.raises(ValueError, match="paired_with.*'slf-typo'"):
         report.write_report(work_dir, out, 'fixed', strategies)
+    # a base that inherits its own variant's paired_with
+    strategies['slf-k4'] = write_config(tmp_path / 'k4.py')
+    strategies['slf-e'] = write_config(tmp_path / 'e.py', paired_with='slf-e')
+    with pytest.raises(ValueError, match=r"paired_with of \['slf-e'\] names"):
+        report.write_report(work_dir, out, 'fixed', strategies)
 
 
 def test_benchmark_variant_configs_name_existing_strategies():
@@ -268,4 +273,4 @@ def test_benchmark_variant_configs_name_existing_strategies():
     assert bases['slf-progress-k16'] == 'slf-progress-expected'
     assert bases['slf-scale-free'] == 'slf-scale-free-expected'
     for key, base in bases.items():
-        assert base is None or base in strategies, (key, base)
+        assert base is None or base in strategies and base != key, (key, base)

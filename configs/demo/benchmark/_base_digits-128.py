@@ -1,8 +1,10 @@
 # The benchmark's shared setting: the demo detector at 128 x 128 (S = 4),
-# trained for a budget at which the fixed-lambda baseline's mAP curve has
-# flattened (see docs/results.md); one run takes 1.64 minutes on 2 idle CPU
-# cores (Fixed, seed 0). Each strategy config next to this file changes only
-# the weighting; `tools/benchmark.py` pairs the runs by seed.
+# trained for 600 iterations, at which the fixed-lambda baseline is within
+# 0.6 mAP points of its result at twice the budget (0.846 against 0.852, 5
+# seeds; docs/results.md and docs/results-1200.md); one run takes 1.64
+# minutes on 2 idle CPU cores (Fixed, seed 0). Each strategy config next to
+# this file changes only the weighting; `tools/benchmark.py` pairs the runs by
+# seed.
 _base_ = '../fast-yolo_digits.py'
 
 input_size = 128
