@@ -136,7 +136,8 @@ def plot_map_curve(runs: Dict[str, Union[str, Records]],
         dpi (int): Dots per inch. Defaults to 100.
 
     Returns:
-        matplotlib.figure.Figure: The figure; line ``gid`` is the label.
+        matplotlib.figure.Figure: The figure; line ``gid`` is the label,
+        and its legend entry ends with the run's final value.
     """
     curves = {}
     for label, source in runs.items():
@@ -150,10 +151,10 @@ def plot_map_curve(runs: Dict[str, Union[str, Records]],
     figure, axes = new_figure(1, 1, (7.0, 4.0), dpi)
     ax = axes[0, 0]
     for label, (steps, values) in curves.items():
-        ax.plot(steps, values, marker='o', label=label, gid=label)
-        ax.annotate(f'{values[-1]:.3f}', (steps[-1], values[-1]),
-                    textcoords='offset points', xytext=(-4, 6), ha='right',
-                    fontsize='small')
+        # The final value goes in the legend: labels at the line ends
+        # overlap when several runs end close together.
+        ax.plot(steps, values, marker='o', label=f'{label}: {values[-1]:.3f}',
+                gid=label)
     ax.set_xlabel('iteration')
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.02)

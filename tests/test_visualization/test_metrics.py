@@ -73,6 +73,8 @@ def test_map_curve_reads_validation_lines(tmp_path):
     assert lines['SLF'].get_xdata().tolist() == [200, 400]
     assert lines['SLF'].get_ydata().tolist() == [0.4, 0.7]
     assert lines['fixed'].get_xdata().tolist() == [200]
+    # each run's final value is in its legend entry
+    assert lines['SLF'].get_label() == 'SLF: 0.700'
     with pytest.raises(KeyError, match='val_interval'):
         plot_map_curve({'SLF': records[:1]}, out)
 
