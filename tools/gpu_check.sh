@@ -33,6 +33,8 @@
 #   GPU_CHECK_ITERS     training iterations (default 100)
 #   GPU_CHECK_FROM_HEAD 1: run the code of the last commit (git archive HEAD)
 #                       instead of the working tree, when git is available
+#   GPU_CHECK_FPS       0: skip the FPS stages, so that the remaining
+#                       checkpoints are reloaded first (default 1)
 #   PYTHON              interpreter (default python3)
 # Wheels for Python 3.12 on x86-64 Linux, from a machine with an index:
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 \
@@ -269,7 +271,9 @@ test_run() {
 test_run slf_fp32
 
 # ------------------------------------------------------ 7. batch-1 FPS
-for arch in yolo fast_yolo yolo_vgg16; do
+FPS_ARCHS="yolo fast_yolo yolo_vgg16"
+[ "${GPU_CHECK_FPS:-1}" = 0 ] && FPS_ARCHS="" && say "fps: skipped (GPU_CHECK_FPS=0)"
+for arch in $FPS_ARCHS; do
     fixed=$($HELPER config-path "$arch" --root "$SRC")
     slf=$($HELPER config-path "${arch}_slf" --root "$SRC")
     for dtype in fp32 fp16; do
