@@ -14,7 +14,11 @@ custom_hooks = _base_.get('custom_hooks', []) + _base_.plugin_hooks
 bitempered_t1 = 0.8
 bitempered_t2 = 1.2
 iou_exponent = 1.5  # lambda of the IoU-balanced localisation loss
+# The candidates are alternatives for one role, so SLF selects one per image
+# as in the paper: K one-hot Gumbel-softmax samples and the joint objective
+# (SLFLoss's default weighting, with this project's KL guard).
 num_samples = 4  # Gumbel-softmax samples K per decision
+selection = dict(decision_objective='joint', estimator='gumbel')
 
 # The deltas are decoded with the RoI head's own coder to get each positive's
 # IoU, so this must stay equal to roi_head.bbox_head.bbox_coder.
@@ -40,7 +44,8 @@ model = dict(
                         t2=bitempered_t2)
                 ],
                 weighting=dict(
-                    type='SLFWeighting', scale=1.0, num_samples=num_samples)),
+                    type='SLFWeighting', scale=1.0, num_samples=num_samples,
+                    **selection)),
             loss_bbox=dict(
                 _delete_=True,
                 type='SLFLoss',
@@ -55,4 +60,4 @@ model = dict(
                 ],
                 weighting=dict(
                     type='SLFWeighting', scale=1.0,
-                    num_samples=num_samples)))))
+                    num_samples=num_samples, **selection)))))

@@ -19,4 +19,8 @@ model = dict(
         roi_cls=['loss_cls'],
         roi_box=['loss_bbox']),
     # Uniform prior, scale = 4 terms: expected weights are the parent's 1.
-    weighting=dict(type='SLFWeighting', num_samples=4, temperature=1.0))
+    # SLFWeighting's defaults: the 'scale_free' decision objective and the
+    # expected weights (docs/slf.md). The paper's Algorithm 1 is
+    # dict(type='SLFWeighting', decision_objective='joint',
+    #      estimator='gumbel').
+    weighting=dict(type='SLFWeighting'))

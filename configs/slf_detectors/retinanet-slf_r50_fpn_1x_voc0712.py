@@ -11,4 +11,8 @@ model = dict(
     type='SLFDetector',
     detector_type='RetinaNet',
     terms=dict(cls=['loss_cls'], box=['loss_bbox']),  # 5 levels each
-    weighting=dict(type='SLFWeighting', num_samples=4, temperature=1.0))
+    # SLFWeighting's defaults: the 'scale_free' decision objective and the
+    # expected weights (docs/slf.md). The paper's Algorithm 1 is
+    # dict(type='SLFWeighting', decision_objective='joint',
+    #      estimator='gumbel').
+    weighting=dict(type='SLFWeighting'))

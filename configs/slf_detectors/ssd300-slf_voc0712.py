@@ -8,7 +8,11 @@ model = dict(
     type='SLFDetector',
     detector_type='SingleStageDetector',
     terms=dict(cls=['loss_cls'], box=['loss_bbox']),  # one entry per image
-    weighting=dict(type='SLFWeighting', num_samples=4, temperature=1.0),
+    # SLFWeighting's defaults: the 'scale_free' decision objective and the
+    # expected weights (docs/slf.md). The paper's Algorithm 1 is
+    # dict(type='SLFWeighting', decision_objective='joint',
+    #      estimator='gumbel').
+    weighting=dict(type='SLFWeighting'),
     # SSDHead with mmdet 3.3's prediction bug fixed (it cannot be evaluated
     # otherwise); same parameters and losses.
     bbox_head=dict(type='PredictableSSDHead'))

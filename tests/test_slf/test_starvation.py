@@ -42,15 +42,24 @@ def train(steps=300, **kwargs):
 
 
 @pytest.mark.parametrize('objective', ['scale_free', 'progress', 'teacher'])
-@pytest.mark.parametrize('estimator', ['gumbel', 'stratified'])
+@pytest.mark.parametrize('estimator', ['gumbel', 'stratified', 'expected'])
 def test_non_joint_objectives_keep_every_term(objective, estimator):
     ratio = train(decision_objective=objective, estimator=estimator)
     assert (ratio >= FLOOR).all(), ratio
 
 
+def test_default_keeps_every_term():
+    # SLFWeighting's own defaults: 'scale_free' with the expected weights.
+    ratio = train()
+    assert (ratio >= FLOOR).all(), ratio
+
+
+PAPER = dict(decision_objective='joint', estimator='gumbel')
+
+
 @pytest.mark.parametrize('kwargs', [
-    dict(),  # the KL guard of the current default
-    dict(kl_weight=0.0),  # Algorithm 1 from the prior start
+    PAPER,  # with this project's KL guard (kl_weight=5)
+    dict(PAPER, kl_weight=0.0),  # Algorithm 1 from the prior start
 ])
 def test_joint_starves_the_largest_term(kwargs):
     ratio = train(**kwargs)

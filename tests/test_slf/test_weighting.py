@@ -1,17 +1,23 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """Loss-weighting strategies: hand-worked values, bounds and failure modes."""
 import math
+import os.path as osp
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmdet.registry import MODELS
 
 import mmdet_slf  # noqa: F401
 from mmdet_slf.slf import (DWAWeighting, FixedWeighting, RandomWeighting,
                            SLFWeighting, UncertaintyWeighting)
+from conftest import REPO_ROOT
 
 TERMS = ['coord', 'pred', 'obj', 'noobj']
 LAMBDAS = [5.0, 1.0, 1.0, 0.5]
+# The paper's mechanism (Algorithm 1): what the tests of its sampling and its
+# joint objective build; SLFWeighting's defaults are 'scale_free', 'expected'.
+PAPER = dict(decision_objective='joint', estimator='gumbel')
 
 
 def raw_terms(values):
@@ -42,8 +48,23 @@ def test_fixed_weighting_per_image_sums_images():
     assert out['loss_noobj'].item() == pytest.approx(2.0)
 
 
+def test_defaults_are_the_project_setting():
+    # SLFWeighting's defaults and the base config the project's SLF configs
+    # inherit name the same setting (docs/slf.md, "Which setting is the
+    # default").
+    base = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs', '_base_',
+                 'slf_weighting.py')).slf_weighting
+    weighting = SLFWeighting(TERMS)
+    assert (weighting.decision_objective,
+            weighting.estimator) == ('scale_free', 'expected')
+    for key, value in base.items():
+        if key != 'type':
+            assert getattr(weighting, key) == value, key
+
+
 def test_slf_prior_init_and_scale():
-    weighting = SLFWeighting(TERMS, prior=LAMBDAS, in_channels=6)
+    weighting = SLFWeighting(TERMS, prior=LAMBDAS, in_channels=6, **PAPER)
     features = torch.randn(3, 6) * 10
     probs = torch.softmax(weighting.decision_net(features), -1)
     prior = torch.tensor(LAMBDAS) / sum(LAMBDAS)
@@ -62,7 +83,7 @@ def test_slf_prior_init_and_scale():
 
 def test_slf_step0_expected_weights_equal_prior():
     torch.manual_seed(0)
-    weighting = SLFWeighting(TERMS, prior=LAMBDAS, num_samples=4)
+    weighting = SLFWeighting(TERMS, prior=LAMBDAS, num_samples=4, **PAPER)
     draws = 4000
     per_image = raw_terms(torch.rand(4, draws) + 0.5)
     out = weighting(per_image)
@@ -78,7 +99,7 @@ def test_slf_step0_expected_weights_equal_prior():
 
 def test_slf_per_image_weights_use_each_images_own_p_hat():
     weighting = SLFWeighting(['a', 'b'], in_channels=2, scale=1.0,
-                             num_samples=1, kl_weight=0.0,
+                             num_samples=1, kl_weight=0.0, **PAPER,
                              decision_net=dict(type='SLFDecisionNetwork',
                                                hidden_channels=0,
                                                norm_input=False))
@@ -117,18 +138,18 @@ def _train_decision(weighting, raw_values, steps=300, lr=0.5):
         return torch.softmax(weighting.decision_net(inputs), -1)[0]
 
 
-def test_faithful_collapses_on_smallest_term_and_default_does_not():
+def test_faithful_collapses_on_smallest_term_and_kl_guard_softens_it():
     # YOLO-like magnitudes: coord is the smallest raw term.
     raw_values = [0.5, 2.0, 1.5, 3.0]
     torch.manual_seed(0)
     faithful = SLFWeighting(TERMS, prior=None, prior_init=False, scale=1.0,
-                            kl_weight=0.0, entropy_weight=0.0)
+                            kl_weight=0.0, entropy_weight=0.0, **PAPER)
     probs = _train_decision(faithful, raw_values, lr=0.05)
     assert probs.argmax().item() == 0
     assert probs[0].item() > 0.99, probs
 
     torch.manual_seed(0)
-    guarded = SLFWeighting(TERMS, prior=LAMBDAS, kl_weight=5.0)
+    guarded = SLFWeighting(TERMS, prior=LAMBDAS, kl_weight=5.0, **PAPER)
     probs = _train_decision(guarded, raw_values, lr=0.05)
     # Stationary point of Eq. (11) + kl_weight * (prior . l) * KL(p||prior):
     # p_i ~ prior_i * exp(-l_i / (kl_weight * prior . l)).
@@ -165,7 +186,7 @@ def test_temperature_schedule_and_buffer():
 def test_gradients_flow_to_features_only_when_not_detached():
     for detach in (True, False):
         weighting = SLFWeighting(TERMS, in_channels=3, detach_features=detach,
-                                 prior_init=False)
+                                 prior_init=False, **PAPER)
         features = torch.randn(2, 3, requires_grad=True)
         raw = raw_terms(torch.rand(4, 2) + 0.1)
         out = weighting(raw, features=features)

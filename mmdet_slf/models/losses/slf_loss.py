@@ -15,6 +15,16 @@ def _default_name(cfg: dict) -> str:
     return name.lower() or 'term'
 
 
+# The weighting of SLFLoss unless its config names one: Algorithm 1's
+# selection of one candidate per image (docs/candidate_losses.md).
+SELECTION = dict(
+    type='SLFWeighting',
+    scale=1.0,
+    decision_objective='joint',
+    estimator='gumbel',
+    num_samples=4)
+
+
 @MODELS.register_module()
 class SLFLoss(nn.Module):
     """Drop-in loss that selects among candidate losses with SLF, Eq. (11).
@@ -43,9 +53,12 @@ class SLFLoss(nn.Module):
             in diagnostics (``slf_w_<name>``). Defaults to None (derived from
             the candidate types).
         weighting (dict): Weighting config; ``terms`` is filled in from
-            ``names``. Defaults to ``dict(type='SLFWeighting', scale=1.0)``:
-            candidates are alternatives, so their weights sum to 1 as in the
-            paper.
+            ``names``. Defaults to :data:`SELECTION`, the paper's selection:
+            candidates are alternatives for one role, so their weights sum
+            to 1 (``scale=1``) and each image draws ``K`` one-hot
+            Gumbel-softmax samples, with the joint objective of Algorithm 1
+            (and this project's KL guard). ``SLFWeighting``'s own defaults
+            are for terms with distinct roles (``docs/slf.md``).
         loss_weight (float): Multiplier of the result. Defaults to 1.0.
         use_sigmoid (bool, optional): Whether the candidates score classes
             with sigmoids. mmdet heads read ``use_sigmoid`` from the
@@ -59,7 +72,7 @@ class SLFLoss(nn.Module):
     def __init__(self,
                  candidates: Sequence[ConfigType],
                  names: Optional[Sequence[str]] = None,
-                 weighting: ConfigType = dict(type='SLFWeighting', scale=1.0),
+                 weighting: ConfigType = SELECTION,
                  loss_weight: float = 1.0,
                  use_sigmoid: Optional[bool] = None) -> None:
         super().__init__()

@@ -194,7 +194,10 @@ def test_slf_weighting_reads_prediction_summary():
     for term in TERMS:
         assert f'slf_w_{term}' in losses
         assert 'loss' not in f'slf_w_{term}'
-    assert torch.isfinite(losses['loss_slf_kl'])
+    # The default decision objective's term (J of 'scale_free'): in the
+    # first step each running mean equals its term, so s_i = 1 and, at the
+    # prior, KL = 0: J = sum_i p_i * 1 = 1.
+    assert losses['loss_slf_decision'].item() == pytest.approx(1.0, abs=1e-5)
 
 
 @pytest.mark.parametrize('kwargs, key', [

@@ -112,8 +112,11 @@ def test_ungrouped_loss_passes_through_and_is_reported_once(
     total, log_vars = model.parse_losses(outputs)
     raw_cls = sum(level for level in parent_losses['loss_cls'])
     raw_box = sum(level for level in parent_losses['loss_bbox'])
+    # The decision objective J of the default 'scale_free': in the first
+    # step each running mean equals its term (s = 1) and p is the prior.
+    assert log_vars['loss_slf_decision'].item() == pytest.approx(1.0)
     expected = log_vars['slf_w_cls'] * raw_cls + raw_box + \
-        log_vars['loss_slf_kl']
+        log_vars['loss_slf_decision']
     torch.testing.assert_close(total, expected, rtol=1e-5, atol=1e-5)
     warnings = [m for m in messages if 'in no group' in m]
     assert len(warnings) == 1 and "['loss_bbox']" in warnings[0]
@@ -125,7 +128,10 @@ def test_neck_features_reach_the_decision_network(setup):
     model = build(
         cfg,
         decision_features='neck',
-        weighting=dict(type='SLFWeighting', in_channels=NUM_FEATURES))
+        # The joint objective, whose gradient reaches the decision network
+        # in the first step ('scale_free' has s = 1 for every term there).
+        weighting=dict(type='SLFWeighting', in_channels=NUM_FEATURES,
+                       decision_objective='joint', estimator='gumbel'))
     seen = []
     model.weighting.decision_net.register_forward_hook(
         lambda module, args, output: seen.append(args[0]))
@@ -163,7 +169,7 @@ def test_empty_and_one_box_ground_truth(setup, num_boxes):
         assert parent_vars['loss_bbox'].item() == 0.0
     else:
         assert parent_vars['loss_bbox'].item() > 0.0
-    expected = log_vars['loss_slf_kl'] + \
+    expected = log_vars['loss_slf_decision'] + \
         log_vars['slf_w_cls'] * parent_vars['loss_cls'] + \
         log_vars['slf_w_box'] * parent_vars['loss_bbox']
     assert torch.isfinite(total)
@@ -271,8 +277,12 @@ def test_docs_recipe_on_an_unseen_detector(tmp_path):
     (tmp_path / 'fcos_fixed.py').write_text(
         "_base_ = './fcos_slf.py'\n"
         "model = dict(weighting=dict(_delete_=True, type='FixedWeighting'))\n")
-    (tmp_path / 'fcos_merged.py').write_text(
+    (tmp_path / 'fcos_paper.py').write_text(
         "_base_ = './fcos_slf.py'\n"
+        "model = dict(weighting=dict(decision_objective='joint',\n"
+        "                            estimator='gumbel'))\n")
+    (tmp_path / 'fcos_merged.py').write_text(
+        "_base_ = './fcos_paper.py'\n"
         "model = dict(weighting=dict(type='FixedWeighting'))\n")
     narrow = dict(
         backbone=dict(depth=18, base_channels=8, init_cfg=None),
@@ -292,7 +302,7 @@ def test_docs_recipe_on_an_unseen_detector(tmp_path):
         # The parent's own loss on the same model and batch.
         _, parent_vars = model.parse_losses(
             FCOS.loss(model, data['inputs'], data['data_samples']))
-        expected = log_vars.get('loss_slf_kl', 0) + sum(
+        expected = log_vars.get('loss_slf_decision', 0) + sum(
             log_vars[f'slf_w_{term}'] * parent_vars[f'loss_{key}']
             for term, key in (('cls', 'cls'), ('box', 'bbox'),
                               ('centerness', 'centerness')))
@@ -303,7 +313,7 @@ def test_docs_recipe_on_an_unseen_detector(tmp_path):
     # Without _delete_ the SLF keys merge into FixedWeighting's config.
     cfg = Config.fromfile(str(tmp_path / 'fcos_merged.py'))
     cfg.merge_from_dict(dict(model=narrow))
-    with pytest.raises(TypeError, match='num_samples'):
+    with pytest.raises(TypeError, match='decision_objective'):
         MODELS.build(cfg.model)
 
 

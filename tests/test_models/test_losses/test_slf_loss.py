@@ -10,7 +10,10 @@ from mmdet.registry import MODELS
 import mmdet_slf  # noqa: F401
 from mmdet_slf.models.losses import SLFLoss
 
-NO_GUARD = dict(type='SLFWeighting', scale=1.0, kl_weight=0.0)
+from mmdet_slf.models.losses.slf_loss import SELECTION
+
+# The paper's selection (SLFLoss's default weighting) without the KL guard.
+NO_GUARD = dict(SELECTION, kl_weight=0.0)
 
 
 def softmax_batch(seed=0, num=16, classes=5):
@@ -60,6 +63,23 @@ def test_use_sigmoid_must_agree_with_candidates():
                     dict(type='IoUBalancedSmoothL1Loss')]).use_sigmoid is False
 
 
+def test_default_weighting_is_the_papers_selection():
+    # SLFWeighting's own defaults ('scale_free', expected weights) are for
+    # terms with distinct roles; candidates are drawn as in Algorithm 1.
+    slf = SLFLoss([dict(type='L1Loss'), dict(type='SmoothL1Loss')],
+                  names=['l1', 'smoothl1'])
+    weighting = slf.weighting
+    chosen = (weighting.decision_objective, weighting.estimator,
+              weighting.num_samples, weighting.scale)
+    assert chosen == ('joint', 'gumbel', 4, 1.0)
+    # A weighting dict replaces the selection whole.
+    mixture = SLFLoss([dict(type='L1Loss'), dict(type='SmoothL1Loss')],
+                      names=['l1', 'smoothl1'],
+                      weighting=dict(type='SLFWeighting', scale=1.0))
+    assert (mixture.weighting.decision_objective,
+            mixture.weighting.estimator) == ('scale_free', 'expected')
+
+
 # ------------------------------------------------------------------ value
 def test_value_is_weighted_sum_with_logged_weights():
     scores, labels = softmax_batch()
@@ -88,8 +108,7 @@ def test_value_includes_the_kl_guard():
     slf = SLFLoss([dict(type='CrossEntropyLoss'),
                    dict(type='BiTemperedLogisticLoss')],
                   names=['ce', 'bt'],
-                  weighting=dict(type='SLFWeighting', scale=1.0,
-                                 kl_weight=5.0, prior_init=False))
+                  weighting=dict(SELECTION, kl_weight=5.0, prior_init=False))
     values = [candidate(scores, labels).item()
               for candidate in slf.candidates]
     total = slf(scores, labels).item()
