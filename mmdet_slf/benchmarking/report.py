@@ -71,6 +71,7 @@ def strategy_rows(results: Dict[str, Dict[int, dict]],
         minutes = [runs[s]['train_minutes'] for s in seeds
                    if runs[s].get('train_minutes') is not None]
         row = dict(key=key, name=next(iter(runs.values()))['name'],
+                   reference=key == reference,
                    seeds=seeds, maps=maps, **summarize(maps),
                    minutes=float(np.median(minutes)) if minutes else math.nan)
         common = paired_seeds(results, key, reference)
@@ -93,9 +94,13 @@ def table(rows: List[dict]) -> str:
     ]
     for row in rows:
         paired = row.get('paired')
-        diff = 'reference' if paired is None else (
-            f'{paired["mean_diff"]:+.3f} [{paired["ci_low"]:+.3f}, '
-            f'{paired["ci_high"]:+.3f}]')
+        if paired is not None:
+            diff = (f'{paired["mean_diff"]:+.3f} [{paired["ci_low"]:+.3f}, '
+                    f'{paired["ci_high"]:+.3f}]')
+        elif row.get('reference'):
+            diff = 'reference'
+        else:
+            diff = 'n/a (< 2 seeds paired with Fixed)'
         lines.append(
             f'| {row["name"]} | {row["n"]} | {row["mean"]:.3f} +- '
             f'{row["std"]:.3f} | [{_fmt(row["ci_low"])}, '

@@ -158,6 +158,16 @@ def test_results_saved_by_separate_calls_merge_into_one_table(tmp_path):
     assert famo['paired']['mean_diff'] == pytest.approx(0.04 / 3)
     table = report.table(rows)
     assert '| FAMO | 4 |' in table and 'reference' in table
+    # A strategy with one seed gets no paired difference and is not called
+    # the reference.
+    fake_result(work_dir, 'dwa', 0, 0.7, 'DWA')
+    rows = report.strategy_rows(runs.load_results(work_dir), 'fixed')
+    dwa = next(row for row in rows if row['key'] == 'dwa')
+    assert 'paired' not in dwa and not dwa['reference']
+    line = next(line for line in report.table(rows).splitlines()
+                if line.startswith('| DWA |'))
+    assert '| n/a (< 2 seeds paired with Fixed) | - |' in line
+    assert 'reference' not in line
 
 
 def test_report_writes_the_page_from_saved_runs(tmp_path):
