@@ -14,11 +14,11 @@ custom_hooks = _base_.get('custom_hooks', []) + _base_.plugin_hooks
 bitempered_t1 = 0.8
 bitempered_t2 = 1.2
 iou_exponent = 1.5  # lambda of the IoU-balanced localisation loss
-# The candidates are alternatives for one role, so SLF selects one per image
-# as in the paper: K one-hot Gumbel-softmax samples and the joint objective
-# (SLFLoss's default weighting, with this project's KL guard).
-num_samples = 4  # Gumbel-softmax samples K per decision
-selection = dict(decision_objective='joint', estimator='gumbel')
+# The candidates are alternatives for one role, so each SLFLoss keeps its
+# default weighting, SELECTION in mmdet_slf/models/losses/slf_loss.py: one
+# candidate per image as in the paper (K = 4 one-hot Gumbel-softmax samples,
+# the joint objective, this project's KL guard). A `weighting=dict(...)` in
+# an SLFLoss replaces it whole.
 
 # The deltas are decoded with the RoI head's own coder to get each positive's
 # IoU, so this must stay equal to roi_head.bbox_head.bbox_coder.
@@ -42,10 +42,7 @@ model = dict(
                         type='BiTemperedLogisticLoss',
                         t1=bitempered_t1,
                         t2=bitempered_t2)
-                ],
-                weighting=dict(
-                    type='SLFWeighting', scale=1.0, num_samples=num_samples,
-                    **selection)),
+                ]),
             loss_bbox=dict(
                 _delete_=True,
                 type='SLFLoss',
@@ -57,7 +54,4 @@ model = dict(
                         beta=1.0,
                         exponent=iou_exponent,
                         bbox_coder=roi_bbox_coder)
-                ],
-                weighting=dict(
-                    type='SLFWeighting', scale=1.0,
-                    num_samples=num_samples, **selection)))))
+                ]))))

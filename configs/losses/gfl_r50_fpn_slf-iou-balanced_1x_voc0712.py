@@ -15,11 +15,11 @@ custom_hooks = _base_.get('custom_hooks', []) + _base_.plugin_hooks
 
 iou_eta = 1.5  # eta of the IoU-balanced classification loss
 iou_exponent = 1.5  # lambda of the IoU-balanced localisation loss
-# The candidates are alternatives for one role, so SLF selects one per image
-# as in the paper: K one-hot Gumbel-softmax samples and the joint objective
-# (SLFLoss's default weighting, with this project's KL guard).
-num_samples = 4  # Gumbel-softmax samples K per decision
-selection = dict(decision_objective='joint', estimator='gumbel')
+# The candidates are alternatives for one role, so each SLFLoss keeps its
+# default weighting, SELECTION in mmdet_slf/models/losses/slf_loss.py: one
+# candidate per image as in the paper (K = 4 one-hot Gumbel-softmax samples,
+# the joint objective, this project's KL guard). A `weighting=dict(...)` in
+# an SLFLoss replaces it whole.
 
 model = dict(
     type='GFL',
@@ -48,10 +48,7 @@ model = dict(
                     use_sigmoid=True,
                     eta=iou_eta,
                     loss_cls=dict(type='FocalLoss', gamma=2.0, alpha=0.25))
-            ],
-            weighting=dict(
-                type='SLFWeighting', scale=1.0, num_samples=num_samples,
-                **selection)),
+            ]),
         loss_dfl=dict(type='DistributionFocalLoss', loss_weight=0.25),
         reg_max=16,
         loss_bbox=dict(
@@ -65,9 +62,6 @@ model = dict(
                     beta=1.0,
                     exponent=iou_exponent)
             ],
-            weighting=dict(
-                type='SLFWeighting', scale=1.0, num_samples=num_samples,
-                **selection),
             loss_weight=2.0)),
     train_cfg=dict(
         _delete_=True,
