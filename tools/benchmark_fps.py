@@ -1,9 +1,12 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
-"""Inference speed (FPS) of a detector at batch size 1.
+"""Inference speed (FPS) of a detector at batch size 1, or with ``--train``
+the time of its training step.
 
     python tools/benchmark_fps.py CONFIG [CHECKPOINT] --device cuda \\
         --num-iters 500 --warmup 50 [--fuse-conv-bn] [--fp16] [--dataset] \\
         [--compare OTHER_CONFIG [--compare-checkpoint CKPT] [--same-weights]]
+    python tools/benchmark_fps.py CONFIG --train [--batch-size N] [--fp16] \\
+        --compare OTHER_CONFIG --same-weights --device cuda
 
 Each iteration times ``model.test_step`` on one image: preprocessing on the
 device, the forward pass and the post-processing (decoding, NMS), as
@@ -18,6 +21,15 @@ names and shapes match, so both also keep the same boxes for NMS. ``--fp16``
 runs the network under ``torch.autocast`` with float16 and decodes and
 suppresses boxes in float32, as mmdet 2.x's ``force_fp32`` did (mmcv's NMS
 kernels take float32 only).
+
+With ``--train`` each iteration times ``model.train_step``: preprocessing,
+forward, loss, backward and the optimizer update of the config's
+``optim_wrapper`` (``AmpOptimWrapper`` with ``--fp16``), on a batch of
+random images with 1 to 4 random boxes each. The loss weighting of an SLF
+model, decision network included, is part of that step, so the ratio is
+what SLF adds to training. A config may be a file or ``mmdet::PATH`` (a
+config shipped with mmdet), so an SLF config can be timed against the mmdet
+detector it inherits from.
 """
 import argparse
 import json
@@ -33,8 +45,11 @@ from mmdet.registry import MODELS  # noqa: E402
 from mmdet.structures import DetDataSample  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.hub import get_config  # noqa: E402
 from mmengine.model.utils import revert_sync_batchnorm  # noqa: E402
+from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmengine.runner import Runner, load_checkpoint  # noqa: E402
+from mmengine.structures import InstanceData  # noqa: E402
 
 from mmdet_slf.slf import BaseWeighting  # noqa: E402
 from mmdet_slf.utils.timing import (device_synchronizer,  # noqa: E402
@@ -70,6 +85,14 @@ def parse_args():
                         help='random image size; default: the test resize')
     parser.add_argument('--threads', type=int,
                         help='torch CPU threads (default: torch default)')
+    parser.add_argument(
+        '--train', action='store_true',
+        help='time model.train_step on random images with random boxes '
+        'instead of inference; --fp16 trains with AmpOptimWrapper')
+    parser.add_argument(
+        '--batch-size', type=int,
+        help='images per training step with --train (default: the '
+        'config\'s train_dataloader.batch_size)')
     parser.add_argument('--out', help='write the results to this JSON file')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
@@ -77,26 +100,81 @@ def parse_args():
     args = parser.parse_args()
     if args.num_iters < 1 or args.warmup < 0:
         parser.error('--num-iters must be >= 1 and --warmup >= 0')
+    if args.train and (args.fuse_conv_bn or args.dataset):
+        parser.error('--train times a training step on random boxes; it '
+                     'takes neither --fuse-conv-bn nor --dataset')
+    if args.batch_size is not None and (not args.train
+                                        or args.batch_size < 1):
+        parser.error('--batch-size needs --train and must be >= 1, got '
+                     f'{args.batch_size}')
     return args
 
 
 def load_cfg(path, options):
-    cfg = Config.fromfile(path)
+    """A config file, or ``PACKAGE::PATH`` for one shipped with a package
+    (``mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py``)."""
+    cfg = get_config(path) if '::' in path else Config.fromfile(path)
     if options:
         cfg.merge_from_dict(options)
     return cfg
 
 
-def build_model(cfg, checkpoint, device, fuse):
-    """Eval-mode model; weights from ``checkpoint`` or random (no
-    ``init_weights``, so nothing is downloaded)."""
-    model = MODELS.build(cfg.model)
+def without_pretrained(node):
+    """A copy of a model config without its ``Pretrained`` initialisers,
+    so that ``init_weights`` downloads nothing."""
+    if isinstance(node, dict):
+        return type(node)({
+            key: without_pretrained(value)
+            for key, value in node.items()
+            if not (key == 'init_cfg' and isinstance(value, dict)
+                    and value.get('type') == 'Pretrained')
+        })
+    if isinstance(node, (list, tuple)):
+        return type(node)(without_pretrained(value) for value in node)
+    return node
+
+
+def build_model(cfg, checkpoint, device, fuse, train=False):
+    """Eval-mode model (train mode with ``train``); weights from
+    ``checkpoint`` or random. For inference the random weights skip
+    ``init_weights`` (nothing is downloaded, speed does not depend on
+    them); for training they come from the config's initialisers without
+    the pretrained ones, so that the losses are those of a detector at the
+    start of training (an SSD with PyTorch's default init has non-finite
+    losses)."""
+    if train and not checkpoint:
+        model = MODELS.build(without_pretrained(cfg.model))
+        model.init_weights()
+    else:
+        model = MODELS.build(cfg.model)
     if checkpoint:
         load_checkpoint(model, checkpoint, map_location='cpu')
     model = revert_sync_batchnorm(model)
     if fuse:
         model = fuse_conv_bn(model)
-    return model.to(device).eval()
+    return model.to(device).train(train)
+
+
+def num_classes(model_cfg):
+    """The largest ``num_classes`` anywhere in a model config (a two-stage
+    detector's RPN has one class, its RoI head the dataset's)."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == 'num_classes' and isinstance(value, int):
+                    found.append(value)
+                walk(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                walk(value)
+
+    walk(model_cfg)
+    if not found:
+        raise ValueError('no num_classes in the model config: --train '
+                         'needs it to draw random labels')
+    return max(found)
 
 
 def test_resize_hw(cfg):
@@ -123,6 +201,40 @@ def random_batches(shape, seed=0):
         sample = DetDataSample(metainfo=dict(
             img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0)))
         yield dict(inputs=[image], data_samples=[sample])
+
+
+def random_train_batches(shape, batch_size, classes, seed=0):
+    """Endless batches of random uint8 images, each with 1 to 4 random
+    boxes of at least 16 pixels a side and random labels below
+    ``classes``."""
+    generator = torch.Generator().manual_seed(seed)
+    h, w = shape
+
+    def uniform(low, high):
+        return low + (high - low) * torch.rand(
+            (), generator=generator).item()
+
+    while True:
+        images, samples = [], []
+        for _ in range(batch_size):
+            images.append(torch.randint(0, 256, (3, h, w),
+                                        generator=generator,
+                                        dtype=torch.uint8))
+            count = int(torch.randint(1, 5, (), generator=generator))
+            boxes = []
+            for _ in range(count):
+                x1, y1 = uniform(0, w - 16), uniform(0, h - 16)
+                boxes.append([x1, y1, uniform(x1 + 16, w),
+                              uniform(y1 + 16, h)])
+            sample = DetDataSample(metainfo=dict(
+                img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0),
+                flip=False, flip_direction=None))
+            sample.gt_instances = InstanceData(
+                bboxes=torch.tensor(boxes, dtype=torch.float32),
+                labels=torch.randint(0, classes, (count, ),
+                                     generator=generator))
+            samples.append(sample)
+        yield dict(inputs=images, data_samples=samples)
 
 
 def dataset_batches(cfg):
@@ -187,6 +299,21 @@ def inference_step(model, device, fp16=False):
     return step
 
 
+def training_step(model, cfg, fp16=False):
+    """One ``model.train_step`` with the config's optimizer (under
+    ``AmpOptimWrapper`` with ``fp16``); returns the images done."""
+    optim_cfg = cfg.optim_wrapper.copy()
+    if fp16:
+        optim_cfg.update(type='AmpOptimWrapper', loss_scale='dynamic')
+    optim_wrapper = build_optim_wrapper(model, optim_cfg)
+
+    def step(batch):
+        model.train_step(batch, optim_wrapper)
+        return len(batch['inputs'])
+
+    return step
+
+
 def summarise(name, timing, model):
     weighting = sum(
         p.numel() for m in model.modules() if isinstance(m, BaseWeighting)
@@ -206,17 +333,27 @@ def main():
     runs = [(args.config, args.checkpoint)]
     if args.compare:
         runs.append((args.compare, args.compare_checkpoint))
-    models, streams = [], []
+    cfgs, models, streams = [], [], []
+    batch_size = 1
     for index, (path, checkpoint) in enumerate(runs):
         cfg = load_cfg(path, args.cfg_options)
+        cfgs.append(cfg)
         models.append(
-            build_model(cfg, checkpoint, args.device, args.fuse_conv_bn))
+            build_model(cfg, checkpoint, args.device, args.fuse_conv_bn,
+                        train=args.train))
+        shape = tuple(args.shape) if args.shape else test_resize_hw(cfg)
+        # every model sees the same images in the same order
+        if args.train:
+            if index == 0:
+                batch_size = args.batch_size or \
+                    cfg.train_dataloader.batch_size
+                classes = num_classes(cfg.model)
+            streams.append(random_train_batches(shape, batch_size, classes))
+            continue
         if args.fp16:
             float32_post_processing(models[-1], args.device.split(':')[0])
-        # every model sees the same images in the same order
         streams.append(
-            dataset_batches(cfg) if args.dataset else random_batches(
-                tuple(args.shape) if args.shape else test_resize_hw(cfg)))
+            dataset_batches(cfg) if args.dataset else random_batches(shape))
     if args.same_weights and len(models) == 2:
         copied = copy_shared_weights(models[0], models[1])
         print(f'same weights: {copied} of '
@@ -226,9 +363,13 @@ def main():
     # round so neither model always runs second; the warm-up iterations
     # run the same way untimed, and making or loading an image is not timed.
     keys = [str(index) for index in range(len(runs))]
+    steps = {
+        key: training_step(model, cfg, args.fp16)
+        if args.train else inference_step(model, args.device, args.fp16)
+        for key, model, cfg in zip(keys, models, cfgs)
+    }
     timings = interleaved_timing(
-        {key: inference_step(model, args.device, args.fp16)
-         for key, model in zip(keys, models)},
+        steps,
         rounds=args.num_iters,
         calls_per_round=1,
         warmup=args.warmup,
@@ -243,28 +384,50 @@ def main():
     device = torch.cuda.get_device_name(args.device) if \
         args.device.startswith('cuda') else f'cpu ({torch.get_num_threads()}'\
         ' threads)'
-    dtype = 'float16 (autocast)' if args.fp16 else 'float32'
-    print(f'device: {device}, batch 1, {dtype}, {args.num_iters} timed '
-          f'iterations after {args.warmup} warm-up, '
-          f'fuse_conv_bn={args.fuse_conv_bn}')
+    if args.train:
+        dtype = 'float16 (AmpOptimWrapper)' if args.fp16 else 'float32'
+        print(f'device: {device}, training step, batch {batch_size}, '
+              f'{dtype}, {args.num_iters} timed steps after {args.warmup} '
+              'warm-up')
+    else:
+        dtype = 'float16 (autocast)' if args.fp16 else 'float32'
+        print(f'device: {device}, batch 1, {dtype}, {args.num_iters} timed '
+              f'iterations after {args.warmup} warm-up, '
+              f'fuse_conv_bn={args.fuse_conv_bn}')
     for result in results:
+        if args.train:
+            result['step_ms'] = result['mean_ms'] * batch_size
+            print(f'{result["config"]}: {result["step_ms"]:.2f} ms per '
+                  f'step ({result["fps"]:.2f} images/s; '
+                  f'{result["params"] / 1e6:.2f} M params, '
+                  f'{result["weighting_params"]} in loss weighting)')
+            continue
         print(f'{result["config"]}: FPS {result["fps"]:.2f} '
               f'(mean {result["mean_ms"]:.2f} ms, median '
               f'{result["median_ms"]:.2f} ms, std {result["std_ms"]:.2f} '
               f'ms; {result["params"] / 1e6:.2f} M params, '
               f'{result["weighting_params"]} in loss weighting, unused at '
               'inference)')
-    summary = dict(device=device, dtype=dtype, batch_size=1,
+    summary = dict(device=device, mode='train' if args.train else 'test',
+                   dtype=dtype, batch_size=batch_size,
                    num_iters=args.num_iters, warmup=args.warmup,
                    fuse_conv_bn=args.fuse_conv_bn,
                    same_weights=bool(args.same_weights and len(runs) == 2),
                    results=results)
     if len(results) == 2:
         # the ratio with two standard errors from the per-iteration
-        # spread: how far apart the FPS may be by noise alone
+        # spread: how far apart the speeds may be by noise alone
         ratio, ratio_2se = rate_ratio(timings['0'], timings['1'])
-        print(f'FPS ratio (second / first): {ratio:.3f} '
-              f'+- {ratio_2se:.3f} (2 standard errors)')
+        if args.train:
+            # the step time ratio is the inverse, with the same relative
+            # error
+            step_ratio, step_2se = 1 / ratio, ratio_2se / ratio**2
+            print(f'step time ratio (second / first): {step_ratio:.3f} '
+                  f'+- {step_2se:.3f} (2 standard errors)')
+            summary.update(step_ratio=step_ratio, step_ratio_2se=step_2se)
+        else:
+            print(f'FPS ratio (second / first): {ratio:.3f} '
+                  f'+- {ratio_2se:.3f} (2 standard errors)')
         summary.update(ratio=ratio, ratio_2se=ratio_2se)
     if args.out:
         with open(args.out, 'w') as f:

@@ -66,7 +66,8 @@ def find_config(key, root=REPO_ROOT):
 # ---------------------------------------------------------------- cuda-env
 def _nvcc_candidates():
     """CUDA roots that may hold the nvcc on PATH (following symlinks and
-    one-line wrapper scripts such as ``exec /usr/local/cuda-13.0/bin/nvcc``)."""
+    one-line wrapper scripts such as
+    ``exec /usr/local/cuda-13.0/bin/nvcc``)."""
     roots = []
     for var in ('CUDA_HOME', 'CUDA_PATH'):
         if os.environ.get(var):
@@ -429,17 +430,21 @@ def parse_fps(out_json):
     with open(out_json) as f:
         data = json.load(f)
     results = data.get('results', [])
-    keep = ('config', 'fps', 'mean_ms', 'median_ms', 'std_ms', 'params',
-            'weighting_params')
+    keep = ('config', 'fps', 'mean_ms', 'median_ms', 'std_ms', 'step_ms',
+            'params', 'weighting_params')
     return dict(
         device=data.get('device'),
+        mode=data.get('mode', 'test'),
+        batch_size=data.get('batch_size', 1),
         dtype=data.get('dtype'),
         same_weights=data.get('same_weights'),
         fuse_conv_bn=data.get('fuse_conv_bn'),
         num_iters=data.get('num_iters'),
         results=[{k: r.get(k) for k in keep} for r in results],
         ratio_slf_over_fixed=data.get('ratio'),
-        ratio_2se=data.get('ratio_2se'))
+        ratio_2se=data.get('ratio_2se'),
+        step_ratio_slf_over_fixed=data.get('step_ratio'),
+        step_ratio_2se=data.get('step_ratio_2se'))
 
 
 def cmd_record(args):
@@ -520,6 +525,22 @@ def cmd_summary(args):
                 ratio_2se=round(details['ratio_2se'], 3),
                 device=details.get('device'),
                 paper_titan_x_fps=PAPER_FPS.get(arch))
+    train_step = {}
+    for name, entry in stages.items():
+        details = entry.get('details') or {}
+        results = details.get('results') or []
+        if not name.startswith('step_') or entry['status'] != 'ok' or \
+                len(results) != 2:
+            continue
+        arch, dtype = name[5:].rsplit('_', 1)
+        train_step.setdefault(arch, {})[dtype] = dict(
+            batch_size=details.get('batch_size'),
+            fixed_step_ms=round(results[0]['step_ms'], 2),
+            slf_step_ms=round(results[1]['step_ms'], 2),
+            step_ratio_slf_over_fixed=round(
+                details['step_ratio_slf_over_fixed'], 3),
+            step_ratio_2se=round(details['step_ratio_2se'], 3),
+            device=details.get('device'))
     trains = {
         n: v for n, v in stages.items()
         if n.startswith('train_') and v['status'] in ('ok', 'failed')
@@ -546,7 +567,8 @@ def cmd_summary(args):
             n: (v.get('details') or {}).get('map')
             for n, v in tests.items()
         },
-        fps=fps)
+        fps=fps,
+        train_step=train_step)
     with open(args.out, 'w') as f:
         json.dump(report, f, indent=2)
     print(json.dumps(report['summary'], indent=2))

@@ -12,7 +12,11 @@
 #      tools/test.py, which prints the VOC mAP;
 #   3. time YOLO, Fast YOLO and YOLO VGG-16 at batch 1, 448 x 448, fixed
 #      against SLF with the same weights, in float32 and float16
-#      (tools/benchmark_fps.py).
+#      (tools/benchmark_fps.py);
+#   4. time the training step of YOLO (float32 and --amp), RetinaNet,
+#      Faster R-CNN and SSD300, each fixed-weight detector against its SLF
+#      config, interleaved, with the configs' batch sizes and random boxes
+#      (tools/benchmark_fps.py --train).
 #
 # Every stage writes a JSON record; the merged report is $OUT/gpu_check.json,
 # the logs are in $OUT/gpu_check_logs.tar.gz. A stage that fails is recorded
@@ -35,6 +39,9 @@
 #                       instead of the working tree, when git is available
 #   GPU_CHECK_FPS       0: skip the FPS stages, so that the remaining
 #                       checkpoints are reloaded first (default 1)
+#   GPU_CHECK_TRAIN     0: skip the data, training and reload stages
+#                       (default 1)
+#   GPU_CHECK_STEP      0: skip the training-step timing (default 1)
 #   PYTHON              interpreter (default python3)
 # Wheels for Python 3.12 on x86-64 Linux, from a machine with an index:
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 \
@@ -124,7 +131,7 @@ stage() {
 
 finish() {
     $HELPER summary --state "$STATE" --out "$OUT/gpu_check.json" \
-        --order env,install,mmcv,configs,data,train_slf_fp32,train_slf_amp,train_fixed_fp32,train_fixed_amp,test_slf_fp32,test_slf_amp,test_fixed_fp32,test_fixed_amp,fps_yolo_fp32,fps_yolo_fp16,fps_fast_yolo_fp32,fps_fast_yolo_fp16,fps_yolo_vgg16_fp32,fps_yolo_vgg16_fp16 \
+        --order env,install,mmcv,configs,data,train_slf_fp32,train_slf_amp,train_fixed_fp32,train_fixed_amp,test_slf_fp32,test_slf_amp,test_fixed_fp32,test_fixed_amp,fps_yolo_fp32,fps_yolo_fp16,fps_fast_yolo_fp32,fps_fast_yolo_fp16,fps_yolo_vgg16_fp32,fps_yolo_vgg16_fp16,step_yolo_fp32,step_yolo_amp,step_retinanet_fp32,step_faster_rcnn_fp32,step_ssd300_fp32 \
         || say "summary failed"
     (cd "$WORK" && tar -czf "$OUT/gpu_check_logs.tar.gz" logs state configs \
         runs/*/*.json runs/*/*/*.log runs/*/*/vis_data/scalars.json \
@@ -231,9 +238,12 @@ if [ ! -f "$STATE/mmcv.done" ]; then
 fi
 say "$(tail -n 1 "$LOGS/mmcv.log")"
 
+TRAIN_RUNS="slf_fp32 slf_amp fixed_fp32 fixed_amp"
+[ "${GPU_CHECK_TRAIN:-1}" = 0 ] && TRAIN_RUNS="" &&
+    say "data, training and reload: skipped (GPU_CHECK_TRAIN=0)"
 # --------------------------------------------------------------- 4. data
 # (tools/make_demo_data.py imports mmdet_slf, hence mmdet and mmcv's ops)
-stage data 20 120 "" \
+[ -n "$TRAIN_RUNS" ] && stage data 20 120 "" \
     "$PY" tools/make_demo_data.py --root "$DATA" --num-trainval 320 \
     --num-test 96 --quiet
 
@@ -244,7 +254,7 @@ digits_config() {
     *) echo "$CFGS/yolo_digits.py" ;;
     esac
 }
-for run in slf_fp32 slf_amp fixed_fp32 fixed_amp; do
+for run in $TRAIN_RUNS; do
     kind=${run%_*}
     cfg=$(digits_config "$run")
     amp=()
@@ -268,7 +278,7 @@ test_run() {
     stage "test_$run" 30 150 "--parse test" \
         "$PY" tools/test.py "$cfg" "$ckpt" --work-dir "$RUNS/test_$run"
 }
-test_run slf_fp32
+[ -n "$TRAIN_RUNS" ] && test_run slf_fp32
 
 # ------------------------------------------------------ 7. batch-1 FPS
 FPS_ARCHS="yolo fast_yolo yolo_vgg16"
@@ -287,7 +297,32 @@ for arch in $FPS_ARCHS; do
     done
 done
 
-# ------------------------------------- 8. the other checkpoints, if time
-for run in slf_amp fixed_fp32 fixed_amp; do
+# ------------------------------------------------ 8. training-step time
+# NAME FIXED_CONFIG SLF_CONFIG DTYPES: the mmdet detectors against the SLF
+# configs that inherit from them.
+STEP_PAIRS="yolo $YOLO $YOLO_SLF fp32,amp
+retinanet mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py \
+configs/slf_detectors/retinanet-slf_r50_fpn_1x_voc0712.py fp32
+faster_rcnn mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py \
+configs/slf_detectors/faster-rcnn-slf_r50_fpn_1x_voc0712.py fp32
+ssd300 mmdet::pascal_voc/ssd300_voc0712.py \
+configs/slf_detectors/ssd300-slf_voc0712.py fp32"
+[ "${GPU_CHECK_STEP:-1}" = 0 ] && STEP_PAIRS="" &&
+    say "training-step time: skipped (GPU_CHECK_STEP=0)"
+while read -r name fixed slf dtypes; do
+    [ -z "$name" ] && continue
+    for dtype in ${dtypes//,/ }; do
+        half=()
+        [ "$dtype" = amp ] && half=(--fp16)
+        stage "step_${name}_$dtype" 40 150 \
+            "--parse fps --work-dir $RUNS/step_${name}_$dtype.json" \
+            "$PY" tools/benchmark_fps.py "$fixed" --compare "$slf" \
+            --same-weights --train --device cuda --num-iters 50 --warmup 10 \
+            ${half[@]+"${half[@]}"} --out "$RUNS/step_${name}_$dtype.json"
+    done
+done <<<"$STEP_PAIRS"
+
+# ------------------------------------- 9. the other checkpoints, if time
+for run in ${TRAIN_RUNS#slf_fp32}; do
     test_run "$run"
 done

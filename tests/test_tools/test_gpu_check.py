@@ -119,6 +119,16 @@ def test_record_and_summary(tmp_path):
     ])
     gpu_check.main(['record', '--state', state, '--name', 'fps_yolo_fp16',
                     '--skipped', 'deadline'])
+    step = tmp_path / 'step.json'
+    step.write_text(json.dumps(dict(
+        device='GPU', mode='train', batch_size=2, dtype='float32',
+        ratio=1 / 1.25, ratio_2se=0.032, step_ratio=1.25, step_ratio_2se=0.05,
+        results=[dict(config='a', fps=20.0, step_ms=100.0),
+                 dict(config='b', fps=16.0, step_ms=125.0)])))
+    gpu_check.main([
+        'record', '--state', state, '--name', 'step_faster_rcnn_fp32',
+        '--parse', 'fps', '--work-dir', str(step)
+    ])
     out = tmp_path / 'report.json'
     gpu_check.main(['summary', '--state', state, '--out', str(out)])
     summary = json.loads(out.read_text())['summary']
@@ -130,6 +140,13 @@ def test_record_and_summary(tmp_path):
     assert summary['test_map'] == {'test_slf_fp32': 0.0123}
     assert summary['fps']['yolo']['fp32']['slf_fps'] == 101.0
     assert summary['fps']['yolo']['fp32']['paper_titan_x_fps'] == 45
+    # 'faster_rcnn' keeps its underscore: only the dtype is split off
+    assert summary['train_step'] == {'faster_rcnn': {'fp32': dict(
+        batch_size=2, fixed_step_ms=100.0, slf_step_ms=125.0,
+        step_ratio_slf_over_fixed=1.25, step_ratio_2se=0.05,
+        device='GPU')}}
+    assert 'step_faster_rcnn_fp32' not in summary['fps'] and \
+        'faster_rcnn' not in summary['fps']
     assert sorted(summary['not_ok']) == ['fps_yolo_fp16', 'train_fixed_amp']
 
 

@@ -1,0 +1,152 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""``tools/benchmark_fps.py --train``: the interleaved training-step timing
+of a fixed-weight detector against its SLF version."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import REPO_ROOT
+from mmengine.config import Config
+
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
+import benchmark_fps  # noqa: E402
+
+# Fast YOLO shrunk for a CPU test: 128 px input, 1/8 of the filters.
+SMALL = dict(
+    model=dict(
+        backbone=dict(widen_factor=0.125),
+        bbox_head=dict(in_channels=128, fc_channels=64, input_size=128)))
+SMALL_OPTIONS = [
+    'model.bbox_head.input_size=128', 'model.backbone.widen_factor=0.125',
+    'model.bbox_head.in_channels=128', 'model.bbox_head.fc_channels=64'
+]
+
+
+def small_cfg(name):
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', name))
+    cfg.merge_from_dict(SMALL)
+    return cfg
+
+
+def test_random_train_batches_are_valid_and_reproducible():
+    first = benchmark_fps.random_train_batches((96, 160), 3, classes=5)
+    second = benchmark_fps.random_train_batches((96, 160), 3, classes=5)
+    for _ in range(4):
+        batch, again = next(first), next(second)
+        assert len(batch['inputs']) == len(batch['data_samples']) == 3
+        for image, sample, other in zip(batch['inputs'],
+                                        batch['data_samples'],
+                                        again['data_samples']):
+            assert image.shape == (3, 96, 160) and image.dtype == torch.uint8
+            boxes = sample.gt_instances.bboxes
+            labels = sample.gt_instances.labels
+            assert 1 <= len(boxes) <= 4 and len(labels) == len(boxes)
+            assert ((labels >= 0) & (labels < 5)).all()
+            x1, y1, x2, y2 = boxes.unbind(1)
+            assert (x1 >= 0).all() and (y1 >= 0).all()
+            assert (x2 <= 160).all() and (y2 <= 96).all()
+            assert (x2 - x1 >= 16).all() and (y2 - y1 >= 16).all()
+            assert torch.equal(boxes, other.gt_instances.bboxes)
+
+
+def test_num_classes_takes_the_largest_in_the_model():
+    two_stage = dict(
+        rpn_head=dict(type='RPNHead', num_classes=1),
+        roi_head=dict(bbox_head=[dict(num_classes=20),
+                                 dict(num_classes=20)]))
+    assert benchmark_fps.num_classes(two_stage) == 20
+    assert benchmark_fps.num_classes(small_cfg('yolo_voc.py').model) == 20
+    with pytest.raises(ValueError, match='no num_classes'):
+        benchmark_fps.num_classes(dict(backbone=dict(depth=50)))
+
+
+def test_without_pretrained_drops_only_pretrained_initialisers():
+    model = dict(
+        backbone=dict(type='ResNet', init_cfg=dict(
+            type='Pretrained', checkpoint='torchvision://resnet50')),
+        neck=[dict(type='FPN', init_cfg=dict(type='Xavier'))],
+        bbox_head=dict(init_cfg=dict(type='Normal', std=0.01)))
+    assert benchmark_fps.without_pretrained(model) == dict(
+        backbone=dict(type='ResNet'),
+        neck=[dict(type='FPN', init_cfg=dict(type='Xavier'))],
+        bbox_head=dict(init_cfg=dict(type='Normal', std=0.01)))
+    # the input is left as it was
+    assert model['backbone']['init_cfg']['type'] == 'Pretrained'
+    retinanet = benchmark_fps.load_cfg(
+        'mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py', None)
+    assert 'Pretrained' in str(retinanet.model)
+    assert 'Pretrained' not in str(
+        benchmark_fps.without_pretrained(retinanet.model))
+
+
+def test_timed_step_trains_the_detector_and_runs_the_weighting():
+    """The callable that is timed is a whole training step: the detector's
+    weights move and the SLF weighting runs once per step."""
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    cfg = small_cfg('fast-yolo_slf_voc.py')
+    torch.manual_seed(0)
+    model = benchmark_fps.build_model(cfg, None, 'cpu', False, train=True)
+    assert model.training
+    calls = []
+    model.bbox_head.weighting.register_forward_hook(
+        lambda *args: calls.append(1))
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    step = benchmark_fps.training_step(model, cfg)
+    batches = benchmark_fps.random_train_batches((128, 128), 2, classes=20)
+    assert step(next(batches)) == 2
+    assert calls == [1]
+    moved = [
+        k for k, v in model.backbone.state_dict().items()
+        if v.is_floating_point() and not torch.equal(v, before[k])
+    ]
+    assert len(moved) > 0
+
+
+@pytest.mark.parametrize('extra', [['--fuse-conv-bn'], ['--dataset']])
+def test_train_mode_rejects_inference_options(extra):
+    result = subprocess.run(
+        [sys.executable, 'tools/benchmark_fps.py', 'configs/yolo_voc.py',
+         '--train', *extra], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert 'neither --fuse-conv-bn nor --dataset' in result.stderr
+
+
+def test_batch_size_needs_train():
+    result = subprocess.run(
+        [sys.executable, 'tools/benchmark_fps.py', 'configs/yolo_voc.py',
+         '--batch-size', '4'], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert '--batch-size needs --train' in result.stderr
+
+
+def test_step_ratio_of_fixed_and_slf(tmp_path):
+    out = tmp_path / 'step.json'
+    result = subprocess.run(
+        [sys.executable, 'tools/benchmark_fps.py', 'configs/fast-yolo_voc.py',
+         '--compare', 'configs/fast-yolo_slf_voc.py', '--same-weights',
+         '--train', '--batch-size', '2', '--device', 'cpu', '--num-iters',
+         '4', '--warmup', '1', '--threads', '1', '--shape', '128', '128',
+         '--out', str(out), '--cfg-options', *SMALL_OPTIONS],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'step time ratio (second / first)' in result.stdout
+    summary = json.loads(out.read_text())
+    assert summary['mode'] == 'train' and summary['batch_size'] == 2
+    assert summary['same_weights'] is True
+    fixed, slf = summary['results']
+    # the SLF model is the same detector plus its loss weighting
+    assert fixed['weighting_params'] == 0 and slf['weighting_params'] > 0
+    assert slf['params'] == fixed['params'] + slf['weighting_params']
+    for entry in (fixed, slf):
+        assert entry['step_ms'] == pytest.approx(2 * entry['mean_ms'])
+        assert entry['fps'] == pytest.approx(1e3 / entry['mean_ms'])
+    # the step-time ratio is the inverse of the speed ratio
+    assert summary['step_ratio'] == pytest.approx(
+        slf['step_ms'] / fixed['step_ms'])
+    assert summary['step_ratio'] * summary['ratio'] == pytest.approx(1.0)
+    assert summary['step_ratio_2se'] == pytest.approx(
+        summary['ratio_2se'] / summary['ratio']**2)
