@@ -24,8 +24,10 @@ kernels take float32 only).
 
 With ``--train`` each iteration times ``model.train_step``: preprocessing,
 forward, loss, backward and the optimizer update of the config's
-``optim_wrapper`` (``AmpOptimWrapper`` with ``--fp16``), on a batch of
-random images with 1 to 4 random boxes each. The loss weighting of an SLF
+``optim_wrapper`` (``AmpOptimWrapper`` with ``--fp16``) at its base
+learning rate (no parameter scheduler runs), on a batch of random images
+with 1 to 4 random boxes each. The weights come from the config's
+initialisers, minus the pretrained ones. The loss weighting of an SLF
 model, decision network included, is part of that step, so the ratio is
 what SLF adds to training. A config may be a file or ``mmdet::PATH`` (a
 config shipped with mmdet), so an SLF config can be timed against the mmdet
