@@ -8,7 +8,7 @@
 #       _base_.slf_weighting,
 #       _delete_=True,  # replaces the FixedWeighting of the baseline
 #       prior=_base_.model.bbox_head.weighting.weights)))
-#   optim_wrapper = dict(paramwise_cfg=_base_.slf_paramwise_cfg)
+#   optim_wrapper = _base_.slf_optim_wrapper
 #
 # With the lambdas as prior the decision network starts at
 # p = prior / sum(prior) and scale = sum(prior), i.e. at the baseline's
@@ -39,3 +39,10 @@ slf_weighting = dict(
 # decay (decay would pull its log-prior bias towards uniform weights).
 slf_paramwise_cfg = dict(
     custom_keys={'bbox_head.weighting': dict(lr_mult=1.0, decay_mult=0.0)})
+# mmengine's default constructor would give each parameter its own group
+# under any paramwise_cfg; this one merges the equal ones (2 groups: the
+# decision network and the rest), so the multi-tensor optimizer kernels
+# still cover the whole network.
+slf_optim_wrapper = dict(
+    constructor='MergedGroupsOptimWrapperConstructor',
+    paramwise_cfg=slf_paramwise_cfg)

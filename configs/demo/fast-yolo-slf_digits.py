@@ -15,4 +15,4 @@ model = dict(
             # (each term relative to its running mean, under the KL guard)
             # and the forward pass uses the expected weights p.
             prior=_base_.model.bbox_head.weighting.weights)))
-optim_wrapper = dict(paramwise_cfg=_base_.slf_paramwise_cfg)
+optim_wrapper = _base_.slf_optim_wrapper

@@ -16,3 +16,10 @@ model = dict(
     # dict(type='SLFWeighting', decision_objective='joint',
     #      estimator='gumbel').
     weighting=dict(type='SLFWeighting'))
+
+# The decision network without weight decay (it would pull its log-prior bias
+# towards uniform weights), in one parameter group of its own.
+optim_wrapper = dict(
+    constructor='MergedGroupsOptimWrapperConstructor',
+    paramwise_cfg=dict(
+        custom_keys={'weighting': dict(lr_mult=1.0, decay_mult=0.0)}))

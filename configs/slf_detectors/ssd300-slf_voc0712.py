@@ -16,3 +16,10 @@ model = dict(
     # SSDHead with mmdet 3.3's prediction bug fixed (it cannot be evaluated
     # otherwise); same parameters and losses.
     bbox_head=dict(type='PredictableSSDHead'))
+
+# The decision network without weight decay (it would pull its log-prior bias
+# towards uniform weights), in one parameter group of its own.
+optim_wrapper = dict(
+    constructor='MergedGroupsOptimWrapperConstructor',
+    paramwise_cfg=dict(
+        custom_keys={'weighting': dict(lr_mult=1.0, decay_mult=0.0)}))

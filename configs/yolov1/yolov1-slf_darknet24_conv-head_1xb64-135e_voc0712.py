@@ -12,4 +12,4 @@ model = dict(
             _base_.slf_weighting,
             _delete_=True,  # replaces the FixedWeighting of the baseline
             prior=_base_.model.bbox_head.weighting.weights)))
-optim_wrapper = dict(paramwise_cfg=_base_.slf_paramwise_cfg)
+optim_wrapper = _base_.slf_optim_wrapper

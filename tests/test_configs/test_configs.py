@@ -112,7 +112,11 @@ def test_slf_configs_differ_from_their_baseline_only_in_weighting():
                                  prior=baseline['weights']), slf_path
         assert slf['optim_wrapper'].pop('paramwise_cfg') == \
             shared.slf_paramwise_cfg
-        for key in ('slf_weighting', 'slf_paramwise_cfg'):
+        assert slf['optim_wrapper'].pop('constructor') == \
+            shared.slf_optim_wrapper['constructor'] == \
+            'MergedGroupsOptimWrapperConstructor'
+        for key in ('slf_weighting', 'slf_paramwise_cfg',
+                    'slf_optim_wrapper'):
             slf.pop(key)
         assert slf == fixed, slf_path
 

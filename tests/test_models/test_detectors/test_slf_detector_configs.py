@@ -213,3 +213,33 @@ def _tensors(node):
     if isinstance(node, torch.Tensor):
         return [node]
     return [t for item in node for t in _tensors(item)]
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_decision_network_has_no_weight_decay(name):
+    """Two parameter groups: the decision network without decay, the
+    trainable rest of the detector with the parent's optimizer settings
+    (mmengine leaves frozen parameters, here ResNet's stem and first stage,
+    out of the optimizer under a paramwise_cfg)."""
+    from mmengine.optim import build_optim_wrapper
+    register_all_modules()
+    cfg = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs', 'slf_detectors', name))
+    parent = Config.fromfile(osp.join(MMDET_CONFIGS, CASES[name][0]))
+    assert cfg.optim_wrapper.optimizer == parent.optim_wrapper.optimizer
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    groups = build_optim_wrapper(model, cfg.optim_wrapper).optimizer \
+        .param_groups
+    assert len(groups) == 2
+    decay = parent.optim_wrapper.optimizer.weight_decay
+    by_decay = {group['weight_decay']: group['params'] for group in groups}
+    names = {
+        id(p): n
+        for n, p in model.named_parameters() if p.requires_grad
+    }
+    assert sorted(names[id(p)] for p in by_decay[0.0]) == sorted(
+        n for n in names.values() if n.startswith('weighting.'))
+    assert len(by_decay[decay]) == len(names) - len(by_decay[0.0])
+    assert {group['lr'] for group in groups} == {
+        parent.optim_wrapper.optimizer.lr}
