@@ -105,6 +105,9 @@ def parse_args():
     if args.train and (args.fuse_conv_bn or args.dataset):
         parser.error('--train times a training step on random boxes; it '
                      'takes neither --fuse-conv-bn nor --dataset')
+    if args.train and args.fp16 and args.device.startswith('cpu'):
+        parser.error('--train --fp16 trains with AmpOptimWrapper, which '
+                     'needs a GPU (--device cuda)')
     if args.batch_size is not None and (not args.train
                                         or args.batch_size < 1):
         parser.error('--batch-size needs --train and must be >= 1, got '

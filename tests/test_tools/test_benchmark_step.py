@@ -115,6 +115,15 @@ def test_train_mode_rejects_inference_options(extra):
     assert 'neither --fuse-conv-bn nor --dataset' in result.stderr
 
 
+def test_amp_training_needs_a_gpu():
+    result = subprocess.run(
+        [sys.executable, 'tools/benchmark_fps.py', 'configs/yolo_voc.py',
+         '--train', '--fp16', '--device', 'cpu'], cwd=REPO_ROOT,
+        capture_output=True, text=True)
+    assert result.returncode == 2
+    assert 'needs a GPU (--device cuda)' in result.stderr
+
+
 def test_batch_size_needs_train():
     result = subprocess.run(
         [sys.executable, 'tools/benchmark_fps.py', 'configs/yolo_voc.py',
