@@ -25,6 +25,20 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # Smallest input (a multiple of 8) whose SSD300 feature maps are all
 # non-empty: 33, 17, 9, 5, 3, 1.
 SSD_MIN_SIZE = 264
+# A YOLOv1 config shrunk for CPU tests: 128 px input (a 2x2 map at stride
+# 64), 1/8 of the filters, a 64-wide FC.
+SMALL_YOLO = dict(
+    model=dict(
+        backbone=dict(widen_factor=0.125),
+        bbox_head=dict(in_channels=128, fc_channels=64, input_size=128)))
+
+
+def small_yolo_cfg(name: str):
+    """``configs/<name>`` with :data:`SMALL_YOLO` merged in."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', name))
+    cfg.merge_from_dict(SMALL_YOLO)
+    return cfg
 
 
 def write_voc_xml(path: str, filename: str, size: Tuple[int, int],

@@ -11,8 +11,7 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO_ROOT, make_tiny_voc
-from mmengine.config import Config
+from conftest import REPO_ROOT, make_tiny_voc, small_yolo_cfg
 
 import mmdet_slf  # noqa: F401
 from mmdet.registry import MODELS
@@ -129,11 +128,7 @@ def test_fps_tool_compares_baseline_and_slf(trained):
 
 def test_decision_network_is_not_run_at_inference():
     register_all_modules()
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/fast-yolo_slf_voc.py'))
-    cfg.merge_from_dict(
-        dict(model=dict(
-            backbone=dict(widen_factor=0.125),
-            bbox_head=dict(in_channels=128, fc_channels=64, input_size=128))))
+    cfg = small_yolo_cfg('fast-yolo_slf_voc.py')
     model = MODELS.build(cfg.model).eval()
     calls = []
     model.bbox_head.weighting.register_forward_hook(

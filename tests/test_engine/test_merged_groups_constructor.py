@@ -2,12 +2,10 @@
 """MergedGroupsOptimWrapperConstructor: mmengine's paramwise options with
 the equal parameter groups merged, and the same updates."""
 import copy
-import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO_ROOT
-from mmengine.config import Config
+from conftest import small_yolo_cfg
 from mmengine.optim import build_optim_wrapper
 from torch import nn
 
@@ -102,11 +100,7 @@ def test_slf_config_has_two_groups():
     """configs/yolo_slf_voc.py: the decision network without weight decay,
     everything else in one group with the config's decay."""
     register_all_modules()
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/fast-yolo_slf_voc.py'))
-    cfg.merge_from_dict(
-        dict(model=dict(
-            backbone=dict(widen_factor=0.125),
-            bbox_head=dict(in_channels=128, fc_channels=64, input_size=128))))
+    cfg = small_yolo_cfg('fast-yolo_slf_voc.py')
     model = MODELS.build(cfg.model)
     groups = build_optim_wrapper(model, cfg.optim_wrapper).optimizer \
         .param_groups

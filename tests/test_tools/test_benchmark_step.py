@@ -8,27 +8,16 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO_ROOT
-from mmengine.config import Config
+from conftest import REPO_ROOT, small_yolo_cfg
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 import benchmark_fps  # noqa: E402
 
-# Fast YOLO shrunk for a CPU test: 128 px input, 1/8 of the filters.
-SMALL = dict(
-    model=dict(
-        backbone=dict(widen_factor=0.125),
-        bbox_head=dict(in_channels=128, fc_channels=64, input_size=128)))
+# tools/benchmark_fps.py's --cfg-options for conftest.SMALL_YOLO.
 SMALL_OPTIONS = [
     'model.bbox_head.input_size=128', 'model.backbone.widen_factor=0.125',
     'model.bbox_head.in_channels=128', 'model.bbox_head.fc_channels=64'
 ]
-
-
-def small_cfg(name):
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', name))
-    cfg.merge_from_dict(SMALL)
-    return cfg
 
 
 def test_random_train_batches_are_valid_and_reproducible():
@@ -58,7 +47,7 @@ def test_num_classes_takes_the_largest_in_the_model():
         roi_head=dict(bbox_head=[dict(num_classes=20),
                                  dict(num_classes=20)]))
     assert benchmark_fps.num_classes(two_stage) == 20
-    assert benchmark_fps.num_classes(small_cfg('yolo_voc.py').model) == 20
+    assert benchmark_fps.num_classes(small_yolo_cfg('yolo_voc.py').model) == 20
     with pytest.raises(ValueError, match='no num_classes'):
         benchmark_fps.num_classes(dict(backbone=dict(depth=50)))
 
@@ -87,7 +76,7 @@ def test_timed_step_trains_the_detector_and_runs_the_weighting():
     weights move and the SLF weighting runs once per step."""
     from mmdet.utils import register_all_modules
     register_all_modules()
-    cfg = small_cfg('fast-yolo_slf_voc.py')
+    cfg = small_yolo_cfg('fast-yolo_slf_voc.py')
     torch.manual_seed(0)
     model = benchmark_fps.build_model(cfg, None, 'cpu', False, train=True)
     assert model.training

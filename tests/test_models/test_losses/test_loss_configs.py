@@ -63,8 +63,8 @@ def test_config_builds_with_slf_candidates(path):
     model = MODELS.build(cfg.model)
     head = _loss_head(model)
     cls_types, box_types = EXPECTED[osp.basename(path)]
-    for loss, types in ((head.loss_cls, cls_types), (head.loss_bbox,
-                                                    box_types)):
+    pairs = ((head.loss_cls, cls_types), (head.loss_bbox, box_types))
+    for loss, types in pairs:
         assert type(loss).__name__ == 'SLFLoss'
         assert tuple(type(c).__name__ for c in loss.candidates) == types
         assert not any('loss' in name for name in loss.names)
