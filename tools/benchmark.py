@@ -13,6 +13,17 @@ next call, so the table grows over several calls:
     python tools/benchmark.py --timing          # step-time and FPS ratios
     python tools/benchmark.py --report-only     # rewrite docs/results.md
 
+The page covers the seeds given with ``--seeds`` (every saved seed when not
+given) and, with ``--report-only``, the strategies given with
+``--strategies`` and the reference. More seeds for a few strategies thus
+get their own page without changing the table made over the first five:
+
+    python tools/benchmark.py --strategies fixed slf-x --seeds 5 6 7 8 9 \
+        --no-report
+    python tools/benchmark.py --report-only --seeds 0 1 2 3 4
+    python tools/benchmark.py --report-only --strategies slf-x \
+        --seeds 0 1 2 3 4 5 6 7 8 9 --out docs/results-10-seeds.md
+
 The report gives per strategy the mean, std and 95% t-interval of mAP, the
 paired difference to the reference (Fixed) with its 95% interval and the
 two-sided paired t-test p-value, and the mean weight of each term relative to
@@ -46,6 +57,7 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs/demo/benchmark')
 REFERENCE = 'fixed'
 DEFAULT_WORK_DIR = 'work_dirs/benchmark'
+DEFAULT_SEEDS = [0, 1, 2, 3, 4]
 DEFAULT_OUT = osp.join(REPO_ROOT, 'docs/results.md')
 
 
@@ -56,8 +68,11 @@ def parse_args(argv=None):
                         help='folder of strategy configs')
     parser.add_argument('--strategies', nargs='+', default=None,
                         help='strategy keys (config file names); default all')
-    parser.add_argument('--seeds', type=int, nargs='+',
-                        default=[0, 1, 2, 3, 4])
+    parser.add_argument('--seeds', type=int, nargs='+', default=None,
+                        help=f'paired seeds to train (default '
+                        f'{" ".join(map(str, DEFAULT_SEEDS))}); the page '
+                        'covers these seeds, or every saved one when not '
+                        'given')
     parser.add_argument('--reference', default=REFERENCE,
                         help='strategy the others are compared with')
     parser.add_argument('--tuned', default='fixed-tuned',
@@ -68,7 +83,9 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR)
     parser.add_argument('--out', default=DEFAULT_OUT)
     parser.add_argument('--report-only', action='store_true',
-                        help='only rewrite the report from saved runs')
+                        help='only rewrite the report from saved runs (of '
+                        'the --strategies given and the reference; default '
+                        'all)')
     parser.add_argument('--timing', action='store_true',
                         help='measure step-time and FPS ratios (no training)')
     parser.add_argument('--timing-rounds', type=int, default=6)
@@ -238,6 +255,9 @@ def main(argv=None):
         raise SystemExit(f'reference {args.reference!r} has no config in '
                          f'{args.config_dir}')
     args.strategy_keys = keys
+    page_seeds = args.seeds
+    if args.seeds is None:
+        args.seeds = DEFAULT_SEEDS
     if args.timing:
         if args.reference not in keys:
             keys.insert(0, args.reference)
@@ -253,7 +273,9 @@ def main(argv=None):
     if not args.no_report:
         report.write_report(args.work_dir, args.out, args.reference,
                             strategies, tuned=args.tuned,
-                            options=page_options(args))
+                            options=page_options(args), seeds=page_seeds,
+                            keys=args.strategies if args.report_only
+                            else None)
 
 
 if __name__ == '__main__':

@@ -4,7 +4,7 @@ import json
 import math
 import os
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from mmengine.config import Config
@@ -228,12 +228,36 @@ def verdict(results: Dict[str, Dict[int, dict]],
     return lines
 
 
+def weight_groups(rows: List[dict],
+                  configs: Dict[str, Config]) -> Dict[str, List[dict]]:
+    """Rows of strategies grouped for the weight figure: the baselines
+    (every weighting other than SLF), then SLF by decision objective, then
+    strategies whose config names no weighting."""
+    groups: Dict[str, List[dict]] = {}
+    for row in rows:
+        cfg = configs.get(row['key']) or {}
+        weighting = cfg.get('model', {}).get('bbox_head', {}).get(
+            'weighting')
+        if not weighting:  # no config, or none naming a weighting
+            group = 'strategies'
+        elif weighting.get('type') == 'SLFWeighting':
+            objective = weighting.get('decision_objective', 'default')
+            group = f'SLF {objective}'.replace('_', '-')
+        else:
+            group = 'baselines'
+        groups.setdefault(group, []).append(row)
+    order = sorted(groups, key=lambda name: (name != 'baselines', name))
+    return {name: groups[name] for name in order}
+
+
 def plots(results: Dict[str, Dict[int, dict]], rows: List[dict],
-          reference: str, out_dir: str) -> Dict[str, str]:
-    """mAP per strategy with intervals, weight trajectories (first seed of
-    each strategy) and the reference's mAP curves."""
+          reference: str, out_dir: str,
+          configs: Optional[Dict[str, Config]] = None) -> Dict[str, str]:
+    """mAP per strategy with intervals, each term's weight share relative
+    to its prior (first seed of each strategy, one row of panels per group
+    of :func:`weight_groups`) and the reference's mAP curves."""
     from mmdet_slf.visualization import (plot_map_bars, plot_map_curve,
-                                         plot_weight_trajectories)
+                                         plot_weight_shares)
     os.makedirs(out_dir, exist_ok=True)
     files = dict(
         map=osp.join(out_dir, 'map.png'),
@@ -242,13 +266,20 @@ def plots(results: Dict[str, Dict[int, dict]], rows: List[dict],
     plot_map_bars({row['name']: row['maps']
                    for row in rows}, files['map'],
                   title='mAP per strategy (mean +- std, dots: seeds)')
-    trajectories = {}
-    for row in rows:
-        first = results[row['key']][row['seeds'][0]]
-        if first.get('mean_weights'):
-            trajectories[row['name']] = first['work_dir']
-    if trajectories:
-        plot_weight_trajectories(trajectories, files['weights'])
+    prior = None
+    if reference in results:
+        first = next(iter(results[reference].values()))
+        if first.get('prior'):
+            prior = dict(zip(first['terms'], first['prior']))
+    groups = {}
+    for name, members in weight_groups(rows, configs or {}).items():
+        groups[name] = {}
+        for row in members:
+            first = results[row['key']][row['seeds'][0]]
+            if first.get('mean_weights') and first.get('work_dir'):
+                groups[name][row['name']] = first['work_dir']
+    if prior and any(groups.values()):
+        plot_weight_shares(groups, prior, files['weights'])
     else:
         files.pop('weights')
     curves = {
@@ -265,12 +296,35 @@ def plots(results: Dict[str, Dict[int, dict]], rows: List[dict],
     return files
 
 
+def select_results(results: Dict[str, Dict[int, dict]],
+                   seeds: Optional[Sequence[int]] = None,
+                   keys: Optional[Sequence[str]] = None,
+                   reference: Optional[str] = None
+                   ) -> Dict[str, Dict[int, dict]]:
+    """The runs of the given seeds and strategies (None: all of them); the
+    reference is kept with the strategies. Strategies left without a run
+    are dropped."""
+    if keys is not None:
+        keys = set(keys) | ({reference} if reference else set())
+    selected = {}
+    for key, runs in results.items():
+        if keys is not None and key not in keys:
+            continue
+        runs = {seed: run for seed, run in runs.items()
+                if seeds is None or seed in seeds}
+        if runs:
+            selected[key] = runs
+    return selected
+
+
 def write_report(work_dir: str,
                  out: str,
                  reference: str,
                  strategies: Dict[str, str],
                  tuned: str = 'fixed-tuned',
-                 options: str = '') -> str:
+                 options: str = '',
+                 seeds: Optional[Sequence[int]] = None,
+                 keys: Optional[Sequence[str]] = None) -> str:
     """Merge every saved run under ``work_dir`` into the page ``out``.
 
     ``strategies`` maps each key to its config: a config's ``strategy_name``
@@ -279,27 +333,42 @@ def write_report(work_dir: str,
     config is the cost of its search in the verdict. The figures go to the
     folder named like ``out`` without its extension. ``options`` are the
     command-line options (beginning with a space) that made these runs,
-    such as another budget, for the commands the page quotes.
+    such as another budget, for the commands the page quotes. The page
+    covers the runs of ``seeds`` and of the strategies ``keys`` with the
+    reference (None: every saved one), so seeds run later for a few
+    strategies do not change a table made over fewer.
     """
     results = load_results(work_dir)
     if not results:
         raise FileNotFoundError(f'no finished runs under {work_dir}/runs')
+    results = select_results(results, seeds, keys, reference)
+    if not results:
+        raise FileNotFoundError(
+            f'no finished runs of seeds {list(seeds or [])} and strategies '
+            f'{list(keys or [])} under {work_dir}/runs')
+    if keys is not None:
+        strategies = {key: path for key, path in strategies.items()
+                      if key in keys or key == reference}
+    seeds = sorted({seed for runs in results.values() for seed in runs})
+    seed_list = ' '.join(map(str, seeds))
     timing = None
     timing_file = osp.join(work_dir, 'timing.json')
     if osp.exists(timing_file):
         with open(timing_file) as f:
             timing = json.load(f)
     rows = strategy_rows(results, reference)
+    configs = {key: Config.fromfile(path) for key, path in strategies.items()}
     # docs/results.md keeps its figures in docs/results/
-    files = plots(results, rows, reference, osp.splitext(out)[0])
+    files = plots(results, rows, reference, osp.splitext(out)[0], configs)
     budget = sorted({run['max_iters'] for runs in results.values()
                      for run in runs.values()})
     lines = [
         '# Benchmark: loss-weighting strategies on the digits demo', '',
         'Generated by `tools/benchmark.py` from the runs saved under '
         f'`{work_dir}`: each strategy trained with `python tools/benchmark.py '
-        f'--strategies <key> --seeds 0 1 2 3 4{options}`, this page written '
-        f'with `python tools/benchmark.py --report-only{options}` (the cost '
+        f'--strategies <key> --seeds {seed_list}{options}`, this page written '
+        f'with `python tools/benchmark.py --report-only --seeds {seed_list}'
+        f'{options}` (the cost '
         'table with '
         '`--timing`).', '',
         f'- Budget: {", ".join(map(str, budget))} training iterations per '
@@ -318,7 +387,6 @@ def write_report(work_dir: str,
         ''
     ]
     lines += [table(rows), '']
-    configs = {key: Config.fromfile(path) for key, path in strategies.items()}
     bases = {key: cfg.paired_with
              for key, cfg in configs.items() if cfg.get('paired_with')}
     unknown = {key: base for key, base in bases.items()
@@ -365,7 +433,8 @@ def write_report(work_dir: str,
     ]
     for label, key in (('mAP per strategy', 'map'),
                        ('Fixed lambdas: mAP during training', 'curve'),
-                       ('Weight trajectories', 'weights')):
+                       ('Weight share of each term relative to its prior, '
+                        'first seed', 'weights')):
         if key in files:
             rel = osp.relpath(files[key], osp.dirname(out))
             lines += [f'![{label}]({rel})', '']

@@ -11,7 +11,8 @@ from .detections import (CORRECT_COLOUR, GT_COLOUR, PALETTE, WRONG_COLOUR,
 from .metrics import plot_class_ap, plot_map_bars, plot_map_curve
 from .scalars import (find_scalars_file, load_scalars, scalar_series,
                       slf_series)
-from .weights import plot_slf_weights, plot_weight_trajectories
+from .weights import (plot_slf_weights, plot_weight_shares,
+                      plot_weight_trajectories, weight_shares)
 
 __all__ = [
     'class_average_precision', 'CORRECT_COLOUR', 'GT_COLOUR', 'PALETTE',
@@ -20,5 +21,5 @@ __all__ = [
     'draw_ground_truth', 'match_detections', 'plot_class_ap',
     'plot_map_bars', 'plot_map_curve', 'find_scalars_file', 'load_scalars',
     'scalar_series', 'slf_series', 'plot_slf_weights',
-    'plot_weight_trajectories'
+    'plot_weight_trajectories', 'plot_weight_shares', 'weight_shares'
 ]

@@ -1,8 +1,12 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
-"""Loss-weight trajectories: one run (:func:`plot_slf_weights`) or several
-overlaid (:func:`plot_weight_trajectories`). Every function returns the
-``Figure`` so callers (and tests) can read back the plotted data."""
-from typing import Dict, Tuple, Union
+"""Loss-weight trajectories: one run (:func:`plot_slf_weights`), several
+overlaid (:func:`plot_weight_trajectories`), or each term's share of the
+total weight relative to its prior, by group of runs
+(:func:`plot_weight_shares`). Every function returns the ``Figure`` so
+callers (and tests) can read back the plotted data."""
+from typing import Dict, Sequence, Tuple, Union
+
+import numpy as np
 
 from .figure import new_figure, save_figure
 from .scalars import Records, Series, as_series
@@ -147,3 +151,131 @@ def plot_weight_trajectories(runs: Dict[str, Union[str, Records, Series]],
                   bbox_to_anchor=(0.67, 0.5))
     save_figure(figure, out_file, dpi)
     return figure
+
+
+def weight_shares(source: Union[str, Records, Series],
+                  prior: Dict[str, float]) -> Dict[str, Tuple]:
+    """Each term's share of the total weight at every logged step, divided
+    by its share under ``prior``: 1 is the prior's balance, 0.25 a term
+    with a quarter of its prior share.
+
+    Args:
+        source (str | list[dict] | dict): A run, as in
+            :func:`plot_slf_weights`, that logged ``slf_w_<term>`` for every
+            term of ``prior``.
+        prior (dict): Term -> its prior weight (e.g. the fixed lambdas).
+
+    Returns:
+        dict: Term -> ``(steps, shares)`` over the steps at which every
+        term was logged.
+    """
+    series = as_series(source)
+    weights = {}
+    for key, (xs, ys) in series.items():
+        kind, term = _split_key(key)
+        if kind == 'slf_w_' and term in prior:
+            weights[term] = dict(zip(xs.tolist(), ys.tolist()))
+    missing = [term for term in prior if term not in weights]
+    if missing:
+        raise KeyError(f'no slf_w_<term> scalars for the terms {missing} '
+                       f'(found {sorted(weights)})')
+    steps = sorted(set.intersection(*(set(w) for w in weights.values())))
+    matrix = np.array([[weights[term][step] for term in prior]
+                       for step in steps], dtype=float).reshape(
+                           len(steps), len(prior))
+    prior_share = np.array(list(prior.values()), dtype=float)
+    prior_share = prior_share / prior_share.sum()
+    total = matrix.sum(axis=1, keepdims=True)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        shares = np.where(total > 0, matrix / total, np.nan) / prior_share
+    return {term: (np.asarray(steps), shares[:, i])
+            for i, term in enumerate(prior)}
+
+
+def plot_weight_shares(groups: Dict[str, Dict[str, Union[str, Records,
+                                                         Series]]],
+                       prior: Dict[str, float],
+                       out_file: str,
+                       title: str = 'Share of the total weight / share '
+                       'under the prior',
+                       starved: float = 0.25,
+                       dpi: int = 100):
+    """One row of panels per group of runs, one column per term: the
+    term's share of the total weight relative to its prior share
+    (:func:`weight_shares`), on a log axis, with the prior (1) and the
+    share below which a term counts as starved marked.
+
+    Args:
+        groups (dict): Row title -> {run label -> source}.
+        prior (dict): Term -> prior weight; its order is the column order.
+        out_file (str): PNG to write.
+        title (str): Figure title.
+        starved (float): Share marked as starved. Defaults to 0.25.
+        dpi (int): Dots per inch. Defaults to 100.
+
+    Returns:
+        matplotlib.figure.Figure: The figure; line ``gid`` is
+        ``'<label>/<term>'``.
+    """
+    groups = {name: runs for name, runs in groups.items() if runs}
+    if not groups:
+        raise ValueError('no runs to plot')
+    terms: Sequence[str] = list(prior)
+    num_rows, num_cols = len(groups), len(terms)
+    legend_width = 4.0  # inches right of the panels
+    figure, axes = new_figure(
+        num_rows, num_cols, (3.2 * num_cols + legend_width, 2.6 * num_rows),
+        dpi)
+    legends, values = [], [starved, 1.0]
+    for row, (name, runs) in enumerate(groups.items()):
+        for i, (label, source) in enumerate(runs.items()):
+            shares = weight_shares(source, prior)
+            for col, term in enumerate(terms):
+                values.extend(shares[term][1].tolist())
+                ax = axes[row, col]
+                ax.plot(*shares[term], color=f'C{i % 10}', label=label,
+                        linewidth=1.2, gid=f'{label}/{term}')
+        for col, term in enumerate(terms):
+            ax = axes[row, col]
+            ax.axhline(1.0, color='black', linewidth=0.8)
+            ax.axhline(starved, color='red', linewidth=0.8,
+                       linestyle='--')
+            ax.grid(alpha=0.3, which='both')
+            if row == 0:
+                ax.set_title(term)
+            if row == num_rows - 1:
+                ax.set_xlabel('iteration')
+        axes[row, 0].set_ylabel(name)
+        legends.append(axes[row, 0].get_legend_handles_labels())
+    _shared_log_axis(axes, values)
+    figure.suptitle(f'{title} (black: prior; red dashed: {starved:g})')
+    figure.tight_layout()
+    right = 3.2 * num_cols / (3.2 * num_cols + legend_width)
+    figure.subplots_adjust(right=right)
+    # One legend per row, right of its panels.
+    for row, (handles, labels) in enumerate(legends):
+        box = axes[row, -1].get_position()
+        figure.legend(handles, labels, loc='center left', fontsize='small',
+                      bbox_to_anchor=(right + 0.01, (box.y0 + box.y1) / 2))
+    save_figure(figure, out_file, dpi)
+    return figure
+
+
+def _shared_log_axis(axes, values: Sequence[float],
+                     floor: float = 1e-3) -> None:
+    """One log y-range for every panel, covering the positive ``values``
+    (those below ``floor``, such as a zero weight, run off the bottom),
+    with plain tick labels."""
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter, \
+        NullFormatter
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & (values >= floor)]
+    low, high = values.min() / 1.3, values.max() * 1.3
+    ticks = [t for t in (0.001, 0.003, 0.01, 0.03, 0.1, 0.25, 0.5, 1, 2, 4,
+                         10, 30, 100) if low <= t <= high]
+    for ax in axes.flat:
+        ax.set_yscale('log')
+        ax.set_ylim(low, high)
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
+        ax.yaxis.set_major_formatter(FormatStrFormatter('%g'))
+        ax.yaxis.set_minor_formatter(NullFormatter())

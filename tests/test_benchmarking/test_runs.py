@@ -284,3 +284,58 @@ def test_benchmark_variant_configs_name_existing_strategies():
     assert bases['slf-scale-free'] == 'slf-scale-free-expected'
     for key, base in bases.items():
         assert base is None or base in strategies and base != key, (key, base)
+
+
+def test_page_covers_the_seeds_and_strategies_asked_for(tmp_path):
+    work_dir = str(tmp_path / 'bench')
+    # Fixed and B on seeds 0-6, C on 0-4: B - Fixed is +0.01 on seeds 0-4
+    # and +0.03 on the confirmation seeds 5 and 6
+    for seed in range(7):
+        fake_result(work_dir, 'fixed', seed, 0.80, 'Fixed')
+        fake_result(work_dir, 'slf-b', seed, 0.81 if seed < 5 else 0.83,
+                    'B')
+        if seed < 5:
+            fake_result(work_dir, 'slf-c', seed, 0.70, 'C')
+    results = runs.load_results(work_dir)
+    first = report.select_results(results, seeds=range(5))
+    assert {key: sorted(r) for key, r in first.items()} == {
+        key: [0, 1, 2, 3, 4] for key in ('fixed', 'slf-b', 'slf-c')}
+    # the reference stays with the strategies asked for
+    assert sorted(report.select_results(results, keys=['slf-c'],
+                                        reference='fixed')) == [
+                                            'fixed', 'slf-c']
+    assert report.select_results(results, seeds=[9]) == {}
+    out = str(tmp_path / 'docs' / 'results.md')
+    text = report.write_report(work_dir, out, 'fixed', {}, seeds=range(5))
+    assert '| B | 5 | 0.810 +- 0.000 |' in text and '| C | 5 |' in text
+    assert '--report-only --seeds 0 1 2 3 4`' in text
+    text = report.write_report(work_dir, out, 'fixed', {}, keys=['slf-b'])
+    # (5 * 0.01 + 2 * 0.03) / 7 over all seven seeds; C not on the page
+    assert '| B | 7 | ' in text and '| C |' not in text
+    assert '| +0.016 [' in text
+    assert '--seeds 0 1 2 3 4 5 6`' in text
+    with pytest.raises(FileNotFoundError, match=r'seeds \[9\]'):
+        report.write_report(work_dir, out, 'fixed', {}, seeds=[9])
+
+
+def test_weight_figure_groups_baselines_then_slf_by_objective(tmp_path):
+    configs = {
+        'fixed': dict(type='FixedWeighting', weights=[5, 1, 1, 0.5]),
+        'famo': dict(type='FAMOWeighting'),
+        'slf-joint': dict(type='SLFWeighting', decision_objective='joint'),
+        'slf-s': dict(type='SLFWeighting', decision_objective='scale_free'),
+        'slf-s-k4': dict(type='SLFWeighting',
+                         decision_objective='scale_free'),
+    }
+    configs = {key: Config(dict(model=dict(bbox_head=dict(weighting=w))))
+               for key, w in configs.items()}
+    rows = [dict(key=key) for key in
+            ('fixed', 'slf-s', 'famo', 'slf-joint', 'slf-s-k4', 'other')]
+    groups = report.weight_groups(rows, configs)
+    assert {name: [row['key'] for row in members]
+            for name, members in groups.items()} == {
+                'baselines': ['fixed', 'famo'],
+                'SLF joint': ['slf-joint'],
+                'SLF scale-free': ['slf-s', 'slf-s-k4'],
+                'strategies': ['other']}
+    assert list(groups)[0] == 'baselines'

@@ -16,8 +16,9 @@ from torch import nn
 import mmdet_slf  # noqa: F401
 from mmdet_slf.slf import FixedWeighting, SLFWeighting
 from mmdet_slf.visualization import (find_scalars_file, load_scalars,
-                                     plot_slf_weights,
-                                     plot_weight_trajectories)
+                                     plot_slf_weights, plot_weight_shares,
+                                     plot_weight_trajectories,
+                                     weight_shares)
 
 TOOL = osp.join(osp.dirname(__file__), '..', '..', 'tools',
                 'plot_slf_weights.py')
@@ -129,6 +130,71 @@ def test_weight_trajectories_overlay(tmp_path):
                 [r[key] for r in records if 'iter' in r])
     assert (lines['FixedWeighting/slf_w_coord'].axes is
             lines['SLFWeighting/slf_w_coord'].axes)
+
+
+def share_records(weights_by_iter):
+    """Train lines logging the four YOLO weights at the given iterations."""
+    return [dict(iter=it, step=it, loss=1.0,
+                 **{f'slf_w_{term}': w for term, w in weights.items()})
+            for it, weights in weights_by_iter.items()]
+
+
+PRIOR = dict(coord=5.0, pred=1.0, obj=1.0, noobj=0.5)
+
+
+def test_weight_shares_against_hand_computed_ratios():
+    records = share_records({
+        50: dict(PRIOR),  # the prior itself: every share 1
+        # pred at a tenth of its lambda, total kept at 7.5: its share
+        # 0.1 / 7.5 over 1 / 7.5 = 0.1; coord 5.9 / 5
+        100: dict(coord=5.9, pred=0.1, obj=1.0, noobj=0.5),
+        # every weight doubled: the shares do not change
+        150: {term: 2 * w for term, w in PRIOR.items()},
+    })
+    # a step at which one term was not logged is left out
+    records.append(dict(iter=200, step=200, slf_w_coord=1.0))
+    shares = weight_shares(records, PRIOR)
+    assert list(shares) == list(PRIOR)
+    for term in PRIOR:
+        np.testing.assert_array_equal(shares[term][0], [50, 100, 150])
+    np.testing.assert_allclose(shares['pred'][1], [1.0, 0.1, 1.0])
+    np.testing.assert_allclose(shares['coord'][1], [1.0, 5.9 / 5, 1.0])
+    np.testing.assert_allclose(shares['noobj'][1], [1.0, 1.0, 1.0])
+    with pytest.raises(KeyError, match=r"terms \['noobj'\]"):
+        weight_shares(share_records({1: dict(coord=1.0, pred=1.0,
+                                             obj=1.0)}), PRIOR)
+
+
+def test_weight_shares_plot_one_row_per_group(tmp_path):
+    groups = {
+        'baselines': {'Fixed': share_records({1: dict(PRIOR),
+                                              2: dict(PRIOR)})},
+        'SLF joint': {
+            # pred starved to 1/20 of its share at iteration 2
+            'joint': share_records({
+                1: dict(PRIOR),
+                2: dict(coord=5.0, pred=0.05, obj=1.0, noobj=0.5)}),
+            'joint K=1': share_records({1: dict(PRIOR), 2: dict(PRIOR)})},
+        'empty': {},
+    }
+    out = str(tmp_path / 'shares.png')
+    figure = plot_weight_shares(groups, PRIOR, out, dpi=50)
+    # 2 rows (the empty group dropped) of 4 terms, legends to the right
+    assert cv2.imread(out).shape == (2 * 2.6 * 50, (4 * 3.2 + 4.0) * 50, 3)
+    lines = lines_by_gid(figure)
+    assert len(lines) == 3 * 4
+    pred_share = 0.05 / 6.55 / (1.0 / 7.5)
+    np.testing.assert_allclose(lines['joint/pred'].get_ydata(),
+                               [1.0, pred_share])
+    assert lines['joint/pred'].axes is lines['joint K=1/pred'].axes
+    assert lines['joint/pred'].axes is not lines['Fixed/pred'].axes
+    # one log range for all panels, down to the starved share
+    low, high = lines['Fixed/coord'].axes.get_ylim()
+    assert lines['joint/noobj'].axes.get_ylim() == (low, high)
+    assert low == pytest.approx(pred_share / 1.3)
+    assert lines['Fixed/coord'].axes.get_yscale() == 'log'
+    with pytest.raises(ValueError, match='no runs'):
+        plot_weight_shares({'empty': {}}, PRIOR, out)
 
 
 class ToyModel(BaseModel):
