@@ -32,6 +32,13 @@ model, decision network included, is part of that step, so the ratio is
 what SLF adds to training. A config may be a file or ``mmdet::PATH`` (a
 config shipped with mmdet), so an SLF config can be timed against the mmdet
 detector it inherits from.
+
+``--profile N`` then runs N more iterations of each model under
+``torch.profiler`` and prints, per iteration, each model's operator calls,
+device kernels and self times, and the operators in which the second model
+differs most from the first: where the extra time of a step goes (more
+kernels, slower ones, or host work such as an optimizer's loop over
+parameter groups). The JSON gets them under ``profile``.
 """
 import argparse
 import json
@@ -54,6 +61,8 @@ from mmengine.runner import Runner, load_checkpoint  # noqa: E402
 from mmengine.structures import InstanceData  # noqa: E402
 
 from mmdet_slf.slf import BaseWeighting  # noqa: E402
+from mmdet_slf.utils.profiling import (op_differences,  # noqa: E402
+                                       profile_calls, profile_totals)
 from mmdet_slf.utils.timing import (device_synchronizer,  # noqa: E402
                                     interleaved_timing, rate_ratio)
 
@@ -95,13 +104,18 @@ def parse_args():
         '--batch-size', type=int,
         help='images per training step with --train (default: the '
         'config\'s train_dataloader.batch_size)')
+    parser.add_argument(
+        '--profile', type=int, default=0, metavar='N',
+        help='after the timing, profile N more iterations of each model '
+        '(torch.profiler) and report the operators in which the two models '
+        'differ most')
     parser.add_argument('--out', help='write the results to this JSON file')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='overrides applied to every config, "key=value" pairs')
     args = parser.parse_args()
-    if args.num_iters < 1 or args.warmup < 0:
-        parser.error('--num-iters must be >= 1 and --warmup >= 0')
+    if args.num_iters < 1 or args.warmup < 0 or args.profile < 0:
+        parser.error('--num-iters must be >= 1, --warmup and --profile >= 0')
     if args.train and (args.fuse_conv_bn or args.dataset):
         parser.error('--train times a training step on random boxes; it '
                      'takes neither --fuse-conv-bn nor --dataset')
@@ -434,9 +448,44 @@ def main():
             print(f'FPS ratio (second / first): {ratio:.3f} '
                   f'+- {ratio_2se:.3f} (2 standard errors)')
         summary.update(ratio=ratio, ratio_2se=ratio_2se)
+    if args.profile:
+        summary['profile'] = profile_models(
+            steps, {key: stream.__next__
+                    for key, stream in zip(keys, streams)},
+            args.profile, torch.device(args.device))
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(summary, f, indent=2)
+
+
+def profile_models(steps, prepare, num_iters, device, top=20):
+    """Per-iteration operator profile of each model and, for two, the
+    operators in which the second differs most from the first (by device
+    time on a GPU, else by host time); printed and returned."""
+    stats = {
+        key: profile_calls(step, num_iters, prepare[key], device)
+        for key, step in steps.items()
+    }
+    by = 'self_device_ms' if device.type == 'cuda' else 'self_cpu_ms'
+    result = dict(num_iters=num_iters, sorted_by=by,
+                  totals={key: profile_totals(s) for key, s in stats.items()})
+    print(f'profile, {num_iters} iterations per model (times inflated by '
+          'the profiler), per iteration:')
+    for key, totals in result['totals'].items():
+        print(f'  model {key}: {totals["host_op_calls"]:.0f} host operator '
+              f'calls, {totals["device_kernels"]:.0f} device kernels, '
+              f'{totals["self_cpu_ms"]:.2f} ms host, '
+              f'{totals["self_device_ms"]:.2f} ms device')
+    if len(stats) == 2:
+        rows = op_differences(stats['0'], stats['1'], top=top, by=by)
+        result['differences'] = rows
+        field = by[len('self_'):]
+        print(f'  largest differences (second - first), by {field}:')
+        print(f'  {"calls":>8} {field:>10}  operator')
+        for row in rows:
+            print(f'  {row["diff_calls"]:+8.1f} {row[f"diff_{by}"]:+10.3f}  '
+                  f'{row["name"][:90]}')
+    return result
 
 
 if __name__ == '__main__':

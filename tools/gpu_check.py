@@ -444,7 +444,8 @@ def parse_fps(out_json):
         ratio_slf_over_fixed=data.get('ratio'),
         ratio_2se=data.get('ratio_2se'),
         step_ratio_slf_over_fixed=data.get('step_ratio'),
-        step_ratio_2se=data.get('step_ratio_2se'))
+        step_ratio_2se=data.get('step_ratio_2se'),
+        profile=data.get('profile'))
 
 
 def cmd_record(args):
@@ -541,6 +542,21 @@ def cmd_summary(args):
                 details['step_ratio_slf_over_fixed'], 3),
             step_ratio_2se=round(details['step_ratio_2se'], 3),
             device=details.get('device'))
+        profile = details.get('profile')
+        if profile:
+            # per step, fixed then SLF: host operator calls, device kernels
+            # and self times; the five operators that differ most
+            train_step[arch][dtype]['profile'] = dict(
+                totals=[{key: round(value, 2) for key, value in
+                         profile['totals'][model].items()}
+                        for model in ('0', '1')],
+                top_differences=[
+                    dict(name=row['name'],
+                         diff_calls=round(row['diff_calls'], 1),
+                         **{f'diff_{by}': round(row[f'diff_{by}'], 3)
+                            for by in ('self_cpu_ms', 'self_device_ms')})
+                    for row in profile.get('differences', [])[:5]
+                ])
     trains = {
         n: v for n, v in stages.items()
         if n.startswith('train_') and v['status'] in ('ok', 'failed')

@@ -42,6 +42,8 @@
 #   GPU_CHECK_TRAIN     0: skip the data, training and reload stages
 #                       (default 1)
 #   GPU_CHECK_STEP      0: skip the training-step timing (default 1)
+#   GPU_CHECK_PROFILE   steps of each model profiled after that timing
+#                       (default 5; 0: none)
 #   PYTHON              interpreter (default python3)
 # Wheels for Python 3.12 on x86-64 Linux, from a machine with an index:
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 \
@@ -311,6 +313,9 @@ faster_rcnn mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py \
 configs/slf_detectors/faster-rcnn-slf_r50_fpn_1x_voc0712.py fp32
 ssd300 mmdet::pascal_voc/ssd300_voc0712.py \
 configs/slf_detectors/ssd300-slf_voc0712.py fp32 optim_wrapper.optimizer.lr=2e-4"
+# After the timing, GPU_CHECK_PROFILE steps of each model run under
+# torch.profiler: which operators and kernels SLF adds to the step.
+PROFILE=${GPU_CHECK_PROFILE:-5}
 [ "${GPU_CHECK_STEP:-1}" = 0 ] && STEP_PAIRS="" &&
     say "training-step time: skipped (GPU_CHECK_STEP=0)"
 while read -r name fixed slf dtypes options; do
@@ -323,7 +328,8 @@ while read -r name fixed slf dtypes options; do
             "--parse fps --work-dir $RUNS/step_${name}_$dtype.json" \
             "$PY" tools/benchmark_fps.py "$fixed" --compare "$slf" \
             --same-weights --train --device cuda --num-iters 50 --warmup 10 \
-            ${extra[@]+"${extra[@]}"} --out "$RUNS/step_${name}_$dtype.json"
+            --profile "$PROFILE" ${extra[@]+"${extra[@]}"} \
+            --out "$RUNS/step_${name}_$dtype.json"
     done
 done <<<"$STEP_PAIRS"
 

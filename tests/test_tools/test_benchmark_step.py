@@ -128,7 +128,8 @@ def test_step_ratio_of_fixed_and_slf(tmp_path):
          '--compare', 'configs/fast-yolo_slf_voc.py', '--same-weights',
          '--train', '--batch-size', '2', '--device', 'cpu', '--num-iters',
          '4', '--warmup', '1', '--threads', '1', '--shape', '128', '128',
-         '--out', str(out), '--cfg-options', *SMALL_OPTIONS],
+         '--profile', '2', '--out', str(out), '--cfg-options',
+         *SMALL_OPTIONS],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'step time ratio (second / first)' in result.stdout
@@ -148,3 +149,13 @@ def test_step_ratio_of_fixed_and_slf(tmp_path):
     assert summary['step_ratio'] * summary['ratio'] == pytest.approx(1.0)
     assert summary['step_ratio_2se'] == pytest.approx(
         summary['ratio_2se'] / summary['ratio']**2)
+    # the profile: the SLF step runs the decision network besides the
+    # detector's operators, on the CPU without device kernels
+    profile = summary['profile']
+    assert profile['num_iters'] == 2 and profile['sorted_by'] == 'self_cpu_ms'
+    totals = profile['totals']
+    assert totals['1']['host_op_calls'] > totals['0']['host_op_calls']
+    assert totals['0']['device_kernels'] == totals['1']['device_kernels'] == 0
+    diffs = [abs(row['diff_self_cpu_ms']) for row in profile['differences']]
+    assert len(diffs) == 20 and diffs == sorted(diffs, reverse=True)
+    assert 'largest differences (second - first)' in result.stdout

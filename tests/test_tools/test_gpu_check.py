@@ -124,7 +124,17 @@ def test_record_and_summary(tmp_path):
         device='GPU', mode='train', batch_size=2, dtype='float32',
         ratio=1 / 1.25, ratio_2se=0.032, step_ratio=1.25, step_ratio_2se=0.05,
         results=[dict(config='a', fps=20.0, step_ms=100.0),
-                 dict(config='b', fps=16.0, step_ms=125.0)])))
+                 dict(config='b', fps=16.0, step_ms=125.0)],
+        profile=dict(
+            num_iters=5, sorted_by='self_device_ms',
+            totals={'0': dict(host_op_calls=700.0, device_kernels=500.0,
+                              self_cpu_ms=30.0, self_device_ms=99.0),
+                    '1': dict(host_op_calls=850.0, device_kernels=640.0,
+                              self_cpu_ms=36.0, self_device_ms=101.5)},
+            differences=[dict(name=f'op{i}', diff_calls=float(i),
+                              diff_self_cpu_ms=0.1 * i,
+                              diff_self_device_ms=0.01 * i)
+                         for i in range(8, 0, -1)]))))
     gpu_check.main([
         'record', '--state', state, '--name', 'step_faster_rcnn_fp32',
         '--parse', 'fps', '--work-dir', str(step)
@@ -144,7 +154,17 @@ def test_record_and_summary(tmp_path):
     assert summary['train_step'] == {'faster_rcnn': {'fp32': dict(
         batch_size=2, fixed_step_ms=100.0, slf_step_ms=125.0,
         step_ratio_slf_over_fixed=1.25, step_ratio_2se=0.05,
-        device='GPU')}}
+        device='GPU', profile=dict(
+            totals=[dict(host_op_calls=700.0, device_kernels=500.0,
+                         self_cpu_ms=30.0, self_device_ms=99.0),
+                    dict(host_op_calls=850.0, device_kernels=640.0,
+                         self_cpu_ms=36.0, self_device_ms=101.5)],
+            # the five largest differences, in the tool's order
+            top_differences=[
+                dict(name=f'op{i}', diff_calls=float(i),
+                     diff_self_cpu_ms=round(0.1 * i, 3),
+                     diff_self_device_ms=round(0.01 * i, 3))
+                for i in range(8, 3, -1)]))}}
     assert 'step_faster_rcnn_fp32' not in summary['fps'] and \
         'faster_rcnn' not in summary['fps']
     assert sorted(summary['not_ok']) == ['fps_yolo_fp16', 'train_fixed_amp']

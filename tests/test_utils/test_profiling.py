@@ -1,0 +1,67 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""Per-operator profiles of a step: the operator counts per call are exact
+(they do not depend on timing), and the differences of two steps name the
+operators one of them adds."""
+import pytest
+import torch
+
+from mmdet_slf.utils.profiling import (op_differences, profile_calls,
+                                       profile_totals)
+
+
+def step_a(x):
+    # two matrix products and one addition per call
+    y = torch.mm(x, x)
+    return torch.mm(y, x) + 1
+
+
+def step_b(x):
+    # four matrix products, no addition
+    for _ in range(4):
+        x = torch.mm(x, x)
+    return x
+
+
+def inputs():
+    return torch.eye(8)
+
+
+def test_counts_are_per_call():
+    stats = profile_calls(step_a, 3, prepare=inputs)
+    assert stats['aten::mm']['calls'] == pytest.approx(2)
+    assert stats['aten::add']['calls'] == pytest.approx(1)
+    assert stats['aten::mm']['self_cpu_ms'] > 0
+    # on the CPU there is no device activity
+    assert stats['aten::mm']['self_device_ms'] == 0
+    totals = profile_totals(stats)
+    assert totals['device_kernels'] == 0
+    assert totals['host_op_calls'] == pytest.approx(
+        sum(s['calls'] for s in stats.values()))
+    assert totals['self_cpu_ms'] == pytest.approx(
+        sum(s['self_cpu_ms'] for s in stats.values()))
+    # without prepare the callable takes no argument
+    stats = profile_calls(lambda: step_b(torch.eye(4)), 2)
+    assert stats['aten::mm']['calls'] == pytest.approx(4)
+    with pytest.raises(ValueError, match='num_calls'):
+        profile_calls(step_a, 0, prepare=inputs)
+
+
+def test_differences_name_the_added_operators():
+    first = profile_calls(step_a, 2, prepare=inputs)
+    second = profile_calls(step_b, 2, prepare=inputs)
+    rows = {row['name']: row
+            for row in op_differences(first, second, top=100, by='calls')}
+    assert rows['aten::mm']['diff_calls'] == pytest.approx(2)
+    # an operator only the first runs: second side 0
+    assert rows['aten::add']['second_calls'] == 0
+    assert rows['aten::add']['diff_calls'] == pytest.approx(-1)
+    assert rows['aten::mm']['diff_self_cpu_ms'] == pytest.approx(
+        rows['aten::mm']['second_self_cpu_ms'] -
+        rows['aten::mm']['first_self_cpu_ms'])
+    # sorted by the absolute difference
+    top = op_differences(first, second, top=1, by='calls')
+    assert len(top) == 1
+    assert abs(top[0]['diff_calls']) == max(
+        abs(row['diff_calls']) for row in rows.values())
+    with pytest.raises(ValueError, match='by must be one of'):
+        op_differences(first, second, by='time')
