@@ -386,6 +386,13 @@ def write_report(work_dir: str,
         'used the machine is slower, so compare speed with the cost table.',
         ''
     ]
+    if keys is not None:
+        lines[-1:-1] = [
+            '- Only the strategies ' + ', '.join(
+                f'`{key}`' for key in sorted(results)) +
+            ' are on this page (`--strategies`); the verdict below chooses '
+            'among its SLF strategies only.'
+        ]
     lines += [table(rows), '']
     bases = {key: cfg.paired_with
              for key, cfg in configs.items() if cfg.get('paired_with')}

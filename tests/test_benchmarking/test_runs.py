@@ -308,10 +308,12 @@ def test_page_covers_the_seeds_and_strategies_asked_for(tmp_path):
     out = str(tmp_path / 'docs' / 'results.md')
     text = report.write_report(work_dir, out, 'fixed', {}, seeds=range(5))
     assert '| B | 5 | 0.810 +- 0.000 |' in text and '| C | 5 |' in text
+    assert 'Only the strategies' not in text
     assert '--report-only --seeds 0 1 2 3 4`' in text
     text = report.write_report(work_dir, out, 'fixed', {}, keys=['slf-b'])
     # (5 * 0.01 + 2 * 0.03) / 7 over all seven seeds; C not on the page
     assert '| B | 7 | ' in text and '| C |' not in text
+    assert '- Only the strategies `fixed`, `slf-b` are on this page' in text
     assert '| +0.016 [' in text
     assert '--seeds 0 1 2 3 4 5 6`' in text
     with pytest.raises(FileNotFoundError, match=r'seeds \[9\]'):
