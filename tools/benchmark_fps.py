@@ -448,13 +448,25 @@ def main():
             print(f'FPS ratio (second / first): {ratio:.3f} '
                   f'+- {ratio_2se:.3f} (2 standard errors)')
         summary.update(ratio=ratio, ratio_2se=ratio_2se)
+    write_summary(summary, args.out)
     if args.profile:
-        summary['profile'] = profile_models(
-            steps, {key: stream.__next__
-                    for key, stream in zip(keys, streams)},
-            args.profile, torch.device(args.device))
-    if args.out:
-        with open(args.out, 'w') as f:
+        # The timing is written first: a profiler that fails (one without
+        # device tracing, say) costs the profile, not the timing.
+        try:
+            summary['profile'] = profile_models(
+                steps, {key: stream.__next__
+                        for key, stream in zip(keys, streams)},
+                args.profile, torch.device(args.device))
+        except Exception as error:  # noqa: BLE001 (recorded, not hidden)
+            summary['profile_error'] = f'{type(error).__name__}: {error}'
+            print(f'profile failed: {summary["profile_error"]}',
+                  file=sys.stderr)
+        write_summary(summary, args.out)
+
+
+def write_summary(summary, out):
+    if out:
+        with open(out, 'w') as f:
             json.dump(summary, f, indent=2)
 
 

@@ -445,7 +445,8 @@ def parse_fps(out_json):
         ratio_2se=data.get('ratio_2se'),
         step_ratio_slf_over_fixed=data.get('step_ratio'),
         step_ratio_2se=data.get('step_ratio_2se'),
-        profile=data.get('profile'))
+        profile=data.get('profile'),
+        profile_error=data.get('profile_error'))
 
 
 def cmd_record(args):
@@ -543,6 +544,9 @@ def cmd_summary(args):
             step_ratio_2se=round(details['step_ratio_2se'], 3),
             device=details.get('device'))
         profile = details.get('profile')
+        if details.get('profile_error'):
+            train_step[arch][dtype]['profile_error'] = \
+                details['profile_error']
         if profile:
             # per step, fixed then SLF: host operator calls, device kernels
             # and self times; the five operators that differ most

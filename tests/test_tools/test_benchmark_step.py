@@ -159,3 +159,24 @@ def test_step_ratio_of_fixed_and_slf(tmp_path):
     diffs = [abs(row['diff_self_cpu_ms']) for row in profile['differences']]
     assert len(diffs) == 20 and diffs == sorted(diffs, reverse=True)
     assert 'largest differences (second - first)' in result.stdout
+
+
+def test_a_failed_profile_keeps_the_timing(tmp_path, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError('no device tracing')
+
+    monkeypatch.setattr(benchmark_fps, 'profile_calls', broken)
+    out = tmp_path / 'step.json'
+    monkeypatch.setattr(sys, 'argv', [
+        'benchmark_fps.py', 'configs/fast-yolo_voc.py', '--train',
+        '--batch-size', '1', '--device', 'cpu', '--num-iters', '1',
+        '--warmup', '0', '--shape', '128', '128', '--profile', '1', '--out',
+        str(out), '--cfg-options', *SMALL_OPTIONS
+    ])
+    monkeypatch.chdir(REPO_ROOT)
+    benchmark_fps.main()
+    summary = json.loads(out.read_text())
+    assert summary['profile_error'] == 'RuntimeError: no device tracing'
+    assert 'profile' not in summary
+    assert summary['results'][0]['step_ms'] > 0
+    assert 'profile failed: RuntimeError' in capsys.readouterr().err

@@ -139,6 +139,17 @@ def test_record_and_summary(tmp_path):
         'record', '--state', state, '--name', 'step_faster_rcnn_fp32',
         '--parse', 'fps', '--work-dir', str(step)
     ])
+    # a profile that failed is reported beside the timing it kept
+    failed = tmp_path / 'step_amp.json'
+    failed.write_text(json.dumps(dict(
+        device='GPU', mode='train', batch_size=4, step_ratio=1.0,
+        step_ratio_2se=0.1, profile_error='RuntimeError: no tracing',
+        results=[dict(config='a', step_ms=10.0),
+                 dict(config='b', step_ms=10.0)])))
+    gpu_check.main([
+        'record', '--state', state, '--name', 'step_yolo_amp',
+        '--parse', 'fps', '--work-dir', str(failed)
+    ])
     out = tmp_path / 'report.json'
     gpu_check.main(['summary', '--state', state, '--out', str(out)])
     summary = json.loads(out.read_text())['summary']
@@ -151,6 +162,10 @@ def test_record_and_summary(tmp_path):
     assert summary['fps']['yolo']['fp32']['slf_fps'] == 101.0
     assert summary['fps']['yolo']['fp32']['paper_titan_x_fps'] == 45
     # 'faster_rcnn' keeps its underscore: only the dtype is split off
+    yolo = summary['train_step'].pop('yolo')
+    assert yolo['amp']['profile_error'] == 'RuntimeError: no tracing'
+    assert yolo['amp']['step_ratio_slf_over_fixed'] == 1.0
+    assert 'profile' not in yolo['amp']
     assert summary['train_step'] == {'faster_rcnn': {'fp32': dict(
         batch_size=2, fixed_step_ms=100.0, slf_step_ms=125.0,
         step_ratio_slf_over_fixed=1.25, step_ratio_2se=0.05,
