@@ -2,14 +2,14 @@
 """The benchmark's results page: tables, intervals, p-values and plots."""
 import json
 import math
-import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from mmengine.config import Config
 
-from .runs import load_results, paired_seeds
+from .figures import plots
+from .runs import load_results, paired_seeds, select_results
 from .stats import paired_comparison, summarize
 
 MIN_PRIOR_SHARE = 0.25  # a term below 25% of its prior weight is starved
@@ -226,95 +226,6 @@ def verdict(results: Dict[str, Dict[int, dict]],
             f'**{"met" if met else "missed"}** (95% CI of the difference '
             f'[{cmp["ci_low"]:+.4f}, {cmp["ci_high"]:+.4f}]{cost}).')
     return lines
-
-
-def weight_groups(rows: List[dict],
-                  configs: Dict[str, Config]) -> Dict[str, List[dict]]:
-    """Rows of strategies grouped for the weight figure: the baselines
-    (every weighting other than SLF), then SLF by decision objective, then
-    strategies whose config names no weighting."""
-    groups: Dict[str, List[dict]] = {}
-    for row in rows:
-        cfg = configs.get(row['key']) or {}
-        weighting = cfg.get('model', {}).get('bbox_head', {}).get(
-            'weighting')
-        if not weighting:  # no config, or none naming a weighting
-            group = 'strategies'
-        elif weighting.get('type') == 'SLFWeighting':
-            objective = weighting.get('decision_objective', 'default')
-            group = f'SLF {objective}'.replace('_', '-')
-        else:
-            group = 'baselines'
-        groups.setdefault(group, []).append(row)
-    order = sorted(groups, key=lambda name: (name != 'baselines', name))
-    return {name: groups[name] for name in order}
-
-
-def plots(results: Dict[str, Dict[int, dict]], rows: List[dict],
-          reference: str, out_dir: str,
-          configs: Optional[Dict[str, Config]] = None) -> Dict[str, str]:
-    """mAP per strategy with intervals, each term's weight share relative
-    to its prior (first seed of each strategy, one row of panels per group
-    of :func:`weight_groups`) and the reference's mAP curves."""
-    from mmdet_slf.visualization import (plot_map_bars, plot_map_curve,
-                                         plot_weight_shares)
-    os.makedirs(out_dir, exist_ok=True)
-    files = dict(
-        map=osp.join(out_dir, 'map.png'),
-        weights=osp.join(out_dir, 'weights.png'),
-        curve=osp.join(out_dir, 'fixed_curve.png'))
-    plot_map_bars({row['name']: row['maps']
-                   for row in rows}, files['map'],
-                  title='mAP per strategy (mean +- std, dots: seeds)')
-    prior = None
-    if reference in results:
-        first = next(iter(results[reference].values()))
-        if first.get('prior'):
-            prior = dict(zip(first['terms'], first['prior']))
-    groups = {}
-    for name, members in weight_groups(rows, configs or {}).items():
-        groups[name] = {}
-        for row in members:
-            first = results[row['key']][row['seeds'][0]]
-            if first.get('mean_weights') and first.get('work_dir'):
-                groups[name][row['name']] = first['work_dir']
-    if prior and any(groups.values()):
-        plot_weight_shares(groups, prior, files['weights'])
-    else:
-        files.pop('weights')
-    curves = {
-        f'seed {seed}': [{'pascal_voc/mAP': value, 'step': step}
-                         for step, value in run['curve']]
-        for seed, run in sorted(results.get(reference, {}).items())
-        if run.get('curve')
-    }
-    if curves:
-        plot_map_curve(curves, files['curve'],
-                       title='Fixed lambdas: validation mAP during training')
-    else:
-        files.pop('curve')
-    return files
-
-
-def select_results(results: Dict[str, Dict[int, dict]],
-                   seeds: Optional[Sequence[int]] = None,
-                   keys: Optional[Sequence[str]] = None,
-                   reference: Optional[str] = None
-                   ) -> Dict[str, Dict[int, dict]]:
-    """The runs of the given seeds and strategies (None: all of them); the
-    reference is kept with the strategies. Strategies left without a run
-    are dropped."""
-    if keys is not None:
-        keys = set(keys) | ({reference} if reference else set())
-    selected = {}
-    for key, runs in results.items():
-        if keys is not None and key not in keys:
-            continue
-        runs = {seed: run for seed, run in runs.items()
-                if seeds is None or seed in seeds}
-        if runs:
-            selected[key] = runs
-    return selected
 
 
 def write_report(work_dir: str,

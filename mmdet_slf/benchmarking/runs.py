@@ -18,7 +18,7 @@ import glob
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmengine.config import Config
@@ -190,3 +190,24 @@ def paired_seeds(results: Dict[str, Dict[int, dict]], key: str,
     """Seeds finished by both a strategy and the reference, sorted."""
     return sorted(
         set(results.get(key, {})) & set(results.get(reference, {})))
+
+
+def select_results(results: Dict[str, Dict[int, dict]],
+                   seeds: Optional[Sequence[int]] = None,
+                   keys: Optional[Sequence[str]] = None,
+                   reference: Optional[str] = None
+                   ) -> Dict[str, Dict[int, dict]]:
+    """The runs of the given seeds and strategies (None: all of them); the
+    reference is kept with the strategies. Strategies left without a run
+    are dropped."""
+    if keys is not None:
+        keys = set(keys) | ({reference} if reference else set())
+    selected = {}
+    for key, runs in results.items():
+        if keys is not None and key not in keys:
+            continue
+        runs = {seed: run for seed, run in runs.items()
+                if seeds is None or seed in seeds}
+        if runs:
+            selected[key] = runs
+    return selected

@@ -8,7 +8,7 @@ import torch
 from mmengine.config import Config
 
 import mmdet_slf  # noqa: F401
-from mmdet_slf.benchmarking import report, runs
+from mmdet_slf.benchmarking import figures, report, runs
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(REPO, 'configs/demo/benchmark')
@@ -297,14 +297,14 @@ def test_page_covers_the_seeds_and_strategies_asked_for(tmp_path):
         if seed < 5:
             fake_result(work_dir, 'slf-c', seed, 0.70, 'C')
     results = runs.load_results(work_dir)
-    first = report.select_results(results, seeds=range(5))
+    first = runs.select_results(results, seeds=range(5))
     assert {key: sorted(r) for key, r in first.items()} == {
         key: [0, 1, 2, 3, 4] for key in ('fixed', 'slf-b', 'slf-c')}
     # the reference stays with the strategies asked for
-    assert sorted(report.select_results(results, keys=['slf-c'],
-                                        reference='fixed')) == [
-                                            'fixed', 'slf-c']
-    assert report.select_results(results, seeds=[9]) == {}
+    selected = runs.select_results(results, keys=['slf-c'],
+                                   reference='fixed')
+    assert sorted(selected) == ['fixed', 'slf-c']
+    assert runs.select_results(results, seeds=[9]) == {}
     out = str(tmp_path / 'docs' / 'results.md')
     text = report.write_report(work_dir, out, 'fixed', {}, seeds=range(5))
     assert '| B | 5 | 0.810 +- 0.000 |' in text and '| C | 5 |' in text
@@ -333,7 +333,7 @@ def test_weight_figure_groups_baselines_then_slf_by_objective(tmp_path):
                for key, w in configs.items()}
     rows = [dict(key=key) for key in
             ('fixed', 'slf-s', 'famo', 'slf-joint', 'slf-s-k4', 'other')]
-    groups = report.weight_groups(rows, configs)
+    groups = figures.weight_groups(rows, configs)
     assert {name: [row['key'] for row in members]
             for name, members in groups.items()} == {
                 'baselines': ['fixed', 'famo'],
