@@ -318,3 +318,40 @@ def test_prior_start_survives_owner_init_cfg():
     decision = owner.loss.weighting.decision_net
     probs = torch.softmax(decision(torch.randn(5, 2)), -1)
     torch.testing.assert_close(probs, torch.tensor([[0.75, 0.25]] * 5))
+
+
+def test_uncertainty_fixed_total_keeps_the_rule_and_pins_the_total():
+    """Hand-worked: weights 10/2/1/0.5 (total 13.5) rescale to 7.5; ``s``
+    gets Kendall's gradient ``1 - w_i * sum_images l_i``, unscaled."""
+    raw = torch.tensor([[1.0, 2.0, 3.0, 4.0], [0.5, 1.0, 1.0, 2.0]])
+    kendall = UncertaintyWeighting(TERMS, init_weights=LAMBDAS)
+    pinned = UncertaintyWeighting(TERMS, init_weights=LAMBDAS,
+                                  fixed_total=True)
+    start = -torch.tensor([10.0, 2.0, 1.0, 0.5]).log()
+    grads = []
+    for weighting in (kendall, pinned):
+        with torch.no_grad():
+            weighting.log_vars.copy_(start)
+        terms = raw.clone().requires_grad_()
+        out = weighting({f'loss_{t}': terms[:, i]
+                         for i, t in enumerate(TERMS)})
+        sum(v for k, v in out.items() if 'loss' in k).backward()
+        grads.append((weighting.log_vars.grad, terms.grad))
+    expected_s_grad = torch.tensor(
+        [1 - 10 * 1.5, 1 - 2 * 3.0, 1 - 1 * 4.0, 1 - 0.5 * 6.0])
+    torch.testing.assert_close(grads[0][0], expected_s_grad)
+    torch.testing.assert_close(grads[1][0], expected_s_grad)
+    # The detector's gradient per image: the weights, times 7.5 / 13.5 when
+    # the total is pinned.
+    kendall_w = torch.tensor([10.0, 2.0, 1.0, 0.5])
+    torch.testing.assert_close(grads[0][1], kendall_w.expand(2, 4))
+    torch.testing.assert_close(grads[1][1],
+                               (kendall_w * 7.5 / 13.5).expand(2, 4))
+    assert out['slf_w_coord'].item() == pytest.approx(10 * 7.5 / 13.5)
+    assert out['loss_coord'].item() == pytest.approx(10 * 7.5 / 13.5 * 1.5)
+    assert 'loss_uncertainty_reg' not in out
+
+
+def test_uncertainty_fixed_total_must_be_a_bool():
+    with pytest.raises(ValueError, match='fixed_total must be True or False'):
+        UncertaintyWeighting(TERMS, init_weights=LAMBDAS, fixed_total=1)
