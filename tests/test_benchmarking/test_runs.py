@@ -315,7 +315,8 @@ def test_page_covers_the_seeds_and_strategies_asked_for(tmp_path):
     assert '| B | 7 | ' in text and '| C |' not in text
     assert '- Only the strategies `fixed`, `slf-b` are on this page' in text
     assert '| +0.016 [' in text
-    assert '--seeds 0 1 2 3 4 5 6`' in text
+    # the page's command rebuilds this page, not one of every strategy
+    assert '--report-only --strategies slf-b --seeds 0 1 2 3 4 5 6`' in text
     with pytest.raises(FileNotFoundError, match=r'seeds \[9\]'):
         report.write_report(work_dir, out, 'fixed', {}, seeds=[9])
 
