@@ -11,6 +11,7 @@ from mmengine.config import Config
 from .figures import plots
 from .runs import load_results, paired_seeds, select_results
 from .stats import paired_comparison, summarize
+from .terms import weight_shares
 
 MIN_PRIOR_SHARE = 0.25  # a term below 25% of its prior weight is starved
 TARGET_GAIN = 0.01  # the SLF default's target: Fixed + 1.0 mAP point ...
@@ -37,12 +38,8 @@ def weight_share(result: dict,
     weights = result.get('mean_weights') or {}
     if not weights or not reference_prior:
         return math.nan
-    mean = np.array([weights[term] for term in result['terms']])
-    prior = np.asarray(reference_prior, dtype=np.float64)
-    if mean.sum() <= 0:
-        return 0.0
-    share = (mean / mean.sum()) / (prior / prior.sum())
-    return float(share.min())
+    return min(weight_shares(weights, result['terms'],
+                             reference_prior).values())
 
 
 def _fmt(value: float, digits: int = 3) -> str:

@@ -1,0 +1,131 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""What the strategies did to each term: hand-worked runs read back."""
+import json
+import math
+import os
+import os.path as osp
+import sys
+
+import pytest
+
+from mmdet_slf.benchmarking import runs, terms
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TERMS = ['coord', 'pred', 'obj', 'noobj']
+PRIOR = [5.0, 1.0, 1.0, 0.5]
+
+
+def fake_run(work_dir, key, seed, records, curve, mean_weights):
+    folder = runs.run_dir(work_dir, key, seed)
+    log_dir = osp.join(folder, '20260101_000000', 'vis_data')
+    os.makedirs(log_dir)
+    with open(osp.join(log_dir, 'scalars.json'), 'w') as f:
+        for record in records:
+            f.write(json.dumps(record) + '\n')
+    runs.save_result(
+        osp.join(folder, runs.RESULT_FILE),
+        dict(seed=seed, strategy=key, name=key, terms=TERMS, prior=PRIOR,
+             max_iters=300, train_minutes=1.0, work_dir='',
+             mAP=curve[-1][1], curve=curve, mean_weights=mean_weights))
+
+
+def record(step, raw, weights):
+    out = dict(iter=step, step=step)
+    for term, value, weight in zip(TERMS, raw, weights):
+        out[f'loss_{term}'] = value * weight
+        out[f'slf_w_{term}'] = weight
+    return out
+
+
+def test_raw_terms_at_end_undo_the_weights_over_the_last_window():
+    records = [
+        record(100, [9.0, 9.0, 9.0, 9.0], PRIOR),  # before the window
+        record(200, [1.0, 2.0, 3.0, 4.0], PRIOR),
+        {'pascal_voc/mAP': 0.5, 'step': 1},  # an evaluation record
+        record(300, [3.0, 4.0, 5.0, 6.0], [2.0, 0.0, 1.0, 0.5]),
+    ]
+    # last 150 iterations: records 200 and 300; pred's weight is 0 at 300,
+    # so its raw value there is unknown and only iteration 200 counts
+    got = terms.raw_terms_at_end(records, TERMS, window=150)
+    assert got == pytest.approx(
+        dict(coord=2.0, pred=2.0, obj=4.0, noobj=5.0))
+    assert math.isnan(terms.raw_terms_at_end(
+        [records[-1]], TERMS, window=10)['pred'])
+
+
+def test_weight_shares_relative_to_the_prior():
+    # total 7.5 kept; coord at 6 is 1.2x its share, noobj at 0.25 is 0.5x
+    shares = terms.weight_shares(
+        dict(coord=6.0, pred=0.625, obj=0.625, noobj=0.25), TERMS, PRIOR)
+    assert shares == pytest.approx(
+        dict(coord=1.2, pred=0.625, obj=0.625, noobj=0.5))
+    # doubling every weight changes no share
+    assert terms.weight_shares(
+        dict(coord=12.0, pred=1.25, obj=1.25, noobj=0.5), TERMS,
+        PRIOR) == pytest.approx(shares)
+
+
+def test_drop_after_peak_and_spearman_against_hand_worked_values():
+    assert terms.drop_after_peak([[200, 0.5], [400, 0.8], [600, 0.7]]) \
+        == pytest.approx(0.1)
+    assert terms.drop_after_peak([[200, 0.5], [400, 0.8]]) == 0.0
+    # ranks 1 2 3 4 against 1 3 2 4: sum d^2 = 2, rho = 1 - 6 * 2 / 60
+    stats = terms.spearman([1.0, 2.0, 3.0, 4.0, math.nan],
+                           [10.0, 30.0, 20.0, 40.0, 50.0])
+    assert stats['rho'] == pytest.approx(0.8)
+    assert stats['n'] == 4
+
+
+def make_benchmark(work_dir):
+    # 'heavy' gives noobj twice its share and ends lower; 'light' half
+    for seed in range(3):
+        for key, noobj_w, final in (('fixed', 0.5, 0.80),
+                                    ('heavy', 1.0, 0.70),
+                                    ('light', 0.25, 0.85)):
+            weights = [5.0, 1.0, 1.0, noobj_w]
+            fake_run(work_dir, key, seed,
+                     [record(100, [0.1, 0.2, 0.3, 0.4 / noobj_w], weights)],
+                     [[100, final + 0.01 * seed], [200, final]],
+                     dict(zip(TERMS, weights)))
+
+
+def test_analysis_table_and_correlations_of_a_benchmark(tmp_path):
+    work_dir = str(tmp_path)
+    make_benchmark(work_dir)
+    rows = terms.run_rows(runs.load_results(work_dir), work_dir, PRIOR)
+    assert len(rows) == 9
+    means = {m['key']: m for m in terms.strategy_means(rows, TERMS)}
+    # noobj's share: 1.0 of 8.0 over 0.5 of 7.5
+    assert means['heavy']['share']['noobj'] == pytest.approx(
+        (1.0 / 8.0) / (0.5 / 7.5))
+    assert means['light']['raw']['noobj'] == pytest.approx(1.6)
+    # seeds 0, 1, 2 drop 0, 0.01, 0.02 after their peak
+    assert means['fixed']['drop'] == pytest.approx(0.01)
+    lines = terms.format_analysis(rows, TERMS)
+    assert lines[2].startswith('| light | 3 | 0.850 | 0.010 |')
+    assert lines[4].startswith('| heavy | 3 |')
+    # over the strategy means the noobj share orders mAP exactly backwards
+    line = next(line for line in lines if line.startswith('| share noobj'))
+    assert line.split(' | ')[3].startswith('-1.00')
+    over = terms.correlations(rows, TERMS, exclude=['heavy'])
+    assert over['share_noobj vs mAP']['n'] == 6
+
+
+def test_the_tool_prints_the_analysis(tmp_path, capsys):
+    work_dir = str(tmp_path)
+    make_benchmark(work_dir)
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    try:
+        import analyze_terms
+    finally:
+        sys.path.pop(0)
+    text = analyze_terms.main(['--work-dir', work_dir, '--seeds', '0', '1',
+                               '--exclude', 'heavy'])
+    assert '| light | 2 | 0.850 | 0.005 |' in text
+    # coord's raw term is the same in every run: no correlation to give
+    assert '| raw coord | n/a | n/a | n/a | n/a |' in text
+    assert '4 runs of 2 strategies, without heavy' in text
+    with pytest.raises(SystemExit, match='one lambda per term'):
+        analyze_terms.main(['--work-dir', work_dir, '--prior', '1', '2'])
+    with pytest.raises(SystemExit, match='no finished runs'):
+        analyze_terms.main(['--work-dir', work_dir, '--seeds', '7'])
