@@ -4,7 +4,7 @@ PYTHON ?= python
 PIP := $(PYTHON) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: install install-tests demo test benchmark clean-demo
+.PHONY: install install-tests demo test lint benchmark clean-demo
 
 # Each step checks the environment itself, so nothing is redone when present.
 install:
@@ -26,6 +26,10 @@ install-tests: install
 
 test: install-tests
 	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
+
+lint:
+	@$(PYTHON) -m flake8 --version >/dev/null 2>&1 || $(PIP) install flake8
+	$(PYTHON) -m flake8 mmdet_slf tools tests configs setup.py
 
 demo: install
 	$(PYTHON) tools/run_demo.py

@@ -70,7 +70,8 @@ class SLFDecisionNetwork(nn.Module):
             raise ValueError(
                 f'in_channels must be an int >= 1, got {in_channels!r}')
         if not isinstance(num_terms, int) or num_terms < 1:
-            raise ValueError(f'num_terms must be an int >= 1, got {num_terms!r}')
+            raise ValueError(
+                f'num_terms must be an int >= 1, got {num_terms!r}')
         if not isinstance(hidden_channels, int) or hidden_channels < 0:
             raise ValueError('hidden_channels must be an int >= 0, '
                              f'got {hidden_channels!r}')

@@ -131,4 +131,3 @@ class FAMOWeighting(BaseWeighting):
     def extra_repr(self) -> str:
         return (f'terms={self.terms}, scale={self.scale}, lr={self.lr}, '
                 f'weight_decay={self.weight_decay}')
-

@@ -23,7 +23,8 @@ def sample_gumbel(shape: torch.Size,
     Returns:
         Tensor: Gumbel noise of the given shape.
     """
-    uniform = torch.rand(shape, device=device, dtype=dtype, generator=generator)
+    uniform = torch.rand(
+        shape, device=device, dtype=dtype, generator=generator)
     # Clamp both ends: log(0) at either end would give +-inf noise.
     tiny = torch.finfo(dtype).tiny
     uniform = uniform.clamp(min=tiny, max=1.0 - torch.finfo(dtype).eps)
@@ -61,7 +62,8 @@ def multiple_gumbel_softmax(logits: Tensor,
         Tensor: ``p_hat`` of the same shape as ``logits``.
     """
     if not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f'num_samples must be an int >= 1, got {num_samples!r}')
+        raise ValueError(
+            f'num_samples must be an int >= 1, got {num_samples!r}')
     if not isinstance(tau, Tensor) and not tau > 0:
         raise ValueError(f'tau must be > 0, got {tau!r}')
     log_probs = F.log_softmax(logits, dim=-1)

@@ -19,7 +19,8 @@ enable_safe_loading()
 NUM_CLASSES = 3
 
 
-def tiny_retinanet_cfg(data_root: str, work_dir: str, max_iters: int) -> Config:
+def tiny_retinanet_cfg(data_root: str, work_dir: str,
+                       max_iters: int) -> Config:
     """A small RetinaNet whose classification loss is an SLFLoss, so the
     decision network's parameters live in the checkpoint and optimizer."""
     classes = VOC_CLASSES[:NUM_CLASSES]

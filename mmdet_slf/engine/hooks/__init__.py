@@ -1,16 +1,13 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
-from .slf_logger_hook import SLFLoggerHook, collect_diagnostics
-
-__all__ = ['SLFLoggerHook', 'collect_diagnostics']
 from .checkpoint_check_hook import CheckpointCheckHook
 from .crash_safe_checkpoint_hook import CrashSafeCheckpointHook
 from .dataset_check_hook import DatasetCheckHook
 from .iter_seed_hook import IterSeedHook, seed_everything
-
-__all__ += [
-    'CheckpointCheckHook', 'CrashSafeCheckpointHook', 'DatasetCheckHook',
-    'IterSeedHook', 'seed_everything'
-]
 from .progress_bar_hook import ProgressBarHook
+from .slf_logger_hook import SLFLoggerHook, collect_diagnostics
 
-__all__ += ['ProgressBarHook']
+__all__ = [
+    'CheckpointCheckHook', 'CrashSafeCheckpointHook', 'DatasetCheckHook',
+    'IterSeedHook', 'ProgressBarHook', 'SLFLoggerHook', 'collect_diagnostics',
+    'seed_everything'
+]

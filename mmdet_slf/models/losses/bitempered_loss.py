@@ -247,8 +247,8 @@ class BiTemperedLogisticLoss(nn.Module):
             raise ValueError(f't1 must be in [0, 1], got {t1!r}')
         if not isinstance(t2, (int, float)) or not t2 > 0.0:
             raise ValueError(f't2 must be > 0, got {t2!r}')
-        for key, value in (('num_iters', num_iters), ('num_bisect_iters',
-                                                       num_bisect_iters)):
+        for key, value in (('num_iters', num_iters),
+                           ('num_bisect_iters', num_bisect_iters)):
             if not isinstance(value, int) or isinstance(value, bool) \
                     or value < 1:
                 raise ValueError(f'{key} must be an int >= 1, got {value!r}')
