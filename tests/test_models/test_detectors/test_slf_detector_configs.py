@@ -66,6 +66,10 @@ def built(tiny_voc_root, tmp_path_factory):
                 parent_cfg.model.bbox_head.type = cfg.model.bbox_head.type
             torch.manual_seed(0)
             model = MODELS.build(cfg.model)
+            # Built modules may hold uninitialised memory until their
+            # init_weights runs (SSD's L2Norm weight is torch.Tensor(n)),
+            # which can be NaN; the parent gets these weights.
+            model.init_weights()
             parent = MODELS.build(parent_cfg.model)
             # The augmentations (SSD's crop and expand) draw from the global
             # generators: seed them, so the batch does not depend on which
