@@ -24,6 +24,15 @@ get their own page without changing the table made over the first five:
     python tools/benchmark.py --report-only --strategies slf-x \
         --seeds 0 1 2 3 4 5 6 7 8 9 --out docs/results-10-seeds.md
 
+With ``--num-val N`` every run trains on ``train.txt`` (trainval less ``N``
+held-out images, drawn under ``--split-seed``) and is scored on those
+images, ``val.txt``, so that strategies or settings can be chosen without
+reading the test images (in their own ``--work-dir``):
+
+    python tools/benchmark.py --strategies fixed fixed-lr2x --seeds 0 1 \
+        --num-val 300 --work-dir work_dirs/validation \
+        --out docs/results-validation.md
+
 The report gives per strategy the mean, std and 95% t-interval of mAP, the
 paired difference to the reference (Fixed) with its 95% interval and the
 two-sided paired t-test p-value, and the mean weight of each term relative to
@@ -45,7 +54,7 @@ import mmdet_slf  # noqa: E402,F401
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
-from mmdet_slf.benchmarking import report  # noqa: E402
+from mmdet_slf.benchmarking import report, tuning  # noqa: E402
 from mmdet_slf.benchmarking.runs import (find_strategies,  # noqa: E402
                                          init_checkpoint_path, load_results,
                                          load_scalars,
@@ -81,6 +90,12 @@ def parse_args(argv=None):
     parser.add_argument('--max-iters', type=int, default=None,
                         help='override every strategy budget (debugging)')
     parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR)
+    parser.add_argument('--num-val', type=int, default=None,
+                        help='train on trainval less this many held-out '
+                        'images and score on them, not on the test images '
+                        '(needs its own --work-dir)')
+    parser.add_argument('--split-seed', type=int, default=0,
+                        help='seed of the --num-val draw')
     parser.add_argument('--out', default=DEFAULT_OUT)
     parser.add_argument('--report-only', action='store_true',
                         help='only rewrite the report from saved runs (of '
@@ -123,6 +138,7 @@ def train_one(cfg: Config, key: str, seed: int, args) -> dict:
         max_iters=run_cfg.train_cfg.max_iters,
         train_minutes=minutes,
         work_dir=runner.work_dir,
+        eval_split=evaluation_split(args),
         **summary)
     save_result(osp.join(work_dir, 'result.json'), result)
     forget_global_instances()
@@ -144,13 +160,33 @@ def forget_global_instances() -> None:
         pending.extend(cls.__subclasses__())
 
 
-def train_all(args, strategies: dict) -> None:
+def evaluation_split(args) -> str:
+    """What the runs are scored on, as their results record it."""
+    if args.num_val is None:
+        return 'test'
+    return f'val ({args.num_val} of trainval, split seed {args.split_seed})'
+
+
+def train_all(args, strategies: dict, data_split=None) -> None:
+    """Train every (strategy, seed) not yet saved; with ``data_split``
+    (train and val lists) on the train list, scored on the val list."""
     done = load_results(args.work_dir)
+    split = evaluation_split(args)
+    for key, runs in done.items():
+        for seed, saved in runs.items():
+            # results from before the option was added were all on test
+            if saved.get('eval_split', 'test') != split:
+                raise SystemExit(
+                    f'{args.work_dir} holds {key} seed {seed} scored on '
+                    f"{saved.get('eval_split', 'test')}, not on {split}: "
+                    'give these runs another --work-dir')
     for seed in args.seeds:
         for key in args.strategy_keys:
             if seed in done.get(key, {}):
                 continue
             cfg = load_strategy(strategies[key])
+            if data_split is not None:
+                cfg = tuning.validation_config(cfg, data_split)
             result = train_one(cfg, key, seed, args)
             print(f'[benchmark] {key} seed {seed}: mAP {result["mAP"]:.4f} '
                   f'({result["train_minutes"]:.2f} min)', flush=True)
@@ -236,6 +272,10 @@ def page_options(args) -> str:
     options = ''
     if args.max_iters is not None:
         options += f' --max-iters {args.max_iters}'
+    if args.num_val is not None:
+        options += f' --num-val {args.num_val}'
+        if args.split_seed != 0:
+            options += f' --split-seed {args.split_seed}'
     if args.work_dir != DEFAULT_WORK_DIR:
         options += f' --work-dir {args.work_dir}'
     if osp.abspath(args.out) != osp.abspath(DEFAULT_OUT):
@@ -254,6 +294,13 @@ def main(argv=None):
     if args.reference not in strategies:
         raise SystemExit(f'reference {args.reference!r} has no config in '
                          f'{args.config_dir}')
+    if args.num_val is not None and osp.abspath(args.work_dir) == \
+            osp.abspath(DEFAULT_WORK_DIR):
+        raise SystemExit('--num-val runs are scored on a validation split; '
+                         'give them their own --work-dir, away from the '
+                         f'test runs in {DEFAULT_WORK_DIR}')
+    if args.num_val is not None and args.timing:
+        raise SystemExit('--timing trains nothing; --num-val does not apply')
     args.strategy_keys = keys
     page_seeds = args.seeds
     if args.seeds is None:
@@ -269,11 +316,17 @@ def main(argv=None):
         make_digits_voc(root=dataset.data_root,
                         subset=dataset.data_prefix.sub_data_root.strip('/'),
                         progress=False, **cfg.get('demo_data', {}))
-        train_all(args, strategies)
+        data_split = None
+        if args.num_val is not None:
+            data_split = tuning.prepare_validation_split(
+                cfg, args.num_val, args.split_seed)
+        train_all(args, strategies, data_split)
     if not args.no_report:
         report.write_report(args.work_dir, args.out, args.reference,
                             strategies, tuned=args.tuned,
                             options=page_options(args), seeds=page_seeds,
+                            evaluated_on=report.evaluated_on(
+                                args.num_val, args.split_seed),
                             keys=args.strategies if args.report_only
                             else None)
 

@@ -225,6 +225,19 @@ def verdict(results: Dict[str, Dict[int, dict]],
     return lines
 
 
+TEST_IMAGES = 'the 300 demo test images'
+
+
+def evaluated_on(num_val: Optional[int] = None, split_seed: int = 0) -> str:
+    """The images a page's mAP is measured on: the demo test images, or
+    ``num_val`` validation images held out of trainval."""
+    if num_val is None:
+        return TEST_IMAGES
+    return (f'the {num_val} validation images held out of the demo '
+            f'trainval set (split seed {split_seed}; the runs trained on '
+            'the rest, and the test images were not used)')
+
+
 def write_report(work_dir: str,
                  out: str,
                  reference: str,
@@ -232,7 +245,8 @@ def write_report(work_dir: str,
                  tuned: str = 'fixed-tuned',
                  options: str = '',
                  seeds: Optional[Sequence[int]] = None,
-                 keys: Optional[Sequence[str]] = None) -> str:
+                 keys: Optional[Sequence[str]] = None,
+                 evaluated_on: str = TEST_IMAGES) -> str:
     """Merge every saved run under ``work_dir`` into the page ``out``.
 
     ``strategies`` maps each key to its config: a config's ``strategy_name``
@@ -244,7 +258,8 @@ def write_report(work_dir: str,
     such as another budget, for the commands the page quotes. The page
     covers the runs of ``seeds`` and of the strategies ``keys`` with the
     reference (None: every saved one), so seeds run later for a few
-    strategies do not change a table made over fewer.
+    strategies do not change a table made over fewer. ``evaluated_on``
+    names the images the mAP is measured on (:func:`evaluated_on`).
     """
     results = load_results(work_dir)
     if not results:
@@ -283,7 +298,7 @@ def write_report(work_dir: str,
         'table with '
         '`--timing`).', '',
         f'- Budget: {", ".join(map(str, budget))} training iterations per '
-        'run; mAP is VOC mAP@0.5 (11-point) on the 300 demo test images at '
+        f'run; mAP is VOC mAP@0.5 (11-point) on {evaluated_on} at '
         'the end of training.',
         '- Paired seeds: seed s gives every strategy the same initial '
         'detector weights and the same data order; the difference to Fixed '

@@ -183,17 +183,33 @@ def tuning_config(cfg: Config, lambdas: Sequence[float],
     Returns:
         Config: A new config; ``cfg`` is not changed.
     """
-    train_file, val_file = data_split
     weighting = cfg.model.bbox_head.get('weighting', {})
     old = weighting.get('weights') or weighting.get('prior') or \
         weighting.get('init_weights')
     if old is not None and len(old) != len(lambdas):
         raise ValueError(f'lambdas must give one weight per term '
                          f'({len(old)}), got {list(lambdas)}')
-    cfg = copy.deepcopy(cfg)
+    cfg = validation_config(cfg, data_split)
     cfg.model.bbox_head.weighting = ConfigDict(
         type='FixedWeighting', weights=[float(v) for v in lambdas])
     cfg.strategy_name = f'Fixed {format_lambdas(lambdas)}'
+    return cfg
+
+
+def validation_config(cfg: Config, data_split: Sequence[str]) -> Config:
+    """The config trained on the train list and validated and tested on the
+    val list, so that every mAP it logs is validation mAP.
+
+    Args:
+        cfg (Config): A strategy config.
+        data_split (Sequence[str]): The train and val lists, as
+            :func:`write_validation_split` returns them.
+
+    Returns:
+        Config: A new config; ``cfg`` is not changed.
+    """
+    train_file, val_file = data_split
+    cfg = copy.deepcopy(cfg)
     # Absolute: a relative ann_file would be read below data_root.
     cfg.train_dataloader.dataset.ann_file = osp.abspath(train_file)
     cfg.val_dataloader.dataset.ann_file = osp.abspath(val_file)
