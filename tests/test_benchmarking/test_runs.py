@@ -342,3 +342,22 @@ def test_weight_figure_groups_baselines_then_slf_by_objective(tmp_path):
                 'SLF scale-free': ['slf-s', 'slf-s-k4'],
                 'strategies': ['other']}
     assert list(groups)[0] == 'baselines'
+
+
+@pytest.mark.parametrize('key,factor', [('fixed-lr2x', 2), ('fixed-lr4x', 4)])
+def test_learning_rate_controls_differ_from_fixed_only_in_step(key, factor):
+    strategies = runs.find_strategies(CONFIG_DIR)
+    fixed = Config.fromfile(strategies['fixed'])
+    control = Config.fromfile(strategies[key])
+    assert control.optim_wrapper.optimizer.lr == pytest.approx(
+        factor * fixed.optim_wrapper.optimizer.lr)
+    (warmup, cosine), (fixed_warmup, fixed_cosine) = (
+        control.param_scheduler, fixed.param_scheduler)
+    assert warmup == fixed_warmup  # a factor of the lr: unchanged
+    assert cosine.eta_min == pytest.approx(factor * fixed_cosine.eta_min)
+    assert {k: v for k, v in cosine.items() if k != 'eta_min'} == \
+        {k: v for k, v in fixed_cosine.items() if k != 'eta_min'}
+    assert control.model == fixed.model
+    assert control.train_cfg == fixed.train_cfg
+    assert control.train_dataloader == fixed.train_dataloader
+    assert control.strategy_name.endswith(f'learning rate x{factor}')

@@ -4,12 +4,13 @@ its runs, so its commands reproduce it."""
 import os.path as osp
 import sys
 
+import pytest
 from conftest import REPO_ROOT
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 import benchmark  # noqa: E402
 
-from mmdet_slf.benchmarking import runs  # noqa: E402
+from mmdet_slf.benchmarking import report, runs, tuning  # noqa: E402
 
 
 def fake_result(work_dir, seed, value):
@@ -43,3 +44,61 @@ def test_report_of_another_budget_quotes_its_options(tmp_path):
 def test_default_page_quotes_no_options():
     args = benchmark.parse_args(['--report-only'])
     assert benchmark.page_options(args) == ''
+
+
+def test_validation_runs_train_on_train_and_are_scored_on_val(
+        tmp_path, monkeypatch):
+    """--num-val: every run's config reads train.txt and scores val.txt,
+    and its result says so."""
+    ann_dir = tmp_path / 'Main'
+    ann_dir.mkdir()
+    (ann_dir / 'trainval.txt').write_text(
+        '\n'.join(f'{i:06d}' for i in range(20)) + '\n')
+    split = tuning.write_validation_split(str(ann_dir), 5, seed=0)
+    trained = []
+
+    def fake_train(cfg, key, seed, args):
+        trained.append((key, seed, cfg.train_dataloader.dataset.ann_file,
+                        cfg.val_dataloader.dataset.ann_file,
+                        cfg.test_dataloader.dataset.ann_file))
+        return dict(mAP=0.5, train_minutes=1.0)
+
+    monkeypatch.setattr(benchmark, 'train_one', fake_train)
+    args = benchmark.parse_args([
+        '--strategies', 'fixed', 'fixed-lr2x', '--seeds', '3', '--num-val',
+        '5', '--work-dir', str(tmp_path / 'val')])
+    args.strategy_keys = args.strategies
+    assert benchmark.evaluation_split(args) == \
+        'val (5 of trainval, split seed 0)'
+    benchmark.train_all(args, runs.find_strategies(benchmark.CONFIG_DIR),
+                        split)
+    train, val = (osp.abspath(path) for path in split)
+    assert trained == [('fixed', 3, train, val, val),
+                       ('fixed-lr2x', 3, train, val, val)]
+
+
+def test_validation_and_test_runs_never_share_a_work_dir(tmp_path):
+    with pytest.raises(SystemExit, match='own --work-dir'):
+        benchmark.main(['--num-val', '300', '--strategies', 'fixed'])
+    work_dir = str(tmp_path / 'bench')
+    fake_result(work_dir, 0, 0.85)  # scored on test
+    args = benchmark.parse_args(['--strategies', 'fixed', '--seeds', '1',
+                                 '--num-val', '300', '--work-dir', work_dir])
+    args.strategy_keys = args.strategies
+    with pytest.raises(SystemExit, match=r'fixed seed 0 scored on test, not '
+                       r'on val \(300 of trainval, split seed 0\)'):
+        benchmark.train_all(args, runs.find_strategies(benchmark.CONFIG_DIR))
+
+
+def test_validation_page_names_its_images_and_options(tmp_path):
+    work_dir = str(tmp_path / 'val')
+    for seed, value in enumerate([0.85, 0.86]):
+        fake_result(work_dir, seed, value)
+    out = str(tmp_path / 'val.md')
+    benchmark.main(['--report-only', '--num-val', '300', '--split-seed', '2',
+                    '--work-dir', work_dir, '--out', out])
+    text = open(out).read()
+    assert '--seeds 0 1 --num-val 300 --split-seed 2 --work-dir' in text
+    assert ('on the 300 validation images held out of the demo trainval '
+            'set (split seed 2;') in text
+    assert report.TEST_IMAGES not in text

@@ -1,5 +1,5 @@
-# A step-size control for the fixed lambdas: YOLO's (5, 1, 1, 0.5) with four times
-# the benchmark's learning rate, warm-up and cosine floor scaled with it.
+# A step-size control for the fixed lambdas: YOLO's (5, 1, 1, 0.5) with four
+# times the benchmark's learning rate, warm-up and cosine floor scaled with it.
 # Uncertainty weighting's total weight grows about tenfold over 1,200
 # iterations (docs/slf.md, finding 9), which under AdamW acts like a larger
 # step; this config and fixed-lr2x.py ask whether the fixed lambdas get the
