@@ -270,6 +270,8 @@ def page_options(args) -> str:
     """The options, other than the defaults, that the page's commands
     need to reproduce it (another budget, work dir or page)."""
     options = ''
+    if args.reference != REFERENCE:
+        options += f' --reference {args.reference}'
     if args.max_iters is not None:
         options += f' --max-iters {args.max_iters}'
     if args.num_val is not None:

@@ -46,6 +46,13 @@ def test_default_page_quotes_no_options():
     assert benchmark.page_options(args) == ''
 
 
+def test_page_of_another_reference_quotes_it():
+    args = benchmark.parse_args(['--report-only', '--reference',
+                                 'fixed-lr2x', '--max-iters', '1200'])
+    assert benchmark.page_options(args) == \
+        ' --reference fixed-lr2x --max-iters 1200'
+
+
 def test_validation_runs_train_on_train_and_are_scored_on_val(
         tmp_path, monkeypatch):
     """--num-val: every run's config reads train.txt and scores val.txt,
@@ -102,3 +109,26 @@ def test_validation_page_names_its_images_and_options(tmp_path):
     assert ('on the 300 validation images held out of the demo trainval '
             'set (split seed 2;') in text
     assert report.TEST_IMAGES not in text
+
+
+def test_page_against_another_reference_names_it(tmp_path):
+    work_dir = str(tmp_path / 'bench')
+    for seed, (fixed, control) in enumerate([(0.80, 0.83), (0.82, 0.84),
+                                             (0.81, 0.85)]):
+        fake_result(work_dir, seed, fixed)
+        result = runs.load_results(work_dir)['fixed'][seed]
+        result.update(strategy='fixed-lr2x', name='Fixed, lr x2',
+                      mAP=control)
+        runs.save_result(
+            osp.join(runs.run_dir(work_dir, 'fixed-lr2x', seed),
+                     runs.RESULT_FILE), result)
+    out = str(tmp_path / 'page.md')
+    benchmark.main(['--report-only', '--reference', 'fixed-lr2x',
+                    '--work-dir', work_dir, '--out', out])
+    text = open(out).read()
+    assert '| vs Fixed, lr x2: mean diff [95% CI] |' in text
+    assert 'the difference to Fixed, lr x2 is taken seed by seed' in text
+    # Fixed minus the control: -0.03, -0.02, -0.04 (mean -0.03, sd 0.01,
+    # t-interval -0.03 +- 4.303 * 0.01 / sqrt(3))
+    assert '| -0.030 [-0.055, -0.005] |' in text
+    assert '--report-only --seeds 0 1 2 --reference fixed-lr2x' in text
