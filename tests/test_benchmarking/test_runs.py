@@ -344,13 +344,22 @@ def test_weight_figure_groups_baselines_then_slf_by_objective(tmp_path):
     assert list(groups)[0] == 'baselines'
 
 
-@pytest.mark.parametrize('key,factor', [('fixed-lr2x', 2), ('fixed-lr4x', 4)])
-def test_learning_rate_controls_differ_from_fixed_only_in_step(key, factor):
+@pytest.mark.parametrize('key,base,factor',
+                         [('fixed-lr2x', 'fixed', 2),
+                          ('fixed-lr4x', 'fixed', 4),
+                          ('slf-scale-free-expected-lr4x',
+                           'slf-scale-free-expected', 4)])
+def test_learning_rate_controls_differ_only_in_step(key, base, factor):
     strategies = runs.find_strategies(CONFIG_DIR)
-    fixed = Config.fromfile(strategies['fixed'])
+    fixed = Config.fromfile(strategies[base])
     control = Config.fromfile(strategies[key])
     assert control.optim_wrapper.optimizer.lr == pytest.approx(
         factor * fixed.optim_wrapper.optimizer.lr)
+    # the rest of the optimizer (SLF's parameter groups) is the base's
+    def rest(wrapper):
+        return {k: v for k, v in wrapper.items() if k != 'optimizer'}
+
+    assert rest(control.optim_wrapper) == rest(fixed.optim_wrapper)
     (warmup, cosine), (fixed_warmup, fixed_cosine) = (
         control.param_scheduler, fixed.param_scheduler)
     assert warmup == fixed_warmup  # a factor of the lr: unchanged
