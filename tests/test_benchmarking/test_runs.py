@@ -355,6 +355,7 @@ def test_learning_rate_controls_differ_only_in_step(key, base, factor):
     control = Config.fromfile(strategies[key])
     assert control.optim_wrapper.optimizer.lr == pytest.approx(
         factor * fixed.optim_wrapper.optimizer.lr)
+
     # the rest of the optimizer (SLF's parameter groups) is the base's
     def rest(wrapper):
         return {k: v for k, v in wrapper.items() if k != 'optimizer'}
