@@ -9,6 +9,8 @@ settings log-uniformly around YOLO's ``(coord, pred, obj, noobj) =
 ``trainval.txt`` (:func:`write_validation_split`); the test images are never
 read. The winner is written as a strategy config (:func:`write_tuned_config`)
 that the benchmark then trains on all of trainval and scores on test.
+:func:`validation_config` alone (``tools/benchmark.py --num-val``) scores any
+strategy on the same split, e.g. to choose a learning rate.
 
 The validation images come from the trainval pool of source scans: they
 show the same handwritten digits as training images, composited anew, while
