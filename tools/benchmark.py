@@ -167,10 +167,10 @@ def evaluation_split(args) -> str:
     return f'val ({args.num_val} of trainval, split seed {args.split_seed})'
 
 
-def train_all(args, strategies: dict, data_split=None) -> None:
-    """Train every (strategy, seed) not yet saved; with ``data_split``
-    (train and val lists) on the train list, scored on the val list."""
-    done = load_results(args.work_dir)
+def check_split(args, done: dict) -> None:
+    """Refuse a work dir whose saved runs were scored on other images than
+    these options score on, so no page or table mixes test and validation
+    mAP."""
     split = evaluation_split(args)
     for key, runs in done.items():
         for seed, saved in runs.items():
@@ -180,6 +180,17 @@ def train_all(args, strategies: dict, data_split=None) -> None:
                     f'{args.work_dir} holds {key} seed {seed} scored on '
                     f"{saved.get('eval_split', 'test')}, not on {split}: "
                     'give these runs another --work-dir')
+
+
+def train_all(args, strategies: dict, data_split=None) -> None:
+    """Train every (strategy, seed) not yet saved; with ``data_split``
+    (train and val lists, given exactly when ``--num-val`` is) on the train
+    list, scored on the val list."""
+    done = load_results(args.work_dir)
+    check_split(args, done)
+    if (data_split is None) != (args.num_val is None):
+        raise ValueError(f'--num-val {args.num_val} needs the train and val '
+                         f'lists and only then, got data_split={data_split}')
     for seed in args.seeds:
         for key in args.strategy_keys:
             if seed in done.get(key, {}):
@@ -324,6 +335,7 @@ def main(argv=None):
                 cfg, args.num_val, args.split_seed)
         train_all(args, strategies, data_split)
     if not args.no_report:
+        check_split(args, load_results(args.work_dir))
         report.write_report(args.work_dir, args.out, args.reference,
                             strategies, tuned=args.tuned,
                             options=page_options(args), seeds=page_seeds,

@@ -13,8 +13,9 @@ import benchmark  # noqa: E402
 from mmdet_slf.benchmarking import report, runs, tuning  # noqa: E402
 
 
-def fake_result(work_dir, seed, value):
+def fake_result(work_dir, seed, value, eval_split='test'):
     result = dict(seed=seed, strategy='fixed', name='Fixed',
+                  eval_split=eval_split,
                   terms=['coord', 'pred', 'obj', 'noobj'],
                   prior=[5.0, 1.0, 1.0, 0.5], max_iters=1200,
                   train_minutes=3.0, work_dir='', mAP=value,
@@ -95,12 +96,18 @@ def test_validation_and_test_runs_never_share_a_work_dir(tmp_path):
     with pytest.raises(SystemExit, match=r'fixed seed 0 scored on test, not '
                        r'on val \(300 of trainval, split seed 0\)'):
         benchmark.train_all(args, runs.find_strategies(benchmark.CONFIG_DIR))
+    # nor is a page of test runs labelled as validation mAP
+    with pytest.raises(SystemExit, match='fixed seed 0 scored on test'):
+        benchmark.main(['--report-only', '--num-val', '300', '--work-dir',
+                        work_dir, '--out', str(tmp_path / 'page.md')])
+    assert not osp.exists(str(tmp_path / 'page.md'))
 
 
 def test_validation_page_names_its_images_and_options(tmp_path):
     work_dir = str(tmp_path / 'val')
     for seed, value in enumerate([0.85, 0.86]):
-        fake_result(work_dir, seed, value)
+        fake_result(work_dir, seed, value,
+                    eval_split='val (300 of trainval, split seed 2)')
     out = str(tmp_path / 'val.md')
     benchmark.main(['--report-only', '--num-val', '300', '--split-seed', '2',
                     '--work-dir', work_dir, '--out', out])
