@@ -6,12 +6,5 @@
 # same gain from a larger step alone.
 _base_ = './fixed.py'
 strategy_name = 'Fixed (5, 1, 1, 0.5), learning rate x2'
-lr = 8e-3  # 2 x base_lr
-optim_wrapper = dict(optimizer=dict(lr=lr))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
-         end={{_base_.warmup_iters}}),
-    dict(type='CosineAnnealingLR', by_epoch=False,
-         begin={{_base_.warmup_iters}}, end={{_base_.max_iters}},
-         eta_min=lr * 0.05)
-]
+# the cosine floor follows: eta_min_ratio in _base_digits-128.py
+optim_wrapper = dict(optimizer=dict(lr=8e-3))  # 2 x base_lr

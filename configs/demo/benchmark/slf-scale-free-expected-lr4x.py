@@ -4,12 +4,5 @@
 # SLF is compared with Fixed at the stronger step as well.
 _base_ = './slf-scale-free-expected.py'
 strategy_name = 'SLF scale-free (expected), learning rate x4'
-lr = 1.6e-2  # 4 x base_lr
-optim_wrapper = dict(optimizer=dict(lr=lr))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
-         end={{_base_.warmup_iters}}),
-    dict(type='CosineAnnealingLR', by_epoch=False,
-         begin={{_base_.warmup_iters}}, end={{_base_.max_iters}},
-         eta_min=lr * 0.05)
-]
+# the cosine floor follows: eta_min_ratio in _base_digits-128.py
+optim_wrapper = dict(optimizer=dict(lr=1.6e-2))  # 4 x base_lr
