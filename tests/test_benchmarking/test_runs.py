@@ -347,8 +347,13 @@ def test_weight_figure_groups_baselines_then_slf_by_objective(tmp_path):
 @pytest.mark.parametrize('key,base,factor',
                          [('fixed-lr2x', 'fixed', 2),
                           ('fixed-lr4x', 'fixed', 4),
+                          ('fixed-lr8x', 'fixed', 8),
+                          ('slf-scale-free-expected-lr2x',
+                           'slf-scale-free-expected', 2),
                           ('slf-scale-free-expected-lr4x',
-                           'slf-scale-free-expected', 4)])
+                           'slf-scale-free-expected', 4),
+                          ('slf-scale-free-expected-lr8x',
+                           'slf-scale-free-expected', 8)])
 def test_learning_rate_controls_differ_only_in_step(key, base, factor):
     strategies = runs.find_strategies(CONFIG_DIR)
     fixed = Config.fromfile(strategies[base])
