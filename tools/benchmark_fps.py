@@ -38,7 +38,10 @@ detector it inherits from.
 device kernels and self times, and the operators in which the second model
 differs most from the first: where the extra time of a step goes (more
 kernels, slower ones, or host work such as an optimizer's loop over
-parameter groups). The JSON gets them under ``profile``.
+parameter groups). With ``--train`` it also counts, in one loss forward
+of each model, the host reads and the operators issued after the last one,
+which on a GPU run while the device idles. The JSON gets them under
+``profile``.
 """
 import argparse
 import json
@@ -61,8 +64,9 @@ from mmengine.runner import Runner, load_checkpoint  # noqa: E402
 from mmengine.structures import InstanceData  # noqa: E402
 
 from mmdet_slf.slf import BaseWeighting  # noqa: E402
-from mmdet_slf.utils.profiling import (op_differences,  # noqa: E402
-                                       profile_calls, profile_totals)
+from mmdet_slf.utils.profiling import (host_reads,  # noqa: E402
+                                       op_differences, profile_calls,
+                                       profile_totals)
 from mmdet_slf.utils.timing import (device_synchronizer,  # noqa: E402
                                     interleaved_timing, rate_ratio)
 
@@ -457,6 +461,11 @@ def main():
                 steps, {key: stream.__next__
                         for key, stream in zip(keys, streams)},
                 args.profile, torch.device(args.device))
+            if args.train:
+                summary['profile']['loss_host_reads'] = loss_host_reads(
+                    dict(zip(keys, models)),
+                    {key: next(stream)
+                     for key, stream in zip(keys, streams)})
         except Exception as error:  # noqa: BLE001 (recorded, not hidden)
             summary['profile_error'] = f'{type(error).__name__}: {error}'
             print(f'profile failed: {summary["profile_error"]}',
@@ -468,6 +477,24 @@ def write_summary(summary, out):
     if out:
         with open(out, 'w') as f:
             json.dump(summary, f, indent=2)
+
+
+def loss_host_reads(models, batches):
+    """Per model, where its loss makes the host wait for the device
+    (:func:`host_reads`): the operators its loss issues after the last host
+    read run on an idle CUDA device. Printed and returned."""
+    result = {}
+    print('host reads in one loss forward (preprocessing excluded):')
+    for key, model in models.items():
+        data = model.data_preprocessor(batches[key], True)
+        result[key] = host_reads(
+            lambda: model._run_forward(data, mode='loss'))
+        reads = result[key]['reads']
+        print(f'  model {key}: {result[key]["operators"]} operators, '
+              f'{len(reads)} host reads, '
+              f'{result[key]["operators_after_last_read"]} operators after '
+              'the last read')
+    return result
 
 
 def profile_models(steps, prepare, num_iters, device, top=20):

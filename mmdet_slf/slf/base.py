@@ -151,19 +151,19 @@ class BaseWeighting(nn.Module):
             ``loss_slf_nonfinite`` (a zero that keeps the graph) and
             ``slf_skipped = 1``, and the diagnostics keep the last weights.
         """
-        bad = self.nonfinite_policy.find(raw, self.terms)
+        # The host read that decides on non-finite terms comes last: on an
+        # asynchronous device everything queued before it runs while the
+        # host waits, and whatever is issued after it runs on an idle
+        # device. So the strategy's work is issued first, on the raw terms
+        # as they are, and undone (its buffers restored) if they are bad.
+        finite = NonFinitePolicy.all_finite(raw)  # on the device, no read
         shared = self._batch_statistic(raw.detach()) if self.training \
             else None
         if shared is not None:
             # On every rank, a rank with bad terms too: see mean_over_ranks.
-            shared = mean_over_ranks(shared, finite=not bad)
-        if bad:
-            zero = self.nonfinite_policy.handle(
-                raw, bad, type(self).__name__, self.training,
-                features=features, parameters=self.parameters())
-            skipped = raw.new_ones(())
-            self.diagnostics = dict(self.diagnostics, slf_skipped=skipped)
-            return None, {'loss_slf_nonfinite': zero, 'slf_skipped': skipped}
+            shared = mean_over_ranks(shared, finite=finite)
+        state = [(buffer, buffer.clone()) for buffer in self.buffers()] \
+            if self.training else []
         weights, extra = self._compute_weights(raw, features, shared)
         mean_weights = weights.detach()
         if mean_weights.dim() == 2:
@@ -171,11 +171,22 @@ class BaseWeighting(nn.Module):
         mean_weights = mean_weights.expand(self.num_terms)
         for i, name in enumerate(self.terms):
             extra[f'slf_w_{name}'] = mean_weights[i]
-        self.diagnostics = {
+        diagnostics = {
             key: value.detach()
             for key, value in extra.items() if 'loss' not in key
         }
-        self.diagnostics['slf_skipped'] = raw.new_zeros(())
+        diagnostics['slf_skipped'] = raw.new_zeros(())
+        bad = self.nonfinite_policy.find(raw, self.terms, finite)
+        if bad:
+            for buffer, saved in state:
+                buffer.copy_(saved)
+            zero = self.nonfinite_policy.handle(
+                raw, bad, type(self).__name__, self.training,
+                features=features, parameters=self.parameters())
+            skipped = raw.new_ones(())
+            self.diagnostics = dict(self.diagnostics, slf_skipped=skipped)
+            return None, {'loss_slf_nonfinite': zero, 'slf_skipped': skipped}
+        self.diagnostics = diagnostics
         return weights, extra
 
     def init_weights(self) -> None:

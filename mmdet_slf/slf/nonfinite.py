@@ -45,25 +45,39 @@ class NonFinitePolicy:
         return pending
 
     @staticmethod
-    def find(raw: Tensor, terms: Sequence[str]) -> List[str]:
+    def all_finite(raw: Tensor) -> Tensor:
+        """Whether every entry of ``raw`` is finite, as a 0-dim bool tensor
+        on ``raw``'s device (no host read)."""
+        return torch.isfinite(raw.detach()).all()
+
+    @staticmethod
+    def find(raw: Tensor,
+             terms: Sequence[str],
+             finite: Optional[Tensor] = None) -> List[str]:
         """Names of the terms with a NaN or Inf entry.
 
         This is the weighting's one device-to-host read per call: the decision
-        to raise has to be taken before the backward pass.
+        to raise has to be taken before the backward pass. The weighting
+        makes it after issuing its own work, so that on an asynchronous
+        device that work runs while the host waits.
 
         Args:
             raw (Tensor): Raw terms ``[n]`` or ``[N, n]``.
             terms (Sequence[str]): Term names, ``n`` of them.
+            finite (Tensor, optional): :meth:`all_finite` of ``raw``, if
+                already issued. Defaults to None.
 
         Returns:
             list[str]: The non-finite terms, in ``terms`` order.
         """
-        finite = torch.isfinite(raw.detach())
-        if bool(finite.all()):
+        if finite is None:
+            finite = NonFinitePolicy.all_finite(raw)
+        if bool(finite):
             return []
-        if finite.dim() == 2:
-            finite = finite.all(dim=0)
-        flags = finite.tolist()
+        per_term = torch.isfinite(raw.detach())
+        if per_term.dim() == 2:
+            per_term = per_term.all(dim=0)
+        flags = per_term.tolist()
         return [name for name, ok in zip(terms, flags) if not ok]
 
     def handle(self,

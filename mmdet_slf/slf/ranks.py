@@ -10,23 +10,28 @@ batch-level terms is the batch-level term of the whole batch, because each
 rank's terms are normalised by its own batch and DDP averages the ranks'
 gradients.
 """
+from typing import Union
+
 import torch
 from mmengine.dist import all_reduce, get_world_size
 from torch import Tensor
 
 
-def mean_over_ranks(statistic: Tensor, finite: bool = True) -> Tensor:
+def mean_over_ranks(statistic: Tensor,
+                    finite: Union[bool, Tensor] = True) -> Tensor:
     """The mean of ``statistic`` over the ranks whose terms are finite.
 
     Every rank must call it in every training step, a rank with non-finite
     terms too (it passes ``finite=False`` and contributes nothing): a rank
     that left the collective out would pair its next collective with this
-    one. The statistics of that step are then discarded with the step (see
-    :class:`SkipNonFiniteOptimWrapper`, which restores the buffers).
+    one. The statistics of that step are then discarded with the step (the
+    weighting restores its buffers, and so does
+    :class:`SkipNonFiniteOptimWrapper`).
 
     Args:
         statistic (Tensor): Per-term statistic ``[n]``, detached.
-        finite (bool): Whether this rank's terms are finite.
+        finite (bool | Tensor): Whether this rank's terms are finite; a
+            0-dim bool tensor is used on the device, without a host read.
             Defaults to True.
 
     Returns:
@@ -34,12 +39,13 @@ def mean_over_ranks(statistic: Tensor, finite: bool = True) -> Tensor:
     """
     if get_world_size() == 1:
         return statistic
-    # One collective: the finite ranks' sum and their count.
+    flag = torch.as_tensor(finite, device=statistic.device).reshape(1)
+    # One collective: the finite ranks' sum and their count. ``where``
+    # rather than a product, so that a NaN statistic contributes 0.
     packed = torch.cat([
-        statistic.detach().float() if finite else statistic.new_zeros(
-            statistic.shape, dtype=torch.float32),
-        statistic.new_full((1, ), 1.0 if finite else 0.0,
-                           dtype=torch.float32)
+        torch.where(flag, statistic.detach().float(),
+                    statistic.new_zeros((), dtype=torch.float32)),
+        flag.float()
     ])
     all_reduce(packed, op='sum')
     return (packed[:-1] / packed[-1].clamp(min=1)).to(statistic.dtype)

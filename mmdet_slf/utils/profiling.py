@@ -11,6 +11,7 @@ them between the two callables, and take speed from the interleaved timing
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 OpStats = Dict[str, Dict[str, float]]
 
@@ -110,3 +111,74 @@ def op_differences(first: OpStats,
     rows.sort(key=lambda r: (-abs(r[f'diff_{by}']), -abs(r['diff_calls']),
                              r['name']))
     return rows[:top]
+
+
+# Operators that make the host wait for a CUDA device: a scalar read
+# (``.item()``, ``bool(t)``), and those whose output size depends on values.
+HOST_READ_OPERATORS = frozenset({
+    '_local_scalar_dense', 'nonzero', 'masked_select', '_unique2',
+    'unique_consecutive', 'unique_dim', 'equal', 'is_nonzero'
+})
+
+
+class _OperatorLog(TorchDispatchMode):
+    """Names of the operators dispatched, in order. Two reads hide inside
+    other operators and are renamed: a copy from another device to the host
+    (``_to_host``) and indexing by a boolean mask (``_mask_index``), which
+    finds the mask's true entries on the host."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: List[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = func.overloadpacket.__name__
+        if name in ('_to_copy', 'copy_') and args and isinstance(
+                args[0], torch.Tensor):
+            target = kwargs.get('device')
+            if name == 'copy_':
+                target, source = args[0].device, args[1]
+            else:
+                source = args[0]
+            if target is not None and torch.device(target).type == 'cpu' \
+                    and isinstance(source, torch.Tensor) \
+                    and source.device.type != 'cpu':
+                name = '_to_host'
+        elif name in ('index', 'index_put', 'index_put_') and len(args) > 1 \
+                and any(isinstance(index, torch.Tensor)
+                        and index.dtype == torch.bool
+                        for index in args[1] if index is not None):
+            name = '_mask_index'  # a boolean mask: nonzero inside
+        self.names.append(name)
+        return func(*args, **kwargs)
+
+
+def host_reads(fn: Callable[[], Any]) -> Dict[str, Any]:
+    """Where ``fn`` makes the host wait for the device, by operator order.
+
+    On CUDA the host issues kernels ahead of the device until it reads a
+    value; the device then runs dry, and every operator the host issues
+    after the read, until enough work is queued again, runs on an idle
+    device. A loss whose last read comes early thus exposes the host time
+    of all the operators that follow it. The count is exact on any device
+    (it does not time anything), so it can be checked on a CPU.
+
+    Args:
+        fn (Callable): One call, e.g. a model's loss on a prepared batch.
+
+    Returns:
+        dict: ``operators`` (dispatched), ``reads`` (their indexes and
+        names, in order) and ``operators_after_last_read`` (all of them
+        when there is no read).
+    """
+    with _OperatorLog() as log:
+        fn()
+    reads = [(index, name) for index, name in enumerate(log.names)
+             if name in HOST_READ_OPERATORS
+             or name in ('_to_host', '_mask_index')]
+    after = len(log.names) - 1 - reads[-1][0] if reads else len(log.names)
+    return dict(
+        operators=len(log.names),
+        reads=[dict(index=index, operator=name) for index, name in reads],
+        operators_after_last_read=after)

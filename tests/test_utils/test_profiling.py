@@ -5,7 +5,8 @@ operators one of them adds."""
 import pytest
 import torch
 
-from mmdet_slf.utils.profiling import (op_differences, profile_calls,
+from mmdet_slf.utils.profiling import (host_reads, op_differences,
+                                       profile_calls,
                                        profile_totals)
 
 
@@ -65,3 +66,30 @@ def test_differences_name_the_added_operators():
         abs(row['diff_calls']) for row in rows.values())
     with pytest.raises(ValueError, match='by must be one of'):
         op_differences(first, second, by='time')
+
+
+def test_host_reads_finds_each_read_in_operator_order():
+    """Hand-worked: mul, sum, gt, [item], gt, [mask index], lt, lift_fresh
+    (the 0 made a tensor), [mask assignment], [nonzero], add."""
+    x = torch.tensor([1.0, -2.0, 3.0])
+
+    def step():
+        y = x * 2
+        if bool(y.sum() > 0):
+            y[y > 0]
+        y[y < 0] = 0
+        y.nonzero()
+        return y + 1
+
+    trace = host_reads(step)
+    assert trace['operators'] == 11
+    assert trace['reads'] == [
+        dict(index=3, operator='_local_scalar_dense'),
+        dict(index=5, operator='_mask_index'),
+        dict(index=8, operator='_mask_index'),
+        dict(index=9, operator='nonzero')
+    ]
+    assert trace['operators_after_last_read'] == 1
+    # Without a read every operator counts as after it.
+    assert host_reads(lambda: x * 2 + 1) == dict(
+        operators=2, reads=[], operators_after_last_read=2)

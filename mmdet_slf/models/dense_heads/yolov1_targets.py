@@ -48,14 +48,21 @@ def yolov1_targets(pred: Tensor, gt_instances: InstanceData, img_meta: dict,
         ``conf_target [S, S, B]`` and ``cls_target [S, S, C]``.
     """
     S, B = pred.shape[0], num_boxes
-    obj_mask = pred.new_zeros(S, S, B)
-    cell_mask = pred.new_zeros(S, S)
-    box_target = pred.new_zeros(S, S, 4)
-    conf_target = pred.new_zeros(S, S, B)
-    cls_target = pred.new_zeros(S, S, num_classes)
+    # The targets are built flat, one row per cell, plus a last row that
+    # takes the writes of the boxes that lose their cell and is dropped at
+    # the end. Selecting the winners by a boolean mask instead would read
+    # the device once per image (each mask's true entries), and on a GPU the
+    # device then waits for the host.
+    num_cells = S * S
+    obj_mask = pred.new_zeros(num_cells + 1, B)
+    cell_mask = pred.new_zeros(num_cells + 1)
+    box_target = pred.new_zeros(num_cells + 1, 4)
+    conf_target = pred.new_zeros(num_cells + 1, B)
+    cls_target = pred.new_zeros(num_cells + 1, num_classes)
+    targets = (obj_mask, cell_mask, box_target, conf_target, cls_target)
     bboxes = get_box_tensor(gt_instances.bboxes).to(pred)
     if bboxes.numel() == 0:
-        return obj_mask, cell_mask, box_target, conf_target, cls_target
+        return _cell_grids(targets, S)
     height, width = img_meta['batch_input_shape'][:2]
     scale = bboxes.new_tensor([width, height])
     centres = (bboxes[:, :2] + bboxes[:, 2:]) / 2 / scale  # [M, 2] in 0-1
@@ -71,21 +78,27 @@ def yolov1_targets(pred: Tensor, gt_instances: InstanceData, img_meta: dict,
         (area[None, :] == area[:, None]) &
         (index[None, :] > index[:, None]))
     keep = ~((flat[:, None] == flat[None, :]) & beaten).any(dim=1)
-    cols, rows = cells[keep, 0], cells[keep, 1]
-    offsets = centres[keep] * S - cells[keep].to(centres)  # [K, 2]
-    gt_boxes = torch.cat([centres[keep], sizes[keep]], dim=1)  # [K, 4]
+    # Each winner writes to its own cell, the others to the dropped row.
+    dest = torch.where(keep, flat, torch.full_like(flat, num_cells))
+    offsets = centres * S - cells.to(centres)  # [M, 2]
+    gt_boxes = torch.cat([centres, sizes], dim=1)  # [M, 4]
 
-    cell_preds = pred[rows, cols, :B * 5].view(-1, B, 5)  # [K, B, 5]
-    grid_xy = cells[keep].to(pred)[:, None, :]
+    cell_preds = pred.reshape(num_cells, -1)[flat, :B * 5].view(-1, B, 5)
+    grid_xy = cells.to(pred)[:, None, :]
     pred_boxes = torch.cat([(grid_xy + cell_preds[..., :2]) / S,
                             cell_preds[..., 2:4]**2], dim=-1)
-    ious = cxcywh_iou(pred_boxes, gt_boxes[:, None, :])  # [K, B]
+    ious = cxcywh_iou(pred_boxes, gt_boxes[:, None, :])  # [M, B]
     best = ious.argmax(dim=1)  # first predictor on ties
-    obj_mask[rows, cols, best] = 1
-    conf_target[rows, cols, best] = ious.gather(
+    obj_mask[dest, best] = 1
+    conf_target[dest, best] = ious.gather(
         1, best[:, None])[:, 0] if rescore else 1.0
-    cell_mask[rows, cols] = 1
-    box_target[rows, cols] = torch.cat([offsets, sizes[keep].sqrt()],
-                                       dim=1)
-    cls_target[rows, cols, gt_instances.labels[keep]] = 1
-    return obj_mask, cell_mask, box_target, conf_target, cls_target
+    cell_mask[dest] = 1
+    box_target[dest] = torch.cat([offsets, sizes.sqrt()], dim=1)
+    cls_target[dest, gt_instances.labels] = 1
+    return _cell_grids(targets, S)
+
+
+def _cell_grids(targets: Tuple[Tensor, ...], S: int) -> Tuple[Tensor, ...]:
+    """Flat targets ``[S * S + 1, ...]`` as grids ``[S, S, ...]``, the
+    last (dropped) row left out."""
+    return tuple(t[:S * S].view(S, S, *t.shape[1:]) for t in targets)

@@ -143,6 +143,44 @@ def test_largest_box_keeps_a_shared_cell():
     assert terms['loss_pred'].item() == pytest.approx(2.0)
 
 
+def test_targets_drop_a_beaten_box_without_reading_the_device():
+    """Three boxes on a 2 x 2 grid of a 128 px input: the large one and a
+    small one share cell (row 0, col 0), so the small one's targets must
+    not appear anywhere; the third owns cell (1, 1). Built without a host
+    read (no boolean-mask selection), so a GPU never waits on them."""
+    from mmdet_slf.models.dense_heads.yolov1_targets import yolov1_targets
+    from mmdet_slf.utils.profiling import host_reads
+
+    pred = torch.zeros(2, 2, 13)
+    boxes = gt([[0, 0, 64, 48], [20, 20, 30, 30], [70, 80, 120, 120]],
+               [1, 0, 2])
+
+    def build():
+        return yolov1_targets(pred, boxes, META, 2, 3)
+
+    assert host_reads(build)['reads'] == []
+    obj_mask, cell_mask, box_target, conf_target, cls_target = build()
+    assert cell_mask.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    assert cls_target[0, 0].tolist() == [0.0, 1.0, 0.0]
+    assert cls_target[1, 1].tolist() == [0.0, 0.0, 1.0]
+    assert cls_target[0, 1].sum() == cls_target[1, 0].sum() == 0
+    # Large box: centre (32, 24) px = (0.25, 0.1875), i.e. offsets
+    # (0.5, 0.375) in cell (0, 0); size (0.5, 0.375), square roots kept.
+    torch.testing.assert_close(
+        box_target[0, 0],
+        torch.tensor([0.5, 0.375, math.sqrt(0.5), math.sqrt(0.375)]))
+    # Third box: centre (95, 100) px -> offsets (0.484375, 0.5625) in
+    # cell (1, 1); size (50, 40) px -> (0.390625, 0.3125).
+    torch.testing.assert_close(
+        box_target[1, 1],
+        torch.tensor([0.484375, 0.5625, math.sqrt(0.390625),
+                      math.sqrt(0.3125)]))
+    # Every predicted box is empty: IoU 0, predictor 0 wins the tie.
+    assert obj_mask.tolist() == [[[1.0, 0.0], [0.0, 0.0]],
+                                 [[0.0, 0.0], [1.0, 0.0]]]
+    assert conf_target.sum() == 0
+
+
 def test_empty_gt_and_gradients_reach_every_parameter():
     torch.manual_seed(0)
     head = make_head(output_act='sigmoid', dropout=0.5)
