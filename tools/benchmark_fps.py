@@ -39,8 +39,9 @@ device kernels and self times, and the operators in which the second model
 differs most from the first: where the extra time of a step goes (more
 kernels, slower ones, or host work such as an optimizer's loop over
 parameter groups). With ``--train`` it also counts, in one loss forward
-of each model, the host reads and the operators issued after the last one,
-which on a GPU run while the device idles. The JSON gets them under
+of each model, the host syncs (reads of device values, blocking copies)
+and the operators issued after the last one, which on a GPU run while the
+device idles. The JSON gets them under
 ``profile``.
 """
 import argparse
@@ -64,7 +65,7 @@ from mmengine.runner import Runner, load_checkpoint  # noqa: E402
 from mmengine.structures import InstanceData  # noqa: E402
 
 from mmdet_slf.slf import BaseWeighting  # noqa: E402
-from mmdet_slf.utils.profiling import (host_reads,  # noqa: E402
+from mmdet_slf.utils.profiling import (host_syncs,  # noqa: E402
                                        op_differences, profile_calls,
                                        profile_totals)
 from mmdet_slf.utils.timing import (device_synchronizer,  # noqa: E402
@@ -462,7 +463,7 @@ def main():
                         for key, stream in zip(keys, streams)},
                 args.profile, torch.device(args.device))
             if args.train:
-                summary['profile']['loss_host_reads'] = loss_host_reads(
+                summary['profile']['loss_host_syncs'] = loss_host_syncs(
                     dict(zip(keys, models)),
                     {key: next(stream)
                      for key, stream in zip(keys, streams)})
@@ -479,21 +480,20 @@ def write_summary(summary, out):
             json.dump(summary, f, indent=2)
 
 
-def loss_host_reads(models, batches):
+def loss_host_syncs(models, batches):
     """Per model, where its loss makes the host wait for the device
-    (:func:`host_reads`): the operators its loss issues after the last host
-    read run on an idle CUDA device. Printed and returned."""
+    (:func:`host_syncs`): the operators its loss issues after the last sync
+    run on an idle CUDA device. Printed and returned."""
     result = {}
-    print('host reads in one loss forward (preprocessing excluded):')
+    print('host syncs in one loss forward (preprocessing excluded):')
     for key, model in models.items():
         data = model.data_preprocessor(batches[key], True)
-        result[key] = host_reads(
+        result[key] = host_syncs(
             lambda: model._run_forward(data, mode='loss'))
-        reads = result[key]['reads']
         print(f'  model {key}: {result[key]["operators"]} operators, '
-              f'{len(reads)} host reads, '
-              f'{result[key]["operators_after_last_read"]} operators after '
-              'the last read')
+              f'{len(result[key]["syncs"])} host syncs, '
+              f'{result[key]["operators_after_last_sync"]} operators after '
+              'the last sync')
     return result
 
 

@@ -11,6 +11,7 @@ them between the two callables, and take speed from the interleaved timing
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 OpStats = Dict[str, Dict[str, float]]
@@ -119,13 +120,21 @@ HOST_READ_OPERATORS = frozenset({
     '_local_scalar_dense', 'nonzero', 'masked_select', '_unique2',
     'unique_consecutive', 'unique_dim', 'equal', 'is_nonzero'
 })
+# Python-level calls that copy Python data to the device; with a pageable
+# source such a copy waits for the device's queue as well.
+_FROM_PYTHON_DATA = ('tensor', 'as_tensor', 'new_tensor')
+
+
+def _on_host(device) -> bool:
+    return device is None or torch.device(device).type == 'cpu'
 
 
 class _OperatorLog(TorchDispatchMode):
-    """Names of the operators dispatched, in order. Two reads hide inside
-    other operators and are renamed: a copy from another device to the host
-    (``_to_host``) and indexing by a boolean mask (``_mask_index``), which
-    finds the mask's true entries on the host."""
+    """Names of the operators dispatched, in order. Syncs that hide inside
+    other operators are renamed: a copy from another device to the host
+    (``_to_host``), a blocking copy from the host to another device
+    (``_from_host``) and indexing by a boolean mask (``_mask_index``),
+    which finds the mask's true entries on the host."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -134,17 +143,22 @@ class _OperatorLog(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = func.overloadpacket.__name__
-        if name in ('_to_copy', 'copy_') and args and isinstance(
+        if name in ('_to_copy', 'copy_') and len(args) > 0 and isinstance(
                 args[0], torch.Tensor):
-            target = kwargs.get('device')
             if name == 'copy_':
-                target, source = args[0].device, args[1]
+                source, target = args[1], args[0].device
+                blocking = not (args[2] if len(args) > 2 else
+                                kwargs.get('non_blocking', False))
             else:
                 source = args[0]
-            if target is not None and torch.device(target).type == 'cpu' \
-                    and isinstance(source, torch.Tensor) \
-                    and source.device.type != 'cpu':
-                name = '_to_host'
+                target = kwargs.get('device', source.device)
+                blocking = not kwargs.get('non_blocking', False)
+            if isinstance(source, torch.Tensor) and source.dim() > 0:
+                if _on_host(target) and not _on_host(source.device):
+                    name = '_to_host'
+                elif blocking and _on_host(source.device) \
+                        and not _on_host(target):
+                    name = '_from_host'
         elif name in ('index', 'index_put', 'index_put_') and len(args) > 1 \
                 and any(isinstance(index, torch.Tensor)
                         and index.dtype == torch.bool
@@ -154,31 +168,57 @@ class _OperatorLog(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
-def host_reads(fn: Callable[[], Any]) -> Dict[str, Any]:
+class _PythonDataLog(TorchFunctionMode):
+    """Adds ``_from_host`` to ``log`` for a tensor made from Python data on
+    another device (``torch.tensor(..., device=...)``, ``new_tensor``),
+    which the dispatcher does not see as a copy."""
+
+    def __init__(self, log: _OperatorLog) -> None:
+        super().__init__()
+        self.log = log
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, '__name__', None) in _FROM_PYTHON_DATA:
+            device = kwargs.get('device')
+            if func.__name__ == 'new_tensor' and device is None:
+                device = args[0].device
+            if not _on_host(device):
+                self.log.names.append('_from_host')
+        return func(*args, **kwargs)
+
+
+SYNC_NAMES = HOST_READ_OPERATORS | {'_to_host', '_from_host', '_mask_index'}
+
+
+def host_syncs(fn: Callable[[], Any]) -> Dict[str, Any]:
     """Where ``fn`` makes the host wait for the device, by operator order.
 
-    On CUDA the host issues kernels ahead of the device until it reads a
-    value; the device then runs dry, and every operator the host issues
-    after the read, until enough work is queued again, runs on an idle
-    device. A loss whose last read comes early thus exposes the host time
-    of all the operators that follow it. The count is exact on any device
-    (it does not time anything), so it can be checked on a CPU.
+    On CUDA the host issues kernels ahead of the device until it has to
+    wait: for a value it reads, or for a blocking copy from host memory to
+    finish behind the queued work. The device then runs dry, and every
+    operator the host issues after the sync, until enough work is queued
+    again, runs on an idle device. A loss whose last sync comes early thus
+    exposes the host time of all the operators that follow it. The count
+    is exact on any device (it does not time anything), so it can be
+    checked on a CPU; copies between devices are only seen where ``fn``
+    uses a device other than the CPU (``'meta'`` will do).
 
     Args:
         fn (Callable): One call, e.g. a model's loss on a prepared batch.
 
     Returns:
-        dict: ``operators`` (dispatched), ``reads`` (their indexes and
-        names, in order) and ``operators_after_last_read`` (all of them
-        when there is no read).
+        dict: ``operators`` (dispatched), ``syncs`` (their indexes and
+        names, in order) and ``operators_after_last_sync`` (all of them
+        when there is none).
     """
-    with _OperatorLog() as log:
+    log = _OperatorLog()
+    with log, _PythonDataLog(log):
         fn()
-    reads = [(index, name) for index, name in enumerate(log.names)
-             if name in HOST_READ_OPERATORS
-             or name in ('_to_host', '_mask_index')]
-    after = len(log.names) - 1 - reads[-1][0] if reads else len(log.names)
+    syncs = [(index, name) for index, name in enumerate(log.names)
+             if name in SYNC_NAMES]
+    after = len(log.names) - 1 - syncs[-1][0] if syncs else len(log.names)
     return dict(
         operators=len(log.names),
-        reads=[dict(index=index, operator=name) for index, name in reads],
-        operators_after_last_read=after)
+        syncs=[dict(index=index, operator=name) for index, name in syncs],
+        operators_after_last_sync=after)

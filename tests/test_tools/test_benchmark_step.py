@@ -159,16 +159,16 @@ def test_step_ratio_of_fixed_and_slf(tmp_path):
     diffs = [abs(row['diff_self_cpu_ms']) for row in profile['differences']]
     assert len(diffs) == 20 and diffs == sorted(diffs, reverse=True)
     assert 'largest differences (second - first)' in result.stdout
-    # In both losses the weighting's non-finite check is the one host read,
+    # In both losses the weighting's non-finite check is the one host sync,
     # and only the application of the weights follows it (mul, sum and a
     # select per term: coord, pred, obj, noobj).
     for key in ('0', '1'):
-        reads = profile['loss_host_reads'][key]
-        assert [read['operator'] for read in reads['reads']] == \
+        syncs = profile['loss_host_syncs'][key]
+        assert [sync['operator'] for sync in syncs['syncs']] == \
             ['_local_scalar_dense']
-        assert reads['operators_after_last_read'] == 6
-    assert profile['loss_host_reads']['1']['operators'] > \
-        profile['loss_host_reads']['0']['operators']
+        assert syncs['operators_after_last_sync'] == 6
+    assert profile['loss_host_syncs']['1']['operators'] > \
+        profile['loss_host_syncs']['0']['operators']
 
 
 def test_a_failed_profile_keeps_the_timing(tmp_path, monkeypatch, capsys):

@@ -5,7 +5,7 @@ operators one of them adds."""
 import pytest
 import torch
 
-from mmdet_slf.utils.profiling import (host_reads, op_differences,
+from mmdet_slf.utils.profiling import (host_syncs, op_differences,
                                        profile_calls,
                                        profile_totals)
 
@@ -68,7 +68,7 @@ def test_differences_name_the_added_operators():
         op_differences(first, second, by='time')
 
 
-def test_host_reads_finds_each_read_in_operator_order():
+def test_host_syncs_finds_each_sync_in_operator_order():
     """Hand-worked: mul, sum, gt, [item], gt, [mask index], lt, lift_fresh
     (the 0 made a tensor), [mask assignment], [nonzero], add."""
     x = torch.tensor([1.0, -2.0, 3.0])
@@ -81,15 +81,36 @@ def test_host_reads_finds_each_read_in_operator_order():
         y.nonzero()
         return y + 1
 
-    trace = host_reads(step)
+    trace = host_syncs(step)
     assert trace['operators'] == 11
-    assert trace['reads'] == [
+    assert trace['syncs'] == [
         dict(index=3, operator='_local_scalar_dense'),
         dict(index=5, operator='_mask_index'),
         dict(index=8, operator='_mask_index'),
         dict(index=9, operator='nonzero')
     ]
-    assert trace['operators_after_last_read'] == 1
-    # Without a read every operator counts as after it.
-    assert host_reads(lambda: x * 2 + 1) == dict(
-        operators=2, reads=[], operators_after_last_read=2)
+    assert trace['operators_after_last_sync'] == 1
+    # Without a sync every operator counts as after it.
+    assert host_syncs(lambda: x * 2 + 1) == dict(
+        operators=2, syncs=[], operators_after_last_sync=2)
+
+
+def test_host_syncs_finds_blocking_copies_between_devices():
+    """On the ``'meta'`` device, which stands for a GPU here: data made
+    from Python on the device, and blocking copies to it, wait for the
+    device; a non-blocking copy and tensors filled on the device do not."""
+    device = torch.empty(2, device='meta')
+
+    def step():
+        device.new_tensor([128.0, 160.0])  # [from host]
+        torch.tensor([1.0, 2.0], device='meta')  # [from host]
+        torch.ones(2).to(device)  # ones, [from host]
+        torch.ones(2).to(device, non_blocking=True)  # ones, _to_copy
+        device.new_full((2, ), 128.0)  # new_full
+        return device * 2  # mul
+
+    trace = host_syncs(step)
+    assert trace['operators'] == 8
+    assert [sync['index'] for sync in trace['syncs']] == [0, 1, 3]
+    assert {sync['operator'] for sync in trace['syncs']} == {'_from_host'}
+    assert trace['operators_after_last_sync'] == 4

@@ -51,8 +51,8 @@ def yolov1_targets(pred: Tensor, gt_instances: InstanceData, img_meta: dict,
     # The targets are built flat, one row per cell, plus a last row that
     # takes the writes of the boxes that lose their cell and is dropped at
     # the end. Selecting the winners by a boolean mask instead would read
-    # the device once per image (each mask's true entries), and on a GPU the
-    # device then waits for the host.
+    # the device several times per image (each mask's true entries), and on
+    # a GPU the device then waits for the host.
     num_cells = S * S
     obj_mask = pred.new_zeros(num_cells + 1, B)
     cell_mask = pred.new_zeros(num_cells + 1)
@@ -64,7 +64,9 @@ def yolov1_targets(pred: Tensor, gt_instances: InstanceData, img_meta: dict,
     if bboxes.numel() == 0:
         return _cell_grids(targets, S)
     height, width = img_meta['batch_input_shape'][:2]
-    scale = bboxes.new_tensor([width, height])
+    # Made on the device: new_tensor would copy from the host and wait.
+    scale = torch.cat([bboxes.new_full((1, ), width),
+                       bboxes.new_full((1, ), height)])
     centres = (bboxes[:, :2] + bboxes[:, 2:]) / 2 / scale  # [M, 2] in 0-1
     sizes = ((bboxes[:, 2:] - bboxes[:, :2]) / scale).clamp(0, 1)
     cells = (centres * S).floor().long().clamp(0, S - 1)  # [M, 2] (c, r)

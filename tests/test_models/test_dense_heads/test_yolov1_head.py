@@ -147,9 +147,9 @@ def test_targets_drop_a_beaten_box_without_reading_the_device():
     """Three boxes on a 2 x 2 grid of a 128 px input: the large one and a
     small one share cell (row 0, col 0), so the small one's targets must
     not appear anywhere; the third owns cell (1, 1). Built without a host
-    read (no boolean-mask selection), so a GPU never waits on them."""
+    sync (no boolean-mask selection), so a GPU never waits on them."""
     from mmdet_slf.models.dense_heads.yolov1_targets import yolov1_targets
-    from mmdet_slf.utils.profiling import host_reads
+    from mmdet_slf.utils.profiling import host_syncs
 
     pred = torch.zeros(2, 2, 13)
     boxes = gt([[0, 0, 64, 48], [20, 20, 30, 30], [70, 80, 120, 120]],
@@ -158,7 +158,14 @@ def test_targets_drop_a_beaten_box_without_reading_the_device():
     def build():
         return yolov1_targets(pred, boxes, META, 2, 3)
 
-    assert host_reads(build)['reads'] == []
+    assert host_syncs(build)['syncs'] == []
+    # Nor a copy from the host: on 'meta', which stands for a GPU, the
+    # image size enters without one.
+    pred_on_meta = pred.to('meta')
+    boxes_on_meta = InstanceData(bboxes=boxes.bboxes.to('meta'),
+                                 labels=boxes.labels.to('meta'))
+    assert host_syncs(lambda: yolov1_targets(
+        pred_on_meta, boxes_on_meta, META, 2, 3))['syncs'] == []
     obj_mask, cell_mask, box_target, conf_target, cls_target = build()
     assert cell_mask.tolist() == [[1.0, 0.0], [0.0, 1.0]]
     assert cls_target[0, 0].tolist() == [0.0, 1.0, 0.0]
