@@ -18,7 +18,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmdet_slf.slf import build_weighting
-from .yolov1_targets import yolov1_targets
+from .yolov1_targets import batch_yolov1_targets
 
 OUTPUT_ACTS = ('linear', 'sigmoid')
 HEAD_TYPES = ('fc', 'conv')
@@ -257,13 +257,10 @@ class YOLOV1Head(BaseDenseHead):
         """The four unweighted terms, each a per-image vector ``[N]``
         (each image's sum-squared error divided by ``N``)."""
         num_imgs = pred.shape[0]
-        targets = [
-            yolov1_targets(p.detach(), gt, meta, self.num_boxes,
-                           self.num_classes, self.rescore)
-            for p, gt, meta in zip(pred, batch_gt_instances, batch_img_metas)
-        ]
-        obj_mask, cell_mask, box_target, conf_target, cls_target = (
-            torch.stack(t) for t in zip(*targets))
+        obj_mask, cell_mask, box_target, conf_target, cls_target = \
+            batch_yolov1_targets(pred.detach(), batch_gt_instances,
+                                 batch_img_metas, self.num_boxes,
+                                 self.num_classes, self.rescore)
         boxes = pred[..., :self.num_boxes * 5].reshape(
             *pred.shape[:3], self.num_boxes, 5)  # [N, S, S, B, 5]
         conf = boxes[..., 4]  # [N, S, S, B]

@@ -2,7 +2,7 @@
 """YOLOv1's target assignment (Redmon et al., CVPR 2016, Sec. 2.2): the cell
 holding a box centre is responsible for it, and of its ``B`` predictors the
 one with the highest IoU with the box."""
-from typing import Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 from mmdet.structures.bbox import get_box_tensor
@@ -47,32 +47,61 @@ def yolov1_targets(pred: Tensor, gt_instances: InstanceData, img_meta: dict,
         ``box_target [S, S, 4]`` (x, y, sqrt(w), sqrt(h)),
         ``conf_target [S, S, B]`` and ``cls_target [S, S, C]``.
     """
-    S, B = pred.shape[0], num_boxes
-    # The targets are built flat, one row per cell, plus a last row that
-    # takes the writes of the boxes that lose their cell and is dropped at
-    # the end. Selecting the winners by a boolean mask instead would read
-    # the device several times per image (each mask's true entries), and on
-    # a GPU the device then waits for the host.
-    num_cells = S * S
+    targets = batch_yolov1_targets(pred[None], [gt_instances], [img_meta],
+                                   num_boxes, num_classes, rescore)
+    return tuple(t[0] for t in targets)
+
+
+def batch_yolov1_targets(pred: Tensor,
+                         batch_gt_instances: Sequence[InstanceData],
+                         batch_img_metas: Sequence[dict],
+                         num_boxes: int,
+                         num_classes: int,
+                         rescore: bool = True) -> Tuple[Tensor, ...]:
+    """Targets of a batch from its detached prediction ``[N, S, S, D]``.
+
+    Every box of the batch is assigned in one pass, so the number of
+    operators does not grow with the batch, and nothing is read from the
+    device: the boxes that lose their cell write into one extra row that is
+    dropped, instead of being left out by a boolean mask (which would make
+    the host wait for a GPU, several times per image). The arguments are
+    those of :func:`yolov1_targets`, one per image, and each output gains a
+    leading batch dimension ``N``.
+    """
+    N, S, B = pred.shape[0], pred.shape[1], num_boxes
+    if len(batch_gt_instances) != N or len(batch_img_metas) != N:
+        raise ValueError(
+            f'pred has {N} images but got {len(batch_gt_instances)} '
+            f'gt_instances and {len(batch_img_metas)} img_metas')
+    num_cells = N * S * S
     obj_mask = pred.new_zeros(num_cells + 1, B)
     cell_mask = pred.new_zeros(num_cells + 1)
     box_target = pred.new_zeros(num_cells + 1, 4)
     conf_target = pred.new_zeros(num_cells + 1, B)
     cls_target = pred.new_zeros(num_cells + 1, num_classes)
     targets = (obj_mask, cell_mask, box_target, conf_target, cls_target)
-    bboxes = get_box_tensor(gt_instances.bboxes).to(pred)
-    if bboxes.numel() == 0:
-        return _cell_grids(targets, S)
-    height, width = img_meta['batch_input_shape'][:2]
+    per_image = [get_box_tensor(gt.bboxes) for gt in batch_gt_instances]
+    counts = [len(boxes) for boxes in per_image]
+    if sum(counts) == 0:
+        return _cell_grids(targets, N, S)
+    bboxes = torch.cat(per_image).to(pred)  # [M, 4]
+    labels = torch.cat([gt.labels for gt in batch_gt_instances])  # [M]
+    # The image of each box, filled on the device (no copy from the host).
+    image = torch.cat([
+        labels.new_full((count, ), i) for i, count in enumerate(counts)
+        if count
+    ])
+    height, width = _batch_input_shape(batch_img_metas)
     # Made on the device: new_tensor would copy from the host and wait.
     scale = torch.cat([bboxes.new_full((1, ), width),
                        bboxes.new_full((1, ), height)])
     centres = (bboxes[:, :2] + bboxes[:, 2:]) / 2 / scale  # [M, 2] in 0-1
     sizes = ((bboxes[:, 2:] - bboxes[:, :2]) / scale).clamp(0, 1)
     cells = (centres * S).floor().long().clamp(0, S - 1)  # [M, 2] (c, r)
+    # Row of each box's cell in the flat targets, image by image.
+    flat = image * (S * S) + cells[:, 1] * S + cells[:, 0]
     # One object per cell (the class probabilities are per cell): the
     # largest box wins, ties go to the later box as in darknet.
-    flat = cells[:, 1] * S + cells[:, 0]
     area = sizes.prod(dim=1)
     index = torch.arange(len(flat), device=flat.device)
     # beaten[i, j]: box j would displace box i from a shared cell
@@ -96,11 +125,24 @@ def yolov1_targets(pred: Tensor, gt_instances: InstanceData, img_meta: dict,
         1, best[:, None])[:, 0] if rescore else 1.0
     cell_mask[dest] = 1
     box_target[dest] = torch.cat([offsets, sizes.sqrt()], dim=1)
-    cls_target[dest, gt_instances.labels] = 1
-    return _cell_grids(targets, S)
+    cls_target[dest, labels] = 1
+    return _cell_grids(targets, N, S)
 
 
-def _cell_grids(targets: Tuple[Tensor, ...], S: int) -> Tuple[Tensor, ...]:
-    """Flat targets ``[S * S + 1, ...]`` as grids ``[S, S, ...]``, the
-    last (dropped) row left out."""
-    return tuple(t[:S * S].view(S, S, *t.shape[1:]) for t in targets)
+def _batch_input_shape(batch_img_metas: Sequence[dict]) -> Tuple[int, int]:
+    """The padded input shape ``(height, width)`` that the box coordinates
+    refer to, the same for every image of a batch."""
+    shapes: List[Tuple[int, int]] = [
+        tuple(meta['batch_input_shape'][:2]) for meta in batch_img_metas
+    ]
+    if len(set(shapes)) > 1:
+        raise ValueError('the images of one batch must share their '
+                         f'batch_input_shape, got {sorted(set(shapes))}')
+    return shapes[0]
+
+
+def _cell_grids(targets: Tuple[Tensor, ...], N: int,
+                S: int) -> Tuple[Tensor, ...]:
+    """Flat targets ``[N * S * S + 1, ...]`` as grids ``[N, S, S, ...]``,
+    the last (dropped) row left out."""
+    return tuple(t[:N * S * S].view(N, S, S, *t.shape[1:]) for t in targets)

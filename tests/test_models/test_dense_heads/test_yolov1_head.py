@@ -188,6 +188,43 @@ def test_targets_drop_a_beaten_box_without_reading_the_device():
     assert conf_target.sum() == 0
 
 
+def test_batch_targets_keep_images_apart_in_a_constant_operator_count():
+    """Image 0 and image 2 each hold a box in cell (0, 0), image 1 none:
+    both boxes keep their cell (a cell is shared only within an image), and
+    each image's targets are those it gets alone. The operators do not
+    grow with the batch beyond one per image with boxes (its image index)."""
+    from mmdet_slf.models.dense_heads.yolov1_targets import (
+        batch_yolov1_targets, yolov1_targets)
+    from mmdet_slf.utils.profiling import host_syncs
+
+    torch.manual_seed(0)
+    pred = torch.rand(3, 2, 2, 13)
+    gts = [gt([[0, 0, 64, 48]], [1]), gt([], []),
+           gt([[10, 10, 20, 20], [70, 80, 120, 120]], [2, 0])]
+    batch = batch_yolov1_targets(pred, gts, [META] * 3, 2, 3)
+    assert batch[1][:, 0, 0].tolist() == [1.0, 0.0, 1.0]  # cell_mask
+    for i in range(3):
+        alone = yolov1_targets(pred[i], gts[i], META, 2, 3)
+        for batched, single in zip(batch, alone):
+            assert torch.equal(batched[i], single)
+
+    def operators(num_images):
+        preds = torch.rand(num_images, 2, 2, 13)
+        boxes = [gt([[0, 0, 64, 48], [70, 80, 120, 120]], [1, 2])
+                 ] * num_images
+        trace = host_syncs(lambda: batch_yolov1_targets(
+            preds, boxes, [META] * num_images, 2, 3))
+        assert trace['syncs'] == []
+        return trace['operators']
+
+    assert operators(8) - operators(2) == 6
+    with pytest.raises(ValueError, match='share their batch_input_shape'):
+        batch_yolov1_targets(pred[:2], gts[:2], [
+            META, dict(batch_input_shape=(96, 128))], 2, 3)
+    with pytest.raises(ValueError, match='pred has 3 images but got 2'):
+        batch_yolov1_targets(pred, gts[:2], [META] * 2, 2, 3)
+
+
 def test_empty_gt_and_gradients_reach_every_parameter():
     torch.manual_seed(0)
     head = make_head(output_act='sigmoid', dropout=0.5)
