@@ -41,8 +41,7 @@ kernels, slower ones, or host work such as an optimizer's loop over
 parameter groups). With ``--train`` it also counts, in one loss forward
 of each model, the host syncs (reads of device values, blocking copies)
 and the operators issued after the last one, which on a GPU run while the
-device idles. The JSON gets them under
-``profile``.
+device idles. The JSON gets them under ``profile``.
 """
 import argparse
 import json

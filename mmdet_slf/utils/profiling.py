@@ -179,11 +179,14 @@ class _PythonDataLog(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if getattr(func, '__name__', None) in _FROM_PYTHON_DATA:
+        name = getattr(func, '__name__', None)
+        if name in _FROM_PYTHON_DATA:
             device = kwargs.get('device')
-            if func.__name__ == 'new_tensor' and device is None:
+            data = args[1] if name == 'new_tensor' else args[0]
+            if name == 'new_tensor' and device is None:
                 device = args[0].device
-            if not _on_host(device):
+            # A tensor passed in is copied by the dispatcher, if at all.
+            if not isinstance(data, torch.Tensor) and not _on_host(device):
                 self.log.names.append('_from_host')
         return func(*args, **kwargs)
 

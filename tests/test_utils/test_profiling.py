@@ -107,6 +107,7 @@ def test_host_syncs_finds_blocking_copies_between_devices():
         torch.ones(2).to(device)  # ones, [from host]
         torch.ones(2).to(device, non_blocking=True)  # ones, _to_copy
         device.new_full((2, ), 128.0)  # new_full
+        torch.as_tensor(device, device='meta')  # the same tensor: nothing
         return device * 2  # mul
 
     trace = host_syncs(step)
