@@ -70,8 +70,13 @@ def plots(results: Dict[str, Dict[int, dict]], rows: List[dict],
         if run.get('curve')
     }
     if curves:
+        # The reference's runs share one split (the tool refuses mixed
+        # work dirs); runs saved before splits were recorded were on test.
+        run = next(iter(results[reference].values()))
+        split = run.get('eval_split', 'test')
         plot_map_curve(curves, files['curve'],
-                       title='Fixed lambdas: validation mAP during training')
+                       title=f"{run.get('name', reference)}\n"
+                       f'mAP during training on the {split} images')
     else:
         files.pop('curve')
     return files

@@ -380,3 +380,25 @@ def test_learning_rate_controls_differ_only_in_step(key, base, factor):
     assert control.train_cfg == fixed.train_cfg
     assert control.train_dataloader == fixed.train_dataloader
     assert control.strategy_name.endswith(f'learning rate x{factor}')
+
+
+@pytest.mark.parametrize('saved,split', [
+    (dict(), 'test'),  # saved before runs recorded their split
+    (dict(eval_split='val (300 of trainval, split seed 0)'),
+     'val (300 of trainval, split seed 0)')])
+def test_curve_title_names_the_reference_and_the_scored_images(
+        tmp_path, monkeypatch, saved, split):
+    from mmdet_slf import visualization
+    titles = []
+    monkeypatch.setattr(visualization, 'plot_map_curve',
+                        lambda curves, out, title: titles.append(title))
+    monkeypatch.setattr(visualization, 'plot_map_bars',
+                        lambda *args, **kwargs: None)
+    run = dict(name='Fixed, lr x8', curve=[[200, 0.5], [400, 0.8]],
+               mAP=0.8, **saved)
+    rows = [dict(key='fixed-lr8x', name='Fixed, lr x8', maps=[0.8],
+                 seeds=[0])]
+    figures.plots({'fixed-lr8x': {0: run}}, rows, 'fixed-lr8x',
+                  str(tmp_path))
+    assert titles == [f'Fixed, lr x8\nmAP during training on the {split} '
+                      'images']
