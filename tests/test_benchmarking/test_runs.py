@@ -348,6 +348,7 @@ def test_weight_figure_groups_baselines_then_slf_by_objective(tmp_path):
                          [('fixed-lr2x', 'fixed', 2),
                           ('fixed-lr4x', 'fixed', 4),
                           ('fixed-lr8x', 'fixed', 8),
+                          ('fixed-lr16x', 'fixed', 16),
                           ('slf-scale-free-expected-lr2x',
                            'slf-scale-free-expected', 2),
                           ('slf-scale-free-expected-lr4x',
