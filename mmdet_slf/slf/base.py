@@ -10,7 +10,7 @@ batch-level term; strategies that can (SLF) weight each image's terms with
 that image's own weights before summing over images.
 """
 from collections import defaultdict
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -162,17 +162,18 @@ class BaseWeighting(nn.Module):
         if shared is not None:
             # On every rank, a rank with bad terms too: see mean_over_ranks.
             shared = mean_over_ranks(shared, finite=finite)
-        state = [(buffer, buffer.clone()) for buffer in self.buffers()] \
-            if self.training else []
+        state = [(buffer, buffer.clone())
+                 for buffer in self.state_buffers()] if self.training else []
         weights, extra = self._compute_weights(raw, features, shared)
         mean_weights = weights.detach()
         if mean_weights.dim() == 2:
             mean_weights = mean_weights.mean(dim=0)
         mean_weights = mean_weights.expand(self.num_terms)
-        for i, name in enumerate(self.terms):
-            extra[f'slf_w_{name}'] = mean_weights[i]
+        extra.update(
+            zip([f'slf_w_{name}' for name in self.terms],
+                mean_weights.unbind()))
         diagnostics = {
-            key: value.detach()
+            key: value.detach() if value.requires_grad else value
             for key, value in extra.items() if 'loss' not in key
         }
         diagnostics['slf_skipped'] = raw.new_zeros(())
@@ -188,6 +189,19 @@ class BaseWeighting(nn.Module):
             return None, {'loss_slf_nonfinite': zero, 'slf_skipped': skipped}
         self.diagnostics = diagnostics
         return weights, extra
+
+    def state_buffers(self) -> List[Tensor]:
+        """The buffers a checkpoint saves: the state a call may change.
+
+        Non-persistent buffers (a prior, fixed lambdas) are constants of the
+        config; :meth:`weigh` saves and restores only these.
+        """
+        return [
+            buffer for module in self.modules()
+            for name, buffer in module._buffers.items()
+            if buffer is not None
+            and name not in module._non_persistent_buffers_set
+        ]
 
     def init_weights(self) -> None:
         """Re-initialise submodules that own an ``init_weights`` (the

@@ -63,7 +63,8 @@ def estimate_p_hat(logits: Tensor,
                    tau: Union[float, Tensor] = 1.0,
                    hard: bool = True,
                    straight_through: bool = True,
-                   generator: Optional[torch.Generator] = None) -> Tensor:
+                   generator: Optional[torch.Generator] = None,
+                   probs: Optional[Tensor] = None) -> Tensor:
     """``p_hat``, an estimate of ``p = softmax(logits)`` with mean ``p``.
 
     ``'gumbel'``: the mean of ``K`` Gumbel-softmax samples, Eq. (9)-(10),
@@ -84,6 +85,8 @@ def estimate_p_hat(logits: Tensor,
             of ``p``. Defaults to True.
         generator (torch.Generator, optional): Random generator.
             Defaults to None.
+        probs (Tensor, optional): ``softmax(logits)`` where the caller has
+            it already, so it is not computed twice. Defaults to None.
 
     Returns:
         Tensor: ``p_hat`` of the shape of ``logits``.
@@ -91,7 +94,8 @@ def estimate_p_hat(logits: Tensor,
     if estimator == 'gumbel':
         return multiple_gumbel_softmax(
             logits, num_samples, tau=tau, hard=hard, generator=generator)
-    probs = F.softmax(logits, dim=-1)
+    if probs is None:
+        probs = F.softmax(logits, dim=-1)
     if estimator == 'expected':
         return probs
     if estimator == 'stratified':

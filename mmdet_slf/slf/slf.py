@@ -260,11 +260,11 @@ class SLFWeighting(BaseWeighting):
             raise ValueError(f'decision features give {logits.shape[0]} rows '
                              f'but the raw terms have {raw.shape[0]} images')
         joint = self.signal is None
+        probs = F.softmax(logits, dim=-1)
         # Eq. (10) for 'gumbel'; straight-through so that Eq. (11) trains v.
         p_hat = estimate_p_hat(logits, self.estimator, self.num_samples,
                                tau=tau, hard=self.hard,
-                               straight_through=joint)
-        probs = F.softmax(logits, dim=-1)
+                               straight_through=joint, probs=probs)
         weights = self.scale * p_hat  # Eq. (11)
         if not joint:
             weights = weights.detach()
@@ -281,8 +281,8 @@ class SLFWeighting(BaseWeighting):
         extra['slf_temperature'] = tau.detach().to(raw) if isinstance(
             tau, Tensor) else raw.new_full((), tau)
         extra['slf_entropy'] = entropy.detach()
-        for i, name in enumerate(self.terms):
-            extra[f'slf_p_{name}'] = mean_probs[i]
+        extra.update(
+            zip([f'slf_p_{name}' for name in self.terms], mean_probs.unbind()))
         return weights, extra
 
     def _decision_terms(self, rows: Tensor, probs: Tensor,
@@ -294,9 +294,9 @@ class SLFWeighting(BaseWeighting):
         objective = decision_objective(probs, signal, self.prior.to(probs),
                                        self.kl_weight)
         extra = {'loss_slf_decision': objective}
-        mean_signal = signal.mean(dim=0)
-        for i, name in enumerate(self.terms):
-            extra[f'slf_signal_{name}'] = mean_signal[i]
+        extra.update(
+            zip([f'slf_signal_{name}' for name in self.terms],
+                signal.mean(dim=0).unbind()))
         return extra
 
     def _guards(self, raw: Tensor, probs: Tensor) -> Dict[str, Tensor]:

@@ -81,6 +81,18 @@ def test_straight_through_gradient_is_that_of_p(estimator):
     assert not detached.requires_grad
 
 
+@pytest.mark.parametrize('estimator', ['stratified', 'expected'])
+def test_probs_given_by_the_caller_are_not_computed_again(estimator):
+    probs = torch.softmax(LOGITS.expand(5, 4), -1)
+    given = estimate_p_hat(LOGITS.expand(5, 4), estimator, 4, probs=probs,
+                           generator=torch.Generator().manual_seed(0))
+    computed = estimate_p_hat(LOGITS.expand(5, 4), estimator, 4,
+                              generator=torch.Generator().manual_seed(0))
+    assert torch.equal(given, computed)
+    if estimator == 'expected':
+        assert given is probs
+
+
 def test_unknown_estimator_is_named():
     with pytest.raises(ValueError, match="estimator must be one of "
                        r"\('gumbel', 'stratified', 'expected'\), got 'mc'"):

@@ -107,6 +107,25 @@ def test_a_bad_call_leaves_the_buffers_as_they_were(key, mode):
         assert kept[f'slf_w_{t}'] == diagnostics[f'slf_w_{t}']
 
 
+@pytest.mark.parametrize('key', sorted(STRATEGIES))
+def test_a_call_copies_exactly_the_state_a_checkpoint_saves(key):
+    """Saved for the restore: the buffers in ``state_dict``, not the
+    constants (a prior, fixed lambdas), and nothing else."""
+    weighting = build(key)
+    parameters = {id(p) for p in weighting.parameters()}
+    saved = [value for value in weighting.state_dict(keep_vars=True).values()
+             if id(value) not in parameters]
+    assert [id(b) for b in weighting.state_buffers()] == [id(b)
+                                                          for b in saved]
+    expected = {'fixed': 0, 'slf-default': 3, 'famo': 7, 'dwa': 3}
+    if key in expected:
+        assert len(saved) == expected[key]
+    weighting(per_image_terms(0))
+    with OperatorLog() as log:
+        weighting(per_image_terms(1))
+    assert log.names.count('clone') == len(saved)
+
+
 @pytest.mark.parametrize('key', ['slf-default', 'famo', 'dwa'])
 def test_after_a_skipped_call_training_goes_on_as_if_it_never_was(key):
     """The stateful, deterministic strategies give, after a skipped call,
@@ -124,3 +143,17 @@ def test_after_a_skipped_call_training_goes_on_as_if_it_never_was(key):
             per_image_terms(seed))
         for t in TERMS:
             assert torch.equal(ours[f'loss_{t}'], theirs[f'loss_{t}'])
+
+
+@pytest.mark.parametrize('key', ['slf-default', 'slf-teacher'])
+def test_the_decision_probabilities_are_computed_once(key):
+    """``p`` serves the expected weights, ``J`` and the diagnostics; one
+    softmax forward and, from ``J`` alone, one backward."""
+    weighting = build(key)
+    weighting(per_image_terms(0))
+    raw = per_image_terms(1)
+    with OperatorLog() as log:
+        out = weighting(raw)
+        out['loss_slf_decision'].backward()
+    assert log.names.count('_softmax') == 1
+    assert log.names.count('_softmax_backward_data') == 1
