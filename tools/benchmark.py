@@ -55,7 +55,8 @@ import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
 from mmdet_slf.benchmarking import report, tuning  # noqa: E402
-from mmdet_slf.benchmarking.runs import (find_strategies,  # noqa: E402
+from mmdet_slf.benchmarking.runs import (environment,  # noqa: E402
+                                         find_strategies,
                                          init_checkpoint_path, load_results,
                                          load_scalars,
                                          make_init_checkpoint, run_config,
@@ -139,6 +140,7 @@ def train_one(cfg: Config, key: str, seed: int, args) -> dict:
         train_minutes=minutes,
         work_dir=runner.work_dir,
         eval_split=evaluation_split(args),
+        environment=environment(),
         **summary)
     save_result(osp.join(work_dir, 'result.json'), result)
     forget_global_instances()
@@ -259,17 +261,8 @@ def timing(args, strategies: dict) -> dict:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (f'{cpu}, {os.cpu_count()} cores, torch {torch.__version__} '
-            f'({torch.get_num_threads()} threads), Python '
+    return (f'{environment()["cpu"]}, {os.cpu_count()} cores, torch '
+            f'{torch.__version__} ({torch.get_num_threads()} threads), Python '
             f'{platform.python_version()}')
 
 

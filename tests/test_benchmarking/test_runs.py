@@ -403,3 +403,38 @@ def test_curve_title_names_the_reference_and_the_scored_images(
                   str(tmp_path))
     assert titles == [f'Fixed, lr x8\nmAP during training on the {split} '
                       'images']
+
+
+def test_environment_names_the_cpu_and_the_versions(monkeypatch):
+    from importlib import metadata
+    recorded = runs.environment()
+    assert list(recorded) == ['cpu', 'threads', *runs.ENVIRONMENT_PACKAGES]
+    assert recorded['torch'] == metadata.version('torch')
+    assert recorded['threads'] == str(torch.get_num_threads())
+    assert recorded['cpu'].endswith(torch.backends.cpu.get_cpu_capability())
+    monkeypatch.setattr(runs, 'ENVIRONMENT_PACKAGES',
+                        ('torch', 'no-such-package-here'))
+    assert runs.environment()['no-such-package-here'] is None
+
+
+def test_the_page_says_whether_its_runs_share_one_environment():
+    one = dict(cpu='EPYC, AVX2', threads='2', torch='2.13.0', numpy='2.4.6',
+               mmcv=None)
+    other = dict(one, numpy='2.5.5')
+
+    def results(*envs):
+        return {'fixed': {seed: ({} if env is None else
+                                 dict(environment=env))
+                          for seed, env in enumerate(envs)}}
+
+    assert runs.environments(results(one, other, one, None)) == [one, other]
+    note = report.environment_note(results(one, one))
+    assert note == ('- Environment: every recorded run was made on EPYC, '
+                    'AVX2 (2 threads), torch 2.13.0, numpy 2.4.6.')
+    note = report.environment_note(results(one, other, None))
+    assert 'the runs come from 2 environments' in note
+    assert '(1) EPYC, AVX2 (2 threads), torch 2.13.0, numpy 2.4.6; (2) ' \
+        'EPYC, AVX2 (2 threads), torch 2.13.0, numpy 2.5.5.' in note
+    assert note.endswith('1 of the 3 runs were saved without a record of '
+                         'their environment.')
+    assert 'not recorded' in report.environment_note(results(None, None))

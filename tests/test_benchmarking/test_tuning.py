@@ -293,6 +293,7 @@ def test_tool_trains_two_settings_for_two_iterations(tiny_options,
     result = runs.load_results(str(work_dir))['setting1'][0]
     assert result['prior'] == tuning.sample_lambdas(num_settings=2)[1]
     assert result['eval_split'] == 'val (8 of trainval, split seed 0)'
+    assert result['environment'] == runs.environment()
     # the run read train.txt and validated on val.txt
     dumped = [
         name for name in os.listdir(result['work_dir'])
