@@ -55,8 +55,8 @@ import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
 from mmdet_slf.benchmarking import report, tuning  # noqa: E402
-from mmdet_slf.benchmarking.runs import (environment,  # noqa: E402
-                                         find_strategies,
+from mmdet_slf.benchmarking.environment import environment  # noqa: E402
+from mmdet_slf.benchmarking.runs import (find_strategies,  # noqa: E402
                                          init_checkpoint_path, load_results,
                                          load_scalars,
                                          make_init_checkpoint, run_config,

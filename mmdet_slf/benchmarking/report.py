@@ -9,7 +9,8 @@ import numpy as np
 from mmengine.config import Config
 
 from .figures import plots
-from .runs import environments, load_results, paired_seeds, select_results
+from .environment import environment_note
+from .runs import load_results, paired_seeds, select_results
 from .stats import paired_comparison, summarize
 from .terms import weight_shares
 
@@ -246,42 +247,6 @@ def evaluated_on(num_val: Optional[int] = None, split_seed: int = 0) -> str:
     return (f'the {num_val} validation images held out of the demo '
             f'trainval set (split seed {split_seed}; the runs trained on '
             'the rest, and the test images were not used)')
-
-
-def describe_environment(recorded: dict) -> str:
-    """One line: the CPU, threads and package versions of a run."""
-    packages = ', '.join(f'{name} {version}'
-                         for name, version in recorded.items()
-                         if name not in ('cpu', 'threads') and version)
-    return (f'{recorded.get("cpu")} ({recorded.get("threads")} threads), '
-            f'{packages}')
-
-
-def environment_note(results: Dict[str, Dict[int, dict]]) -> str:
-    """The page's bullet on where its runs were made.
-
-    A seed's numbers are bitwise reproducible in one environment only (see
-    :func:`~mmdet_slf.benchmarking.runs.environment`), so a page says
-    whether its paired runs share one.
-    """
-    found = environments(results)
-    total = sum(len(runs) for runs in results.values())
-    unrecorded = sum(1 for runs in results.values() for run in runs.values()
-                     if run.get('environment') is None)
-    missing = (f' {unrecorded} of the {total} runs were saved without a '
-               'record of their environment.') if unrecorded else ''
-    if not found:
-        return ('- Environment: not recorded (runs saved before results '
-                'recorded it).')
-    if len(found) == 1:
-        return ('- Environment: every recorded run was made on '
-                f'{describe_environment(found[0])}.{missing}')
-    listed = '; '.join(f'({i}) {describe_environment(env)}'
-                       for i, env in enumerate(found, 1))
-    return (f'- **Environment: the runs come from {len(found)} '
-            'environments**, so a seed\'s runs in different ones are paired '
-            'in initial weights and data order but not rounded alike: '
-            f'{listed}.{missing}')
 
 
 def write_report(work_dir: str,

@@ -18,7 +18,6 @@ import glob
 import json
 import os
 import os.path as osp
-import platform
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -125,62 +124,6 @@ def run_config(cfg: Config, seed: int, work_dir: str, init_path: str,
             scheduler['end'] = max(min(end, max_iters), scheduler['begin'] + 1)
         cfg.default_hooks.checkpoint.interval = max_iters
     return cfg
-
-
-# The packages whose version changes a run's numbers: the kernels (torch),
-# the data (numpy, Pillow render the digits; OpenCV loads and resizes them)
-# and the training loop.
-ENVIRONMENT_PACKAGES = ('torch', 'numpy', 'opencv-python', 'pillow', 'mmcv',
-                        'mmengine', 'mmdet')
-
-
-def environment() -> Dict[str, Optional[str]]:
-    """What a run's floating-point results depend on besides the code.
-
-    Runs are bitwise reproducible in one environment, and a paired seed
-    fixes the initial weights and the data order everywhere; but another
-    CPU (its vector kernels round differently) or another version of these
-    packages changes the rounding, and a training run amplifies it into a
-    different mAP per seed. A result records its environment so that a
-    page can say whether its runs come from one.
-
-    Returns:
-        dict: ``cpu``, ``threads`` and the version of each of
-        :data:`ENVIRONMENT_PACKAGES` (None when not installed).
-    """
-    from importlib import metadata
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    versions = {}
-    for package in ENVIRONMENT_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    # the vector instruction set ATen's kernels were dispatched to
-    capability = torch.backends.cpu.get_cpu_capability()
-    return dict(cpu=f'{cpu}, {capability}',
-                threads=str(torch.get_num_threads()),
-                **versions)
-
-
-def environments(results: Dict[str, Dict[int, dict]]) -> List[dict]:
-    """The distinct recorded environments of ``results``, in first-seen
-    order; runs saved before environments were recorded give none."""
-    found: List[dict] = []
-    for runs in results.values():
-        for run in runs.values():
-            recorded = run.get('environment')
-            if recorded is not None and recorded not in found:
-                found.append(recorded)
-    return found
 
 
 def load_scalars(work_dir: str) -> List[dict]:

@@ -8,7 +8,7 @@ import torch
 from mmengine.config import Config
 
 import mmdet_slf  # noqa: F401
-from mmdet_slf.benchmarking import figures, report, runs
+from mmdet_slf.benchmarking import environment, figures, report, runs
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(REPO, 'configs/demo/benchmark')
@@ -407,14 +407,15 @@ def test_curve_title_names_the_reference_and_the_scored_images(
 
 def test_environment_names_the_cpu_and_the_versions(monkeypatch):
     from importlib import metadata
-    recorded = runs.environment()
-    assert list(recorded) == ['cpu', 'threads', *runs.ENVIRONMENT_PACKAGES]
+    recorded = environment.environment()
+    assert list(recorded) == ['cpu', 'threads',
+                              *environment.ENVIRONMENT_PACKAGES]
     assert recorded['torch'] == metadata.version('torch')
     assert recorded['threads'] == str(torch.get_num_threads())
     assert recorded['cpu'].endswith(torch.backends.cpu.get_cpu_capability())
-    monkeypatch.setattr(runs, 'ENVIRONMENT_PACKAGES',
+    monkeypatch.setattr(environment, 'ENVIRONMENT_PACKAGES',
                         ('torch', 'no-such-package-here'))
-    assert runs.environment()['no-such-package-here'] is None
+    assert environment.environment()['no-such-package-here'] is None
 
 
 def test_the_page_says_whether_its_runs_share_one_environment():
@@ -427,14 +428,15 @@ def test_the_page_says_whether_its_runs_share_one_environment():
                                  dict(environment=env))
                           for seed, env in enumerate(envs)}}
 
-    assert runs.environments(results(one, other, one, None)) == [one, other]
-    note = report.environment_note(results(one, one))
+    found = environment.environments(results(one, other, one, None))
+    assert found == [one, other]
+    note = environment.environment_note(results(one, one))
     assert note == ('- Environment: every recorded run was made on EPYC, '
                     'AVX2 (2 threads), torch 2.13.0, numpy 2.4.6.')
-    note = report.environment_note(results(one, other, None))
+    note = environment.environment_note(results(one, other, None))
     assert 'the runs come from 2 environments' in note
     assert '(1) EPYC, AVX2 (2 threads), torch 2.13.0, numpy 2.4.6; (2) ' \
         'EPYC, AVX2 (2 threads), torch 2.13.0, numpy 2.5.5.' in note
     assert note.endswith('1 of the 3 runs were saved without a record of '
                          'their environment.')
-    assert 'not recorded' in report.environment_note(results(None, None))
+    assert 'not recorded' in environment.environment_note(results(None, None))

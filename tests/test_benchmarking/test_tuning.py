@@ -13,7 +13,7 @@ from conftest import REPO_ROOT
 from mmengine.config import Config
 
 import mmdet_slf  # noqa: F401
-from mmdet_slf.benchmarking import runs, tuning
+from mmdet_slf.benchmarking import environment, runs, tuning
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 import tune_fixed_lambdas  # noqa: E402
@@ -293,7 +293,7 @@ def test_tool_trains_two_settings_for_two_iterations(tiny_options,
     result = runs.load_results(str(work_dir))['setting1'][0]
     assert result['prior'] == tuning.sample_lambdas(num_settings=2)[1]
     assert result['eval_split'] == 'val (8 of trainval, split seed 0)'
-    assert result['environment'] == runs.environment()
+    assert result['environment'] == environment.environment()
     # the run read train.txt and validated on val.txt
     dumped = [
         name for name in os.listdir(result['work_dir'])
