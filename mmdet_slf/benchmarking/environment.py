@@ -74,8 +74,8 @@ def describe_environment(recorded: dict) -> str:
 def environment_note(results: Dict[str, Dict[int, dict]]) -> str:
     """The page's bullet on where its runs were made.
 
-    A seed's numbers are bitwise reproducible in one environment only (see
-    :func:`environment`), so a page says
+    A seed's numbers are bitwise reproducible in one environment, not
+    necessarily across them (see :func:`environment`), so a page says
     whether its paired runs share one.
     """
     found = environments(results)

@@ -169,9 +169,7 @@ class BaseWeighting(nn.Module):
         if mean_weights.dim() == 2:
             mean_weights = mean_weights.mean(dim=0)
         mean_weights = mean_weights.expand(self.num_terms)
-        extra.update(
-            zip([f'slf_w_{name}' for name in self.terms],
-                mean_weights.unbind()))
+        extra.update(self.per_term('slf_w_', mean_weights))
         diagnostics = {
             key: value.detach() if value.requires_grad else value
             for key, value in extra.items() if 'loss' not in key
@@ -189,6 +187,12 @@ class BaseWeighting(nn.Module):
             return None, {'loss_slf_nonfinite': zero, 'slf_skipped': skipped}
         self.diagnostics = diagnostics
         return weights, extra
+
+    def per_term(self, prefix: str, values: Tensor) -> Dict[str, Tensor]:
+        """``{prefix + term: value}`` for a vector ``[n]``, split with one
+        ``unbind`` (one operator, not one ``select`` per term)."""
+        return dict(
+            zip([prefix + name for name in self.terms], values.unbind()))
 
     def state_buffers(self) -> List[Tensor]:
         """The buffers a checkpoint saves: the state a call may change.

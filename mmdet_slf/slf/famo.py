@@ -105,7 +105,7 @@ class FAMOWeighting(BaseWeighting):
         z = torch.softmax(self.logits, dim=0)
         inverse = z / log_gap.exp()  # z_i / D_i
         weights = self.scale * inverse / inverse.sum()
-        extra = {f'slf_p_{name}': z[i] for i, name in enumerate(self.terms)}
+        extra = self.per_term('slf_p_', z)
         return weights.to(raw), extra
 
     @torch.no_grad()

@@ -281,8 +281,7 @@ class SLFWeighting(BaseWeighting):
         extra['slf_temperature'] = tau.detach().to(raw) if isinstance(
             tau, Tensor) else raw.new_full((), tau)
         extra['slf_entropy'] = entropy.detach()
-        extra.update(
-            zip([f'slf_p_{name}' for name in self.terms], mean_probs.unbind()))
+        extra.update(self.per_term('slf_p_', mean_probs))
         return weights, extra
 
     def _decision_terms(self, rows: Tensor, probs: Tensor,
@@ -294,9 +293,7 @@ class SLFWeighting(BaseWeighting):
         objective = decision_objective(probs, signal, self.prior.to(probs),
                                        self.kl_weight)
         extra = {'loss_slf_decision': objective}
-        extra.update(
-            zip([f'slf_signal_{name}' for name in self.terms],
-                signal.mean(dim=0).unbind()))
+        extra.update(self.per_term('slf_signal_', signal.mean(dim=0)))
         return extra
 
     def _guards(self, raw: Tensor, probs: Tensor) -> Dict[str, Tensor]:
