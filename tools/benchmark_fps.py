@@ -68,7 +68,8 @@ from mmdet_slf.utils.profiling import (host_syncs,  # noqa: E402
                                        op_differences, profile_calls,
                                        profile_totals)
 from mmdet_slf.utils.timing import (device_synchronizer,  # noqa: E402
-                                    interleaved_timing, rate_ratio)
+                                    interleaved_timing,
+                                    paired_time_ratio, rate_ratio)
 
 
 def parse_args():
@@ -452,6 +453,24 @@ def main():
             print(f'FPS ratio (second / first): {ratio:.3f} '
                   f'+- {ratio_2se:.3f} (2 standard errors)')
         summary.update(ratio=ratio, ratio_2se=ratio_2se)
+        # Both models get the same batch in a round, so the per-round
+        # ratios pair up: a heavy batch or a clock dip slows both.
+        paired = paired_time_ratio(timings['0'], timings['1'])
+        if args.train:
+            print(f'step time ratio, paired by round: {paired["ratio"]:.3f} '
+                  f'[{paired["ci_low"]:.3f}, {paired["ci_high"]:.3f}] (95% '
+                  f't-interval over {paired["n"]} rounds)')
+            summary.update(step_ratio_paired=paired['ratio'],
+                           step_ratio_paired_ci=[paired['ci_low'],
+                                                 paired['ci_high']])
+        else:
+            print(f'FPS ratio, paired by round: {1 / paired["ratio"]:.3f} '
+                  f'[{1 / paired["ci_high"]:.3f}, '
+                  f'{1 / paired["ci_low"]:.3f}] (95% t-interval over '
+                  f'{paired["n"]} rounds)')
+            summary.update(ratio_paired=1 / paired['ratio'],
+                           ratio_paired_ci=[1 / paired['ci_high'],
+                                            1 / paired['ci_low']])
     write_summary(summary, args.out)
     if args.profile:
         # The timing is written first: a profiler that fails (one without

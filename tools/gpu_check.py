@@ -445,6 +445,10 @@ def parse_fps(out_json):
         ratio_2se=data.get('ratio_2se'),
         step_ratio_slf_over_fixed=data.get('step_ratio'),
         step_ratio_2se=data.get('step_ratio_2se'),
+        ratio_paired=data.get('ratio_paired'),
+        ratio_paired_ci=data.get('ratio_paired_ci'),
+        step_ratio_paired=data.get('step_ratio_paired'),
+        step_ratio_paired_ci=data.get('step_ratio_paired_ci'),
         profile=data.get('profile'),
         profile_error=data.get('profile_error'))
 
@@ -501,6 +505,15 @@ def cmd_record(args):
     return 0 if entry['status'] in ('ok', 'skipped') else 1
 
 
+def _paired(details, key):
+    """The ratio paired by round and its 95% interval, rounded, when the
+    benchmark recorded them (records of older runs have none)."""
+    if details.get(key) is None:
+        return {}
+    return {key: round(details[key], 3),
+            f'{key}_ci': [round(v, 3) for v in details[f'{key}_ci']]}
+
+
 def cmd_summary(args):
     """All stage records, plus the FPS table and the checks of the issue."""
     stages = {}
@@ -525,6 +538,7 @@ def cmd_summary(args):
                 ratio_slf_over_fixed=round(details['ratio_slf_over_fixed'],
                                            3),
                 ratio_2se=round(details['ratio_2se'], 3),
+                **_paired(details, 'ratio_paired'),
                 device=details.get('device'),
                 paper_titan_x_fps=PAPER_FPS.get(arch))
     train_step = {}
@@ -542,6 +556,7 @@ def cmd_summary(args):
             step_ratio_slf_over_fixed=round(
                 details['step_ratio_slf_over_fixed'], 3),
             step_ratio_2se=round(details['step_ratio_2se'], 3),
+            **_paired(details, 'step_ratio_paired'),
             device=details.get('device'))
         profile = details.get('profile')
         if details.get('profile_error'):

@@ -42,6 +42,8 @@
 #   GPU_CHECK_TRAIN     0: skip the data, training and reload stages
 #                       (default 1)
 #   GPU_CHECK_STEP      0: skip the training-step timing (default 1)
+#   GPU_CHECK_STEP_ITERS timed steps of each model in that timing, after 10
+#                       warm-up steps (default 50)
 #   GPU_CHECK_PROFILE   steps of each model profiled after that timing
 #                       (default 5; 0: none)
 #   PYTHON              interpreter (default python3)
@@ -306,16 +308,18 @@ done
 # not run; from random VGG weights (nothing pretrained here) the full rate
 # gives non-finite losses within the timed steps, which the SLF model
 # refuses. The rate does not change the work of a step.
-STEP_PAIRS="yolo $YOLO $YOLO_SLF fp32,amp
+STEP_PAIRS="yolo $YOLO $YOLO_SLF fp32
 retinanet mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py \
 configs/slf_detectors/retinanet-slf_r50_fpn_1x_voc0712.py fp32
 faster_rcnn mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py \
 configs/slf_detectors/faster-rcnn-slf_r50_fpn_1x_voc0712.py fp32
 ssd300 mmdet::pascal_voc/ssd300_voc0712.py \
-configs/slf_detectors/ssd300-slf_voc0712.py fp32 optim_wrapper.optimizer.lr=2e-4"
+configs/slf_detectors/ssd300-slf_voc0712.py fp32 optim_wrapper.optimizer.lr=2e-4
+yolo $YOLO $YOLO_SLF amp"
 # After the timing, GPU_CHECK_PROFILE steps of each model run under
 # torch.profiler: which operators and kernels SLF adds to the step.
 PROFILE=${GPU_CHECK_PROFILE:-5}
+STEP_ITERS=${GPU_CHECK_STEP_ITERS:-50}
 [ "${GPU_CHECK_STEP:-1}" = 0 ] && STEP_PAIRS="" &&
     say "training-step time: skipped (GPU_CHECK_STEP=0)"
 while read -r name fixed slf dtypes options; do
@@ -327,7 +331,7 @@ while read -r name fixed slf dtypes options; do
         stage "step_${name}_$dtype" 40 150 \
             "--parse fps --work-dir $RUNS/step_${name}_$dtype.json" \
             "$PY" tools/benchmark_fps.py "$fixed" --compare "$slf" \
-            --same-weights --train --device cuda --num-iters 50 --warmup 10 \
+            --same-weights --train --device cuda --num-iters "$STEP_ITERS" --warmup 10 \
             --profile "$PROFILE" ${extra[@]+"${extra[@]}"} \
             --out "$RUNS/step_${name}_$dtype.json"
     done

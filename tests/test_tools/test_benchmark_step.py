@@ -149,6 +149,12 @@ def test_step_ratio_of_fixed_and_slf(tmp_path):
     assert summary['step_ratio'] * summary['ratio'] == pytest.approx(1.0)
     assert summary['step_ratio_2se'] == pytest.approx(
         summary['ratio_2se'] / summary['ratio']**2)
+    # paired by round: a geometric mean of the four per-round ratios,
+    # inside its own interval
+    assert 'step time ratio, paired by round' in result.stdout
+    low, high = summary['step_ratio_paired_ci']
+    assert low < summary['step_ratio_paired'] < high
+    assert 0.5 < summary['step_ratio_paired'] < 2.0
     # the profile: the SLF step runs the decision network besides the
     # detector's operators, on the CPU without device kernels
     profile = summary['profile']

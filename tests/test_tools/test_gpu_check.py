@@ -123,6 +123,7 @@ def test_record_and_summary(tmp_path):
     step.write_text(json.dumps(dict(
         device='GPU', mode='train', batch_size=2, dtype='float32',
         ratio=1 / 1.25, ratio_2se=0.032, step_ratio=1.25, step_ratio_2se=0.05,
+        step_ratio_paired=1.24816, step_ratio_paired_ci=[1.2312, 1.26544],
         results=[dict(config='a', fps=20.0, step_ms=100.0),
                  dict(config='b', fps=16.0, step_ms=125.0)],
         profile=dict(
@@ -169,6 +170,7 @@ def test_record_and_summary(tmp_path):
     assert summary['train_step'] == {'faster_rcnn': {'fp32': dict(
         batch_size=2, fixed_step_ms=100.0, slf_step_ms=125.0,
         step_ratio_slf_over_fixed=1.25, step_ratio_2se=0.05,
+        step_ratio_paired=1.248, step_ratio_paired_ci=[1.231, 1.265],
         device='GPU', profile=dict(
             totals=[dict(host_op_calls=700.0, device_kernels=500.0,
                          self_cpu_ms=30.0, self_device_ms=99.0),

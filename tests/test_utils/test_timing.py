@@ -10,6 +10,7 @@ import torch
 from mmengine.model import BaseModel
 
 from mmdet_slf.utils.timing import (Timing, inference_fps, inference_timings,
+                                    paired_time_ratio,
                                     interleaved_timing, rate_ratio, rotated,
                                     train_step_seconds)
 
@@ -155,6 +156,39 @@ def test_ratio_from_fake_clock_run():
     # fixed: cv = std([.02, .03] * 5) / .025; slf: no spread.
     cv = statistics.stdev([0.02, 0.03] * 5) / 0.025
     assert two_se == pytest.approx(2 * math.sqrt(cv**2 / 10))
+
+
+def test_paired_ratio_cancels_what_both_sides_share():
+    # Rounds of very different length, the second always 10% slower: the
+    # per-round ratios are all 1.1, so the interval has no width, while the
+    # unpaired error counts the spread of the rounds.
+    first = Timing(seconds=[1.0, 2.0, 4.0], items=[1, 1, 1])
+    second = Timing(seconds=[1.1, 2.2, 4.4], items=[1, 1, 1])
+    paired = paired_time_ratio(first, second)
+    assert paired['n'] == 3
+    assert paired['ratio'] == pytest.approx(1.1)
+    assert paired['ci_low'] == pytest.approx(1.1)
+    assert paired['ci_high'] == pytest.approx(1.1)
+    assert rate_ratio(first, second)[1] > 0.5
+
+
+def test_paired_ratio_by_hand():
+    # Log ratios 0 and log 1.21: mean log 1.1, std |log 1.21| / sqrt(2),
+    # half-width t(0.975, 1) * std / sqrt(2) = 12.7062 * log 1.1, so the
+    # interval is 1.1 ** (1 -+ 12.7062) and the estimate the geometric mean.
+    first = Timing(seconds=[2.0, 1.0], items=[2, 1])
+    second = Timing(seconds=[1.0, 1.21], items=[1, 1])
+    paired = paired_time_ratio(first, second)
+    assert paired['ratio'] == pytest.approx(1.1)
+    assert paired['ci_low'] == pytest.approx(1.1**(1 - 12.706205), rel=1e-5)
+    assert paired['ci_high'] == pytest.approx(1.1**(1 + 12.706205), rel=1e-5)
+
+
+def test_paired_ratio_needs_matching_rounds():
+    with pytest.raises(ValueError, match='same number of rounds.*2 and 1'):
+        paired_time_ratio(Timing([1.0, 1.0], [1, 1]), Timing([1.0], [1]))
+    with pytest.raises(ValueError, match='at least one round'):
+        paired_time_ratio(Timing(), Timing())
 
 
 class ClockedModel(BaseModel):
