@@ -114,6 +114,11 @@ def parse_args():
         help='after the timing, profile N more iterations of each model '
         '(torch.profiler) and report the operators in which the two models '
         'differ most')
+    parser.add_argument(
+        '--log-reads', action='store_true',
+        help='with --train, read every value train_step returns with '
+        '.item() after each step, as mmengine\'s RuntimeInfoHook does in a '
+        'training run (one host sync per key on a GPU)')
     parser.add_argument('--out', help='write the results to this JSON file')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
@@ -127,6 +132,8 @@ def parse_args():
     if args.train and args.fp16 and args.device.startswith('cpu'):
         parser.error('--train --fp16 trains with AmpOptimWrapper, which '
                      'needs a GPU (--device cuda)')
+    if args.log_reads and not args.train:
+        parser.error('--log-reads needs --train')
     if args.batch_size is not None and (not args.train
                                         or args.batch_size < 1):
         parser.error('--batch-size needs --train and must be >= 1, got '
@@ -323,16 +330,29 @@ def inference_step(model, device, fp16=False):
     return step
 
 
-def training_step(model, cfg, fp16=False):
+def read_log_vars(log_vars):
+    """The values ``train_step`` returns, as Python numbers: one
+    ``.item()`` per key, as ``RuntimeInfoHook.after_train_iter`` reads them
+    into the message hub in a training run."""
+    return {
+        key: value.item() if isinstance(value, torch.Tensor) else value
+        for key, value in log_vars.items()
+    }
+
+
+def training_step(model, cfg, fp16=False, log_reads=False):
     """One ``model.train_step`` with the config's optimizer (under
-    ``AmpOptimWrapper`` with ``fp16``); returns the images done."""
+    ``AmpOptimWrapper`` with ``fp16``), followed with ``log_reads`` by the
+    runner's reads of the returned values; returns the images done."""
     optim_cfg = cfg.optim_wrapper.copy()
     if fp16:
         optim_cfg.update(type='AmpOptimWrapper', loss_scale='dynamic')
     optim_wrapper = build_optim_wrapper(model, optim_cfg)
 
     def step(batch):
-        model.train_step(batch, optim_wrapper)
+        log_vars = model.train_step(batch, optim_wrapper)
+        if log_reads:
+            read_log_vars(log_vars)
         return len(batch['inputs'])
 
     return step
@@ -388,7 +408,7 @@ def main():
     # run the same way untimed, and making or loading an image is not timed.
     keys = [str(index) for index in range(len(runs))]
     steps = {
-        key: training_step(model, cfg, args.fp16)
+        key: training_step(model, cfg, args.fp16, args.log_reads)
         if args.train else inference_step(model, args.device, args.fp16)
         for key, model, cfg in zip(keys, models, cfgs)
     }
@@ -412,7 +432,8 @@ def main():
         dtype = 'float16 (AmpOptimWrapper)' if args.fp16 else 'float32'
         print(f'device: {device}, training step, batch {batch_size}, '
               f'{dtype}, {args.num_iters} timed steps after {args.warmup} '
-              'warm-up')
+              'warm-up' + (', with the runner\'s reads of the returned '
+                           'values' if args.log_reads else ''))
     else:
         dtype = 'float16 (autocast)' if args.fp16 else 'float32'
         print(f'device: {device}, batch 1, {dtype}, {args.num_iters} timed '
@@ -437,6 +458,7 @@ def main():
                    num_iters=args.num_iters, warmup=args.warmup,
                    fuse_conv_bn=args.fuse_conv_bn,
                    same_weights=bool(args.same_weights and len(runs) == 2),
+                   log_reads=args.log_reads,
                    results=results)
     if len(results) == 2:
         # the ratio with two standard errors from the per-iteration

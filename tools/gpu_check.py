@@ -438,6 +438,7 @@ def parse_fps(out_json):
         batch_size=data.get('batch_size', 1),
         dtype=data.get('dtype'),
         same_weights=data.get('same_weights'),
+        log_reads=bool(data.get('log_reads')),
         fuse_conv_bn=data.get('fuse_conv_bn'),
         num_iters=data.get('num_iters'),
         results=[{k: r.get(k) for k in keep} for r in results],
@@ -551,6 +552,7 @@ def cmd_summary(args):
         arch, dtype = name[5:].rsplit('_', 1)
         train_step.setdefault(arch, {})[dtype] = dict(
             batch_size=details.get('batch_size'),
+            log_reads=bool(details.get('log_reads')),
             fixed_step_ms=round(results[0]['step_ms'], 2),
             slf_step_ms=round(results[1]['step_ms'], 2),
             step_ratio_slf_over_fixed=round(

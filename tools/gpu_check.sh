@@ -44,6 +44,8 @@
 #   GPU_CHECK_STEP      0: skip the training-step timing (default 1)
 #   GPU_CHECK_STEP_ITERS timed steps of each model in that timing, after 10
 #                       warm-up steps (default 50)
+#   GPU_CHECK_LOG_READS 0: time model.train_step alone, without the runner's
+#                       .item() read of every value it returns (default 1)
 #   GPU_CHECK_PROFILE   steps of each model profiled after that timing
 #                       (default 5; 0: none)
 #   PYTHON              interpreter (default python3)
@@ -320,6 +322,10 @@ yolo $YOLO $YOLO_SLF amp"
 # torch.profiler: which operators and kernels SLF adds to the step.
 PROFILE=${GPU_CHECK_PROFILE:-5}
 STEP_ITERS=${GPU_CHECK_STEP_ITERS:-50}
+# Each step is followed by the runner's .item() reads of what it returns,
+# as in a training run (GPU_CHECK_LOG_READS=0: model.train_step alone).
+LOG_READS=()
+[ "${GPU_CHECK_LOG_READS:-1}" = 1 ] && LOG_READS=(--log-reads)
 [ "${GPU_CHECK_STEP:-1}" = 0 ] && STEP_PAIRS="" &&
     say "training-step time: skipped (GPU_CHECK_STEP=0)"
 while read -r name fixed slf dtypes options; do
@@ -332,7 +338,8 @@ while read -r name fixed slf dtypes options; do
             "--parse fps --work-dir $RUNS/step_${name}_$dtype.json" \
             "$PY" tools/benchmark_fps.py "$fixed" --compare "$slf" \
             --same-weights --train --device cuda --num-iters "$STEP_ITERS" --warmup 10 \
-            --profile "$PROFILE" ${extra[@]+"${extra[@]}"} \
+            --profile "$PROFILE" ${LOG_READS[@]+"${LOG_READS[@]}"} \
+            ${extra[@]+"${extra[@]}"} \
             --out "$RUNS/step_${name}_$dtype.json"
     done
 done <<<"$STEP_PAIRS"

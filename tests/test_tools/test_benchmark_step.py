@@ -121,6 +121,22 @@ def test_batch_size_needs_train():
     assert '--batch-size needs --train' in result.stderr
 
 
+def test_log_reads_needs_train():
+    result = subprocess.run(
+        [sys.executable, 'tools/benchmark_fps.py', 'configs/yolo_voc.py',
+         '--log-reads'], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert '--log-reads needs --train' in result.stderr
+
+
+def test_read_log_vars_gives_the_runner_its_numbers():
+    log_vars = {'loss': torch.tensor(1.5), 'slf_w_box': torch.tensor(0.25),
+                'count': 3}
+    read = benchmark_fps.read_log_vars(log_vars)
+    assert read == {'loss': 1.5, 'slf_w_box': 0.25, 'count': 3}
+    assert all(type(value) in (float, int) for value in read.values())
+
+
 def test_step_ratio_of_fixed_and_slf(tmp_path):
     out = tmp_path / 'step.json'
     result = subprocess.run(
@@ -128,14 +144,15 @@ def test_step_ratio_of_fixed_and_slf(tmp_path):
          '--compare', 'configs/fast-yolo_slf_voc.py', '--same-weights',
          '--train', '--batch-size', '2', '--device', 'cpu', '--num-iters',
          '4', '--warmup', '1', '--threads', '1', '--shape', '128', '128',
-         '--profile', '2', '--out', str(out), '--cfg-options',
+         '--profile', '2', '--log-reads', '--out', str(out), '--cfg-options',
          *SMALL_OPTIONS],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'step time ratio (second / first)' in result.stdout
     summary = json.loads(out.read_text())
     assert summary['mode'] == 'train' and summary['batch_size'] == 2
-    assert summary['same_weights'] is True
+    assert summary['same_weights'] is True and summary['log_reads'] is True
+    assert 'with the runner\'s reads of the returned values' in result.stdout
     fixed, slf = summary['results']
     # the SLF model is the same detector plus its loss weighting
     assert fixed['weighting_params'] == 0 and slf['weighting_params'] > 0

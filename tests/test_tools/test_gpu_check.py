@@ -124,6 +124,7 @@ def test_record_and_summary(tmp_path):
         device='GPU', mode='train', batch_size=2, dtype='float32',
         ratio=1 / 1.25, ratio_2se=0.032, step_ratio=1.25, step_ratio_2se=0.05,
         step_ratio_paired=1.24816, step_ratio_paired_ci=[1.2312, 1.26544],
+        log_reads=True,
         results=[dict(config='a', fps=20.0, step_ms=100.0),
                  dict(config='b', fps=16.0, step_ms=125.0)],
         profile=dict(
@@ -168,7 +169,7 @@ def test_record_and_summary(tmp_path):
     assert yolo['amp']['step_ratio_slf_over_fixed'] == 1.0
     assert 'profile' not in yolo['amp']
     assert summary['train_step'] == {'faster_rcnn': {'fp32': dict(
-        batch_size=2, fixed_step_ms=100.0, slf_step_ms=125.0,
+        batch_size=2, log_reads=True, fixed_step_ms=100.0, slf_step_ms=125.0,
         step_ratio_slf_over_fixed=1.25, step_ratio_2se=0.05,
         step_ratio_paired=1.248, step_ratio_paired_ci=[1.231, 1.265],
         device='GPU', profile=dict(
