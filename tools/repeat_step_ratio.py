@@ -1,0 +1,144 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""The training-step time ratio of two configs over several processes, with
+an A/A control.
+
+One run of ``tools/benchmark_fps.py --train`` pairs the two models round by
+round, and its interval describes that process only. On a CPU, two configs
+that do the same work have differed by up to 3% between processes, more
+than such an interval. This tool runs ``--processes`` processes of CONFIG
+against COMPARE, alternating with as many of CONFIG against itself (the A/A
+control, whose true ratio is 1), and reports for each set the geometric
+mean of the per-process paired ratios with a t-interval over processes:
+
+    python tools/repeat_step_ratio.py configs/demo/benchmark/fixed.py \\
+        configs/demo/benchmark/slf-scale-free-expected.py --processes 6 \\
+        --num-iters 60 --warmup 10 --target 1.02 \\
+        --out work_dirs/step-ratio/summary.json
+
+Options it does not know (``--threads``, ``--batch-size``, ``--cfg-options
+...``) go to every ``benchmark_fps.py`` run. The verdict against
+``--target`` is ``met`` when the interval's upper end is at most the
+target, ``missed`` when its lower end is above it, and ``neither`` else; it
+is reported as not decisive when the control's interval leaves out 1.
+"""
+import argparse
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+from typing import Dict, List, Sequence
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmdet_slf.benchmarking.stats import summarize  # noqa: E402
+
+BENCHMARK = osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark_fps.py')
+
+
+def over_processes(ratios: Sequence[float],
+                   confidence: float = 0.95) -> Dict[str, float]:
+    """Geometric mean of per-process ratios and the t-interval of the mean
+    log ratio, mapped back: ``exp(mean +- t * std / sqrt(n))``.
+
+    Args:
+        ratios (Sequence[float]): One positive ratio per process.
+        confidence (float): Coverage of the interval. Defaults to 0.95.
+
+    Returns:
+        dict: ``n``, ``ratio``, ``ci_low``, ``ci_high`` (nan for one
+        process).
+    """
+    if any(not value > 0 for value in ratios):
+        raise ValueError(f'ratios must be > 0, got {list(ratios)}')
+    stats = summarize([math.log(value) for value in ratios], confidence)
+    return dict(n=stats['n'], ratio=math.exp(stats['mean']),
+                ci_low=math.exp(stats['ci_low']),
+                ci_high=math.exp(stats['ci_high']))
+
+
+def verdict(summary: Dict[str, float], target: float,
+            control: Dict[str, float]) -> str:
+    """``met``, ``missed`` or ``neither`` for ``ratio <= target``; ``not
+    decisive`` when the control's interval leaves out 1."""
+    if not control['ci_low'] <= 1.0 <= control['ci_high']:
+        return 'not decisive'
+    if summary['ci_high'] <= target:
+        return 'met'
+    if summary['ci_low'] > target:
+        return 'missed'
+    return 'neither'
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Step-time ratio of two configs over several '
+        'benchmark_fps.py --train processes, with an A/A control')
+    parser.add_argument('config', help='the reference config')
+    parser.add_argument('compare', help='the config timed against it')
+    parser.add_argument('--processes', type=int, default=6,
+                        help='processes of each kind (default 6)')
+    parser.add_argument('--num-iters', type=int, default=60)
+    parser.add_argument('--warmup', type=int, default=10)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--target', type=float, default=1.02,
+                        help='the ratio to decide on (default 1.02)')
+    parser.add_argument('--out', required=True,
+                        help='summary JSON; each run\'s JSON goes beside it')
+    args, passthrough = parser.parse_known_args(argv)
+    if args.processes < 2:
+        parser.error('--processes must be >= 2: an interval over processes '
+                     f'needs two, got {args.processes}')
+    return args, passthrough
+
+
+def run_one(args, passthrough: List[str], other: str, out: str) -> float:
+    """One ``benchmark_fps.py --train`` process; its paired step ratio."""
+    command = [
+        sys.executable, BENCHMARK, args.config, '--compare', other,
+        '--same-weights', '--train', '--device', args.device, '--num-iters',
+        str(args.num_iters), '--warmup', str(args.warmup), '--out', out,
+        *passthrough
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f'{" ".join(command)} failed with code '
+                           f'{result.returncode}:\n{result.stderr[-3000:]}')
+    with open(out) as f:
+        return float(json.load(f)['step_ratio_paired'])
+
+
+def main(argv=None):
+    args, passthrough = parse_args(argv)
+    run_dir = osp.dirname(osp.abspath(args.out))
+    os.makedirs(run_dir, exist_ok=True)
+    ratios = dict(compare=[], control=[])
+    for index in range(args.processes):
+        # alternate, so that a drift of the machine hits both sets alike
+        for kind, other in (('compare', args.compare),
+                            ('control', args.config)):
+            out = osp.join(run_dir, f'{kind}_{index}.json')
+            ratios[kind].append(run_one(args, passthrough, other, out))
+            print(f'{kind} {index}: {ratios[kind][-1]:.4f}', flush=True)
+    compare = over_processes(ratios['compare'])
+    control = over_processes(ratios['control'])
+    result = dict(config=args.config, compare=args.compare,
+                  device=args.device, num_iters=args.num_iters,
+                  warmup=args.warmup, passthrough=passthrough,
+                  ratios=ratios, summary=compare, control=control,
+                  target=args.target,
+                  verdict=verdict(compare, args.target, control))
+    with open(args.out, 'w') as f:
+        json.dump(result, f, indent=1)
+    for name, stats in (('compare / config', compare),
+                        ('control (config / config)', control)):
+        print(f'{name}: {stats["ratio"]:.4f} [{stats["ci_low"]:.4f}, '
+              f'{stats["ci_high"]:.4f}] (95% t-interval over '
+              f'{stats["n"]} processes)')
+    print(f'ratio <= {args.target}: {result["verdict"]}')
+    return result
+
+
+if __name__ == '__main__':
+    main()
