@@ -23,39 +23,17 @@ is reported as not decisive when the control's interval leaves out 1.
 """
 import argparse
 import json
-import math
 import os
 import os.path as osp
 import subprocess
 import sys
-from typing import Dict, List, Sequence
+from typing import Dict, List
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmdet_slf.benchmarking.stats import summarize  # noqa: E402
+from mmdet_slf.utils.timing import geometric_mean_interval  # noqa: E402
 
 BENCHMARK = osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark_fps.py')
-
-
-def over_processes(ratios: Sequence[float],
-                   confidence: float = 0.95) -> Dict[str, float]:
-    """Geometric mean of per-process ratios and the t-interval of the mean
-    log ratio, mapped back: ``exp(mean +- t * std / sqrt(n))``.
-
-    Args:
-        ratios (Sequence[float]): One positive ratio per process.
-        confidence (float): Coverage of the interval. Defaults to 0.95.
-
-    Returns:
-        dict: ``n``, ``ratio``, ``ci_low``, ``ci_high`` (nan for one
-        process).
-    """
-    if any(not value > 0 for value in ratios):
-        raise ValueError(f'ratios must be > 0, got {list(ratios)}')
-    stats = summarize([math.log(value) for value in ratios], confidence)
-    return dict(n=stats['n'], ratio=math.exp(stats['mean']),
-                ci_low=math.exp(stats['ci_low']),
-                ci_high=math.exp(stats['ci_high']))
 
 
 def verdict(summary: Dict[str, float], target: float,
@@ -121,8 +99,8 @@ def main(argv=None):
             out = osp.join(run_dir, f'{kind}_{index}.json')
             ratios[kind].append(run_one(args, passthrough, other, out))
             print(f'{kind} {index}: {ratios[kind][-1]:.4f}', flush=True)
-    compare = over_processes(ratios['compare'])
-    control = over_processes(ratios['control'])
+    compare = geometric_mean_interval(ratios['compare'])
+    control = geometric_mean_interval(ratios['control'])
     result = dict(config=args.config, compare=args.compare,
                   device=args.device, num_iters=args.num_iters,
                   warmup=args.warmup, passthrough=passthrough,

@@ -179,6 +179,30 @@ def rate_ratio(first: Timing, second: Timing) -> Tuple[float, float]:
     return ratio, 2 * ratio * math.sqrt(relative_variance)
 
 
+def geometric_mean_interval(ratios: Sequence[float],
+                            confidence: float = 0.95) -> Dict[str, float]:
+    """Geometric mean of positive ratios, with the t-interval of the mean
+    log ratio mapped back: ``exp(mean +- t * std / sqrt(n))``.
+
+    Args:
+        ratios (Sequence[float]): Ratios > 0 (per round, per process).
+        confidence (float): Coverage of the interval. Defaults to 0.95.
+
+    Returns:
+        dict: ``n``, ``ratio``, ``ci_low`` and ``ci_high`` (nan for one
+        ratio).
+    """
+    from mmdet_slf.benchmarking.stats import summarize
+    if len(ratios) == 0:
+        raise ValueError('geometric_mean_interval needs at least one ratio')
+    if any(not value > 0 for value in ratios):
+        raise ValueError(f'ratios must be > 0, got {list(ratios)}')
+    stats = summarize([math.log(value) for value in ratios], confidence)
+    return dict(n=stats['n'], ratio=math.exp(stats['mean']),
+                ci_low=math.exp(stats['ci_low']),
+                ci_high=math.exp(stats['ci_high']))
+
+
 def paired_time_ratio(first: Timing,
                       second: Timing,
                       confidence: float = 0.95) -> Dict[str, float]:
@@ -190,8 +214,7 @@ def paired_time_ratio(first: Timing,
     for one (a batch with many boxes, a clock dip) mostly makes it slow for
     the other, and the per-round ratio cancels it, while
     :func:`rate_ratio` counts it as noise on both sides. The estimate is
-    the geometric mean of the per-round ratios, with the t-interval of the
-    mean log ratio mapped back: ``exp(mean +- t * std / sqrt(n))``.
+    :func:`geometric_mean_interval` of the per-round ratios.
 
     Args:
         first (Timing): Denominator (e.g. the baseline).
@@ -202,21 +225,15 @@ def paired_time_ratio(first: Timing,
         dict: ``n`` (rounds), ``ratio``, ``ci_low`` and ``ci_high`` (nan for
         one round).
     """
-    from mmdet_slf.benchmarking.stats import summarize
     if len(first.seconds) != len(second.seconds):
         raise ValueError(
             'paired slices need the same number of rounds on both sides, '
             f'got {len(first.seconds)} and {len(second.seconds)}')
-    logs = [
-        math.log(b) - math.log(a)
-        for a, b in zip(first.per_item(), second.per_item())
-    ]
-    if not logs:
+    if not first.seconds:
         raise ValueError('paired_time_ratio needs at least one round')
-    stats = summarize(logs, confidence)
-    return dict(n=stats['n'], ratio=math.exp(stats['mean']),
-                ci_low=math.exp(stats['ci_low']),
-                ci_high=math.exp(stats['ci_high']))
+    return geometric_mean_interval(
+        [b / a for a, b in zip(first.per_item(), second.per_item())],
+        confidence)
 
 
 def _model_device(model: nn.Module) -> torch.device:

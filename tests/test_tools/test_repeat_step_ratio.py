@@ -15,18 +15,6 @@ sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 import repeat_step_ratio  # noqa: E402
 
 
-def test_over_processes_by_hand():
-    # Log ratios 0 and log 1.21: the geometric mean 1.1, the half-width
-    # t(0.975, 1) * (log 1.21 / sqrt 2) / sqrt 2 = 12.7062 * log 1.1.
-    stats = repeat_step_ratio.over_processes([1.0, 1.21])
-    assert stats['n'] == 2
-    assert stats['ratio'] == pytest.approx(1.1)
-    assert stats['ci_low'] == pytest.approx(1.1**(1 - 12.706205), rel=1e-5)
-    assert stats['ci_high'] == pytest.approx(1.1**(1 + 12.706205), rel=1e-5)
-    with pytest.raises(ValueError, match='ratios must be > 0'):
-        repeat_step_ratio.over_processes([1.0, 0.0])
-
-
 @pytest.mark.parametrize('low,high,expected', [(0.99, 1.02, 'met'),
                                                (1.021, 1.03, 'missed'),
                                                (1.01, 1.03, 'neither')])

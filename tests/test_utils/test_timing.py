@@ -9,7 +9,8 @@ import pytest
 import torch
 from mmengine.model import BaseModel
 
-from mmdet_slf.utils.timing import (Timing, inference_fps, inference_timings,
+from mmdet_slf.utils.timing import (Timing, geometric_mean_interval,
+                                    inference_fps, inference_timings,
                                     paired_time_ratio,
                                     interleaved_timing, rate_ratio, rotated,
                                     train_step_seconds)
@@ -182,6 +183,17 @@ def test_paired_ratio_by_hand():
     assert paired['ratio'] == pytest.approx(1.1)
     assert paired['ci_low'] == pytest.approx(1.1**(1 - 12.706205), rel=1e-5)
     assert paired['ci_high'] == pytest.approx(1.1**(1 + 12.706205), rel=1e-5)
+
+
+def test_geometric_mean_interval_by_hand():
+    # Per-process ratios 1.0 and 1.21: the same hand-worked interval.
+    stats = geometric_mean_interval([1.0, 1.21])
+    assert stats['n'] == 2
+    assert stats['ratio'] == pytest.approx(1.1)
+    assert stats['ci_low'] == pytest.approx(1.1**(1 - 12.706205), rel=1e-5)
+    assert stats['ci_high'] == pytest.approx(1.1**(1 + 12.706205), rel=1e-5)
+    with pytest.raises(ValueError, match='ratios must be > 0'):
+        geometric_mean_interval([1.0, 0.0])
 
 
 def test_paired_ratio_needs_matching_rounds():
