@@ -42,6 +42,12 @@ parameter groups). With ``--train`` it also counts, in one loss forward
 of each model, the host syncs (reads of device values, blocking copies)
 and the operators issued after the last one, which on a GPU run while the
 device idles. The JSON gets them under ``profile``.
+
+``--count-ops`` counts the operators one more step of each model
+dispatches, and those in which the two differ (JSON: ``operators``). The
+count is exact and does not depend on the machine; where a step is
+host-bound (small batches on a GPU), what a weighting adds to it is mostly
+this count times the host's cost per operator.
 """
 import argparse
 import json
@@ -63,10 +69,12 @@ from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmengine.runner import Runner, load_checkpoint  # noqa: E402
 from mmengine.structures import InstanceData  # noqa: E402
 
+from mmdet_slf.engine.hooks import (SLFLoggerHook,  # noqa: E402
+                                    claim_diagnostics, collect_diagnostics)
 from mmdet_slf.slf import BaseWeighting  # noqa: E402
-from mmdet_slf.utils.profiling import (host_syncs,  # noqa: E402
-                                       op_differences, profile_calls,
-                                       profile_totals)
+from mmdet_slf.utils.profiling import (count_operators,  # noqa: E402
+                                       host_syncs, op_differences,
+                                       profile_calls, profile_totals)
 from mmdet_slf.utils.timing import (device_synchronizer,  # noqa: E402
                                     interleaved_timing,
                                     paired_time_ratio, rate_ratio)
@@ -118,7 +126,14 @@ def parse_args():
         '--log-reads', action='store_true',
         help='with --train, read every value train_step returns with '
         '.item() after each step, as mmengine\'s RuntimeInfoHook does in a '
-        'training run (one host sync per key on a GPU)')
+        'training run (one host sync per key on a GPU), and the '
+        'weightings\' diagnostics in one copy, as SLFLoggerHook does where '
+        'the config has it')
+    parser.add_argument(
+        '--count-ops', action='store_true',
+        help='after the timing, count the operators one training step of '
+        'each model dispatches (exact, the same on any device) and the '
+        'ones in which the two differ')
     parser.add_argument('--out', help='write the results to this JSON file')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
@@ -340,19 +355,36 @@ def read_log_vars(log_vars):
     }
 
 
+def has_slf_logger(cfg):
+    """Whether the config's ``custom_hooks`` include ``SLFLoggerHook``."""
+    return any(
+        isinstance(hook, dict) and hook.get('type') in ('SLFLoggerHook',
+                                                        SLFLoggerHook)
+        for hook in cfg.get('custom_hooks', None) or [])
+
+
 def training_step(model, cfg, fp16=False, log_reads=False):
     """One ``model.train_step`` with the config's optimizer (under
-    ``AmpOptimWrapper`` with ``fp16``), followed with ``log_reads`` by the
-    runner's reads of the returned values; returns the images done."""
+    ``AmpOptimWrapper`` with ``fp16``), followed with ``log_reads`` by what
+    the runner reads after it: every returned value (``read_log_vars``)
+    and, when the config has ``SLFLoggerHook``, the weightings'
+    diagnostics, which that hook then takes out of the returned values
+    (``claim_diagnostics``) and reads in one copy. Returns the images
+    done."""
     optim_cfg = cfg.optim_wrapper.copy()
     if fp16:
         optim_cfg.update(type='AmpOptimWrapper', loss_scale='dynamic')
     optim_wrapper = build_optim_wrapper(model, optim_cfg)
+    slf_logger = log_reads and has_slf_logger(cfg)
+    if slf_logger:
+        claim_diagnostics(model)
 
     def step(batch):
         log_vars = model.train_step(batch, optim_wrapper)
         if log_reads:
             read_log_vars(log_vars)
+        if slf_logger:
+            collect_diagnostics(model)
         return len(batch['inputs'])
 
     return step
@@ -512,6 +544,33 @@ def main():
             print(f'profile failed: {summary["profile_error"]}',
                   file=sys.stderr)
         write_summary(summary, args.out)
+    if args.count_ops:
+        summary['operators'] = operator_counts(
+            steps, {key: next(stream) for key, stream in zip(keys, streams)})
+        write_summary(summary, args.out)
+
+
+def operator_counts(steps, batches, top=20):
+    """Per model, the operators one step on ``batches[key]`` dispatches
+    (:func:`count_operators`), and for two models the difference, largest
+    first; printed and returned."""
+    counts = {key: count_operators(lambda key=key: steps[key](batches[key]))
+              for key in steps}
+    result = dict(totals={key: sum(c.values()) for key, c in counts.items()},
+                  counts=counts)
+    print('operators dispatched in one step: ' + ', '.join(
+        f'model {key} {total}' for key, total in result['totals'].items()))
+    if len(counts) == 2:
+        first, second = counts['0'], counts['1']
+        diff = {name: second.get(name, 0) - first.get(name, 0)
+                for name in set(first) | set(second)}
+        rows = sorted(((name, d) for name, d in diff.items() if d),
+                      key=lambda item: (-abs(item[1]), item[0]))
+        result['difference'] = result['totals']['1'] - result['totals']['0']
+        result['differences'] = dict(rows)
+        print(f'  second - first: {result["difference"]:+d}; by operator: '
+              + ', '.join(f'{name} {d:+d}' for name, d in rows[:top]))
+    return result
 
 
 def write_summary(summary, out):

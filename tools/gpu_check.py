@@ -451,7 +451,8 @@ def parse_fps(out_json):
         step_ratio_paired=data.get('step_ratio_paired'),
         step_ratio_paired_ci=data.get('step_ratio_paired_ci'),
         profile=data.get('profile'),
-        profile_error=data.get('profile_error'))
+        profile_error=data.get('profile_error'),
+        operators=data.get('operators'))
 
 
 def cmd_record(args):
@@ -560,6 +561,12 @@ def cmd_summary(args):
             step_ratio_2se=round(details['step_ratio_2se'], 3),
             **_paired(details, 'step_ratio_paired'),
             device=details.get('device'))
+        operators = details.get('operators')
+        if operators and 'difference' in operators:
+            # exact: operators dispatched in one step, fixed and SLF
+            train_step[arch][dtype]['operators'] = dict(
+                fixed=operators['totals']['0'], slf=operators['totals']['1'],
+                slf_minus_fixed=operators['difference'])
         profile = details.get('profile')
         if details.get('profile_error'):
             train_step[arch][dtype]['profile_error'] = \

@@ -15,8 +15,9 @@
 #      (tools/benchmark_fps.py);
 #   4. time the training step of YOLO (float32 and --amp), RetinaNet,
 #      Faster R-CNN and SSD300, each fixed-weight detector against its SLF
-#      config, interleaved, with the configs' batch sizes and random boxes
-#      (tools/benchmark_fps.py --train).
+#      config, interleaved, with the configs' batch sizes and random boxes,
+#      and count the operators one step of each dispatches
+#      (tools/benchmark_fps.py --train --count-ops).
 #
 # Every stage writes a JSON record; the merged report is $OUT/gpu_check.json,
 # the logs are in $OUT/gpu_check_logs.tar.gz. A stage that fails is recorded
@@ -342,7 +343,7 @@ while read -r name fixed slf dtypes options; do
             "--parse fps --work-dir $RUNS/step_${name}_$dtype.json" \
             "$PY" tools/benchmark_fps.py "$fixed" --compare "$slf" \
             --same-weights --train --device cuda --num-iters "$STEP_ITERS" --warmup 10 \
-            --profile "$PROFILE" ${LOG_READS[@]+"${LOG_READS[@]}"} \
+            --profile "$PROFILE" --count-ops ${LOG_READS[@]+"${LOG_READS[@]}"} \
             ${extra[@]+"${extra[@]}"} \
             --out "$RUNS/step_${name}_$dtype.json"
     done

@@ -4,7 +4,7 @@
 One module per weighting strategy behind :class:`BaseWeighting`; a new
 strategy is a new module and a line here.
 """
-from .base import BaseWeighting, diagnostics_as_floats
+from .base import BaseWeighting
 from .builder import build_weighting
 from .decision import SLFDecisionNetwork, normalize_prior
 from .dwa import DWAWeighting
@@ -22,7 +22,7 @@ from .uncertainty import UncertaintyWeighting
 
 __all__ = [
     'multiple_gumbel_softmax', 'sample_gumbel', 'SLFDecisionNetwork',
-    'normalize_prior', 'BaseWeighting', 'diagnostics_as_floats',
+    'normalize_prior', 'BaseWeighting',
     'NonFinitePolicy', 'check_temperature_schedule', 'scheduled_temperature',
     'FixedWeighting', 'SLFWeighting', 'UncertaintyWeighting', 'DWAWeighting',
     'RandomWeighting', 'FAMOWeighting', 'build_weighting', 'ESTIMATORS',

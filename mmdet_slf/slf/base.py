@@ -9,7 +9,6 @@ a scalar (batch level) or a per-image vector ``[N]`` whose *sum* is the
 batch-level term; strategies that can (SLF) weight each image's terms with
 that image's own weights before summing over images.
 """
-from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -22,24 +21,10 @@ from .ranks import mean_over_ranks
 WeightsAndExtra = Tuple[Optional[Tensor], Dict[str, Tensor]]
 
 
-def diagnostics_as_floats(diagnostics: Dict[str, Tensor]) -> Dict[str, float]:
-    """Read diagnostic tensors to the host with one copy per device.
-
-    Args:
-        diagnostics (dict[str, Tensor]): Scalar tensors by key.
-
-    Returns:
-        dict[str, float]: The same keys, as Python floats.
-    """
-    by_device = defaultdict(list)
-    for key, value in diagnostics.items():
-        by_device[value.device].append(key)
-    floats = {}
-    for keys in by_device.values():
-        stacked = torch.stack(
-            [diagnostics[k].detach().float().reshape(()) for k in keys])
-        floats.update(zip(keys, stacked.tolist()))
-    return {key: floats[key] for key in diagnostics}
+def stack_diagnostics(diagnostics: Dict[str, Tensor]) -> Tensor:
+    """The scalar tensors of ``diagnostics`` as one float32 vector, in the
+    dict's order (one ``stack``)."""
+    return torch.stack([value.float() for value in diagnostics.values()])
 
 
 def batch_level(raw: Tensor) -> Tensor:
@@ -85,8 +70,14 @@ class BaseWeighting(nn.Module):
         self.terms = terms
         self.num_terms = len(terms)
         self.nonfinite_policy = NonFinitePolicy(nonfinite)
-        # Detached tensors of the last call, read after the step.
-        self.diagnostics: Dict[str, Tensor] = {}
+        # The diagnostics of the last call: their keys, and their values as
+        # one detached vector, so that reading them is one copy.
+        self._diagnostic_keys: List[str] = []
+        self._diagnostic_values: Optional[Tensor] = None
+        # Set by SLFLoggerHook, which logs the diagnostics itself: forward()
+        # then leaves them out of the owner's loss dict, where the runner
+        # would read each one on its own (and average it into the log).
+        self.diagnostics_logged_by_hook = False
 
     @property
     def nonfinite(self) -> str:
@@ -94,9 +85,28 @@ class BaseWeighting(nn.Module):
         return self.nonfinite_policy.mode
 
     @property
+    def diagnostics(self) -> Dict[str, Tensor]:
+        """Diagnostics of the last call, ``{key: detached scalar tensor}``
+        (``{}`` before the first call)."""
+        if self._diagnostic_values is None:
+            return {}
+        return dict(
+            zip(self._diagnostic_keys, self._diagnostic_values.unbind()))
+
+    @property
+    def diagnostic_vector(self) -> Tuple[List[str], Optional[Tensor]]:
+        """The keys of the last call's diagnostics and their values as one
+        detached vector on the terms' device (None before the first call):
+        what a logger reads in one copy."""
+        return list(self._diagnostic_keys), self._diagnostic_values
+
+    @property
     def last_diagnostics(self) -> Dict[str, float]:
-        """Diagnostics of the last call as floats (a host read)."""
-        return diagnostics_as_floats(self.diagnostics)
+        """Diagnostics of the last call as floats (one host read)."""
+        if self._diagnostic_values is None:
+            return {}
+        return dict(
+            zip(self._diagnostic_keys, self._diagnostic_values.tolist()))
 
     # ------------------------------------------------------------------ API
     def forward(self,
@@ -111,10 +121,15 @@ class BaseWeighting(nn.Module):
 
         Returns:
             dict[str, Tensor]: Weighted ``loss_<term>`` scalars, extra
-            objective terms, and detached diagnostics.
+            objective terms, and detached diagnostics. The diagnostics are
+            left out when :attr:`diagnostics_logged_by_hook` is set
+            (``SLFLoggerHook`` logs them from :attr:`diagnostic_vector`).
         """
         raw = self.stack(losses)  # [N, n] or [n]
         weights, extra = self.weigh(raw, features)
+        if self.diagnostics_logged_by_hook:
+            extra = {key: value for key, value in extra.items()
+                     if 'loss' in key}
         if weights is None:
             # Dropped by the non-finite policy: one zero per term keeps the
             # logged keys the same on every step and rank.
@@ -146,7 +161,8 @@ class BaseWeighting(nn.Module):
             tuple[Tensor | None, dict[str, Tensor]]: Weights broadcastable to
             ``raw`` (with gradient where the strategy learns them), and extra
             objective terms (keys with ``loss``) and detached diagnostics
-            (``slf_w_<term>``, ``slf_skipped``, ...). When the non-finite
+            (``slf_w_<term>``, the batch-level raw terms ``slf_raw_<term>``,
+            ``slf_skipped``, ...). When the non-finite
             policy drops the call, the weights are None, ``extra`` holds
             ``loss_slf_nonfinite`` (a zero that keeps the graph) and
             ``slf_skipped = 1``, and the diagnostics keep the last weights.
@@ -168,13 +184,17 @@ class BaseWeighting(nn.Module):
         mean_weights = weights.detach()
         if mean_weights.dim() == 2:
             mean_weights = mean_weights.mean(dim=0)
-        mean_weights = mean_weights.expand(self.num_terms)
+        if mean_weights.shape != (self.num_terms, ):
+            mean_weights = mean_weights.expand(self.num_terms)
         extra.update(self.per_term('slf_w_', mean_weights))
+        extra.update(self.per_term('slf_raw_', batch_level(raw.detach())))
         diagnostics = {
             key: value.detach() if value.requires_grad else value
             for key, value in extra.items() if 'loss' not in key
         }
         diagnostics['slf_skipped'] = raw.new_zeros(())
+        # One vector now, so that reading them after the step is one copy.
+        values = stack_diagnostics(diagnostics)
         bad = self.nonfinite_policy.find(raw, self.terms, finite)
         if bad:
             for buffer, saved in state:
@@ -183,9 +203,13 @@ class BaseWeighting(nn.Module):
                 raw, bad, type(self).__name__, self.training,
                 features=features, parameters=self.parameters())
             skipped = raw.new_ones(())
-            self.diagnostics = dict(self.diagnostics, slf_skipped=skipped)
+            # The last weights stay, marked as a skipped call.
+            last = dict(self.diagnostics, slf_skipped=skipped)
+            self._diagnostic_keys = list(last)
+            self._diagnostic_values = stack_diagnostics(last)
             return None, {'loss_slf_nonfinite': zero, 'slf_skipped': skipped}
-        self.diagnostics = diagnostics
+        self._diagnostic_keys = list(diagnostics)
+        self._diagnostic_values = values
         return weights, extra
 
     def per_term(self, prefix: str, values: Tensor) -> Dict[str, Tensor]:

@@ -47,8 +47,13 @@ class NonFinitePolicy:
     @staticmethod
     def all_finite(raw: Tensor) -> Tensor:
         """Whether every entry of ``raw`` is finite, as a 0-dim bool tensor
-        on ``raw``'s device (no host read)."""
-        return torch.isfinite(raw.detach()).all()
+        on ``raw``'s device (no host read).
+
+        ``x - x`` is exactly 0 for a finite float and NaN for NaN and
+        +-Inf: three operators, where ``torch.isfinite(x).all()`` takes six.
+        """
+        with torch.no_grad():
+            return ((raw - raw) == 0).all()
 
     @staticmethod
     def find(raw: Tensor,

@@ -22,8 +22,12 @@ DECISION_OBJECTIVES = ('joint', 'scale_free', 'progress', 'teacher')
 _EPS = 1e-12
 
 
-def decision_objective(probs: Tensor, signal: Tensor, prior: Tensor,
-                       beta: float) -> Tensor:
+def decision_objective(probs: Tensor,
+                       signal: Tensor,
+                       prior: Tensor,
+                       beta: float,
+                       log_probs: Optional[Tensor] = None,
+                       log_prior: Optional[Tensor] = None) -> Tensor:
     """``J = mean_rows sum_i p_i s_i + beta * KL(p || prior)``.
 
     Args:
@@ -31,12 +35,23 @@ def decision_objective(probs: Tensor, signal: Tensor, prior: Tensor,
         signal (Tensor): Detached signal ``s`` broadcastable to ``probs``.
         prior (Tensor): Prior ``[n]``, summing to 1.
         beta (float): KL coefficient ``beta`` > 0 (``kl_weight``).
+        log_probs (Tensor, optional): ``log p`` where the caller has it
+            (``log_softmax`` of the logits, exact where ``p`` underflows);
+            else ``log max(p, 1e-12)``. Defaults to None.
+        log_prior (Tensor, optional): ``log prior``, if precomputed.
+            Defaults to None.
 
     Returns:
-        Tensor: Scalar ``J``; its gradient reaches only ``probs``.
+        Tensor: Scalar ``J``; its gradient reaches only ``probs`` (and
+        ``log_probs``).
     """
-    log_ratio = probs.clamp(min=_EPS).log() - prior.log()
-    per_row = (probs * (signal.detach() + beta * log_ratio)).sum(dim=-1)
+    if log_probs is None:
+        log_probs = probs.clamp(min=_EPS).log()
+    if log_prior is None:
+        log_prior = prior.log()
+    if signal.requires_grad:
+        signal = signal.detach()
+    per_row = (probs * (signal + beta * (log_probs - log_prior))).sum(dim=-1)
     return per_row.mean()
 
 
@@ -61,13 +76,21 @@ class BiasCorrectedEMA(nn.Module):
 
     def update(self, x: Tensor) -> None:
         """Blend ``x`` ``[n]`` (or a scalar) into the average."""
+        if x.requires_grad:
+            x = x.detach()
         self.value.mul_(self.momentum).add_(
-            x.detach().to(self.value), alpha=1 - self.momentum)
+            x.to(self.value), alpha=1 - self.momentum)
         self.count += 1
 
-    def read(self, fallback: Tensor) -> Tensor:
-        """The corrected average, or ``fallback`` before any update."""
+    def read(self, fallback: Optional[Tensor] = None) -> Tensor:
+        """The corrected average, or ``fallback`` before any update.
+
+        Without a ``fallback`` the caller vouches for an update before this
+        read (a training call that has just updated), which saves the
+        device-side choice."""
         correction = 1 - self.momentum**self.count.float()
+        if fallback is None:
+            return self.value / correction
         average = self.value / correction.clamp(min=_EPS)
         return torch.where(self.count > 0, average, fallback.to(average))
 
@@ -103,8 +126,10 @@ class ScaleFreeSignal(nn.Module):
             batch_mean = rows.mean(dim=0)  # [n]
         if self.training:
             self.mean.update(batch_mean)
-        scale = self.mean.read(batch_mean).to(rows)
-        return rows / scale.clamp(min=_EPS)
+            scale = self.mean.read()  # just updated
+        else:
+            scale = self.mean.read(batch_mean)
+        return rows / scale.to(rows).clamp(min=_EPS)
 
 
 @MODELS.register_module()

@@ -52,12 +52,12 @@ class SLFWeighting(BaseWeighting):
             start point and the KL guard's target. Defaults to None (uniform).
         num_samples (int): ``K``, samples averaged in Eq. (10), with the
             ``'gumbel'`` and ``'stratified'`` estimators. Defaults to 4.
-        temperature (float): ``tau`` of Eq. (6), with ``'gumbel'``.
-            Defaults to 1.0.
+        temperature (float): ``tau`` of Eq. (6), with ``'gumbel'``; logged
+            as ``slf_temperature`` with that estimator only. Defaults to 1.0.
         temperature_schedule (dict, optional): Anneal ``tau`` from
             ``temperature`` to ``final`` over ``num_iters`` training calls:
-            ``dict(type='exp'|'linear'|'cosine', final=..., num_iters=...)``.
-            Defaults to None (constant).
+            ``dict(type='exp'|'linear'|'cosine', final=..., num_iters=...)``,
+            with ``'gumbel'`` only. Defaults to None (constant).
         scale (float, optional): Multiplier of ``p_hat``. None keeps the fixed
             baseline's total, ``sum(prior)`` (7.5 for YOLO), or ``n`` when no
             prior is given. Defaults to None.
@@ -143,6 +143,7 @@ class SLFWeighting(BaseWeighting):
         prior_probs = normalize_prior(
             None if lambdas is None else lambdas.tolist(), self.num_terms)
         self.register_buffer('prior', prior_probs, persistent=False)
+        self.register_buffer('log_prior', prior_probs.log(), persistent=False)
         self.scale = resolve_scale(scale, lambdas, self.num_terms)
         self.num_samples = num_samples
         self.temperature = float(temperature)
@@ -185,6 +186,12 @@ class SLFWeighting(BaseWeighting):
             raise ValueError(
                 "hard=False (soft samples) applies to estimator='gumbel' "
                 f'only, got estimator={self.estimator!r}')
+        if self.temperature_schedule is not None \
+                and self.estimator != 'gumbel':
+            raise ValueError(
+                'temperature_schedule anneals the Gumbel-softmax temperature '
+                "and applies to estimator='gumbel' only, got "
+                f'estimator={self.estimator!r}')
         objective = self.decision_objective
         if objective == 'joint' or not isinstance(objective, str):
             return  # an unknown name is reported by build_signal
@@ -261,42 +268,47 @@ class SLFWeighting(BaseWeighting):
                              f'but the raw terms have {raw.shape[0]} images')
         joint = self.signal is None
         probs = F.softmax(logits, dim=-1)
+        log_probs = F.log_softmax(logits, dim=-1)
         # Eq. (10) for 'gumbel'; straight-through so that Eq. (11) trains v.
         p_hat = estimate_p_hat(logits, self.estimator, self.num_samples,
                                tau=tau, hard=self.hard,
                                straight_through=joint, probs=probs)
-        weights = self.scale * p_hat  # Eq. (11)
-        if not joint:
-            weights = weights.detach()
-        weights = weights[0] if raw.dim() == 1 else weights.expand_as(raw)
         if joint:
-            extra = self._guards(raw, probs)
+            weights = self.scale * p_hat  # Eq. (11)
+            extra = self._guards(raw, probs, log_probs)
         else:
+            weights = p_hat.detach() * self.scale  # Eq. (11), for w only
             extra = self._decision_terms(
-                self._decision_rows(raw), probs, shared)
-        log_probs = F.log_softmax(logits, dim=-1)
-        entropy = -(probs * log_probs).sum(-1).mean()
-        mean_probs = probs.detach().mean(dim=0)
-        # new_full fills on the device; a host tensor's .to() would sync.
-        extra['slf_temperature'] = tau.detach().to(raw) if isinstance(
-            tau, Tensor) else raw.new_full((), tau)
-        extra['slf_entropy'] = entropy.detach()
-        extra.update(self.per_term('slf_p_', mean_probs))
+                self._decision_rows(raw), probs, log_probs, shared)
+        if raw.dim() == 1:
+            weights = weights[0]
+        elif weights.shape != raw.shape:
+            weights = weights.expand_as(raw)
+        with torch.no_grad():  # diagnostics
+            extra['slf_entropy'] = -(probs * log_probs).sum(-1).mean()
+            extra.update(self.per_term('slf_p_', probs.mean(dim=0)))
+            if self.estimator == 'gumbel':
+                # new_full fills on the device; a host tensor's .to() would
+                # sync.
+                extra['slf_temperature'] = tau.to(raw) if isinstance(
+                    tau, Tensor) else raw.new_full((), tau)
         return weights, extra
 
-    def _decision_terms(self, rows: Tensor, probs: Tensor,
+    def _decision_terms(self, rows: Tensor, probs: Tensor, log_probs: Tensor,
                         batch_mean: Optional[Tensor]) -> Dict[str, Tensor]:
         """``loss_slf_decision`` (``J``) and the mean signal per term, for
         rows ``[R, n]`` and the whole batch's mean row (over ranks)."""
         signal = self.signal(rows.detach(), self.prior,
                              batch_mean)  # [R, n] or [1, n]
-        objective = decision_objective(probs, signal, self.prior.to(probs),
-                                       self.kl_weight)
+        objective = decision_objective(
+            probs, signal, self.prior, self.kl_weight, log_probs=log_probs,
+            log_prior=self.log_prior)
         extra = {'loss_slf_decision': objective}
         extra.update(self.per_term('slf_signal_', signal.mean(dim=0)))
         return extra
 
-    def _guards(self, raw: Tensor, probs: Tensor) -> Dict[str, Tensor]:
+    def _guards(self, raw: Tensor, probs: Tensor,
+                log_probs: Tensor) -> Dict[str, Tensor]:
         """KL-to-prior and entropy terms against collapse (0 when off)."""
         extra = {}
         if self.kl_weight == 0 and self.entropy_weight == 0:
@@ -306,9 +318,8 @@ class SLFWeighting(BaseWeighting):
         # the logits is commensurate with that of Eq. (11) at any loss scale.
         batch_raw = raw.detach().sum(0) if raw.dim() == 2 else raw.detach()
         magnitude = self.scale * (prior * batch_raw).sum()
-        log_probs = probs.clamp(min=1e-12).log()
         if self.kl_weight > 0:
-            kl = (probs * (log_probs - prior.log())).sum(-1).mean()
+            kl = (probs * (log_probs - self.log_prior)).sum(-1).mean()
             extra['loss_slf_kl'] = self.kl_weight * magnitude * kl
         if self.entropy_weight > 0:
             entropy = -(probs * log_probs).sum(-1).mean()

@@ -194,6 +194,31 @@ class _PythonDataLog(TorchFunctionMode):
 SYNC_NAMES = HOST_READ_OPERATORS | {'_to_host', '_from_host', '_mask_index'}
 
 
+def count_operators(fn: Callable[[], Any]) -> Dict[str, int]:
+    """How many times ``fn`` dispatches each operator (by ATen name, with
+    the syncs renamed as in :func:`host_syncs`).
+
+    Every operator costs the host its dispatch, however small its kernel:
+    at the batch sizes where a step is host-bound, what a loss weighting
+    adds to it is mostly its operator count. Unlike a time, the count is
+    exact and the same on every machine, so it can be compared, and
+    checked, on a CPU.
+
+    Args:
+        fn (Callable): One call, e.g. a training step on a prepared batch.
+
+    Returns:
+        dict[str, int]: Operator name -> calls, most frequent first.
+    """
+    log = _OperatorLog()
+    with log, _PythonDataLog(log):
+        fn()
+    counts: Dict[str, int] = {}
+    for name in log.names:
+        counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
 def host_syncs(fn: Callable[[], Any]) -> Dict[str, Any]:
     """Where ``fn`` makes the host wait for the device, by operator order.
 

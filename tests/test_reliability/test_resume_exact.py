@@ -32,9 +32,11 @@ def train_with_tools(cfg, config_path, resume=False):
 def slf_cfg(data_root, work_dir, loop, length, interval):
     """``length`` iterations or epochs, a checkpoint every ``interval``."""
     cfg = tiny_yolo_cfg(data_root, work_dir, length)
-    # A schedule whose position shows in the temperature.
-    cfg.model.bbox_head.weighting.temperature_schedule = dict(
-        type='exp', final=0.5, num_iters=10)
+    # A schedule whose position shows in the temperature (of Gumbel draws,
+    # whose random stream a resume must continue too).
+    cfg.model.bbox_head.weighting.update(
+        estimator='gumbel',
+        temperature_schedule=dict(type='exp', final=0.5, num_iters=10))
     if loop == 'epoch':
         cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=length,
                              val_interval=10**6)
@@ -69,9 +71,9 @@ def test_resume_is_exact(tiny_voc_root, tmp_path, loop):
     for key in state:
         torch.testing.assert_close(state[key], expected[key], rtol=0,
                                    atol=1e-7, msg=key)
-    # The second half did train: the decision network moved.
-    assert not torch.equal(first['state_dict'][decision[0]],
-                           state[decision[0]])
+    # The second half did train: the decision network's output layer moved.
+    out_layer = 'bbox_head.weighting.decision_net.fc_out.weight'
+    assert not torch.equal(first['state_dict'][out_layer], state[out_layer])
     # Temperature schedule position: one update per training step.
     counter = 'bbox_head.weighting.num_updates'
     assert int(first['state_dict'][counter]) == half_steps

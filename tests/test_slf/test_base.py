@@ -11,7 +11,7 @@ from torch import nn
 import mmdet_slf  # noqa: F401
 from mmdet_slf.engine.hooks import SLFLoggerHook, collect_diagnostics
 from mmdet_slf.slf import (BaseWeighting, FixedWeighting, NonFinitePolicy,
-                           SLFWeighting, diagnostics_as_floats)
+                           SLFWeighting)
 from mmdet_slf.slf.builder import build_weighting
 
 TERMS = ['coord', 'pred', 'obj', 'noobj']
@@ -35,13 +35,13 @@ def test_weigh_is_the_one_contract_and_forward_applies_it():
 
 
 def test_diagnostics_stay_detached_tensors_until_read():
-    weighting = SLFWeighting(TERMS, prior=LAMBDAS)
+    weighting = SLFWeighting(TERMS, prior=LAMBDAS, estimator='gumbel')
     out = weighting(raw_terms([[1.0, 2.0], [2.0, 1.0], [0.5, 0.5],
                                [1.0, 3.0]]))
     keys = {k for k in out if 'loss' not in k}
     assert keys | {'slf_skipped'} == set(weighting.diagnostics)
     assert {'slf_temperature', 'slf_entropy', 'slf_w_coord',
-            'slf_p_coord'} <= keys
+            'slf_p_coord', 'slf_raw_coord'} <= keys
     for key, value in weighting.diagnostics.items():
         assert isinstance(value, torch.Tensor), key
         assert not value.requires_grad and value.dim() == 0, key
@@ -49,14 +49,33 @@ def test_diagnostics_stay_detached_tensors_until_read():
     assert all(type(v) is float for v in floats.values())
     assert floats['slf_w_coord'] == out['slf_w_coord'].item()
     assert floats['slf_skipped'] == 0.0
+    # The batch-level raw term: the sum over the images.
+    assert floats['slf_raw_noobj'] == pytest.approx(4.0)
+    # The temperature matters to the Gumbel estimator only.
+    expected = SLFWeighting(TERMS, prior=LAMBDAS)
+    expected(raw_terms([[1.0, 2.0], [2.0, 1.0], [0.5, 0.5], [1.0, 3.0]]))
+    assert 'slf_temperature' not in expected.diagnostics
 
 
-def test_diagnostics_as_floats_keeps_order_and_values():
-    values = {'b': torch.tensor(2.5), 'a': torch.tensor(1, dtype=torch.long),
-              'c': torch.tensor([[0.25]])}
-    assert diagnostics_as_floats(values) == {'b': 2.5, 'a': 1.0, 'c': 0.25}
-    assert list(diagnostics_as_floats(values)) == ['b', 'a', 'c']
-    assert diagnostics_as_floats({}) == {}
+def test_a_claimed_weighting_returns_only_its_objective():
+    """With SLFLoggerHook's claim, the loss dict keeps the objective terms,
+    and the diagnostics are one vector in the dict's key order."""
+    values = [[1.0, 2.0], [2.0, 1.0], [0.5, 0.5], [1.0, 3.0]]
+    torch.manual_seed(0)
+    unclaimed = SLFWeighting(TERMS, prior=LAMBDAS)
+    out = unclaimed(raw_terms(values))
+    torch.manual_seed(0)
+    claimed = SLFWeighting(TERMS, prior=LAMBDAS)
+    claimed.diagnostics_logged_by_hook = True
+    kept = claimed(raw_terms(values))
+    assert set(kept) == {k for k in out if 'loss' in k}
+    for key, value in kept.items():
+        torch.testing.assert_close(value, out[key])
+    keys, vector = claimed.diagnostic_vector
+    assert keys == list(claimed.diagnostics)
+    assert vector.shape == (len(keys), ) and vector.dtype == torch.float32
+    assert dict(zip(keys, vector.tolist())) == unclaimed.last_diagnostics
+    assert FixedWeighting(TERMS).diagnostic_vector == ([], None)
 
 
 def test_policy_finds_names_and_raises_or_drops():

@@ -163,7 +163,7 @@ def test_faithful_collapses_on_smallest_term_and_kl_guard_softens_it():
 
 def test_temperature_schedule_and_buffer():
     weighting = SLFWeighting(
-        TERMS, temperature=1.0,
+        TERMS, temperature=1.0, estimator='gumbel',
         temperature_schedule=dict(type='exp', final=0.25, num_iters=4))
     temps = []
     for _ in range(6):
@@ -177,7 +177,7 @@ def test_temperature_schedule_and_buffer():
     weighting(raw_terms([1.0] * 4))
     assert int(weighting.num_updates) == 6
     for kind, mid in (('linear', 0.625), ('cosine', 0.625)):
-        w = SLFWeighting(TERMS, temperature_schedule=dict(
+        w = SLFWeighting(TERMS, estimator='gumbel', temperature_schedule=dict(
             type=kind, final=0.25, num_iters=4))
         w.num_updates.fill_(2)
         assert w.current_temperature() == pytest.approx(mid)
@@ -254,6 +254,8 @@ def test_random_weighting_sums_to_scale_and_is_unbiased():
      'temperature_schedule.type'),
     (dict(temperature_schedule=dict(type='exp', final=0.0, num_iters=10)),
      'temperature_schedule.final'),
+    (dict(temperature_schedule=dict(type='exp', final=0.5, num_iters=10),
+          estimator='expected'), "applies to estimator='gumbel' only"),
 ])
 def test_bad_slf_settings_fail_at_build(kwargs, match):
     with pytest.raises((ValueError, KeyError), match=match):

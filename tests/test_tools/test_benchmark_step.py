@@ -144,12 +144,22 @@ def test_step_ratio_of_fixed_and_slf(tmp_path):
          '--compare', 'configs/fast-yolo_slf_voc.py', '--same-weights',
          '--train', '--batch-size', '2', '--device', 'cpu', '--num-iters',
          '4', '--warmup', '1', '--threads', '1', '--shape', '128', '128',
-         '--profile', '2', '--log-reads', '--out', str(out), '--cfg-options',
-         *SMALL_OPTIONS],
+         '--profile', '2', '--log-reads', '--count-ops', '--out', str(out),
+         '--cfg-options', *SMALL_OPTIONS],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'step time ratio (second / first)' in result.stdout
     summary = json.loads(out.read_text())
+    # Exact operator counts: the SLF step adds the decision network's
+    # LayerNorm and two Linear layers (addmm) forward and backward.
+    ops = summary['operators']
+    for key in ('0', '1'):
+        assert ops['totals'][key] == sum(ops['counts'][key].values())
+    assert ops['difference'] == ops['totals']['1'] - ops['totals']['0'] \
+        == sum(ops['differences'].values()) > 0
+    assert ops['differences']['native_layer_norm'] == 1
+    assert ops['differences']['native_layer_norm_backward'] == 1
+    assert ops['differences']['addmm'] == 2
     assert summary['mode'] == 'train' and summary['batch_size'] == 2
     assert summary['same_weights'] is True and summary['log_reads'] is True
     assert 'with the runner\'s reads of the returned values' in result.stdout

@@ -127,6 +127,8 @@ def test_record_and_summary(tmp_path):
         log_reads=True,
         results=[dict(config='a', fps=20.0, step_ms=100.0),
                  dict(config='b', fps=16.0, step_ms=125.0)],
+        operators=dict(totals={'0': 2672, '1': 2810}, difference=138,
+                       counts={}, differences={'mul': 9}),
         profile=dict(
             num_iters=5, sorted_by='self_device_ms',
             totals={'0': dict(host_op_calls=700.0, device_kernels=500.0,
@@ -172,7 +174,8 @@ def test_record_and_summary(tmp_path):
         batch_size=2, log_reads=True, fixed_step_ms=100.0, slf_step_ms=125.0,
         step_ratio_slf_over_fixed=1.25, step_ratio_2se=0.05,
         step_ratio_paired=1.248, step_ratio_paired_ci=[1.231, 1.265],
-        device='GPU', profile=dict(
+        device='GPU', operators=dict(fixed=2672, slf=2810,
+                                     slf_minus_fixed=138), profile=dict(
             totals=[dict(host_op_calls=700.0, device_kernels=500.0,
                          self_cpu_ms=30.0, self_device_ms=99.0),
                     dict(host_op_calls=850.0, device_kernels=640.0,

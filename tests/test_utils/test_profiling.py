@@ -5,8 +5,8 @@ operators one of them adds."""
 import pytest
 import torch
 
-from mmdet_slf.utils.profiling import (host_syncs, op_differences,
-                                       profile_calls,
+from mmdet_slf.utils.profiling import (count_operators, host_syncs,
+                                       op_differences, profile_calls,
                                        profile_totals)
 
 
@@ -66,6 +66,17 @@ def test_differences_name_the_added_operators():
         abs(row['diff_calls']) for row in rows.values())
     with pytest.raises(ValueError, match='by must be one of'):
         op_differences(first, second, by='time')
+
+
+def test_count_operators_by_hand():
+    """step_a issues mm, mm, add; step_b four mm; a read is renamed."""
+    x = inputs()
+    assert count_operators(lambda: step_a(x)) == {'mm': 2, 'add': 1}
+    assert count_operators(lambda: step_b(x)) == {'mm': 4}
+    # most frequent first, a scalar read under its sync name
+    assert list(count_operators(lambda: (step_a(x).sum().item(),
+                                         step_b(x)))) == [
+        'mm', '_local_scalar_dense', 'add', 'sum']
 
 
 def test_host_syncs_finds_each_sync_in_operator_order():

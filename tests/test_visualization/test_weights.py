@@ -205,7 +205,8 @@ class ToyModel(BaseModel):
         super().__init__()
         self.linear = nn.Linear(3, 2)
         self.weighting = SLFWeighting(terms=['coord', 'obj'],
-                                      prior=[5.0, 1.0], num_samples=2)
+                                      prior=[5.0, 1.0], num_samples=2,
+                                      estimator='gumbel')
         self.loss_cls = nn.Module()
         self.loss_cls.weighting = FixedWeighting(terms=['x'], weights=[2.0])
 

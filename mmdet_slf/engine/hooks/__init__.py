@@ -4,10 +4,12 @@ from .crash_safe_checkpoint_hook import CrashSafeCheckpointHook
 from .dataset_check_hook import DatasetCheckHook
 from .iter_seed_hook import IterSeedHook, seed_everything
 from .progress_bar_hook import ProgressBarHook
-from .slf_logger_hook import SLFLoggerHook, collect_diagnostics
+from .slf_logger_hook import (SLFLoggerHook, claim_diagnostics,
+                              collect_diagnostics)
 
 __all__ = [
     'CheckpointCheckHook', 'CrashSafeCheckpointHook', 'DatasetCheckHook',
-    'IterSeedHook', 'ProgressBarHook', 'SLFLoggerHook', 'collect_diagnostics',
+    'IterSeedHook', 'ProgressBarHook', 'SLFLoggerHook', 'claim_diagnostics',
+    'collect_diagnostics',
     'seed_everything'
 ]

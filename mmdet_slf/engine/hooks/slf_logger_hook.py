@@ -1,6 +1,7 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """Log every SLF weight and the temperature to mmengine's MessageHub."""
 import zlib
+from collections import defaultdict
 from typing import Dict, List, Optional
 
 import torch
@@ -9,7 +10,32 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmdet.registry import HOOKS
 
-from mmdet_slf.slf import BaseWeighting, diagnostics_as_floats
+from mmdet_slf.slf import BaseWeighting
+
+
+def _weightings(model: torch.nn.Module):
+    """``(name, module)`` of every weighting in ``model``."""
+    return [(name, module) for name, module in model.named_modules()
+            if isinstance(module, BaseWeighting)]
+
+
+def claim_diagnostics(model: torch.nn.Module) -> int:
+    """Tell every weighting of ``model`` that :class:`SLFLoggerHook` logs
+    its diagnostics, so that their owners' loss dicts carry only the
+    objective terms. The runner reads every value of a loss dict on its own
+    (one host sync each on a GPU); the hook reads all diagnostics in one
+    copy.
+
+    Args:
+        model (nn.Module): The (unwrapped) model.
+
+    Returns:
+        int: The weightings claimed.
+    """
+    weightings = _weightings(model)
+    for _, module in weightings:
+        module.diagnostics_logged_by_hook = True
+    return len(weightings)
 
 
 def collect_diagnostics(model: torch.nn.Module) -> Dict[str, float]:
@@ -20,8 +46,8 @@ def collect_diagnostics(model: torch.nn.Module) -> Dict[str, float]:
     module (``SLFLoss`` under ``bbox_head.loss_cls``) logs with the owner's
     name as prefix, ``loss`` stripped (``bbox_head.cls.slf_w_<term>``), so two
     weightings never share a key and no key contains ``loss``. The weightings
-    keep their diagnostics as device tensors; this is where they are read to
-    the host, in one copy per device, after the training step.
+    keep their diagnostics as one device vector each; this is where they are
+    read to the host, in one copy per device, after the training step.
 
     Args:
         model (nn.Module): The (unwrapped) model.
@@ -29,17 +55,23 @@ def collect_diagnostics(model: torch.nn.Module) -> Dict[str, float]:
     Returns:
         dict[str, float]: Diagnostic values by message-hub key.
     """
-    diagnostics = {}
-    for name, module in model.named_modules():
-        if not isinstance(module, BaseWeighting):
-            continue
+    keys, by_device = [], defaultdict(list)
+    for name, module in _weightings(model):
+        names, values = module.diagnostic_vector
+        if values is None:
+            continue  # no call yet
         owner = name.rsplit('.', 1)[0] if '.' in name else ''
         prefix = ''
         if owner and 'loss' in owner:
             prefix = owner.replace('loss_', '').replace('loss', '') + '.'
-        for key, value in module.diagnostics.items():
-            diagnostics[prefix + key] = value
-    return diagnostics_as_floats(diagnostics)
+        by_device[values.device].append(([prefix + k for k in names], values))
+    diagnostics = {}
+    for entries in by_device.values():
+        values = entries[0][1] if len(entries) == 1 else torch.cat(
+            [vector for _, vector in entries])
+        keys = [key for names, _ in entries for key in names]
+        diagnostics.update(zip(keys, values.tolist()))
+    return diagnostics
 
 
 def _keys_on_any_rank(keys: List[str]) -> List[str]:
@@ -62,13 +94,15 @@ class SLFLoggerHook(Hook):
     """Push SLF weights, temperature and entropy to the MessageHub.
 
     Every ``after_train_iter`` the hook reads the last diagnostics of every
-    weighting module of the model (``slf_w_<term>``, ``slf_p_<term>``,
-    ``slf_temperature``, ``slf_entropy``, ``slf_skipped``) and writes them as
-    ``train/<key>`` scalars, so the text log, ``scalars.json`` and TensorBoard
-    show them. With several ranks the values are averaged over ranks first
-    (each rank samples its own ``p_hat``), and keys the model already returned
-    in its loss dict get their last entry replaced by that average instead of
-    a second entry.
+    weighting module of the model (``slf_w_<term>``, ``slf_raw_<term>``,
+    ``slf_p_<term>``, ``slf_temperature``, ``slf_entropy``, ``slf_skipped``)
+    in one copy and writes them as ``train/<key>`` scalars, so the text log,
+    ``scalars.json`` and TensorBoard show them. Before training it takes
+    them out of the loss dicts (:func:`claim_diagnostics`), where the
+    runner would read each on its own. With several ranks the values are
+    averaged over ranks first (each rank samples its own ``p_hat``), and
+    keys the model still returned in its loss dict get their last entry
+    replaced by that average instead of a second entry.
 
     Args:
         reduce_across_ranks (bool): Average over ranks. Defaults to True.
@@ -78,6 +112,13 @@ class SLFLoggerHook(Hook):
 
     def __init__(self, reduce_across_ranks: bool = True) -> None:
         self.reduce_across_ranks = reduce_across_ranks
+
+    def before_train(self, runner) -> None:
+        # From here on the diagnostics reach the log through this hook
+        # alone: they leave the loss dict (claim_diagnostics).
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        claim_diagnostics(model)
 
     def after_train_iter(self,
                          runner,

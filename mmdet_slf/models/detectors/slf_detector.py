@@ -121,7 +121,8 @@ class SLFDetector(BaseDetector):
     are summed), weights them with ``weighting`` and returns its output
     (``loss_<term>``, extra objective terms such as ``loss_slf_kl``, and the
     ``slf_w_<term>`` diagnostics), ``slf_raw_<term>`` (the detached raw terms)
-    and every ungrouped key unchanged. Ungrouped keys that contain ``loss``
+    and every ungrouped key unchanged; in a run with ``SLFLoggerHook`` the
+    diagnostics and raw terms are logged by the hook instead. Ungrouped keys that contain ``loss``
     stay in the objective unweighted and are reported once in the log. The
     weighting is the only place where weights are applied: a loss module of
     the parent with ``loss_weight`` other than 1 fails at build, naming it
@@ -278,8 +279,10 @@ class SLFDetector(BaseDetector):
                 f'the weighted terms {clash} have the name of ungrouped '
                 f'loss keys of {self.detector_name}; rename the terms')
         results = dict(outputs)
-        for name, value in raw.items():
-            results[f'slf_raw_{name}'] = value.detach()
+        if not self.weighting.diagnostics_logged_by_hook:
+            # Else SLFLoggerHook logs them with the weighting's diagnostics.
+            for name, value in raw.items():
+                results[f'slf_raw_{name}'] = value.detach()
         results.update(passthrough)
         return results
 
