@@ -122,8 +122,9 @@ class SLFDetector(BaseDetector):
     (``loss_<term>``, extra objective terms such as ``loss_slf_kl``, and the
     ``slf_w_<term>`` diagnostics), ``slf_raw_<term>`` (the detached raw terms)
     and every ungrouped key unchanged; in a run with ``SLFLoggerHook`` the
-    diagnostics and raw terms are logged by the hook instead. Ungrouped keys that contain ``loss``
-    stay in the objective unweighted and are reported once in the log. The
+    diagnostics and raw terms are logged by the hook instead. Ungrouped
+    keys that contain ``loss`` stay in the objective unweighted and are
+    reported once in the log. The
     weighting is the only place where weights are applied: a loss module of
     the parent with ``loss_weight`` other than 1 fails at build, naming it
     (give its weight to the weighting instead). With ``FixedWeighting`` at
