@@ -35,9 +35,8 @@ def decision_objective(probs: Tensor,
         signal (Tensor): Detached signal ``s`` broadcastable to ``probs``.
         prior (Tensor): Prior ``[n]``, summing to 1.
         beta (float): KL coefficient ``beta`` > 0 (``kl_weight``).
-        log_probs (Tensor, optional): ``log p`` where the caller has it
-            (``log_softmax`` of the logits, exact where ``p`` underflows);
-            else ``log max(p, 1e-12)``. Defaults to None.
+        log_probs (Tensor, optional): ``log max(p, 1e-12)`` where the
+            caller has it already. Defaults to None (computed here).
         log_prior (Tensor, optional): ``log prior``, if precomputed.
             Defaults to None.
 

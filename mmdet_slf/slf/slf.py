@@ -268,7 +268,9 @@ class SLFWeighting(BaseWeighting):
                              f'but the raw terms have {raw.shape[0]} images')
         joint = self.signal is None
         probs = F.softmax(logits, dim=-1)
-        log_probs = F.log_softmax(logits, dim=-1)
+        # log p as the objectives have always computed it (so training is
+        # bitwise what it was); its gradient is Adam's whole first step.
+        log_probs = probs.clamp(min=1e-12).log()
         # Eq. (10) for 'gumbel'; straight-through so that Eq. (11) trains v.
         p_hat = estimate_p_hat(logits, self.estimator, self.num_samples,
                                tau=tau, hard=self.hard,
@@ -285,7 +287,8 @@ class SLFWeighting(BaseWeighting):
         elif weights.shape != raw.shape:
             weights = weights.expand_as(raw)
         with torch.no_grad():  # diagnostics
-            extra['slf_entropy'] = -(probs * log_probs).sum(-1).mean()
+            extra['slf_entropy'] = -(probs * F.log_softmax(logits, dim=-1)
+                                     ).sum(-1).mean()
             extra.update(self.per_term('slf_p_', probs.mean(dim=0)))
             if self.estimator == 'gumbel':
                 # new_full fills on the device; a host tensor's .to() would
