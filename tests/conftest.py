@@ -266,3 +266,59 @@ def one_thread_for_method_tests(request):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def two_weightings_model():
+    """A toy mmengine model that weights two per-image terms with SLF and
+    one term with a ``FixedWeighting`` nested in a loss module, as in a
+    detector: what ``SLFLoggerHook`` and the weight plots read."""
+    from mmengine.model import BaseModel
+    from torch import nn
+
+    from mmdet_slf.slf import FixedWeighting, SLFWeighting
+
+    class TwoWeightings(BaseModel):
+
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(3, 2)
+            self.weighting = SLFWeighting(terms=['coord', 'obj'],
+                                          prior=[5.0, 1.0], num_samples=2,
+                                          estimator='gumbel')
+            self.loss_cls = nn.Module()
+            self.loss_cls.weighting = FixedWeighting(terms=['x'],
+                                                     weights=[2.0])
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            raw = self.linear(inputs).pow(2)  # [N, 2]
+            losses = self.weighting({'loss_coord': raw[:, 0],
+                                     'loss_obj': raw[:, 1]})
+            nested = self.loss_cls.weighting({'loss_x': raw.mean()})
+            losses['loss_x'] = nested['loss_x']
+            return losses
+
+    return TwoWeightings()
+
+
+def toy_runner(model, work_dir: str, max_iters: int, custom_hooks: list,
+               **kwargs):
+    """An mmengine ``Runner`` that trains ``model`` (e.g.
+    :func:`two_weightings_model`) with SGD on batches of 4 random inputs
+    ``[3]``, ``max_iters`` iterations, in the order given."""
+    from mmengine.runner import Runner
+    return Runner(
+        model=model,
+        work_dir=work_dir,
+        train_dataloader=dict(
+            dataset=[
+                dict(inputs=torch.randn(3)) for _ in range(4 * max_iters)
+            ],
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            batch_size=4,
+            num_workers=0,
+            collate_fn=dict(type='default_collate')),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        custom_hooks=custom_hooks,
+        default_scope='mmdet',
+        **kwargs)

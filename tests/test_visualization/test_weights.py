@@ -9,12 +9,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from mmengine.model import BaseModel
-from mmengine.runner import Runner
-from torch import nn
+from conftest import toy_runner, two_weightings_model
 
 import mmdet_slf  # noqa: F401
-from mmdet_slf.slf import FixedWeighting, SLFWeighting
 from mmdet_slf.visualization import (find_scalars_file, load_scalars,
                                      plot_slf_weights, plot_weight_shares,
                                      plot_weight_trajectories,
@@ -197,47 +194,14 @@ def test_weight_shares_plot_one_row_per_group(tmp_path):
         plot_weight_shares({'empty': {}}, PRIOR, out)
 
 
-class ToyModel(BaseModel):
-    """Two per-image terms weighted by SLF, plus a weighting nested in a
-    loss module, as in a detector."""
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(3, 2)
-        self.weighting = SLFWeighting(terms=['coord', 'obj'],
-                                      prior=[5.0, 1.0], num_samples=2,
-                                      estimator='gumbel')
-        self.loss_cls = nn.Module()
-        self.loss_cls.weighting = FixedWeighting(terms=['x'], weights=[2.0])
-
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        raw = self.linear(inputs).pow(2)  # [N, 2]
-        losses = self.weighting({'loss_coord': raw[:, 0],
-                                 'loss_obj': raw[:, 1]})
-        nested = self.loss_cls.weighting({'loss_x': raw.mean()})
-        losses['loss_x'] = nested['loss_x']
-        return losses
-
-
 def test_real_run_scalars_are_plotted(tmp_path):
     """A real mmengine run with SLFLoggerHook: the plot shows what the
     weighting modules computed."""
     torch.manual_seed(0)
-    model = ToyModel()
-    runner = Runner(
-        model=model,
-        work_dir=str(tmp_path / 'work'),
-        train_dataloader=dict(
-            dataset=[dict(inputs=torch.randn(3)) for _ in range(16)],
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            batch_size=4,
-            num_workers=0,
-            collate_fn=dict(type='default_collate')),
-        train_cfg=dict(by_epoch=False, max_iters=6),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        custom_hooks=[dict(type='SLFLoggerHook')],
-        default_hooks=dict(logger=dict(type='LoggerHook', interval=2)),
-        default_scope='mmdet')
+    model = two_weightings_model()
+    runner = toy_runner(
+        model, str(tmp_path / 'work'), 6, [dict(type='SLFLoggerHook')],
+        default_hooks=dict(logger=dict(type='LoggerHook', interval=2)))
     runner.train()
     figure = plot_slf_weights(str(tmp_path / 'work'),
                               str(tmp_path / 'w.png'))

@@ -4,41 +4,17 @@ from one read per device: every iteration, under the same keys, with the
 values the weightings computed."""
 import pytest
 import torch
+from conftest import toy_runner, two_weightings_model
 from mmengine.hooks import Hook
-from mmengine.model import BaseModel
-from mmengine.runner import Runner
-from torch import nn
 
 import mmdet_slf  # noqa: F401
 from mmdet_slf.engine.hooks import claim_diagnostics, collect_diagnostics
-from mmdet_slf.slf import FixedWeighting, SLFWeighting
 from mmdet_slf.utils.profiling import count_operators
-
-
-class ToyModel(BaseModel):
-    """Two per-image terms weighted by SLF, and a weighting nested in a loss
-    module, as in a detector."""
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(3, 2)
-        self.weighting = SLFWeighting(terms=['coord', 'obj'],
-                                      prior=[5.0, 1.0])
-        self.loss_cls = nn.Module()
-        self.loss_cls.weighting = FixedWeighting(terms=['x'], weights=[2.0])
-
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        raw = self.linear(inputs).pow(2)  # [N, 2]
-        losses = self.weighting({'loss_coord': raw[:, 0],
-                                 'loss_obj': raw[:, 1]})
-        nested = self.loss_cls.weighting({'loss_x': raw.mean()})
-        losses['loss_x'] = nested['loss_x']
-        return losses
 
 
 def test_claimed_diagnostics_leave_the_loss_dict_and_are_read_at_once():
     torch.manual_seed(0)
-    model = ToyModel()
+    model = two_weightings_model()
     inputs = torch.randn(4, 3)
     before = model(inputs)
     assert {'slf_w_coord', 'slf_p_coord', 'slf_raw_obj'} <= set(before)
@@ -74,21 +50,10 @@ class OutputKeys(Hook):
 
 def test_a_run_logs_every_diagnostic_once_per_iteration(tmp_path):
     torch.manual_seed(0)
-    model = ToyModel()
+    model = two_weightings_model()
     outputs = OutputKeys()
-    runner = Runner(
-        model=model,
-        work_dir=str(tmp_path),
-        train_dataloader=dict(
-            dataset=[dict(inputs=torch.randn(3)) for _ in range(12)],
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            batch_size=4,
-            num_workers=0,
-            collate_fn=dict(type='default_collate')),
-        train_cfg=dict(by_epoch=False, max_iters=3),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        custom_hooks=[dict(type='SLFLoggerHook'), outputs],
-        default_scope='mmdet')
+    runner = toy_runner(model, str(tmp_path), 3,
+                        [dict(type='SLFLoggerHook'), outputs])
     runner.train()
     # The runner was handed the objective and nothing else...
     assert all('slf_w_coord' not in keys and 'loss_slf_decision' in keys
