@@ -162,8 +162,8 @@ class BaseWeighting(nn.Module):
             ``raw`` (with gradient where the strategy learns them), and extra
             objective terms (keys with ``loss``) and detached diagnostics
             (``slf_w_<term>``, the batch-level raw terms ``slf_raw_<term>``,
-            ``slf_skipped``, ...). When the non-finite
-            policy drops the call, the weights are None, ``extra`` holds
+            ``slf_skipped``, ...). When the non-finite policy drops the
+            call, the weights are None, ``extra`` holds
             ``loss_slf_nonfinite`` (a zero that keeps the graph) and
             ``slf_skipped = 1``, and the diagnostics keep the last weights.
         """
