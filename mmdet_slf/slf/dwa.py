@@ -64,5 +64,5 @@ class DWAWeighting(BaseWeighting):
             self.ema.copy_(
                 torch.where(self.num_updates == 0, batch_raw.to(self.ema),
                             blended))
-            self.num_updates += 1
+            self.num_updates.add_(1)
         return weights.to(raw), {}

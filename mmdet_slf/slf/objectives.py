@@ -79,7 +79,7 @@ class BiasCorrectedEMA(nn.Module):
             x = x.detach()
         self.value.mul_(self.momentum).add_(
             x.to(self.value), alpha=1 - self.momentum)
-        self.count += 1
+        self.count.add_(1)
 
     def read(self, fallback: Optional[Tensor] = None) -> Tensor:
         """The corrected average, or ``fallback`` before any update.

@@ -257,7 +257,7 @@ class SLFWeighting(BaseWeighting):
                          shared: Optional[Tensor]) -> WeightsAndExtra:
         tau = self.current_temperature()
         if self.training:
-            self.num_updates += 1
+            self.num_updates.add_(1)
         batch_level = raw.dim() == 2 and not self.per_image
         # [N, n] per image, or [1, n] when one p_hat serves the whole batch.
         logits = self.decision_logits(raw.sum(0) if batch_level else raw,

@@ -194,6 +194,16 @@ class _PythonDataLog(TorchFunctionMode):
 SYNC_NAMES = HOST_READ_OPERATORS | {'_to_host', '_from_host', '_mask_index'}
 
 
+def dispatched_operators(fn: Callable[[], Any]) -> List[str]:
+    """The names of the operators one call of ``fn`` dispatches, in order,
+    with the syncs renamed (:class:`_OperatorLog`, :class:`_PythonDataLog`).
+    """
+    log = _OperatorLog()
+    with log, _PythonDataLog(log):
+        fn()
+    return log.names
+
+
 def count_operators(fn: Callable[[], Any]) -> Dict[str, int]:
     """How many times ``fn`` dispatches each operator (by ATen name, with
     the syncs renamed as in :func:`host_syncs`).
@@ -210,11 +220,8 @@ def count_operators(fn: Callable[[], Any]) -> Dict[str, int]:
     Returns:
         dict[str, int]: Operator name -> calls, most frequent first.
     """
-    log = _OperatorLog()
-    with log, _PythonDataLog(log):
-        fn()
     counts: Dict[str, int] = {}
-    for name in log.names:
+    for name in dispatched_operators(fn):
         counts[name] = counts.get(name, 0) + 1
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
@@ -240,13 +247,11 @@ def host_syncs(fn: Callable[[], Any]) -> Dict[str, Any]:
         names, in order) and ``operators_after_last_sync`` (all of them
         when there is none).
     """
-    log = _OperatorLog()
-    with log, _PythonDataLog(log):
-        fn()
-    syncs = [(index, name) for index, name in enumerate(log.names)
+    names = dispatched_operators(fn)
+    syncs = [(index, name) for index, name in enumerate(names)
              if name in SYNC_NAMES]
-    after = len(log.names) - 1 - syncs[-1][0] if syncs else len(log.names)
+    after = len(names) - 1 - syncs[-1][0] if syncs else len(names)
     return dict(
-        operators=len(log.names),
+        operators=len(names),
         syncs=[dict(index=index, operator=name) for index, name in syncs],
         operators_after_last_sync=after)
