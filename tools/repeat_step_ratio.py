@@ -16,7 +16,15 @@ mean of the per-process paired ratios with a t-interval over processes:
         --out work_dirs/step-ratio/summary.json
 
 Options it does not know (``--threads``, ``--batch-size``, ``--cfg-options
-...``) go to every ``benchmark_fps.py`` run. The verdict against
+...``) go to every ``benchmark_fps.py`` run. A second run with the two
+configs swapped cancels a bias of the slot a config is timed in;
+``--combine`` pools the two runs' summaries:
+
+    python tools/repeat_step_ratio.py --combine RUN_A/summary.json \
+        RUN_B/summary.json --target 1.02 [--out pooled.json]
+
+It inverts the second run's ratios, so that both are COMPARE over CONFIG
+of the first, and pools both runs' controls. The verdict against
 ``--target`` is ``met`` when the interval's upper end is at most the
 target, ``missed`` when its lower end is above it, and ``neither`` else; it
 is reported as not decisive when the control's interval leaves out 1.
@@ -53,8 +61,13 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Step-time ratio of two configs over several '
         'benchmark_fps.py --train processes, with an A/A control')
-    parser.add_argument('config', help='the reference config')
-    parser.add_argument('compare', help='the config timed against it')
+    parser.add_argument('config', nargs='?', help='the reference config')
+    parser.add_argument('compare', nargs='?',
+                        help='the config timed against it')
+    parser.add_argument(
+        '--combine', nargs=2, metavar=('RUN_A', 'RUN_B'),
+        help='pool the summaries of two runs with the configs swapped '
+        'instead of running anything')
     parser.add_argument('--processes', type=int, default=6,
                         help='processes of each kind (default 6)')
     parser.add_argument('--num-iters', type=int, default=60)
@@ -62,9 +75,17 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--target', type=float, default=1.02,
                         help='the ratio to decide on (default 1.02)')
-    parser.add_argument('--out', required=True,
+    parser.add_argument('--out',
                         help='summary JSON; each run\'s JSON goes beside it')
     args, passthrough = parser.parse_known_args(argv)
+    if args.combine:
+        if args.config or args.compare or passthrough:
+            parser.error('--combine takes two summaries and no configs or '
+                         f'benchmark options, got {args.config, args.compare}'
+                         f' and {passthrough}')
+        return args, passthrough
+    if not (args.config and args.compare and args.out):
+        parser.error('CONFIG, COMPARE and --out are needed (or --combine)')
     if args.processes < 2:
         parser.error('--processes must be >= 2: an interval over processes '
                      f'needs two, got {args.processes}')
@@ -87,8 +108,58 @@ def run_one(args, passthrough: List[str], other: str, out: str) -> float:
         return float(json.load(f)['step_ratio_paired'])
 
 
+def combine(first: dict, second: dict, target: float) -> dict:
+    """Pool two runs whose configs are swapped: the ratios of ``second``
+    are inverted, so that all are ``first['compare']`` over
+    ``first['config']``; the controls of both runs are pooled.
+
+    Args:
+        first (dict), second (dict): Summaries :func:`main` wrote.
+        target (float): The ratio to decide on.
+
+    Returns:
+        dict: ``ratios`` (pooled), ``summary`` and ``control`` (geometric
+        means with their intervals), ``verdict`` (:func:`verdict`).
+    """
+    if (second['config'], second['compare']) != (first['compare'],
+                                                 first['config']):
+        raise ValueError(
+            'the second run must swap the first run\'s configs, got '
+            f'{first["config"]} / {first["compare"]} and '
+            f'{second["config"]} / {second["compare"]}')
+    ratios = dict(
+        compare=first['ratios']['compare'] +
+        [1 / value for value in second['ratios']['compare']],
+        control=first['ratios']['control'] + second['ratios']['control'])
+    summary = geometric_mean_interval(ratios['compare'])
+    control = geometric_mean_interval(ratios['control'])
+    return dict(config=first['config'], compare=first['compare'],
+                ratios=ratios, summary=summary, control=control,
+                target=target, verdict=verdict(summary, target, control))
+
+
+def main_combine(args) -> dict:
+    summaries = []
+    for path in args.combine:
+        with open(path) as f:
+            summaries.append(json.load(f))
+    result = combine(*summaries, args.target)
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(result, f, indent=1)
+    for name, stats in (('compare / config, both runs', result['summary']),
+                        ('controls of both runs', result['control'])):
+        print(f'{name}: {stats["ratio"]:.4f} [{stats["ci_low"]:.4f}, '
+              f'{stats["ci_high"]:.4f}] (95% t-interval over '
+              f'{stats["n"]} processes)')
+    print(f'ratio <= {args.target}: {result["verdict"]}')
+    return result
+
+
 def main(argv=None):
     args, passthrough = parse_args(argv)
+    if args.combine:
+        return main_combine(args)
     run_dir = osp.dirname(osp.abspath(args.out))
     os.makedirs(run_dir, exist_ok=True)
     ratios = dict(compare=[], control=[])

@@ -75,3 +75,44 @@ def test_one_process_is_not_enough(tmp_path):
     with pytest.raises(SystemExit):
         repeat_step_ratio.parse_args(
             ['a.py', 'b.py', '--processes', '1', '--out', 'x.json'])
+
+
+def test_combine_pools_a_swapped_run_by_hand(tmp_path, capsys):
+    """Run B timed fixed.py against slf.py; its ratios are inverted, so the
+    pool is four SLF / Fixed ratios: 1.02, 1.03, 1/0.98, 1/0.97."""
+    first = dict(config='fixed.py', compare='slf.py',
+                 ratios=dict(compare=[1.02, 1.03], control=[1.0, 0.99]))
+    second = dict(config='slf.py', compare='fixed.py',
+                  ratios=dict(compare=[0.98, 0.97], control=[1.01, 1.0]))
+    paths = []
+    for name, run in (('a.json', first), ('b.json', second)):
+        paths.append(str(tmp_path / name))
+        with open(paths[-1], 'w') as f:
+            json.dump(run, f)
+    out = tmp_path / 'pooled.json'
+    result = repeat_step_ratio.main(
+        ['--combine', *paths, '--target', '1.02', '--out', str(out)])
+    logs = [math.log(v) for v in (1.02, 1.03, 1 / 0.98, 1 / 0.97)]
+    mean = sum(logs) / 4
+    sd = math.sqrt(sum((v - mean)**2 for v in logs) / 3)
+    half = 3.182446 * sd / 2  # t quantile, 3 dof
+    assert result['summary']['ratio'] == pytest.approx(math.exp(mean))
+    assert result['summary']['ci_low'] == pytest.approx(
+        math.exp(mean - half), rel=1e-5)
+    assert result['summary']['ci_high'] == pytest.approx(
+        math.exp(mean + half), rel=1e-5)
+    assert result['ratios']['control'] == [1.0, 0.99, 1.01, 1.0]
+    # ratio 1.0253, interval [1.0158, 1.0349]: it holds 1.02
+    assert result['summary']['ci_low'] < 1.02 < result['summary']['ci_high']
+    assert result['verdict'] == 'neither'
+    assert json.loads(out.read_text())['verdict'] == 'neither'
+    assert 'ratio <= 1.02: neither' in capsys.readouterr().out
+
+
+def test_combine_refuses_runs_that_are_not_swapped():
+    run = dict(config='fixed.py', compare='slf.py',
+               ratios=dict(compare=[1.0, 1.0], control=[1.0, 1.0]))
+    with pytest.raises(ValueError, match='must swap'):
+        repeat_step_ratio.combine(run, run, 1.02)
+    with pytest.raises(SystemExit):
+        repeat_step_ratio.parse_args(['fixed.py', '--combine', 'a', 'b'])
