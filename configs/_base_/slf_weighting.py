@@ -36,9 +36,14 @@ slf_weighting = dict(
     kl_weight=5.0)
 
 # The decision network gets its own learning-rate multiplier and no weight
-# decay (decay would pull its log-prior bias towards uniform weights).
+# decay (decay would pull its log-prior bias towards uniform weights). Its
+# six small tensors take the multi-tensor update, as they would on a GPU by
+# default; on a CPU the per-tensor loop is PyTorch's default, and the same
+# numbers come out either way.
 slf_paramwise_cfg = dict(
-    custom_keys={'bbox_head.weighting': dict(lr_mult=1.0, decay_mult=0.0)})
+    custom_keys={
+        'bbox_head.weighting': dict(lr_mult=1.0, decay_mult=0.0, foreach=True)
+    })
 # mmengine's default constructor would give each parameter its own group
 # under any paramwise_cfg; this one merges the equal ones (2 groups: the
 # decision network and the rest), so the multi-tensor optimizer kernels

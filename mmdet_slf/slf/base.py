@@ -21,10 +21,35 @@ from .ranks import mean_over_ranks
 WeightsAndExtra = Tuple[Optional[Tensor], Dict[str, Tensor]]
 
 
-def stack_diagnostics(diagnostics: Dict[str, Tensor]) -> Tensor:
-    """The scalar tensors of ``diagnostics`` as one float32 vector, in the
-    dict's order (one ``stack``)."""
-    return torch.stack([value.float() for value in diagnostics.values()])
+def pack_diagnostics(diagnostics: Dict[str, Tensor],
+                     terms: Sequence[str]) -> Tuple[List[str], Tensor]:
+    """Diagnostics as their keys and one detached float32 vector (one
+    ``cat``), in the dict's order.
+
+    A value is a scalar under its own key, or a vector ``[n]`` with one
+    entry per term under a prefix ending in ``_``: ``{'slf_p_': p}`` gives
+    ``slf_p_<term>`` for each term, without splitting ``p`` first.
+    """
+    keys: List[str] = []
+    parts: List[Tensor] = []
+    for key, value in diagnostics.items():
+        if value.dim() == 0:
+            keys.append(key)
+            parts.append(value.reshape(1))
+        elif value.shape == (len(terms), ) and key.endswith('_'):
+            keys.extend(key + name for name in terms)
+            parts.append(value)
+        else:
+            raise ValueError(
+                f'diagnostic {key!r} must be a scalar, or a vector of one '
+                f'value per term ({len(terms)}) under a key ending in "_", '
+                f'got shape {tuple(value.shape)}')
+    with torch.no_grad():
+        values = torch.cat([
+            part if part.dtype == torch.float32 else part.float()
+            for part in parts
+        ])
+    return keys, values
 
 
 def batch_level(raw: Tensor) -> Tensor:
@@ -78,6 +103,8 @@ class BaseWeighting(nn.Module):
         # then leaves them out of the owner's loss dict, where the runner
         # would read each one on its own (and average it into the log).
         self.diagnostics_logged_by_hook = False
+        # (buffers dict, name) of each state buffer: see state_buffers().
+        self._state_slots: Optional[List[Tuple[Dict[str, Tensor], str]]] = None
 
     @property
     def nonfinite(self) -> str:
@@ -127,9 +154,6 @@ class BaseWeighting(nn.Module):
         """
         raw = self.stack(losses)  # [N, n] or [n]
         weights, extra = self.weigh(raw, features)
-        if self.diagnostics_logged_by_hook:
-            extra = {key: value for key, value in extra.items()
-                     if 'loss' in key}
         if weights is None:
             # Dropped by the non-finite policy: one zero per term keeps the
             # logged keys the same on every step and rank.
@@ -140,10 +164,8 @@ class BaseWeighting(nn.Module):
         weighted = weights * raw
         if weighted.dim() == 2:
             weighted = weighted.sum(dim=0)  # per-image -> batch, [n]
-        outputs = {
-            f'loss_{name}': weighted[i]
-            for i, name in enumerate(self.terms)
-        }
+        outputs = dict(
+            zip([f'loss_{name}' for name in self.terms], weighted.unbind()))
         outputs.update(extra)
         return outputs
 
@@ -162,7 +184,9 @@ class BaseWeighting(nn.Module):
             ``raw`` (with gradient where the strategy learns them), and extra
             objective terms (keys with ``loss``) and detached diagnostics
             (``slf_w_<term>``, the batch-level raw terms ``slf_raw_<term>``,
-            ``slf_skipped``, ...). When the non-finite policy drops the
+            ``slf_skipped``, ...). The diagnostics are left out when
+            :attr:`diagnostics_logged_by_hook` is set; they are always in
+            :attr:`diagnostic_vector`. When the non-finite policy drops the
             call, the weights are None, ``extra`` holds
             ``loss_slf_nonfinite`` (a zero that keeps the graph) and
             ``slf_skipped = 1``, and the diagnostics keep the last weights.
@@ -186,15 +210,17 @@ class BaseWeighting(nn.Module):
             mean_weights = mean_weights.mean(dim=0)
         if mean_weights.shape != (self.num_terms, ):
             mean_weights = mean_weights.expand(self.num_terms)
-        extra.update(self.per_term('slf_w_', mean_weights))
-        extra.update(self.per_term('slf_raw_', batch_level(raw.detach())))
-        diagnostics = {
-            key: value.detach() if value.requires_grad else value
-            for key, value in extra.items() if 'loss' not in key
-        }
-        diagnostics['slf_skipped'] = raw.new_zeros(())
+        objective = {key: value for key, value in extra.items()
+                     if 'loss' in key}
+        diagnostics = {key: value for key, value in extra.items()
+                       if 'loss' not in key}
+        diagnostics.update(slf_w_=mean_weights,
+                           slf_raw_=batch_level(raw.detach()),
+                           slf_skipped=raw.new_zeros(()))
         # One vector now, so that reading them after the step is one copy.
-        values = stack_diagnostics(diagnostics)
+        keys, values = pack_diagnostics(diagnostics, self.terms)
+        if not self.diagnostics_logged_by_hook:
+            objective.update(zip(keys, values.unbind()))
         bad = self.nonfinite_policy.find(raw, self.terms, finite)
         if bad:
             for buffer, saved in state:
@@ -205,31 +231,33 @@ class BaseWeighting(nn.Module):
             skipped = raw.new_ones(())
             # The last weights stay, marked as a skipped call.
             last = dict(self.diagnostics, slf_skipped=skipped)
-            self._diagnostic_keys = list(last)
-            self._diagnostic_values = stack_diagnostics(last)
-            return None, {'loss_slf_nonfinite': zero, 'slf_skipped': skipped}
-        self._diagnostic_keys = list(diagnostics)
+            self._diagnostic_keys, self._diagnostic_values = \
+                pack_diagnostics(last, self.terms)
+            dropped = {'loss_slf_nonfinite': zero}
+            if not self.diagnostics_logged_by_hook:
+                dropped['slf_skipped'] = skipped
+            return None, dropped
+        self._diagnostic_keys = keys
         self._diagnostic_values = values
-        return weights, extra
-
-    def per_term(self, prefix: str, values: Tensor) -> Dict[str, Tensor]:
-        """``{prefix + term: value}`` for a vector ``[n]``, split with one
-        ``unbind`` (one operator, not one ``select`` per term)."""
-        return dict(
-            zip([prefix + name for name in self.terms], values.unbind()))
+        return weights, objective
 
     def state_buffers(self) -> List[Tensor]:
         """The buffers a checkpoint saves: the state a call may change.
 
         Non-persistent buffers (a prior, fixed lambdas) are constants of the
-        config; :meth:`weigh` saves and restores only these.
+        config; :meth:`weigh` saves and restores only these. Where they sit
+        in the module tree is found once, at the first call; the tensors are
+        looked up there on every call, so a move to another device or a
+        loaded checkpoint is followed.
         """
-        return [
-            buffer for module in self.modules()
-            for name, buffer in module._buffers.items()
-            if buffer is not None
-            and name not in module._non_persistent_buffers_set
-        ]
+        if self._state_slots is None:
+            self._state_slots = [
+                (module._buffers, name) for module in self.modules()
+                for name, buffer in module._buffers.items()
+                if buffer is not None
+                and name not in module._non_persistent_buffers_set
+            ]
+        return [buffers[name] for buffers, name in self._state_slots]
 
     def init_weights(self) -> None:
         """Re-initialise submodules that own an ``init_weights`` (the

@@ -105,8 +105,7 @@ class FAMOWeighting(BaseWeighting):
         z = torch.softmax(self.logits, dim=0)
         inverse = z / log_gap.exp()  # z_i / D_i
         weights = self.scale * inverse / inverse.sum()
-        extra = self.per_term('slf_p_', z)
-        return weights.to(raw), extra
+        return weights.to(raw), {'slf_p_': z}
 
     @torch.no_grad()
     def _update_logits(self, delta: Tensor) -> None:

@@ -238,7 +238,9 @@ class SLFWeighting(BaseWeighting):
                 inputs = inputs[None]
         if raw.dim() == 1 and inputs.shape[0] != 1:
             inputs = inputs.mean(dim=0, keepdim=True)
-        return self.decision_net(inputs.to(raw.dtype))
+        if inputs.dtype != raw.dtype:
+            inputs = inputs.to(raw.dtype)
+        return self.decision_net(inputs)
 
     def _decision_rows(self, raw: Tensor) -> Tensor:
         """The rows ``[R, n]`` the decision objective reads: per image, or
@@ -286,10 +288,9 @@ class SLFWeighting(BaseWeighting):
             weights = weights[0]
         elif weights.shape != raw.shape:
             weights = weights.expand_as(raw)
-        with torch.no_grad():  # diagnostics
-            extra['slf_entropy'] = -(probs * F.log_softmax(logits, dim=-1)
-                                     ).sum(-1).mean()
-            extra.update(self.per_term('slf_p_', probs.mean(dim=0)))
+        with torch.no_grad():  # diagnostics, one value per term under slf_p_
+            extra['slf_entropy'] = -(probs * log_probs).sum(-1).mean()
+            extra['slf_p_'] = probs.mean(dim=0)
             if self.estimator == 'gumbel':
                 # new_full fills on the device; a host tensor's .to() would
                 # sync.
@@ -307,7 +308,7 @@ class SLFWeighting(BaseWeighting):
             probs, signal, self.prior, self.kl_weight, log_probs=log_probs,
             log_prior=self.log_prior)
         extra = {'loss_slf_decision': objective}
-        extra.update(self.per_term('slf_signal_', signal.mean(dim=0)))
+        extra['slf_signal_'] = signal.mean(dim=0)
         return extra
 
     def _guards(self, raw: Tensor, probs: Tensor,

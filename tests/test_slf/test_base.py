@@ -12,6 +12,7 @@ import mmdet_slf  # noqa: F401
 from mmdet_slf.engine.hooks import SLFLoggerHook, collect_diagnostics
 from mmdet_slf.slf import (BaseWeighting, FixedWeighting, NonFinitePolicy,
                            SLFWeighting)
+from mmdet_slf.slf.base import pack_diagnostics
 from mmdet_slf.slf.builder import build_weighting
 
 TERMS = ['coord', 'pred', 'obj', 'noobj']
@@ -76,6 +77,26 @@ def test_a_claimed_weighting_returns_only_its_objective():
     assert vector.shape == (len(keys), ) and vector.dtype == torch.float32
     assert dict(zip(keys, vector.tolist())) == unclaimed.last_diagnostics
     assert FixedWeighting(TERMS).diagnostic_vector == ([], None)
+
+
+def test_diagnostics_pack_into_one_vector_in_key_order():
+    """A scalar keeps its key, a per-term vector under a prefix gives one key
+    per term; the values are one detached float32 vector."""
+    p = torch.tensor([0.5, 0.25, 0.125, 0.125], requires_grad=True)
+    keys, values = pack_diagnostics(
+        {'slf_entropy': torch.tensor(1.5, dtype=torch.float64),
+         'slf_p_': p * 2,
+         'slf_skipped': torch.zeros((), dtype=torch.bool)}, TERMS)
+    assert keys == ['slf_entropy', 'slf_p_coord', 'slf_p_pred', 'slf_p_obj',
+                    'slf_p_noobj', 'slf_skipped']
+    assert values.tolist() == [1.5, 1.0, 0.5, 0.25, 0.25, 0.0]
+    assert values.dtype == torch.float32 and not values.requires_grad
+    with pytest.raises(ValueError, match=r"diagnostic 'slf_p' must be a "
+                       r'scalar, or a vector of one value per term \(4\) '
+                       r'under a key ending in "_", got shape \(4,\)'):
+        pack_diagnostics({'slf_p': p}, TERMS)
+    with pytest.raises(ValueError, match=r'got shape \(2, 4\)'):
+        pack_diagnostics({'slf_p_': torch.ones(2, 4)}, TERMS)
 
 
 def test_policy_finds_names_and_raises_or_drops():
