@@ -193,13 +193,13 @@ def test_step_ratio_of_fixed_and_slf(tmp_path):
     assert len(diffs) == 20 and diffs == sorted(diffs, reverse=True)
     assert 'largest differences (second - first)' in result.stdout
     # In both losses the weighting's non-finite check is the one host sync,
-    # and only the application of the weights follows it (mul, sum and a
-    # select per term: coord, pred, obj, noobj).
+    # and only the application of the weights follows it (mul, sum and one
+    # unbind into the terms coord, pred, obj, noobj).
     for key in ('0', '1'):
         syncs = profile['loss_host_syncs'][key]
         assert [sync['operator'] for sync in syncs['syncs']] == \
             ['_local_scalar_dense']
-        assert syncs['operators_after_last_sync'] == 6
+        assert syncs['operators_after_last_sync'] == 3
     assert profile['loss_host_syncs']['1']['operators'] > \
         profile['loss_host_syncs']['0']['operators']
 
