@@ -1,0 +1,74 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""``tools/training_trajectory.py``: the same code trains bitwise the same,
+and a change of one bit in a record is found and located."""
+import os.path as osp
+import sys
+
+import torch
+from conftest import REPO_ROOT
+
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
+import training_trajectory  # noqa: E402
+
+FIXED = osp.join(REPO_ROOT, 'configs/demo/benchmark/fixed.py')
+SLF = osp.join(REPO_ROOT, 'configs/demo/benchmark/slf-scale-free-expected.py')
+
+
+def record(out, steps=2):
+    return training_trajectory.main([
+        'record', FIXED, SLF, '--steps', str(steps), '--batch-size', '2',
+        '--out', str(out)
+    ])
+
+
+def test_the_same_code_records_bitwise_the_same_and_a_change_is_found(
+        tmp_path, capsys):
+    first, second = tmp_path / 'first.pt', tmp_path / 'second.pt'
+    assert record(first) == 0 and record(second) == 0
+    assert training_trajectory.main(['compare', str(first),
+                                     str(second)]) == 0
+    out = capsys.readouterr().out
+    assert f'{FIXED}: bitwise equal' in out and f'{SLF}: bitwise equal' in out
+
+    saved = torch.load(first, weights_only=False)
+    slf = saved['configs'][SLF]
+    assert len(slf['losses']) == 2
+    assert {'loss', 'loss_slf_decision'} <= set(slf['losses'][0])
+    # The optimizer state is part of the record: Adam's second moments of
+    # the decision network's output layer after two steps.
+    assert len(training_trajectory.flat_tensors(slf['optimizer'])) > 0
+
+    # One parameter moved by 2^-10, exactly representable: found, and the
+    # largest difference is exactly that, at that parameter.
+    key = 'bbox_head.weighting.decision_net.fc_out.bias'
+    slf['state'][key][1] += 2.0**-10
+    changed = tmp_path / 'changed.pt'
+    torch.save(saved, changed)
+    assert training_trajectory.main(['compare', str(second),
+                                     str(changed)]) == 1
+    out = capsys.readouterr().out
+    assert f'{FIXED}: bitwise equal' in out
+    assert f'{SLF}: differs, largest |difference| 0.000977 at ' \
+           f'/state/{key}' in out
+    assert training_trajectory.difference(
+        saved['configs'][SLF], torch.load(second, weights_only=False)
+        ['configs'][SLF])['largest'] == 2.0**-10
+
+
+def test_records_of_different_settings_are_not_compared(tmp_path, capsys):
+    two, one = tmp_path / 'two.pt', tmp_path / 'one.pt'
+    torch.save(dict(meta=dict(steps=2, batch_size=2, seed=0), configs={}),
+               two)
+    torch.save(dict(meta=dict(steps=1, batch_size=2, seed=0), configs={}),
+               one)
+    assert training_trajectory.main(['compare', str(two), str(one)]) == 1
+    assert 'the records differ in their settings' in capsys.readouterr().out
+
+
+def test_difference_names_a_missing_entry_and_a_nan():
+    first = dict(state={'a': torch.tensor([1.0, 2.0]), 'b': torch.ones(1)})
+    second = dict(state={'a': torch.tensor([1.0, float('nan')])})
+    result = training_trajectory.difference(first, second)
+    assert not result['equal']
+    assert result['only_in_one'] == ['/state/b']
+    assert result['largest'] == float('inf') and result['at'] == '/state/a'
