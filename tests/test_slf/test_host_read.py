@@ -9,6 +9,8 @@ weights in :meth:`BaseWeighting.forward`, the same three operators for every
 strategy. A call with non-finite terms leaves the strategy's buffers as
 they were.
 """
+import copy
+
 import pytest
 import torch
 from mmdet.registry import MODELS
@@ -132,6 +134,11 @@ def test_a_call_copies_exactly_the_state_a_checkpoint_saves(key):
              if id(value) not in parameters]
     assert [id(b) for b in weighting.state_buffers()] == [id(b)
                                                           for b in moved]
+    # A deep copy (an EMA hook's model) saves its own buffers, not these.
+    twin = copy.deepcopy(weighting)
+    copied = [value for value in twin.state_dict(keep_vars=True).values()
+              if not isinstance(value, torch.nn.Parameter)]
+    assert [id(b) for b in twin.state_buffers()] == [id(b) for b in copied]
 
 
 @pytest.mark.parametrize('key', ['slf-default', 'famo', 'dwa'])
