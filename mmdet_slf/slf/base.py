@@ -303,7 +303,9 @@ class BaseWeighting(nn.Module):
     def _compute_weights(self, raw: Tensor, features: Optional[Tensor],
                          shared: Optional[Tensor]) -> WeightsAndExtra:
         """The strategy: weights broadcastable to the finite ``raw`` and a
-        dict of extra objective terms and detached diagnostics.
+        dict of extra objective terms (keys with ``loss``) and diagnostics.
+        A diagnostic is a scalar, or a vector with one value per term under
+        a prefix ending in ``_`` (see :func:`pack_diagnostics`).
 
         ``shared`` is :meth:`_batch_statistic` of this training batch
         averaged over ranks (the same on every rank), or None in eval mode
