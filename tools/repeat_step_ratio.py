@@ -1,6 +1,6 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
-"""The training-step time ratio of two configs over several processes, with
-an A/A control.
+"""The training-step (or inference) time ratio of two configs over several
+processes, with an A/A control.
 
 One run of ``tools/benchmark_fps.py --train`` pairs the two models round by
 round, and its interval describes that process only. On a CPU, two configs
@@ -14,6 +14,16 @@ mean of the per-process paired ratios with a t-interval over processes:
         configs/demo/benchmark/slf-scale-free-expected.py --processes 6 \\
         --num-iters 60 --warmup 10 --target 1.02 \\
         --out work_dirs/step-ratio/summary.json
+
+With ``--inference`` each process times ``model.test_step`` at batch 1
+instead (``benchmark_fps.py`` without ``--train``), and the ratio is the time
+per image, the inverse of the FPS ratio. SLF runs nothing at test time, so
+its ratio to Fixed should hold 1 like the control's:
+
+    python tools/repeat_step_ratio.py configs/demo/benchmark/fixed.py \
+        configs/demo/benchmark/slf-scale-free-expected.py --inference \
+        --processes 6 --num-iters 200 --warmup 20 \
+        --out work_dirs/fps-ratio/summary.json
 
 Options it does not know (``--threads``, ``--batch-size``, ``--cfg-options
 ...``) go to every ``benchmark_fps.py`` run. A second run with the two
@@ -59,8 +69,9 @@ def verdict(summary: Dict[str, float], target: float,
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Step-time ratio of two configs over several '
-        'benchmark_fps.py --train processes, with an A/A control')
+        description='Time ratio of two configs over several '
+        'benchmark_fps.py processes (training step, or inference with '
+        '--inference), with an A/A control')
     parser.add_argument('config', nargs='?', help='the reference config')
     parser.add_argument('compare', nargs='?',
                         help='the config timed against it')
@@ -73,6 +84,10 @@ def parse_args(argv=None):
     parser.add_argument('--num-iters', type=int, default=60)
     parser.add_argument('--warmup', type=int, default=10)
     parser.add_argument('--device', default='cpu')
+    parser.add_argument(
+        '--inference', action='store_true',
+        help='time inference at batch 1 instead of the training step; '
+        'the ratio is then the time per image (1 / the FPS ratio)')
     parser.add_argument('--target', type=float, default=1.02,
                         help='the ratio to decide on (default 1.02)')
     parser.add_argument('--out',
@@ -93,10 +108,12 @@ def parse_args(argv=None):
 
 
 def run_one(args, passthrough: List[str], other: str, out: str) -> float:
-    """One ``benchmark_fps.py --train`` process; its paired step ratio."""
+    """One ``benchmark_fps.py`` process; its paired time ratio (of the
+    training step, or with ``--inference`` of one image)."""
+    mode = [] if args.inference else ['--train']
     command = [
         sys.executable, BENCHMARK, args.config, '--compare', other,
-        '--same-weights', '--train', '--device', args.device, '--num-iters',
+        '--same-weights', *mode, '--device', args.device, '--num-iters',
         str(args.num_iters), '--warmup', str(args.warmup), '--out', out,
         *passthrough
     ]
@@ -105,7 +122,11 @@ def run_one(args, passthrough: List[str], other: str, out: str) -> float:
         raise RuntimeError(f'{" ".join(command)} failed with code '
                            f'{result.returncode}:\n{result.stderr[-3000:]}')
     with open(out) as f:
-        return float(json.load(f)['step_ratio_paired'])
+        summary = json.load(f)
+    if args.inference:
+        # benchmark_fps reports the FPS ratio; its inverse is the time's.
+        return 1.0 / float(summary['ratio_paired'])
+    return float(summary['step_ratio_paired'])
 
 
 def combine(first: dict, second: dict, target: float) -> dict:
@@ -133,7 +154,12 @@ def combine(first: dict, second: dict, target: float) -> dict:
         control=first['ratios']['control'] + second['ratios']['control'])
     summary = geometric_mean_interval(ratios['compare'])
     control = geometric_mean_interval(ratios['control'])
+    if first.get('mode', 'train') != second.get('mode', 'train'):
+        raise ValueError(
+            'the two runs must time the same thing, got '
+            f'{first.get("mode", "train")} and {second.get("mode", "train")}')
     return dict(config=first['config'], compare=first['compare'],
+                mode=first.get('mode', 'train'),
                 ratios=ratios, summary=summary, control=control,
                 target=target, verdict=verdict(summary, target, control))
 
@@ -173,6 +199,7 @@ def main(argv=None):
     compare = geometric_mean_interval(ratios['compare'])
     control = geometric_mean_interval(ratios['control'])
     result = dict(config=args.config, compare=args.compare,
+                  mode='inference' if args.inference else 'train',
                   device=args.device, num_iters=args.num_iters,
                   warmup=args.warmup, passthrough=passthrough,
                   ratios=ratios, summary=compare, control=control,

@@ -61,6 +61,41 @@ def test_runs_alternate_and_are_summarised(tmp_path, monkeypatch):
     assert (tmp_path / 'compare_2.json').is_file()
 
 
+def test_inference_times_test_step_and_inverts_the_fps_ratio(
+        tmp_path, monkeypatch):
+    """With --inference no process trains, and each FPS ratio (compare
+    over config) becomes a time ratio: FPS 0.8 is time 1.25."""
+    fps = dict(compare=iter([0.8, 1.25]), control=iter([1.0, 0.5]))
+    commands = []
+
+    def fake_run(command, capture_output, text):
+        commands.append(command)
+        other = command[command.index('--compare') + 1]
+        kind = 'compare' if other == 'slf.py' else 'control'
+        with open(command[command.index('--out') + 1], 'w') as f:
+            json.dump(dict(ratio_paired=next(fps[kind])), f)
+        return SimpleNamespace(returncode=0, stderr='')
+
+    monkeypatch.setattr(subprocess, 'run', fake_run)
+    out = tmp_path / 'summary.json'
+    result = repeat_step_ratio.main([
+        'fixed.py', 'slf.py', '--inference', '--processes', '2', '--out',
+        str(out)
+    ])
+    assert all('--train' not in command for command in commands)
+    assert all('--same-weights' in command for command in commands)
+    assert result['mode'] == 'inference'
+    assert result['ratios'] == dict(compare=[1.25, 0.8], control=[1.0, 2.0])
+    # 1.25 and 0.8 have a geometric mean of exactly 1.
+    assert result['summary']['ratio'] == pytest.approx(1.0)
+    # A training run and an inference run are never pooled.
+    trained = dict(result, mode='train', config='slf.py',
+                   compare='fixed.py')
+    with pytest.raises(ValueError, match='must time the same thing, got '
+                       'inference and train'):
+        repeat_step_ratio.combine(result, trained, 1.02)
+
+
 def test_a_failed_run_is_reported(tmp_path, monkeypatch):
     monkeypatch.setattr(
         subprocess, 'run',
