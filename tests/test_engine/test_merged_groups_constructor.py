@@ -60,11 +60,16 @@ def test_same_updates_as_one_group_per_parameter(optimizer):
     """Five steps with mmengine's default constructor (one group per
     parameter) and with the merged one (2 groups) give the same weights, and
     the decision layer is still exempt from weight decay. On CPU PyTorch
-    updates one tensor at a time either way, so they are bitwise equal."""
+    updates one tensor at a time either way, so they are bitwise equal; so
+    is a third model whose decision group takes the multi-tensor update
+    (``foreach=True``, as in ``configs/_base_/slf_weighting.py``)."""
     register_all_modules()
     torch.manual_seed(0)
-    models = [Toy(), None]
+    models = [Toy(), None, None]
     models[1] = copy.deepcopy(models[0])
+    models[2] = copy.deepcopy(models[0])
+    multi_tensor = dict(custom_keys={
+        'head.weighting': dict(lr_mult=1.0, decay_mult=0.0, foreach=True)})
     wrappers = [
         build_optim_wrapper(
             models[0], dict(optimizer=optimizer, paramwise_cfg=PARAMWISE)),
@@ -72,7 +77,13 @@ def test_same_updates_as_one_group_per_parameter(optimizer):
             models[1],
             dict(optimizer=optimizer, paramwise_cfg=PARAMWISE,
                  constructor='MergedGroupsOptimWrapperConstructor')),
+        build_optim_wrapper(
+            models[2],
+            dict(optimizer=optimizer, paramwise_cfg=multi_tensor,
+                 constructor='MergedGroupsOptimWrapperConstructor')),
     ]
+    assert [group['foreach'] for group in
+            wrappers[2].optimizer.param_groups] == [None, True]
     num_params = len(list(models[0].parameters()))
     assert len(wrappers[0].optimizer.param_groups) == num_params
     merged = wrappers[1].optimizer.param_groups
@@ -90,10 +101,12 @@ def test_same_updates_as_one_group_per_parameter(optimizer):
     for x in inputs:
         for model, wrapper in zip(models, wrappers):
             wrapper.update_params(model(x))
-    for (name, a), b in zip(models[0].named_parameters(),
-                            models[1].parameters()):
+    for (name, a), b, c in zip(models[0].named_parameters(),
+                               models[1].parameters(),
+                               models[2].parameters()):
         assert not torch.equal(a, initial[name]), name  # it trained
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+        torch.testing.assert_close(a, c, rtol=0, atol=0, msg=name)
 
 
 def test_slf_config_has_two_groups():
@@ -115,3 +128,7 @@ def test_slf_config_has_two_groups():
     assert decay > 0
     assert set(map(id, by_decay[0.0])) == set(map(id, weighting))
     assert set(map(id, by_decay[decay])) == set(map(id, rest))
+    # The decision network's small tensors take the multi-tensor update; the
+    # detector keeps PyTorch's default.
+    foreach = {group['weight_decay']: group['foreach'] for group in groups}
+    assert foreach == {0.0: True, decay: None}
