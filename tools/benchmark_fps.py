@@ -70,7 +70,8 @@ from mmengine.runner import Runner, load_checkpoint  # noqa: E402
 from mmengine.structures import InstanceData  # noqa: E402
 
 from mmdet_slf.engine.hooks import (SLFLoggerHook,  # noqa: E402
-                                    claim_diagnostics, collect_diagnostics)
+                                    claim_diagnostics, collect_diagnostics,
+                                    find_weightings)
 from mmdet_slf.slf import BaseWeighting  # noqa: E402
 from mmdet_slf.utils.profiling import (count_operators,  # noqa: E402
                                        host_syncs, op_differences,
@@ -378,13 +379,14 @@ def training_step(model, cfg, fp16=False, log_reads=False):
     slf_logger = log_reads and has_slf_logger(cfg)
     if slf_logger:
         claim_diagnostics(model)
+        weightings = find_weightings(model)  # once, as the hook does
 
     def step(batch):
         log_vars = model.train_step(batch, optim_wrapper)
         if log_reads:
             read_log_vars(log_vars)
         if slf_logger:
-            collect_diagnostics(model)
+            collect_diagnostics(model, weightings)
         return len(batch['inputs'])
 
     return step

@@ -2,7 +2,7 @@
 """Log every SLF weight and the temperature to mmengine's MessageHub."""
 import zlib
 from collections import defaultdict
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmengine.dist import all_gather_object, all_reduce, get_world_size
@@ -13,8 +13,11 @@ from mmdet.registry import HOOKS
 from mmdet_slf.slf import BaseWeighting
 
 
-def _weightings(model: torch.nn.Module):
-    """``(name, module)`` of every weighting in ``model``."""
+def find_weightings(
+        model: torch.nn.Module) -> List[Tuple[str, BaseWeighting]]:
+    """``(name, module)`` of every weighting in ``model``: a walk over all
+    its modules (some 200 in a RetinaNet), which a caller that reads the
+    diagnostics every step does once."""
     return [(name, module) for name, module in model.named_modules()
             if isinstance(module, BaseWeighting)]
 
@@ -32,13 +35,16 @@ def claim_diagnostics(model: torch.nn.Module) -> int:
     Returns:
         int: The weightings claimed.
     """
-    weightings = _weightings(model)
+    weightings = find_weightings(model)
     for _, module in weightings:
         module.diagnostics_logged_by_hook = True
     return len(weightings)
 
 
-def collect_diagnostics(model: torch.nn.Module) -> Dict[str, float]:
+def collect_diagnostics(
+    model: torch.nn.Module,
+    weightings: Optional[List[Tuple[str, BaseWeighting]]] = None
+) -> Dict[str, float]:
     """Diagnostics of every weighting module in ``model``.
 
     A weighting whose owner returns its outputs in the loss dict (heads,
@@ -51,12 +57,16 @@ def collect_diagnostics(model: torch.nn.Module) -> Dict[str, float]:
 
     Args:
         model (nn.Module): The (unwrapped) model.
+        weightings (list, optional): Its :func:`find_weightings`, found
+            once; None finds them here. Defaults to None.
 
     Returns:
         dict[str, float]: Diagnostic values by message-hub key.
     """
-    keys, by_device = [], defaultdict(list)
-    for name, module in _weightings(model):
+    if weightings is None:
+        weightings = find_weightings(model)
+    by_device = defaultdict(list)
+    for name, module in weightings:
         names, values = module.diagnostic_vector
         if values is None:
             continue  # no call yet
@@ -112,6 +122,8 @@ class SLFLoggerHook(Hook):
 
     def __init__(self, reduce_across_ranks: bool = True) -> None:
         self.reduce_across_ranks = reduce_across_ranks
+        # The model's weightings, found before training (not every step).
+        self._weightings: Optional[List[Tuple[str, BaseWeighting]]] = None
 
     def before_train(self, runner) -> None:
         # From here on the diagnostics reach the log through this hook
@@ -119,6 +131,7 @@ class SLFLoggerHook(Hook):
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         claim_diagnostics(model)
+        self._weightings = find_weightings(model)
 
     def after_train_iter(self,
                          runner,
@@ -127,7 +140,7 @@ class SLFLoggerHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        diagnostics = collect_diagnostics(model)
+        diagnostics = collect_diagnostics(model, self._weightings)
         if not diagnostics:
             return
         keys = sorted(diagnostics)

@@ -8,7 +8,8 @@ from conftest import toy_runner, two_weightings_model
 from mmengine.hooks import Hook
 
 import mmdet_slf  # noqa: F401
-from mmdet_slf.engine.hooks import claim_diagnostics, collect_diagnostics
+from mmdet_slf.engine.hooks import (SLFLoggerHook, claim_diagnostics,
+                                    collect_diagnostics, find_weightings)
 from mmdet_slf.utils.profiling import count_operators
 
 
@@ -33,6 +34,10 @@ def test_claimed_diagnostics_leave_the_loss_dict_and_are_read_at_once():
     assert diagnostics['slf_raw_coord'] == pytest.approx(raw[0].item())
     # Both weightings' vectors are joined and read together.
     assert count_operators(lambda: collect_diagnostics(model)) == {'cat': 1}
+    # Found once, the weightings give the same read without a module walk.
+    found = find_weightings(model)
+    assert [name for name, _ in found] == ['weighting', 'loss_cls.weighting']
+    assert collect_diagnostics(model, found) == diagnostics
 
 
 class OutputKeys(Hook):
@@ -68,3 +73,7 @@ def test_a_run_logs_every_diagnostic_once_per_iteration(tmp_path):
         assert len(history) == 3, key
         assert history[-1] == pytest.approx(last[key]), key
     assert scalars['train/cls.slf_w_x'].data[0].tolist() == [2.0] * 3
+    # The hook found the weightings before training, not at every step.
+    hook = next(h for h in runner.hooks if isinstance(h, SLFLoggerHook))
+    assert [module for _, module in hook._weightings] == [
+        model.weighting, model.loss_cls.weighting]
