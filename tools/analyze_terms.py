@@ -39,7 +39,12 @@ def parse_args(argv=None):
     parser.add_argument('--prior', type=float, nargs='+',
                         default=list(YOLO_LAMBDAS),
                         help='the lambdas the shares are relative to')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.window < 1:
+        parser.error(f'--window must be >= 1 iteration, got {args.window}')
+    if not all(value > 0 for value in args.prior):
+        parser.error(f'--prior must be positive lambdas, got {args.prior}')
+    return args
 
 
 def main(argv=None) -> str:

@@ -6,7 +6,8 @@ strategy. For each strategy and seed the tool trains the strategy's config,
 starting from the seed's shared initial detector weights with the seed's data
 order, and evaluates VOC mAP (11-point) during and after training. Finished
 runs are kept (``runs/<strategy>/seed<s>/result.json``) and skipped on the
-next call, so the table grows over several calls:
+next call, so the table grows over several calls (of one budget: a call
+whose ``--max-iters`` differs from the saved runs' is refused):
 
     python tools/benchmark.py --strategies fixed slf-joint --seeds 0 1 2 3 4
     python tools/benchmark.py --strategies famo --seeds 0 1 2 3 4
@@ -184,12 +185,33 @@ def check_split(args, done: dict) -> None:
                     'give these runs another --work-dir')
 
 
+def check_budget(args, done: dict, strategies: dict) -> None:
+    """Refuse a work dir whose saved runs trained for another number of
+    iterations than these options train their strategy for: such a run
+    would be skipped as done and paired with runs of this budget."""
+    for key, runs in done.items():
+        if args.max_iters is not None:
+            budget = args.max_iters
+        elif key in strategies:
+            budget = Config.fromfile(strategies[key]).train_cfg.max_iters
+        else:
+            continue
+        for seed, saved in runs.items():
+            if saved.get('max_iters', budget) != budget:
+                raise SystemExit(
+                    f'{args.work_dir} holds {key} seed {seed} trained for '
+                    f"{saved['max_iters']} iterations, not {budget}: give "
+                    '--max-iters as for the saved runs, or another '
+                    '--work-dir')
+
+
 def train_all(args, strategies: dict, data_split=None) -> None:
     """Train every (strategy, seed) not yet saved; with ``data_split``
     (train and val lists, given exactly when ``--num-val`` is) on the train
     list, scored on the val list."""
     done = load_results(args.work_dir)
     check_split(args, done)
+    check_budget(args, done, strategies)
     if (data_split is None) != (args.num_val is None):
         raise ValueError(f'--num-val {args.num_val} needs the train and val '
                          f'lists and only then, got data_split={data_split}')

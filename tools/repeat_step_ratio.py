@@ -132,7 +132,9 @@ def run_one(args, passthrough: List[str], other: str, out: str) -> float:
 def combine(first: dict, second: dict, target: float) -> dict:
     """Pool two runs whose configs are swapped: the ratios of ``second``
     are inverted, so that all are ``first['compare']`` over
-    ``first['config']``; the controls of both runs are pooled.
+    ``first['config']``; the controls of both runs are pooled. Runs that
+    differ in anything else they record (mode, device, iterations, warm-up,
+    options passed through) are refused.
 
     Args:
         first (dict), second (dict): Summaries :func:`main` wrote.
@@ -158,6 +160,12 @@ def combine(first: dict, second: dict, target: float) -> dict:
         raise ValueError(
             'the two runs must time the same thing, got '
             f'{first.get("mode", "train")} and {second.get("mode", "train")}')
+    differ = {key: (first.get(key), second.get(key))
+              for key in ('device', 'num_iters', 'warmup', 'passthrough')
+              if first.get(key) != second.get(key)}
+    if differ:
+        raise ValueError(f'the two runs must differ only in the order of '
+                         f'the configs, got (first, second) {differ}')
     return dict(config=first['config'], compare=first['compare'],
                 mode=first.get('mode', 'train'),
                 ratios=ratios, summary=summary, control=control,

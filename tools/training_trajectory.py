@@ -107,6 +107,13 @@ def flat_tensors(node, prefix: str = '') -> Dict[str, torch.Tensor]:
     return found
 
 
+def bitwise_equal(x: torch.Tensor, y: torch.Tensor) -> bool:
+    """Whether two tensors of one shape and dtype hold the same bits: a NaN
+    equals the same NaN, and 0.0 differs from -0.0."""
+    return torch.equal(x.contiguous().reshape(-1).view(torch.uint8),
+                       y.contiguous().reshape(-1).view(torch.uint8))
+
+
 def difference(first: Dict, second: Dict) -> Dict:
     """How two records of one config differ: ``equal``, the paths present
     in one only, and the largest absolute difference and its path."""
@@ -119,7 +126,7 @@ def difference(first: Dict, second: Dict) -> Dict:
         if x.shape != y.shape or x.dtype != y.dtype:
             equal, where, largest = False, path, float('inf')
             continue
-        if torch.equal(x, y):
+        if bitwise_equal(x, y):
             continue
         equal = False
         if x.is_floating_point():

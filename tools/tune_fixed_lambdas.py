@@ -27,8 +27,8 @@ TOOLS_DIR = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.dirname(TOOLS_DIR))
 sys.path.insert(0, TOOLS_DIR)
 
-from benchmark import (CONFIG_DIR, REFERENCE, load_strategy,  # noqa: E402
-                       train_one)
+from benchmark import (CONFIG_DIR, REFERENCE,  # noqa: E402
+                       evaluation_split, load_strategy, train_one)
 from mmengine.config import DictAction  # noqa: E402
 
 from mmdet_slf.benchmarking import tuning  # noqa: E402
@@ -96,6 +96,12 @@ def train_settings(args, cfg, settings, data_split) -> list:
                 f'{args.work_dir} holds {key} trained with lambdas '
                 f'{saved[0]} for {saved[1]} iterations, not {lambdas} for '
                 f'{budget}: another search; give it another --work-dir')
+        split = result.get('eval_split', evaluation_split(args))
+        if split != evaluation_split(args):
+            raise SystemExit(
+                f'{args.work_dir} holds {key} scored on {split}, not on '
+                f'{evaluation_split(args)}: another search; give it another '
+                '--work-dir')
         results.append(result)
     return results
 

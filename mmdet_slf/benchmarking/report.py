@@ -22,7 +22,8 @@ MIN_SEEDS = 5  # a variant is a candidate for the default with this many
 
 def prior_weights(cfg: Config) -> Optional[List[float]]:
     """The lambdas a strategy starts from (its ``weights``, ``prior`` or
-    ``init_weights``), scaled to the total of the fixed baseline."""
+    ``init_weights``) as its config gives them, not rescaled (the weight
+    shares compare them by their share of their own total)."""
     weighting = cfg.model.bbox_head.get('weighting', {})
     for key in ('weights', 'prior', 'init_weights'):
         value = weighting.get(key)
@@ -104,6 +105,9 @@ def table(rows: List[dict], reference_name: str = 'Fixed') -> str:
         if paired is not None:
             diff = (f'{paired["mean_diff"]:+.3f} [{paired["ci_low"]:+.3f}, '
                     f'{paired["ci_high"]:+.3f}]')
+            if paired['n'] != row['n']:
+                # fewer seeds than the row's: those the reference has too
+                diff += f' ({paired["n"]} paired seeds)'
         elif row.get('reference'):
             diff = 'reference'
         else:

@@ -158,6 +158,9 @@ def test_results_saved_by_separate_calls_merge_into_one_table(tmp_path):
     assert famo['paired']['mean_diff'] == pytest.approx(0.04 / 3)
     table = report.table(rows)
     assert '| FAMO | 4 |' in table and 'reference' in table
+    # the difference says it is over 3 of the 4 seeds: +.01 +.02 +.01 has
+    # std 0.00577, t(2) 4.303: 0.0133 +- 0.0143
+    assert '| +0.013 [-0.001, +0.028] (3 paired seeds) |' in table
     # A strategy with one seed gets no paired difference and is not called
     # the reference.
     fake_result(work_dir, 'dwa', 0, 0.7, 'DWA')

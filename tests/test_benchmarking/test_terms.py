@@ -129,3 +129,8 @@ def test_the_tool_prints_the_analysis(tmp_path, capsys):
         analyze_terms.main(['--work-dir', work_dir, '--prior', '1', '2'])
     with pytest.raises(SystemExit, match='no finished runs'):
         analyze_terms.main(['--work-dir', work_dir, '--seeds', '7'])
+    # a window of no iteration would leave every raw term nan
+    for bad in (['--window', '0'], ['--prior', '5', '1', '0', '0.5']):
+        with pytest.raises(SystemExit):
+            analyze_terms.main(['--work-dir', work_dir, *bad])
+    assert '--window must be >= 1' in capsys.readouterr().err

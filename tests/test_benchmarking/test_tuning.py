@@ -277,6 +277,38 @@ def test_tool_selects_the_best_validation_map_and_resumes(
         tune_fixed_lambdas.main(args + ['--spread', '2'])
 
 
+def test_tool_refuses_saved_settings_scored_on_another_split(
+        tiny_options, tmp_path, monkeypatch):
+    """Settings saved by a search with 8 validation images are not reused,
+    as if scored on 10, by a search in the same work dir."""
+    settings = tuning.sample_lambdas(num_settings=2, seed=0)
+    trained = []
+
+    def fake_train(cfg, key, seed, args):
+        trained.append((key, args.num_val))
+        result = dict(seed=seed, strategy=key,
+                      terms=['coord', 'pred', 'obj', 'noobj'],
+                      prior=settings[int(key[len('setting'):])],
+                      max_iters=600, train_minutes=3.0, mAP=0.5,
+                      eval_split=tune_fixed_lambdas.evaluation_split(args))
+        runs.save_result(
+            osp.join(runs.run_dir(args.work_dir, key, seed),
+                     runs.RESULT_FILE), result)
+        return result
+
+    monkeypatch.setattr(tune_fixed_lambdas, 'train_one', fake_train)
+    work_dir = tmp_path / 'work'
+    tune_fixed_lambdas.main(
+        tool_args(work_dir, 2, '--cfg-options', *tiny_options))
+    assert trained == [('setting0', 8), ('setting1', 8)]
+    with pytest.raises(SystemExit, match=r'setting0 scored on val \(8 of '
+                       r'trainval, split seed 0\), not on val \(10 of'):
+        tune_fixed_lambdas.main(
+            tool_args(work_dir, 2, '--num-val', '10', '--cfg-options',
+                      *tiny_options))
+    assert len(trained) == 2
+
+
 def test_tool_trains_two_settings_for_two_iterations(tiny_options,
                                                      tmp_path):
     work_dir = tmp_path / 'work'

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 from conftest import REPO_ROOT
+from mmengine.config import Config
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 import benchmark  # noqa: E402
@@ -101,6 +102,35 @@ def test_validation_and_test_runs_never_share_a_work_dir(tmp_path):
         benchmark.main(['--report-only', '--num-val', '300', '--work-dir',
                         work_dir, '--out', str(tmp_path / 'page.md')])
     assert not osp.exists(str(tmp_path / 'page.md'))
+
+
+def test_runs_of_another_budget_are_not_taken_as_done(tmp_path,
+                                                      monkeypatch):
+    """A saved run of 1200 iterations is not skipped, and paired, by a call
+    that trains the strategy's own budget."""
+    work_dir = str(tmp_path / 'bench-1200')
+    fake_result(work_dir, 0, 0.85)  # fixed, 1200 iterations
+    trained = []
+    monkeypatch.setattr(
+        benchmark, 'train_one', lambda cfg, key, seed, args: trained.append(
+            (key, seed, args.max_iters)) or dict(mAP=0.5, train_minutes=1.0))
+    strategies = runs.find_strategies(benchmark.CONFIG_DIR)
+    own = Config.fromfile(strategies['fixed']).train_cfg.max_iters
+    assert own != 1200
+    args = benchmark.parse_args(['--strategies', 'fixed', 'dwa', '--seeds',
+                                 '0', '--work-dir', work_dir])
+    args.strategy_keys = args.strategies
+    with pytest.raises(SystemExit, match=f'fixed seed 0 trained for 1200 '
+                       f'iterations, not {own}'):
+        benchmark.train_all(args, strategies)
+    assert trained == []
+    # the budget of the saved runs: only the missing run is trained
+    args = benchmark.parse_args(['--strategies', 'fixed', 'dwa', '--seeds',
+                                 '0', '--max-iters', '1200', '--work-dir',
+                                 work_dir])
+    args.strategy_keys = args.strategies
+    benchmark.train_all(args, strategies)
+    assert trained == [('dwa', 0, 1200)]
 
 
 def test_validation_page_names_its_images_and_options(tmp_path):

@@ -151,3 +151,21 @@ def test_combine_refuses_runs_that_are_not_swapped():
         repeat_step_ratio.combine(run, run, 1.02)
     with pytest.raises(SystemExit):
         repeat_step_ratio.parse_args(['fixed.py', '--combine', 'a', 'b'])
+
+
+def test_combine_refuses_runs_of_other_settings():
+    """Only the order of the configs may differ: a run with another option
+    passed through, or more iterations, is not pooled."""
+    first = dict(config='fixed.py', compare='slf.py', mode='train',
+                 device='cpu', num_iters=60, warmup=10,
+                 passthrough=['--log-reads'],
+                 ratios=dict(compare=[1.02, 1.03], control=[1.0, 0.99]))
+    second = dict(first, config='slf.py', compare='fixed.py',
+                  ratios=dict(compare=[0.98, 0.97], control=[1.01, 1.0]))
+    assert repeat_step_ratio.combine(first, second, 1.02)['summary'][
+        'n'] == 4
+    for key, value in (('passthrough', []), ('num_iters', 200),
+                       ('device', 'cuda')):
+        with pytest.raises(ValueError, match=f"only in the order.*'{key}'"):
+            repeat_step_ratio.combine(first, dict(second, **{key: value}),
+                                      1.02)

@@ -72,3 +72,20 @@ def test_difference_names_a_missing_entry_and_a_nan():
     assert not result['equal']
     assert result['only_in_one'] == ['/state/b']
     assert result['largest'] == float('inf') and result['at'] == '/state/a'
+
+
+def test_difference_is_bitwise():
+    """The same NaN in both records is equal; 0.0 and -0.0 are not."""
+    nan = float('nan')
+    first = dict(losses=[{'loss': torch.tensor(nan)}],
+                 state={'a': torch.tensor([1.0, nan]),
+                        'b': torch.tensor([0.0, 2.0])})
+    second = dict(losses=[{'loss': torch.tensor(nan)}],
+                  state={'a': torch.tensor([1.0, nan]),
+                         'b': torch.tensor([0.0, 2.0])})
+    assert training_trajectory.difference(first, second) == dict(
+        equal=True, only_in_one=[], largest=0.0, at=None)
+    second['state']['b'] = torch.tensor([-0.0, 2.0])
+    result = training_trajectory.difference(first, second)
+    assert not result['equal'] and result['at'] == '/state/b'
+    assert result['largest'] == 0.0
