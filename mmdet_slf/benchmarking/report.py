@@ -152,13 +152,16 @@ def cost_table(timing: dict, reference: str,
     """Training-step time and FPS of every timed strategy relative to the
     reference, measured interleaved in one process."""
     step, fps = timing['step_seconds'], timing['fps']
-    lines = ['| Strategy | step time / Fixed | FPS / Fixed |', '|---|---|---|']
+    label = 'Fixed' if reference == 'fixed' else names.get(reference,
+                                                            reference)
+    lines = [f'| Strategy | step time / {label} | FPS / {label} |',
+             '|---|---|---|']
     for key in sorted(step, key=lambda k: (k != reference, k)):
         lines.append(f'| {names.get(key, key)} | '
                      f'{step[key] / step[reference]:.3f} | '
                      f'{fps[key] / fps[reference]:.3f} |')
     lines.append('')
-    lines.append(f'Fixed: {step[reference]:.3f} s per training step, '
+    lines.append(f'{label}: {step[reference]:.3f} s per training step, '
                  f'{fps[reference]:.1f} FPS at batch 1.')
     return '\n'.join(lines)
 

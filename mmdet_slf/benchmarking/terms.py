@@ -123,8 +123,9 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> Dict[str, float]:
 
 
 def strategy_means(rows: List[dict], terms: Sequence[str]) -> List[dict]:
-    """Rows averaged per strategy (nan-aware), in the order of first
-    appearance."""
+    """Rows averaged per strategy, in the order of first appearance: mAP
+    and the drop over all runs, the raw terms and shares over the runs in
+    which they are finite."""
     means: Dict[str, dict] = {}
     for key in dict.fromkeys(row['key'] for row in rows):
         own = [row for row in rows if row['key'] == key]

@@ -443,3 +443,22 @@ def test_the_page_says_whether_its_runs_share_one_environment():
     assert note.endswith('1 of the 3 runs were saved without a record of '
                          'their environment.')
     assert 'not recorded' in environment.environment_note(results(None, None))
+
+
+@pytest.mark.parametrize('reference,label', [('fixed', 'Fixed'),
+                                             ('rlw', 'RLW')])
+def test_cost_table_divides_by_the_reference_it_names(reference, label):
+    timing = dict(step_seconds=dict(fixed=0.100, rlw=0.125),
+                  fps=dict(fixed=200.0, rlw=160.0))
+    text = report.cost_table(timing, reference,
+                             dict(fixed='Fixed (5, 1, 1, 0.5)', rlw='RLW'))
+    lines = text.splitlines()
+    assert lines[0] == f'| Strategy | step time / {label} | FPS / {label} |'
+    other = 'rlw' if reference == 'fixed' else 'fixed'
+    step = timing['step_seconds'][other] / timing['step_seconds'][reference]
+    fps = timing['fps'][other] / timing['fps'][reference]
+    assert lines[2].endswith('| 1.000 | 1.000 |')
+    assert lines[3].endswith(f'| {step:.3f} | {fps:.3f} |')
+    assert lines[-1] == (f'{label}: {timing["step_seconds"][reference]:.3f} '
+                         f's per training step, '
+                         f'{timing["fps"][reference]:.1f} FPS at batch 1.')
