@@ -63,8 +63,8 @@ class YOLOV1Darknet(BaseModule):
             negative indices count from the end. Stages after the last one
             returned are not built. Defaults to (-1, ).
         frozen_stages (int): Stages ``0 .. frozen_stages - 1`` are frozen
-            (e.g. after loading ImageNet weights); -1 freezes none.
-            Defaults to -1.
+            (e.g. after loading ImageNet weights); -1 freezes none. At most
+            the number of stages built for ``out_indices``. Defaults to -1.
         norm_cfg (dict, optional): Norm layer config. Defaults to
             ``dict(type='BN', requires_grad=True)``.
         act_cfg (dict): Activation config; the paper uses leaky ReLU 0.1.
@@ -110,9 +110,12 @@ class YOLOV1Darknet(BaseModule):
         self.num_stages = len(stages)
         self.out_indices = self._normalise_indices(out_indices,
                                                    self.num_stages)
-        if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'frozen_stages must be in [-1, '
-                             f'{self.num_stages}], got {frozen_stages}')
+        # Only stages up to the last output are built (see below).
+        num_built = max(self.out_indices) + 1
+        if not -1 <= frozen_stages <= num_built:
+            raise ValueError(f'frozen_stages must be in [-1, {num_built}] '
+                             f'(the stages built for out_indices='
+                             f'{tuple(out_indices)}), got {frozen_stages}')
         self.arch = arch
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval

@@ -28,10 +28,11 @@ class YOLOV3SLFHead(YOLOV3Head):
     roles ``TERMS``: ``coord = loss_xy + loss_wh``, ``pred = loss_cls``,
     ``obj`` and ``noobj``. Each is a raw, unweighted per-image vector ``[N]``
     whose sum is mmdet's batch-level term (the losses use
-    ``reduction='sum'``), and ``self.weighting`` is the only place weights
-    are applied: the loss modules must keep ``loss_weight=1`` (checked at
-    build). ``FixedWeighting(weights=[2, 1, 1, 1])`` gives mmdet's YOLOv3
-    loss (``loss_xy``/``loss_wh`` weight 2, the others 1).
+    ``reduction='sum'``, checked at build), and ``self.weighting`` is the
+    only place weights are applied: the loss modules must keep
+    ``loss_weight=1`` (checked at build).
+    ``FixedWeighting(weights=[2, 1, 1, 1])`` gives mmdet's YOLOv3 loss
+    (``loss_xy``/``loss_wh`` weight 2, the others 1).
 
     Decision features: per-image mean over all anchors of all levels of the
     activated prediction (sigmoid of x, y, confidence and classes; raw w, h),
@@ -64,6 +65,19 @@ class YOLOV3SLFHead(YOLOV3Head):
                 f'{", ".join(scaled)}: set loss_weight=1.0 there and put the '
                 'weight in weighting (mmdet\'s YOLOv3 loss is '
                 "dict(type='FixedWeighting', weights=[2, 1, 1, 1]))")
+        # The terms are per-image sums of the element-wise losses, which is
+        # mmdet's term only where its loss modules sum too.
+        averaged = [
+            f'{name}.reduction={getattr(self, name).reduction!r}'
+            for name in LOSS_MODULES
+            if getattr(getattr(self, name), 'reduction', 'sum') != 'sum'
+        ]
+        if averaged:
+            raise ValueError(
+                f'YOLOV3SLFHead sums each loss per image, but '
+                f'{", ".join(averaged)}: set reduction=\'sum\' there (as '
+                "mmdet's YOLOv3 configs do), the only reduction whose batch "
+                'term the per-image sums reproduce')
         self.weighting = build_weighting(
             copy.deepcopy(weighting), self.TERMS, self.num_attrib,
             'YOLOV3SLFHead')

@@ -220,13 +220,13 @@ class BiTemperedLogisticLoss(nn.Module):
         use_sigmoid (bool): Per-class binary (tempered sigmoid) instead of
             softmax. Defaults to False.
         reduction (str): 'none', 'mean' or 'sum'. Defaults to 'mean'.
-        class_weight (list[float], optional): Weight of each class: of the
-            true class of a sample (softmax) or of each column (sigmoid).
-            Defaults to None.
-        ignore_index (int, optional): Label whose samples get zero loss.
-            Defaults to -100.
-        avg_non_ignore (bool): Average over non-ignored elements only when
-            no ``avg_factor`` is given. Defaults to False.
+        class_weight (list[float], optional): Weight of each class, one per
+            column of ``cls_score``: of the true class of a sample (softmax)
+            or of each column (sigmoid). Defaults to None.
+        ignore_index (int, optional): Label whose samples get zero loss, as
+            do negative labels. Defaults to -100.
+        avg_non_ignore (bool): Average over the samples with non-ignored
+            labels only when no ``avg_factor`` is given. Defaults to False.
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
     """
 
@@ -270,11 +270,15 @@ class BiTemperedLogisticLoss(nn.Module):
         self.avg_non_ignore = avg_non_ignore
         self.loss_weight = loss_weight
 
+    def valid_labels(self, label: Tensor) -> Tensor:
+        """Labels that are not ignored: ``>= 0`` and not ``ignore_index``."""
+        return label >= 0 if self.ignore_index is None else \
+            (label >= 0) & (label != self.ignore_index)
+
     def elementwise(self, cls_score: Tensor, label: Tensor) -> Tensor:
         """Unweighted loss: ``[N]`` (softmax) or ``[N, C]`` (sigmoid)."""
         num_classes = cls_score.shape[-1]
-        valid = label >= 0 if self.ignore_index is None else \
-            (label >= 0) & (label != self.ignore_index)
+        valid = self.valid_labels(label)
         if self.use_sigmoid:
             # Background (label == C) and ignored labels give all-zero rows.
             keep = valid & (label < num_classes)
@@ -334,6 +338,12 @@ class BiTemperedLogisticLoss(nn.Module):
                 f'{tuple(label.shape)}')
         if cls_score.numel() == 0 and reduction != 'none':
             return cls_score.sum() * 0
+        if self.class_weight is not None and \
+                len(self.class_weight) != cls_score.shape[-1]:
+            raise ValueError(
+                f'class_weight has {len(self.class_weight)} entries but '
+                f'cls_score has {cls_score.shape[-1]} classes; give one '
+                'weight per column of cls_score')
         label = label.long()
         loss = self.elementwise(cls_score, label)
         if self.class_weight is not None:
@@ -348,7 +358,7 @@ class BiTemperedLogisticLoss(nn.Module):
             if loss.dim() == 2 and weight.dim() == 1:
                 weight = weight[:, None]
         if avg_factor is None and self.avg_non_ignore and reduction == 'mean':
-            valid = label != self.ignore_index
+            valid = self.valid_labels(label)
             avg_factor = valid.sum().item() * (
                 loss.shape[-1] if loss.dim() == 2 else 1)
         loss = weight_reduce_loss(

@@ -16,7 +16,8 @@ def _default_name(cfg: dict) -> str:
 
 
 # The weighting of SLFLoss unless its config names one: Algorithm 1's
-# selection of one candidate per image (docs/candidate_losses.md).
+# selection among the candidates, K one-hot draws per call
+# (docs/candidate_losses.md).
 SELECTION = dict(
     type='SLFWeighting',
     scale=1.0,
@@ -55,10 +56,13 @@ class SLFLoss(nn.Module):
         weighting (dict): Weighting config; ``terms`` is filled in from
             ``names``. Defaults to :data:`SELECTION`, the paper's selection:
             candidates are alternatives for one role, so their weights sum
-            to 1 (``scale=1``) and each image draws ``K`` one-hot
-            Gumbel-softmax samples, with the joint objective of Algorithm 1
-            (and this project's KL guard). ``SLFWeighting``'s own defaults
-            are for terms with distinct roles (``docs/slf.md``).
+            to 1 (``scale=1``) and each call draws ``K`` one-hot
+            Gumbel-softmax samples, averaged into weights that are multiples
+            of ``1 / K``, with the joint objective of Algorithm 1 (and this
+            project's KL guard). The images a head passes in one call (for
+            most mmdet heads the whole batch, or one feature level of it)
+            share that draw. ``SLFWeighting``'s own defaults are for terms
+            with distinct roles (``docs/slf.md``).
         loss_weight (float): Multiplier of the result. Defaults to 1.0.
         use_sigmoid (bool, optional): Whether the candidates score classes
             with sigmoids. mmdet heads read ``use_sigmoid`` from the

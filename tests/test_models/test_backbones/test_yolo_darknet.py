@@ -60,6 +60,11 @@ def test_out_indices_and_frozen_stages():
     assert not any(p.requires_grad for p in model.stage0.parameters())
     assert not model.stage1.training
     assert all(p.requires_grad for p in model.stage2.parameters())
+    # Every built stage may be frozen: three of them for out_indices (2, ).
+    every = YOLOV1Darknet(
+        arch='fast', widen_factor=0.25, out_indices=(2, ), frozen_stages=3)
+    every.train()
+    assert not any(p.requires_grad for p in every.parameters())
 
 
 @pytest.mark.parametrize('kwargs, key', [
@@ -67,6 +72,9 @@ def test_out_indices_and_frozen_stages():
     (dict(widen_factor=0), 'widen_factor'),
     (dict(out_indices=(6, )), 'out_indices'),
     (dict(frozen_stages=9), 'frozen_stages'),
+    # Stages after the last output are not built, so none can be frozen.
+    (dict(arch='fast', out_indices=(2, ), frozen_stages=4),
+     r'frozen_stages must be in \[-1, 3\] \(the stages built'),
 ])
 def test_bad_settings_fail_at_build(kwargs, key):
     with pytest.raises(ValueError, match=key):

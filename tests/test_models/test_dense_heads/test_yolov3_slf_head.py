@@ -168,3 +168,24 @@ def test_terms_default_to_the_head_terms():
         **head_kwargs(),
         weighting=dict(type='FixedWeighting', weights=[2.0, 1.0, 1.0, 1.0]))
     assert head.weighting.terms == list(YOLOV3SLFHead.TERMS) == TERMS
+
+
+@pytest.mark.parametrize('loss', ['loss_cls', 'loss_conf', 'loss_xy',
+                                  'loss_wh'])
+def test_loss_reductions_other_than_sum_fail_at_build(loss):
+    """The terms are per-image sums: with reduction='mean' mmdet's term is
+    their sum divided by the element count, which the head cannot give."""
+    kwargs = head_kwargs()
+    kwargs[loss] = dict(kwargs[loss], reduction='mean')
+    with pytest.raises(ValueError,
+                       match=rf"{loss}.reduction='mean': set "
+                       r"reduction='sum' there"):
+        YOLOV3SLFHead(**kwargs)
+    # mmdet's YOLOV3Head defaults average all four; the parent's total then
+    # differs from the per-image sums by orders of magnitude.
+    defaults = {k: v for k, v in head_kwargs().items()
+                if k not in ('loss_cls', 'loss_conf', 'loss_xy', 'loss_wh')}
+    with pytest.raises(ValueError, match=r"loss_cls.reduction='mean', "
+                       r"loss_conf.reduction='mean', loss_xy.reduction="
+                       r"'mean', loss_wh.reduction='mean'"):
+        YOLOV3SLFHead(**defaults)

@@ -224,6 +224,28 @@ def test_reduction_weight_ignore_and_empty():
     assert value.item() == 0.0
 
 
+def test_ignore_index_none_and_class_weight_length():
+    """ignore_index=None ignores only negative labels, in the loss and in
+    avg_non_ignore's divisor; a class_weight of the wrong length is named
+    instead of being read at clamped indices."""
+    torch.manual_seed(9)
+    logits = torch.randn(6, 4, dtype=torch.float64)
+    labels = torch.tensor([0, 1, -1, 3, 2, -1])
+    loss = BiTemperedLogisticLoss(
+        t1=0.7, t2=1.3, ignore_index=None, avg_non_ignore=True,
+        class_weight=[1, 2, 1, 3])
+    weights = [1, 2, 1, 3]
+    expected = sum(
+        weights[int(label)] *
+        ref_loss(row.tolist(), ref_target(int(label), 4, 0.0), 0.7, 1.3)
+        for row, label in zip(logits, labels) if label >= 0) / 4
+    assert loss(logits, labels).item() == pytest.approx(expected, rel=1e-7)
+    short = BiTemperedLogisticLoss(t1=0.7, t2=1.3, class_weight=[1, 2, 1])
+    with pytest.raises(ValueError, match='class_weight has 3 entries but '
+                       'cls_score has 4 classes'):
+        short(logits, labels.clamp(min=0))
+
+
 @pytest.mark.parametrize('kwargs,key', [(dict(t1=1.5), 't1'),
                                         (dict(t1=-0.1), 't1'),
                                         (dict(t2=0.0), 't2'),
