@@ -120,6 +120,22 @@ def _find_nonfinite_skip(node, path: str = 'model') -> Iterator[str]:
             yield from _find_nonfinite_skip(value, f'{path}[{index}]')
 
 
+def _skips_steps(wrapper) -> bool:
+    """Whether the optimizer wrapper type ``wrapper`` (a registered name,
+    with or without a scope such as ``'mmdet.'``, or a class) is
+    ``SkipNonFiniteOptimWrapper`` or a subclass of it."""
+    from mmdet.registry import OPTIM_WRAPPERS
+
+    from .optimizers import SkipNonFiniteOptimWrapper
+    if isinstance(wrapper, str):
+        try:
+            wrapper = OPTIM_WRAPPERS.get(wrapper)
+        except KeyError:
+            return False
+    return isinstance(wrapper, type) and issubclass(
+        wrapper, SkipNonFiniteOptimWrapper)
+
+
 def check_nonfinite_skip(cfg) -> None:
     """Raise ``ValueError`` when a weighting skips non-finite steps but the
     optimizer wrapper would still step.
@@ -133,11 +149,12 @@ def check_nonfinite_skip(cfg) -> None:
     """
     paths = list(_find_nonfinite_skip(cfg.get('model')))
     wrapper = (cfg.get('optim_wrapper') or {}).get('type', 'OptimWrapper')
-    if paths and wrapper != 'SkipNonFiniteOptimWrapper':
+    if paths and not _skips_steps(wrapper):
+        name = wrapper.__name__ if isinstance(wrapper, type) else wrapper
         raise ValueError(
             f'{paths[0]}.nonfinite="skip" needs '
             'optim_wrapper.type="SkipNonFiniteOptimWrapper" to leave the '
-            f'parameters untouched on a skipped step, got "{wrapper}". Set '
+            f'parameters untouched on a skipped step, got "{name}". Set '
             '--cfg-options optim_wrapper.type=SkipNonFiniteOptimWrapper, '
             'or use nonfinite="raise" (AMP is not supported with "skip").')
 

@@ -52,6 +52,35 @@ def test_merge_param_groups_by_hand():
     assert len(merge_param_groups(groups)) == 3
 
 
+def test_options_given_as_lists_or_dicts_merge_by_value():
+    """An option set in ``paramwise_cfg`` as a list (``betas`` from
+    ``--cfg-options``) or a dict is compared by value, as mmengine's own
+    constructor accepts it."""
+    p1, p2, p3 = (nn.Parameter(torch.zeros(1)) for _ in range(3))
+    groups = [
+        dict(params=[p1], lr=0.1, betas=[0.8, 0.9], extra=dict(a=[1])),
+        dict(params=[p2], lr=0.1, betas=(0.9, 0.999)),
+        dict(params=[p3], lr=0.1, betas=[0.8, 0.9], extra=dict(a=[1])),
+    ]
+    merged = merge_param_groups(groups)
+    assert [group['params'] for group in merged] == [[p1, p3], [p2]]
+    assert merged[0]['betas'] == [0.8, 0.9]
+    assert merged[0]['extra'] == dict(a=[1])
+    # Built through the registry: the decision layer gets its own betas.
+    register_all_modules()
+    model = Toy()
+    wrapper = build_optim_wrapper(
+        model,
+        dict(optimizer=dict(type='AdamW', lr=0.01, weight_decay=0.05),
+             paramwise_cfg=dict(custom_keys={
+                 'head.weighting': dict(decay_mult=0.0, betas=[0.8, 0.9])}),
+             constructor='MergedGroupsOptimWrapperConstructor'))
+    groups = wrapper.optimizer.param_groups
+    assert [len(group['params']) for group in groups] == [6, 2]
+    assert [group['betas'] for group in groups] == [(0.9, 0.999), [0.8, 0.9]]
+    assert [group['weight_decay'] for group in groups] == [0.05, 0.0]
+
+
 @pytest.mark.parametrize('optimizer', [
     dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=0.01),
     dict(type='AdamW', lr=0.01, weight_decay=0.05),

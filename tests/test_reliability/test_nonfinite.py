@@ -106,6 +106,26 @@ def test_skip_without_the_wrapper_still_steps(tiny_voc_root, tmp_path):
         check_nonfinite_skip(runner.cfg)
 
 
+@pytest.mark.parametrize('wrapper', [
+    'SkipNonFiniteOptimWrapper', 'mmdet.SkipNonFiniteOptimWrapper',
+    SkipNonFiniteOptimWrapper
+])
+def test_check_accepts_every_spelling_of_the_skipping_wrapper(wrapper):
+    """The wrapper's type as mmengine builds it: its name, with the registry
+    scope, or the class itself."""
+    from mmengine.config import Config
+    cfg = Config(dict(
+        model=dict(bbox_head=dict(weighting=dict(nonfinite='skip'))),
+        optim_wrapper=dict(type=wrapper)))
+    check_nonfinite_skip(cfg)  # no error
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    with pytest.raises(ValueError,
+                       match=r'model.bbox_head.weighting.nonfinite="skip" '
+                       r'needs optim_wrapper.type="SkipNonFiniteOptimWrapper"'
+                       r'.*got "AmpOptimWrapper"'):
+        check_nonfinite_skip(cfg)
+
+
 def test_too_many_consecutive_skips_raise(tiny_voc_root, tmp_path):
     cfg = tiny_yolo_cfg(tiny_voc_root, str(tmp_path), 4)
     cfg.model.bbox_head.weighting.nonfinite = 'skip'
@@ -154,6 +174,46 @@ def test_wrapper_skips_a_nonfinite_total_loss():
     step(1.0)
     assert wrapper.consecutive_skips == 0
     assert not torch.equal(params[0], next(model.parameters()))
+
+
+def test_skip_counters_survive_a_checkpoint():
+    """A resumed run goes on counting skipped steps: the counters are in
+    the wrapper's state dict, which a plain optimizer still loads."""
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    inputs = torch.randn(4, 3)
+
+    def wrapper_of(model):
+        return SkipNonFiniteOptimWrapper(optimizer=torch.optim.SGD(
+            model.parameters(), lr=0.1, momentum=0.9))
+
+    def step(wrapper, scale):
+        with wrapper.optim_context(model):
+            loss = model(inputs).square().mean() * scale
+        wrapper.update_params(loss)
+
+    first = wrapper_of(model)
+    for scale in (1.0, float('nan'), 1.0, float('nan'), float('nan')):
+        step(first, scale)
+    assert (first.skipped_steps, first.consecutive_skips) == (3, 2)
+    state = first.state_dict()
+    resumed = wrapper_of(model)
+    resumed.load_state_dict(state)
+    assert (resumed.skipped_steps, resumed.consecutive_skips) == (3, 2)
+    torch.testing.assert_close(
+        resumed.state_dict()['state'][0]['momentum_buffer'],
+        state['state'][0]['momentum_buffer'])
+    step(resumed, float('nan'))
+    assert (resumed.skipped_steps, resumed.consecutive_skips) == (4, 3)
+    assert MessageHub.get_current_instance().get_scalar(
+        'train/skipped_steps').current() == 4
+    # Other optimizers' state dicts load into it, and its into them.
+    torch.optim.SGD(model.parameters(), lr=0.1,
+                    momentum=0.9).load_state_dict(state)
+    fresh = wrapper_of(model)
+    fresh.load_state_dict(torch.optim.SGD(model.parameters(),
+                                          lr=0.1).state_dict())
+    assert (fresh.skipped_steps, fresh.consecutive_skips) == (0, 0)
 
 
 def test_max_consecutive_skips_is_checked():

@@ -106,7 +106,10 @@ def find_resume_checkpoint(
     """The newest readable checkpoint to resume from, and what was skipped.
 
     Candidates are the file ``last_checkpoint`` names, then the older
-    checkpoints beside it (:func:`older_checkpoints`), newest first.
+    checkpoints beside it (:func:`older_checkpoints`), newest first. A
+    checkpoint on other storage (a URI such as ``s3://...``, from a
+    ``CheckpointHook`` with such an ``out_dir``) is returned unchecked, for
+    that storage's loader to read as mmengine would.
 
     Args:
         work_dir (str): The run's work directory.
@@ -123,6 +126,8 @@ def find_resume_checkpoint(
     latest = read_last_checkpoint(work_dir)
     if latest is None:
         return None, []
+    if '://' in latest:
+        return latest, []
     skipped = []
     for path in [latest] + older_checkpoints(latest, filename_tmpl):
         problem = checkpoint_problem(path)

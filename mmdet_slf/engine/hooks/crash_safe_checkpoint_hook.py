@@ -86,9 +86,13 @@ class CrashSafeCheckpointHook(CheckpointHook):
             self.backend_args = dict(backend=ATOMIC_BACKEND)
         super().before_train(runner)
         if self.atomic and is_main_process():
-            for path in remove_stale_temporaries(self.out_dir):
-                runner.logger.info(
-                    f'removed {path}, left by a save that was interrupted')
+            # last_checkpoint is written in the work dir, the checkpoints in
+            # out_dir/<work dir name> when out_dir is set.
+            for directory in dict.fromkeys([self.out_dir, runner.work_dir]):
+                for path in remove_stale_temporaries(directory):
+                    runner.logger.info(
+                        f'removed {path}, left by a save that was '
+                        'interrupted')
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         """``CheckpointHook``'s, reordered: save, then ``last_checkpoint``,

@@ -140,12 +140,20 @@ class SLFLoggerHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        diagnostics = collect_diagnostics(model, self._weightings)
-        if not diagnostics:
+        weightings = self._weightings if self._weightings is not None \
+            else find_weightings(model)
+        diagnostics = collect_diagnostics(model, weightings)
+        reduce = self.reduce_across_ranks and get_world_size() > 1
+        # Every rank holds the same weightings, but one whose weightings
+        # have not run yet (a loss a head calls only with positives) has no
+        # diagnostics and must still join the reduction of the others.
+        if not diagnostics and not (reduce and weightings):
             return
         keys = sorted(diagnostics)
-        if self.reduce_across_ranks and get_world_size() > 1:
+        if reduce:
             keys = _keys_on_any_rank(keys)
+            if not keys:
+                return  # no weighting has run on any rank
             # Sum and count per key: a rank whose first step was skipped
             # (non-finite loss) has no weights yet and must not count.
             values = torch.tensor(

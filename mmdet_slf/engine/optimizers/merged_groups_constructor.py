@@ -1,11 +1,24 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """An optimizer constructor that keeps ``paramwise_cfg`` but not one
 parameter group per parameter."""
-from typing import Dict, List
+from typing import Any, Dict, List
 
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from torch import nn
+
+
+def _option_key(value: Any) -> Any:
+    """A hashable stand-in for an option value: lists, tuples and dicts (a
+    ``betas=[0.9, 0.99]`` given in ``paramwise_cfg``) by their content,
+    anything else as it is."""
+    if isinstance(value, dict):
+        return ('dict', tuple(sorted(
+            (key, _option_key(item)) for key, item in value.items())))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__,
+                tuple(_option_key(item) for item in value))
+    return value
 
 
 def merge_param_groups(groups: List[Dict]) -> List[Dict]:
@@ -26,7 +39,8 @@ def merge_param_groups(groups: List[Dict]) -> List[Dict]:
     merged: Dict[tuple, Dict] = {}
     for group in groups:
         options = {k: v for k, v in group.items() if k != 'params'}
-        key = tuple(sorted(options.items()))
+        key = tuple(sorted(
+            (name, _option_key(value)) for name, value in options.items()))
         if key not in merged:
             merged[key] = dict(options, params=[])
         merged[key]['params'].extend(group['params'])

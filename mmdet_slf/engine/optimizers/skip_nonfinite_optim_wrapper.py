@@ -140,6 +140,23 @@ class SkipNonFiniteOptimWrapper(OptimWrapper):
                          for rank, reasons in enumerate(gathered)
                          for reason in reasons)
 
+    def state_dict(self) -> dict:
+        """The optimizer's state dict with the skip counters, so that a
+        resumed run goes on counting (``skipped_steps`` in the log, and
+        ``max_consecutive_skips``) where the checkpoint left off."""
+        state_dict = super().state_dict()
+        state_dict['skipped_steps'] = self.skipped_steps
+        state_dict['consecutive_skips'] = self.consecutive_skips
+        return state_dict
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Load :meth:`state_dict`; a state dict of another wrapper (no
+        counters) leaves them at 0."""
+        state_dict = dict(state_dict)
+        self.skipped_steps = int(state_dict.pop('skipped_steps', 0))
+        self.consecutive_skips = int(state_dict.pop('consecutive_skips', 0))
+        super().load_state_dict(state_dict)
+
     @torch.no_grad()
     def _restore_buffers(self) -> None:
         if not (self.restore_buffers and self._model is not None):

@@ -3,12 +3,15 @@
 leaves last_checkpoint naming a partial file, the expired checkpoint goes
 only after the new one is complete, and auto-resume walks back past an
 unreadable latest checkpoint (an explicit path still fails)."""
+import functools
+import logging
 import os
 import os.path as osp
 import random
 import shutil
 import signal
 import uuid
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -321,3 +324,40 @@ def test_damaged_zip_record_is_unreadable(tmp_path):
     data[len(data) // 2] ^= 0xFF  # inside the tensor's record
     open(path, 'wb').write(bytes(data))
     assert 'fails its CRC-32 check' in checkpoint_problem(path)
+
+
+def test_auto_resume_leaves_a_checkpoint_on_other_storage_to_mmengine(
+        tmp_path):
+    """``last_checkpoint`` naming a URI (a hook with out_dir='s3://...'):
+    the file is not on this disk, so it is not checked here; mmengine's
+    loader of that storage reads it, as without this hook."""
+    work_dir = str(tmp_path)
+    latest = 's3://bucket/runs/work/iter_2.pth'
+    with open(osp.join(work_dir, 'last_checkpoint'), 'w') as file:
+        file.write(latest)
+    assert find_resume_checkpoint(work_dir, 'iter_{}.pth') == (latest, [])
+    runner = SimpleNamespace(_resume=True, _load_from=None,
+                             work_dir=work_dir,
+                             logger=logging.getLogger('test'))
+    CrashSafeCheckpointHook(interval=1, by_epoch=False).before_run(runner)
+    assert runner._load_from == latest
+
+
+def test_stale_temporaries_go_from_out_dir_and_work_dir(tmp_path):
+    """With out_dir set the checkpoints go to out_dir/<work dir name> and
+    last_checkpoint stays in the work dir: a killed save of either leaves
+    its temporary file there, and the next run deletes both."""
+    work_dir, out_root = tmp_path / 'work', tmp_path / 'out'
+    out_dir = out_root / 'work'
+    os.makedirs(work_dir)
+    os.makedirs(out_dir)
+    stale = [str(out_dir / '.iter_1.pth.tmp-1-abcdef12'),
+             str(work_dir / '.last_checkpoint.tmp-1-abcdef12')]
+    for path in stale:
+        open(path, 'wb').close()
+    hook_type = functools.partial(CrashSafeCheckpointHook,
+                                  out_dir=str(out_root))
+    toy_runner(str(work_dir), 1, hook_type=hook_type).train()
+    assert [osp.exists(path) for path in stale] == [False, False]
+    assert read_last_checkpoint(str(work_dir)) == str(out_dir / 'iter_1.pth')
+    assert checkpoint_problem(str(out_dir / 'iter_1.pth')) is None

@@ -2,10 +2,21 @@
 """SLFLoggerHook takes the diagnostics out of the loss dicts and logs them
 from one read per device: every iteration, under the same keys, with the
 values the weightings computed."""
+import json
+import os
+import os.path as osp
+import socket
+from datetime import timedelta
+from types import SimpleNamespace
+
 import pytest
 import torch
+import torch.distributed as torch_dist
+import torch.multiprocessing as mp
 from conftest import toy_runner, two_weightings_model
 from mmengine.hooks import Hook
+from mmengine.logging import MessageHub
+from torch import nn
 
 import mmdet_slf  # noqa: F401
 from mmdet_slf.engine.hooks import (SLFLoggerHook, claim_diagnostics,
@@ -77,3 +88,46 @@ def test_a_run_logs_every_diagnostic_once_per_iteration(tmp_path):
     hook = next(h for h in runner.hooks if isinstance(h, SLFLoggerHook))
     assert [module for _, module in hook._weightings] == [
         model.weighting, model.loss_cls.weighting]
+
+
+def _log_one_step(rank: int, port: int, out_dir: str) -> None:
+    """A rank of a 2-process group: a model whose only weighting sits in
+    ``loss_bbox``, which rank 1 never calls in this step (a head calls its
+    box loss only with positives). Both ranks log the step."""
+    from mmdet_slf.slf import FixedWeighting
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    torch_dist.init_process_group('gloo', rank=rank, world_size=2,
+                                  timeout=timedelta(seconds=60))
+    model = nn.Module()
+    model.loss_bbox = nn.Module()
+    model.loss_bbox.weighting = FixedWeighting(terms=['l1', 'iou'],
+                                               weights=[2.0, 0.5])
+    hook = SLFLoggerHook()
+    runner = SimpleNamespace(model=model,
+                             message_hub=MessageHub(f'rank{rank}'))
+    hook.before_train(runner)
+    if rank == 0:
+        model.loss_bbox.weighting({'loss_l1': torch.tensor(3.0),
+                                   'loss_iou': torch.tensor(4.0)})
+    hook.after_train_iter(runner, 0)
+    logged = {key: buffer.current()
+              for key, buffer in runner.message_hub.log_scalars.items()}
+    with open(osp.join(out_dir, f'rank{rank}.json'), 'w') as file:
+        json.dump(logged, file)
+    torch_dist.destroy_process_group()
+
+
+def test_a_rank_whose_weightings_have_not_run_joins_the_reduction(
+        tmp_path):
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    mp.start_processes(_log_one_step, args=(port, str(tmp_path)), nprocs=2,
+                       start_method='spawn')
+    logged = [json.loads((tmp_path / f'rank{rank}.json').read_text())
+              for rank in range(2)]
+    # The values of the one rank that has them, on both ranks.
+    expected = {'train/bbox.slf_w_l1': 2.0, 'train/bbox.slf_w_iou': 0.5,
+                'train/bbox.slf_raw_l1': 3.0, 'train/bbox.slf_raw_iou': 4.0,
+                'train/bbox.slf_skipped': 0.0}
+    assert logged == [expected, expected]
