@@ -30,7 +30,12 @@ def as_lambdas(weights: Lambdas, terms: Sequence[str], key: str) -> Tensor:
             raise KeyError(f'{key} names must match terms {list(terms)}; '
                            f'unknown {unknown}, missing {missing}')
         weights = [weights[t] for t in terms]
-    values = [float(v) for v in weights]
+    try:
+        values = [float(v) for v in weights]
+    except (TypeError, ValueError):
+        raise ValueError(
+            f'{key} must be one number per term {list(terms)}, as a list or '
+            f'a {{term: value}} dict, got {weights!r}') from None
     if len(values) != len(terms):
         raise ValueError(f'{key} must have one entry per term {list(terms)}, '
                          f'got {values}')
@@ -66,8 +71,8 @@ def resolve_scale(scale: Union[None, float, str], lambdas: Optional[Tensor],
     if scale is None:
         return float(lambdas.sum()) if lambdas is not None else \
             float(num_terms)
-    if isinstance(scale, str) or not math.isfinite(float(scale)) \
-            or float(scale) <= 0:
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) \
+            or not math.isfinite(scale) or scale <= 0:
         raise ValueError(f'scale must be a number > 0 or None, got {scale!r}')
     return float(scale)
 

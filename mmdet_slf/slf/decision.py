@@ -66,15 +66,22 @@ class SLFDecisionNetwork(nn.Module):
                  prior_init: bool = True,
                  norm_input: bool = True) -> None:
         super().__init__()
-        if not isinstance(in_channels, int) or in_channels < 1:
+        if not isinstance(in_channels, int) or isinstance(in_channels, bool) \
+                or in_channels < 1:
             raise ValueError(
                 f'in_channels must be an int >= 1, got {in_channels!r}')
-        if not isinstance(num_terms, int) or num_terms < 1:
+        if not isinstance(num_terms, int) or isinstance(num_terms, bool) \
+                or num_terms < 1:
             raise ValueError(
                 f'num_terms must be an int >= 1, got {num_terms!r}')
-        if not isinstance(hidden_channels, int) or hidden_channels < 0:
+        if not isinstance(hidden_channels, int) \
+                or isinstance(hidden_channels, bool) or hidden_channels < 0:
             raise ValueError('hidden_channels must be an int >= 0, '
                              f'got {hidden_channels!r}')
+        for key, value in (('prior_init', prior_init),
+                           ('norm_input', norm_input)):
+            if not isinstance(value, bool):
+                raise ValueError(f'{key} must be True or False, got {value!r}')
         self.in_channels = in_channels
         self.num_terms = num_terms
         # LayerNorm of a single feature is always 0: it would erase the input.

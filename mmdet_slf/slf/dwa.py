@@ -8,7 +8,7 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 from .base import BaseWeighting, WeightsAndExtra, batch_level
-from .checks import check_momentum, resolve_scale
+from .checks import check_momentum, check_positive, resolve_scale
 
 
 @MODELS.register_module()
@@ -37,9 +37,7 @@ class DWAWeighting(BaseWeighting):
                  momentum: float = 0.9,
                  nonfinite: str = 'raise') -> None:
         super().__init__(terms, nonfinite)
-        if not temperature > 0:
-            raise ValueError(f'temperature must be > 0, got {temperature!r}')
-        self.temperature = float(temperature)
+        self.temperature = check_positive('temperature', temperature)
         self.scale = resolve_scale(scale, None, self.num_terms)
         self.momentum = check_momentum('momentum', momentum)
         self.register_buffer('ema', torch.zeros(self.num_terms))

@@ -73,7 +73,9 @@ class FAMOWeighting(BaseWeighting):
         self.lr = check_positive('lr', lr)
         self.weight_decay = check_nonnegative('weight_decay', weight_decay)
         self.eps = check_positive('eps', eps)
-        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+        if not isinstance(betas, (list, tuple)) or len(betas) != 2 or not all(
+                isinstance(b, (int, float)) and not isinstance(b, bool)
+                and 0 <= b < 1 for b in betas):
             raise ValueError(f'betas must be two numbers in [0, 1), got '
                              f'{betas!r}')
         self.betas = (float(betas[0]), float(betas[1]))

@@ -59,13 +59,19 @@ def multiple_gumbel_softmax(logits: Tensor,
             Defaults to None.
 
     Returns:
-        Tensor: ``p_hat`` of the same shape as ``logits``.
+        Tensor: ``p_hat`` of the same shape as ``logits``; float32 for
+        float16 or bfloat16 logits, which are sampled in float32.
     """
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(
             f'num_samples must be an int >= 1, got {num_samples!r}')
     if not isinstance(tau, Tensor) and not tau > 0:
         raise ValueError(f'tau must be > 0, got {tau!r}')
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        # Half-precision uniforms take a few thousand values at most, which
+        # cuts the Gumbel tails off (at 6.9 for float16, 4.8 for bfloat16)
+        # and so under-samples the rare terms: draw in float32.
+        logits = logits.float()
     log_probs = F.log_softmax(logits, dim=-1)
     # [K, ..., n]: one Gumbel draw per sample, Eq. (6).
     shape = (num_samples, ) + tuple(logits.shape)

@@ -16,7 +16,7 @@ import torch
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
-from .checks import check_momentum
+from .checks import check_momentum, check_nonnegative
 
 DECISION_OBJECTIVES = ('joint', 'scale_free', 'progress', 'teacher')
 _EPS = 1e-12
@@ -151,9 +151,9 @@ class ProgressSignal(nn.Module):
             ``fast_momentum``. Defaults to 0.99.
         scale_momentum (float): Momentum of ``sigma^2``. Defaults to 0.99.
         min_scale (float): The smallest divisor. In the first step the two
-            averages agree and ``d`` is rounding error (~1e-7 of ``log l``),
+            averages agree and ``d`` is rounding error (~1e-6 of ``log l``),
             which the division by ``rms_j d_j`` would raise to a signal of
-            unit size; ``min_scale = 1e-4`` keeps it near 0 and is far
+            unit size; ``min_scale = 1e-3`` keeps it below 1e-2 and is far
             below the gaps of a learning run (~1e-2). Defaults to 0.0, the
             setting of the benchmark in ``docs/results.md``.
     """
@@ -165,9 +165,7 @@ class ProgressSignal(nn.Module):
                  scale_momentum: float = 0.99,
                  min_scale: float = 0.0) -> None:
         super().__init__()
-        if not min_scale >= 0:
-            raise ValueError(f'min_scale must be >= 0, got {min_scale!r}')
-        self.min_scale = float(min_scale)
+        self.min_scale = check_nonnegative('min_scale', min_scale)
         self.fast = BiasCorrectedEMA(num_terms, fast_momentum)
         self.slow = BiasCorrectedEMA(num_terms, slow_momentum)
         self.square = BiasCorrectedEMA(1, scale_momentum)

@@ -9,6 +9,12 @@ from torch import Tensor
 SCHEDULE_TYPES = ('exp', 'linear', 'cosine')
 
 
+def _is_number(value) -> bool:
+    """A finite int or float, not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
 def check_temperature_schedule(schedule: Optional[dict]) -> Optional[dict]:
     """Validate ``dict(type=..., final=..., num_iters=...)``; None is off.
 
@@ -22,16 +28,20 @@ def check_temperature_schedule(schedule: Optional[dict]) -> Optional[dict]:
     """
     if schedule is None:
         return None
+    if not isinstance(schedule, dict):
+        raise ValueError(
+            'temperature_schedule must be None or dict(type=..., final=..., '
+            f'num_iters=...), got {schedule!r}')
     schedule = dict(schedule)
     if schedule.get('type') not in SCHEDULE_TYPES:
         raise ValueError(f'temperature_schedule.type must be one of '
                          f'{SCHEDULE_TYPES}, got {schedule.get("type")!r}')
     final = schedule.get('final')
-    if not isinstance(final, (int, float)) or not final > 0:
+    if not _is_number(final) or not final > 0:
         raise ValueError(
             f'temperature_schedule.final must be > 0, got {final!r}')
     num_iters = schedule.get('num_iters')
-    if not isinstance(num_iters, (int, float)) or num_iters < 1:
+    if not _is_number(num_iters) or not num_iters >= 1:
         raise ValueError('temperature_schedule.num_iters must be >= 1, '
                          f'got {num_iters!r}')
     unknown = sorted(set(schedule) - {'type', 'final', 'num_iters'})

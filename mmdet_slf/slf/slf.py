@@ -9,7 +9,7 @@ from torch import Tensor
 
 from .base import BaseWeighting, WeightsAndExtra
 from .checks import (Lambdas, check_choice, check_nonnegative,
-                     positive_lambdas, resolve_scale)
+                     check_positive, positive_lambdas, resolve_scale)
 from .decision import normalize_prior
 from .estimators import ESTIMATORS, estimate_p_hat
 from .objectives import build_signal, decision_objective
@@ -103,7 +103,7 @@ class SLFWeighting(BaseWeighting):
         slow_momentum (float): Slow average of ``log l`` (``'progress'``),
             > ``fast_momentum``. Defaults to 0.99.
         signal_min_scale (float): ``min_scale`` of :class:`ProgressSignal`:
-            1e-4 keeps the first step's rounding error from becoming a
+            1e-3 keeps the first step's rounding error from becoming a
             signal. Defaults to 0.0.
         nonfinite (str): See :class:`BaseWeighting`. Defaults to 'raise'.
     """
@@ -136,9 +136,7 @@ class SLFWeighting(BaseWeighting):
                 or num_samples < 1:
             raise ValueError(
                 f'num_samples (K) must be an int >= 1, got {num_samples!r}')
-        if not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(
-                f'temperature (tau) must be > 0, got {temperature!r}')
+        check_positive('temperature', temperature)
         lambdas = positive_lambdas(prior, self.terms, 'prior')
         prior_probs = normalize_prior(
             None if lambdas is None else lambdas.tolist(), self.num_terms)
@@ -160,9 +158,10 @@ class SLFWeighting(BaseWeighting):
         self._check_choices(per_image, detach_features)
         # Keeps the running means of 'scale_free' and 'progress' in buffers;
         # None for 'joint', whose v is trained by Eq. (11) itself.
-        self.signal = build_signal(decision_objective, self.num_terms,
-                                   scale_momentum, fast_momentum,
-                                   slow_momentum, signal_min_scale)
+        self.signal = build_signal(
+            decision_objective, self.num_terms, scale_momentum, fast_momentum,
+            slow_momentum,
+            check_nonnegative('signal_min_scale', signal_min_scale))
         self.reads_terms = in_channels is None
         decision_cfg = dict(decision_net)
         decision_cfg.update(
@@ -238,8 +237,13 @@ class SLFWeighting(BaseWeighting):
                 inputs = inputs[None]
         if raw.dim() == 1 and inputs.shape[0] != 1:
             inputs = inputs.mean(dim=0, keepdim=True)
-        if inputs.dtype != raw.dtype:
-            inputs = inputs.to(raw.dtype)
+        # The network's own dtype: raw terms or features of another dtype
+        # (float64 terms, a network moved with .double()) would not match
+        # its parameters. Autocast casts the inputs itself.
+        dtype = next((param.dtype for param in self.decision_net.parameters()),
+                     raw.dtype)
+        if inputs.dtype != dtype:
+            inputs = inputs.to(dtype)
         return self.decision_net(inputs)
 
     def _decision_rows(self, raw: Tensor) -> Tensor:

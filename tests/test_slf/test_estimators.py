@@ -53,7 +53,7 @@ def test_stratified_mean_variance_and_zero_share(num_samples):
     assert ((extra - frac).abs() < binomial_bound(frac, DRAWS)).all()
     torch.testing.assert_close(
         p_hat.var(0), variance, rtol=0.05, atol=1e-6)
-    # Never below the independent draws' variance p (1 - p) / K.
+    # Never above the independent draws' variance p (1 - p) / K.
     assert (variance <= PROBS * (1 - PROBS) / num_samples + 1e-9).all()
     # Weight 0 only while K p < 1, with probability 1 - K p.
     zero_expected = (1 - num_samples * PROBS).clamp(min=0)
@@ -83,12 +83,13 @@ def test_straight_through_gradient_is_that_of_p(estimator):
 
 @pytest.mark.parametrize('estimator', ['stratified', 'expected'])
 def test_probs_given_by_the_caller_are_not_computed_again(estimator):
-    probs = torch.softmax(LOGITS.expand(5, 4), -1)
-    given = estimate_p_hat(LOGITS.expand(5, 4), estimator, 4, probs=probs,
+    # Not softmax(LOGITS), so a p recomputed from the logits would show. With
+    # K p_i integers the K stratified points fall K p_i in each interval.
+    probs = torch.tensor([[0.0, 0.0, 1.0, 0.0], [0.5, 0.0, 0.0, 0.5],
+                          [0.25, 0.25, 0.25, 0.25]])
+    given = estimate_p_hat(LOGITS.expand(3, 4), estimator, 4, probs=probs,
                            generator=torch.Generator().manual_seed(0))
-    computed = estimate_p_hat(LOGITS.expand(5, 4), estimator, 4,
-                              generator=torch.Generator().manual_seed(0))
-    assert torch.equal(given, computed)
+    assert torch.equal(given, probs)
     if estimator == 'expected':
         assert given is probs
 

@@ -88,3 +88,21 @@ def test_bad_num_samples(num_samples):
 def test_bad_tau(tau):
     with pytest.raises(ValueError, match='tau'):
         multiple_gumbel_softmax(LOGITS, num_samples=2, tau=tau)
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_half_precision_logits_draw_rare_terms_at_their_rate(dtype):
+    """Noise drawn in half precision has its tails cut off (at 6.9 for
+    float16, 4.8 for bfloat16), so a term of probability 5e-4 was drawn
+    at a fraction of its rate, or never; the draws are made in float32."""
+    draws = 400000
+    logits = torch.tensor([0.6, 0.3994, 0.0005, 0.0001]).log().to(dtype)
+    # The probabilities of the logits as rounded to the half type.
+    probs = torch.softmax(logits.float(), -1)
+    p_hat = multiple_gumbel_softmax(
+        logits.expand(draws, 4), num_samples=1,
+        generator=torch.Generator().manual_seed(4))
+    assert p_hat.dtype == torch.float32
+    frequency = p_hat.mean(0)
+    bound = 5 * torch.sqrt(probs * (1 - probs) / draws)
+    assert ((frequency - probs).abs() < bound).all(), (frequency, probs)

@@ -67,7 +67,7 @@ def test_progress_signal_hand_values():
                             scale_momentum=0.8)
     losses = [[1.0, 1.0], [math.exp(-1), 1.0], [math.exp(-1.5), 0.5]]
     logs = np.log(np.asarray(losses))
-    squares = []
+    squares, outs = [], []
     for step, loss in enumerate(losses, start=1):
         out = signal(torch.tensor([loss, loss]), PRIOR[:2])
         gap = ema_reference(logs[:step], 0.8) - ema_reference(logs[:step],
@@ -77,8 +77,11 @@ def test_progress_signal_hand_values():
         expected = gap / math.sqrt(sigma2) if sigma2 > 0 else 0 * gap
         torch.testing.assert_close(
             out, torch.tensor(expected, dtype=torch.float32)[None])
+        outs.append(out)
+        # sum_j s_j^2 <= n at every step.
+        assert float(out.square().sum()) <= 2 + 1e-6
     # Step 2: only the first term fell, so s = [sqrt(2), 0], the bound.
-    assert sum(v * v for v in expected) <= 2 + 1e-6
+    torch.testing.assert_close(outs[1], torch.tensor([[math.sqrt(2), 0.0]]))
 
 
 def test_progress_min_scale_keeps_the_first_step_near_zero():

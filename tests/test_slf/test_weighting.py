@@ -3,6 +3,7 @@
 import math
 import os.path as osp
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -225,6 +226,13 @@ def test_dwa_weighting_hand_worked():
     assert third['loss_b'].item() == pytest.approx(expected[1].item())
 
 
+@pytest.mark.parametrize('temperature', [0.0, math.inf, '2'])
+def test_bad_dwa_temperature_fails_at_build(temperature):
+    # T = inf gave uniform weights forever; a string a TypeError.
+    with pytest.raises(ValueError, match='temperature must be > 0'):
+        DWAWeighting(TERMS, temperature=temperature)
+
+
 def test_random_weighting_sums_to_scale_and_is_unbiased():
     torch.manual_seed(0)
     weighting = RandomWeighting(TERMS, scale=7.5)
@@ -256,6 +264,22 @@ def test_random_weighting_sums_to_scale_and_is_unbiased():
      'temperature_schedule.final'),
     (dict(temperature_schedule=dict(type='exp', final=0.5, num_iters=10),
           estimator='expected'), "applies to estimator='gumbel' only"),
+    # tau = inf made every soft sample uniform: all weight on the first term.
+    (dict(temperature=math.inf), 'temperature must be > 0, got inf'),
+    # num_iters = nan made tau, and so every weighted term, NaN.
+    (dict(temperature_schedule=dict(type='exp', final=0.5,
+                                    num_iters=math.nan), estimator='gumbel'),
+     'temperature_schedule.num_iters must be >= 1, got nan'),
+    (dict(temperature_schedule=dict(type='exp', final=math.inf, num_iters=10),
+          estimator='gumbel'), 'temperature_schedule.final must be > 0'),
+    (dict(temperature_schedule=[0.5, 10], estimator='gumbel'),
+     'temperature_schedule must be None or dict'),
+    (dict(signal_min_scale=-1.0), 'signal_min_scale must be >= 0, got -1.0'),
+    (dict(signal_min_scale='1e-3', decision_objective='progress'),
+     "signal_min_scale must be >= 0, got '1e-3'"),
+    (dict(prior_init='no'), "prior_init must be True or False, got 'no'"),
+    (dict(scale=[7.5]), r'scale must be a number > 0 or None, got \[7.5\]'),
+    (dict(prior=5.0), 'prior must be one number per term'),
 ])
 def test_bad_slf_settings_fail_at_build(kwargs, match):
     with pytest.raises((ValueError, KeyError), match=match):
@@ -357,3 +381,37 @@ def test_uncertainty_fixed_total_keeps_the_rule_and_pins_the_total():
 def test_uncertainty_fixed_total_must_be_a_bool():
     with pytest.raises(ValueError, match='fixed_total must be True or False'):
         UncertaintyWeighting(TERMS, init_weights=LAMBDAS, fixed_total=1)
+
+
+@pytest.mark.parametrize('objective', ['scale_free', 'joint'])
+@pytest.mark.parametrize('in_channels', [None, 3])
+@pytest.mark.parametrize('network_dtype, raw_dtype', [
+    (torch.float32, torch.float64), (torch.float64, torch.float32)])
+def test_slf_reads_its_inputs_in_its_networks_dtype(
+        objective, in_channels, network_dtype, raw_dtype):
+    """float64 terms beside a float32 network, and a network moved with
+    ``.double()`` beside float32 terms. At the prior start ``p = prior``,
+    so the weights are the lambdas, the KL terms are 0 and ``J`` is
+    ``mean_n sum_i prior_i l_ni / mean_m l_mi``."""
+    weighting = SLFWeighting(
+        TERMS, prior=LAMBDAS, in_channels=in_channels,
+        decision_objective=objective).to(network_dtype)
+    raw = torch.tensor([[0.4, 2.0, 0.7, 1.1], [0.2, 3.0, 0.5, 0.9]],
+                       dtype=raw_dtype)
+    features = torch.randn(2, 3, dtype=raw_dtype)
+    out = weighting({f'loss_{t}': raw[:, i] for i, t in enumerate(TERMS)},
+                    features=features)
+    values = raw.double().numpy()
+    for i, t in enumerate(TERMS):
+        assert out[f'loss_{t}'].item() == pytest.approx(
+            LAMBDAS[i] * values[:, i].sum(), rel=1e-6)
+    prior = np.asarray(LAMBDAS) / sum(LAMBDAS)
+    if objective == 'joint':
+        assert out['loss_slf_kl'].item() == pytest.approx(0.0, abs=1e-4)
+    else:
+        expected = (prior * values / values.mean(0)).sum(1).mean()
+        assert out['loss_slf_decision'].item() == pytest.approx(
+            expected, rel=1e-5)
+    sum(v for k, v in out.items() if 'loss' in k).backward()
+    grad = weighting.decision_net.fc_out.weight.grad
+    assert grad is not None and torch.isfinite(grad).all()
