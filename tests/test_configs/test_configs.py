@@ -121,6 +121,56 @@ def test_slf_configs_differ_from_their_baseline_only_in_weighting():
         assert slf == fixed, slf_path
 
 
+def test_demo_schedule_is_the_one_docs_describe():
+    """The demo's optimiser and schedule, and the row of docs/yolo.md that
+    describes them."""
+    cfg = Config.fromfile(osp.join(CONFIG_ROOT, 'demo', 'fast-yolo_digits.py'))
+    assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+    assert cfg.optim_wrapper.optimizer.lr == 6e-3
+    assert cfg.train_dataloader.batch_size == 32
+    assert cfg.train_cfg.max_iters == 600
+    warmup, cosine = cfg.param_scheduler
+    assert (warmup.type, warmup.begin, warmup.end) == ('LinearLR', 0, 50)
+    assert (cosine.type, cosine.begin, cosine.end) == \
+        ('CosineAnnealingLR', 50, 600)
+    with open(osp.join(REPO_ROOT, 'docs', 'yolo.md')) as f:
+        row = next(line for line in f
+                   if line.startswith('| Optimiser and schedule |'))
+    setting = row.split('|')[2]
+    found = re.search(
+        r'AdamW lr ([0-9.e-]+), (\d+) warm-up iterations, then cosine decay '
+        r'to iteration (\d+), batch (\d+)', setting)
+    assert found, setting
+    assert float(found.group(1)) == cfg.optim_wrapper.optimizer.lr
+    assert [int(v) for v in found.group(2, 3, 4)] == [
+        warmup.end, cfg.train_cfg.max_iters, cfg.train_dataloader.batch_size
+    ]
+
+
+def test_docs_show_the_whole_faster_rcnn_slf_config(tmp_path):
+    """docs/other_detectors.md calls its Faster R-CNN block the whole config:
+    written next to a copy of _base_/plugin_runtime.py, it builds the config
+    of configs/slf_detectors/, optimizer settings included."""
+    with open(osp.join(REPO_ROOT, 'docs', 'other_detectors.md')) as f:
+        text = f.read()
+    block = text.split('The whole Faster R-CNN config:')[1]
+    block = block.split('```python\n')[1].split('```')[0]
+    (tmp_path / '_base_').mkdir()
+    (tmp_path / 'slf_detectors').mkdir()
+    with open(osp.join(CONFIG_ROOT, '_base_', 'plugin_runtime.py')) as f:
+        (tmp_path / '_base_' / 'plugin_runtime.py').write_text(f.read())
+    (tmp_path / 'slf_detectors' / 'docs.py').write_text(block)
+    docs = Config.fromfile(str(tmp_path / 'slf_detectors' / 'docs.py'))
+    ours = Config.fromfile(
+        osp.join(CONFIG_ROOT, 'slf_detectors',
+                 'faster-rcnn-slf_r50_fpn_1x_voc0712.py'))
+    assert docs.optim_wrapper.constructor == \
+        'MergedGroupsOptimWrapperConstructor'
+    assert docs.optim_wrapper.paramwise_cfg.custom_keys.weighting.decay_mult \
+        == 0.0
+    assert docs.to_dict() == ours.to_dict()
+
+
 def tiny_data_root(cfg, default_root, tmp_path):
     """The shared tiny VOC2007 + VOC2012 tree, or, for configs that read
     other VOC-format sub-directories or classes (the digits demo), a tiny
