@@ -4,7 +4,7 @@ the time of its training step.
 
     python tools/benchmark_fps.py CONFIG [CHECKPOINT] --device cuda \\
         --num-iters 500 --warmup 50 [--fuse-conv-bn] [--fp16] [--dataset] \\
-        [--compare OTHER_CONFIG [--compare-checkpoint CKPT] [--same-weights]]
+        [--compare OTHER_CONFIG [--compare-checkpoint CKPT | --same-weights]]
     python tools/benchmark_fps.py CONFIG --train [--batch-size N] [--fp16] \\
         --compare OTHER_CONFIG --same-weights --device cuda
 
@@ -148,8 +148,18 @@ def parse_args():
     if args.train and args.fp16 and args.device.startswith('cpu'):
         parser.error('--train --fp16 trains with AmpOptimWrapper, which '
                      'needs a GPU (--device cuda)')
+    if (args.compare_checkpoint or args.same_weights) and not args.compare:
+        parser.error('--compare-checkpoint and --same-weights need --compare')
+    if args.compare_checkpoint and args.same_weights:
+        parser.error('--same-weights would overwrite the weights of '
+                     '--compare-checkpoint with the first model\'s; pass one')
     if args.log_reads and not args.train:
         parser.error('--log-reads needs --train')
+    if args.shape is not None and min(args.shape) < (16 if args.train
+                                                     else 1):
+        parser.error('--shape H W must be >= 1 each, and >= 16 with --train '
+                     f'(its random boxes are 16 pixels a side or more), got '
+                     f'{" ".join(map(str, args.shape))}')
     if args.batch_size is not None and (not args.train
                                         or args.batch_size < 1):
         parser.error('--batch-size needs --train and must be >= 1, got '
@@ -256,6 +266,9 @@ def random_train_batches(shape, batch_size, classes, seed=0):
     ``classes``."""
     generator = torch.Generator().manual_seed(seed)
     h, w = shape
+    if min(h, w) < 16:
+        raise ValueError('random training boxes are at least 16 pixels a '
+                         f'side: the image must be too, got {h} x {w}')
 
     def uniform(low, high):
         return low + (high - low) * torch.rand(

@@ -22,7 +22,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--root',
         default='data/digits_voc/VOCdevkit',
-        help='VOCdevkit directory; the set goes to ROOT/VOC2007')
+        help='VOCdevkit directory; the set goes to ROOT/SUBSET')
     parser.add_argument('--num-trainval', type=int, default=2000)
     parser.add_argument('--num-test', type=int, default=300)
     parser.add_argument(

@@ -16,6 +16,10 @@ import numpy as np
 INK_THRESHOLD = 0.5
 # Width of the opacity ramp across the threshold (in scan units, 1 = 16).
 INK_RAMP = 0.18
+# Fewest ink pixels across a box, either way: VOC readers such as mmdet's
+# subtract 1 from xmin and xmax alike, so a box one pixel across has zero
+# width for them.
+MIN_BOX_SIDE = 2
 
 
 def digit_sprite(scan: np.ndarray, height: float, aspect: float,
@@ -212,6 +216,11 @@ def compose_image(scans: Sequence[np.ndarray], image_size: Tuple[int, int],
             alpha = digit_sprite(scan, scale, aspect, threshold, angle)
             x1, y1, x2, y2 = ink_box(alpha)
             box_w, box_h = x2 - x1 + 1, y2 - y1 + 1
+            if min(box_w, box_h) < MIN_BOX_SIDE:
+                # Too little ink for a box: a larger copy. Below 8 pixels
+                # (one per scan row) the sprite does not shrink further.
+                scale = max(scale, 8.0) / 0.85
+                continue
             corner = _place(box_w, box_h, image_size, boxes, max_overlap,
                             overlap_prob, rng)
             if corner is not None:

@@ -84,7 +84,9 @@ def match_detections(bboxes: np.ndarray, scores: np.ndarray,
                      iou_thr: float = 0.5) -> np.ndarray:
     """Which detections are correct, as VOC counts them: from the highest
     score down, a detection is correct if its best-overlapping ground-truth
-    box of the same class, not yet taken, has IoU >= ``iou_thr``.
+    box of the same class has IoU >= ``iou_thr`` and is not yet taken; if
+    an earlier detection took that box, it is a duplicate, even when
+    another box of the class overlaps it enough.
 
     Returns:
         np.ndarray: ``[K]`` bool, in the order of ``bboxes``.
@@ -95,11 +97,11 @@ def match_detections(bboxes: np.ndarray, scores: np.ndarray,
     ious = box_iou(bboxes, gt_bboxes)  # [K, G]
     taken = np.zeros(len(gt_bboxes), dtype=bool)
     for index in np.argsort(-scores, kind='stable'):
-        candidates = np.where((gt_labels == labels[index]) & ~taken)[0]
+        candidates = np.where(gt_labels == labels[index])[0]
         if candidates.size == 0:
             continue
         best = candidates[np.argmax(ious[index, candidates])]
-        if ious[index, best] >= iou_thr:
+        if ious[index, best] >= iou_thr and not taken[best]:
             correct[index] = True
             taken[best] = True
     return correct

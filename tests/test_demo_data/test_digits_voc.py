@@ -80,6 +80,23 @@ def test_xml_and_boxes_inside_images(digits_root):
                 assert x2 > x1 and y2 > y1  # no degenerate box
 
 
+def test_tiny_digits_get_boxes_of_two_pixels_or_more(tmp_path):
+    """The smallest digits the settings allow: no box is one pixel across,
+    which mmdet's XMLDataset (it subtracts 1 from both ends) reads as zero
+    wide. Before, this set had two: 000103 (a single pixel) and 000345."""
+    root = str(tmp_path / 'VOCdevkit')
+    make_digits_voc(root, num_trainval=300, num_test=50, image_size=32,
+                    digit_size=(0.05, 0.05))
+    sides = []
+    for split in ('trainval', 'test'):
+        for ann in read_split(root, split).values():
+            for _, (x1, y1, x2, y2) in ann['objects']:
+                assert 1 <= x1 and x2 <= 32 and 1 <= y1 and y2 <= 32
+                sides.append(min(x2 - x1, y2 - y1) + 1)
+    assert len(sides) == 1035
+    assert min(sides) >= 2
+
+
 def test_boxes_are_tight_on_ink(digits_root):
     """Each box is the exact extent of its digit's ink, and the JPEG under
     it differs from the clean background, while outside the boxes it does

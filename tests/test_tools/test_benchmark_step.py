@@ -41,6 +41,38 @@ def test_random_train_batches_are_valid_and_reproducible():
             assert torch.equal(boxes, other.gt_instances.bboxes)
 
 
+def test_random_train_batches_refuse_images_smaller_than_a_box():
+    with pytest.raises(ValueError, match='got 8 x 160'):
+        next(benchmark_fps.random_train_batches((8, 160), 1, classes=5))
+
+
+@pytest.mark.parametrize('extra,message', [
+    (['--train', '--shape', '8', '8'], 'got 8 8'),
+    (['--shape', '0', '448'], 'got 0 448'),
+])
+def test_shape_too_small_is_refused(extra, message):
+    result = subprocess.run(
+        [sys.executable, 'tools/benchmark_fps.py', 'configs/yolo_voc.py',
+         *extra], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert '--shape H W must be >= 1' in result.stderr
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize('extra,message', [
+    (['--same-weights'], 'need --compare'),
+    (['--compare-checkpoint', 'b.pth'], 'need --compare'),
+    (['--compare', 'configs/yolo_slf_voc.py', '--compare-checkpoint',
+      'b.pth', '--same-weights'], 'would overwrite the weights'),
+])
+def test_second_model_options_are_checked(extra, message):
+    result = subprocess.run(
+        [sys.executable, 'tools/benchmark_fps.py', 'configs/yolo_voc.py',
+         *extra], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
 def test_num_classes_takes_the_largest_in_the_model():
     two_stage = dict(
         rpn_head=dict(type='RPNHead', num_classes=1),

@@ -191,6 +191,24 @@ def test_record_and_summary(tmp_path):
     assert sorted(summary['not_ok']) == ['fps_yolo_fp16', 'train_fixed_amp']
 
 
+def test_amp_not_ok_while_an_amp_run_timed_out(tmp_path):
+    state = str(tmp_path / 'state')
+    gpu_check.main(['record', '--state', state, '--name', 'train_slf_amp',
+                    '--rc', '124', '--seconds', '240'])
+    gpu_check.main(['record', '--state', state, '--name', 'train_fixed_amp',
+                    '--rc', '0'])
+    out = tmp_path / 'report.json'
+    gpu_check.main(['summary', '--state', state, '--out', str(out)])
+    summary = json.loads(out.read_text())['summary']
+    assert summary['not_ok'] == ['train_slf_amp']
+    assert summary['amp_ok'] is False
+    # with both AMP runs finished it holds
+    gpu_check.main(['record', '--state', state, '--name', 'train_slf_amp',
+                    '--rc', '0'])
+    gpu_check.main(['summary', '--state', state, '--out', str(out)])
+    assert json.loads(out.read_text())['summary']['amp_ok'] is True
+
+
 def test_fps_tool_fp16_with_same_weights(tmp_path):
     out = str(tmp_path / 'fps.json')
     output = run([

@@ -73,6 +73,28 @@ def test_match_detections_follows_voc():
                             np.zeros(0, int)).tolist() == [False] * 4
 
 
+def test_duplicate_stays_wrong_beside_a_free_box():
+    """A second detection whose best box is taken is a duplicate, as in
+    mmdet's VOC evaluation, though it overlaps a free box of its class by
+    more than the threshold."""
+    from mmdet.evaluation.functional.mean_ap import tpfp_default
+    gt_bboxes = np.array([[0., 0., 10., 10.], [4., 0., 14., 10.]])
+    gt_labels = np.array([0, 0])
+    bboxes = np.array([
+        [0., 0., 10., 10.],  # exactly gt 0
+        [1., 0., 11., 10.],  # IoU 0.82 with gt 0 (taken), 0.54 with gt 1
+    ])
+    scores = np.array([0.9, 0.8])
+    correct = match_detections(bboxes, scores, np.array([0, 0]), gt_bboxes,
+                               gt_labels)
+    assert correct.tolist() == [True, False]
+    tp, fp = tpfp_default(
+        np.hstack([bboxes, scores[:, None]]).astype(np.float32),
+        gt_bboxes.astype(np.float32), np.zeros((0, 4), np.float32), 0.5)
+    assert tp[0].astype(bool).tolist() == correct.tolist()
+    assert fp[0].astype(bool).tolist() == (~correct).tolist()
+
+
 def test_ground_truth_from_data_info_skips_ignored():
     info = dict(img_path='a.jpg', instances=[
         dict(bbox=[1, 2, 3, 4], bbox_label=5, ignore_flag=0),
