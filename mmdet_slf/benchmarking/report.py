@@ -152,8 +152,9 @@ def cost_table(timing: dict, reference: str,
     """Training-step time and FPS of every timed strategy relative to the
     reference, measured interleaved in one process."""
     step, fps = timing['step_seconds'], timing['fps']
-    label = 'Fixed' if reference == 'fixed' else names.get(reference,
-                                                            reference)
+    label = names.get(reference, reference)
+    if reference == 'fixed':
+        label = 'Fixed'  # its full name carries the lambdas
     lines = [f'| Strategy | step time / {label} | FPS / {label} |',
              '|---|---|---|']
     for key in sorted(step, key=lambda k: (k != reference, k)):

@@ -82,14 +82,16 @@ def plot_slf_weights(source: Union[str, Records, Series],
 
 
 def _plot_schedule(ax, series: Series, groups: dict) -> None:
-    """Temperature on ``ax``, entropy on a twin axis (other units)."""
+    """Temperature on ``ax`` and entropy on a twin axis (other units); the
+    entropy alone (no Gumbel draws, so no temperature) on ``ax``."""
     handles = []
     for key in groups['slf_temperature']:
         handles += ax.plot(*series[key], color='tab:red', gid=key,
                            label=_split_key(key)[1])
-    ax.set_ylabel('temperature tau')
+    if groups['slf_temperature']:
+        ax.set_ylabel('temperature tau')
     if groups['slf_entropy']:
-        twin = ax.twinx()
+        twin = ax.twinx() if groups['slf_temperature'] else ax
         for key in groups['slf_entropy']:
             handles += twin.plot(*series[key], color='tab:blue', gid=key,
                                  linestyle='--', label=_split_key(key)[1])

@@ -92,6 +92,30 @@ def test_plot_slf_weights_png_and_data(tmp_path):
     assert lines['bbox_head.cls.slf_w_x'].get_label() == 'bbox_head.cls: x'
 
 
+def test_schedule_panel_without_a_temperature(tmp_path):
+    """Expected weights log no temperature: the entropy takes the panel's
+    own axis, with no empty temperature axis beside it."""
+    records = [{k: v for k, v in r.items() if k != 'slf_temperature'}
+               for r in fake_records(4)]
+    scalars = write_scalars(tmp_path / '20240102_000000', records)
+    figure = plot_slf_weights(scalars, str(tmp_path / 'weights.png'))
+    lines = lines_by_gid(figure)
+    assert 'slf_temperature' not in lines
+    entropy_axis = lines['slf_entropy'].axes
+    assert entropy_axis.get_ylabel() == 'entropy (nats)'
+    assert len(figure.axes) == 3  # weights, probabilities, entropy
+    np.testing.assert_allclose(entropy_axis.lines[0].get_ydata(),
+                               [0.6 - 0.05 * it for it in range(1, 5)])
+    # With a temperature, the entropy sits on a twin of its axis.
+    figure = plot_slf_weights(
+        write_scalars(tmp_path / '20240103_000000', fake_records(4)),
+        str(tmp_path / 'both.png'))
+    lines = lines_by_gid(figure)
+    assert lines['slf_temperature'].axes.get_ylabel() == 'temperature tau'
+    assert lines['slf_entropy'].axes is not lines['slf_temperature'].axes
+    assert len(figure.axes) == 4
+
+
 def test_cli_and_clear_errors(tmp_path, capsys):
     tool = load_tool()
     write_scalars(tmp_path / 'run' / '20240102_000000', fake_records(4))
