@@ -6,8 +6,10 @@ strategy. For each strategy and seed the tool trains the strategy's config,
 starting from the seed's shared initial detector weights with the seed's data
 order, and evaluates VOC mAP (11-point) during and after training. Finished
 runs are kept (``runs/<strategy>/seed<s>/result.json``) and skipped on the
-next call, so the table grows over several calls (of one budget: a call
-whose ``--max-iters`` differs from the saved runs' is refused):
+next call, so the table grows over several calls (of one budget and one
+demo set: a call whose ``--max-iters`` differs from the saved runs', or whose
+demo set on disk has another fingerprint than the one they recorded, is
+refused):
 
     python tools/benchmark.py --strategies fixed slf-joint --seeds 0 1 2 3 4
     python tools/benchmark.py --strategies famo --seeds 0 1 2 3 4
@@ -56,7 +58,8 @@ import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
 from mmdet_slf.benchmarking import report, tuning  # noqa: E402
-from mmdet_slf.benchmarking.environment import environment  # noqa: E402
+from mmdet_slf.benchmarking.environment import (  # noqa: E402
+    data_fingerprint, environment)
 from mmdet_slf.benchmarking.runs import (find_strategies,  # noqa: E402
                                          init_checkpoint_path, load_results,
                                          load_scalars,
@@ -142,6 +145,7 @@ def train_one(cfg: Config, key: str, seed: int, args) -> dict:
         work_dir=runner.work_dir,
         eval_split=evaluation_split(args),
         environment=environment(),
+        data=args.data_fingerprint,
         **summary)
     save_result(osp.join(work_dir, 'result.json'), result)
     forget_global_instances()
@@ -205,6 +209,22 @@ def check_budget(args, done: dict, strategies: dict) -> None:
                     '--work-dir')
 
 
+def check_data(args, done: dict) -> None:
+    """Refuse a work dir whose saved runs read another set of images than
+    the one on disk now (runs saved before the fingerprint was recorded
+    pass: nothing says what they read)."""
+    for key, runs in done.items():
+        for seed, saved in runs.items():
+            if saved.get('data', args.data_fingerprint) != \
+                    args.data_fingerprint:
+                raise SystemExit(
+                    f'{args.work_dir} holds {key} seed {seed} trained on the '
+                    f"demo set with fingerprint {saved['data']}, but the set "
+                    f'on disk has {args.data_fingerprint} (regenerated, or '
+                    'made by other package versions): give these runs '
+                    'another --work-dir')
+
+
 def train_all(args, strategies: dict, data_split=None) -> None:
     """Train every (strategy, seed) not yet saved; with ``data_split``
     (train and val lists, given exactly when ``--num-val`` is) on the train
@@ -212,6 +232,11 @@ def train_all(args, strategies: dict, data_split=None) -> None:
     done = load_results(args.work_dir)
     check_split(args, done)
     check_budget(args, done, strategies)
+    dataset = load_strategy(
+        strategies[args.reference]).train_dataloader.dataset
+    args.data_fingerprint = data_fingerprint(
+        osp.join(dataset.data_root, dataset.data_prefix.sub_data_root))
+    check_data(args, done)
     if (data_split is None) != (args.num_val is None):
         raise ValueError(f'--num-val {args.num_val} needs the train and val '
                          f'lists and only then, got data_split={data_split}')

@@ -1,6 +1,9 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """Where a benchmark run was made: the record each result keeps, and the
 results page's line on whether its runs share one environment."""
+import hashlib
+import os
+import os.path as osp
 import platform
 from typing import Dict, List, Optional
 
@@ -50,6 +53,45 @@ def environment() -> Dict[str, Optional[str]]:
                 **versions)
 
 
+# What the digits generator writes and a run reads: the images, their
+# boxes and the two image lists (a validation split adds lists of its own).
+DATA_FILES = ('Annotations', 'JPEGImages', 'ImageSets/Main/trainval.txt',
+              'ImageSets/Main/test.txt')
+
+
+def data_fingerprint(subset_dir: str) -> str:
+    """SHA-256 of a VOC-format set: every file of :data:`DATA_FILES` under
+    ``subset_dir``, its path and its bytes, in sorted order.
+
+    Two runs with the same seed, code and environment differ if they read
+    different images: a set regenerated with another version of the
+    rendering packages, or by other generator settings. A result records
+    the fingerprint so that such runs are never paired.
+
+    Args:
+        subset_dir (str): The set's folder (``.../VOCdevkit/DIGITS``).
+
+    Returns:
+        str: The first 16 hex digits of the digest.
+    """
+    paths = []
+    for entry in DATA_FILES:
+        path = osp.join(subset_dir, entry)
+        if osp.isdir(path):
+            paths += [osp.join(entry, name) for name in os.listdir(path)]
+        elif osp.isfile(path):
+            paths.append(entry)
+    if not paths:
+        raise FileNotFoundError(
+            f'no VOC-format set in {subset_dir}: none of {DATA_FILES}')
+    digest = hashlib.sha256()
+    for relative in sorted(paths):
+        digest.update(relative.encode() + b'\0')
+        with open(osp.join(subset_dir, relative), 'rb') as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
 def environments(results: Dict[str, Dict[int, dict]]) -> List[dict]:
     """The distinct recorded environments of ``results``, in first-seen
     order; runs saved before environments were recorded give none."""
@@ -79,14 +121,19 @@ def environment_note(results: Dict[str, Dict[int, dict]]) -> str:
     whether its paired runs share one.
     """
     found = environments(results)
+    sets = sorted({run['data'] for runs in results.values()
+                   for run in runs.values() if run.get('data')})
+    data = (f' **The runs read {len(sets)} different demo sets** '
+            f'(fingerprints {", ".join(sets)}).') if len(sets) > 1 else ''
     total = sum(len(runs) for runs in results.values())
     unrecorded = sum(1 for runs in results.values() for run in runs.values()
                      if run.get('environment') is None)
     missing = (f' {unrecorded} of the {total} runs were saved without a '
                'record of their environment.') if unrecorded else ''
+    missing += data
     if not found:
         return ('- Environment: not recorded (runs saved before results '
-                'recorded it).')
+                f'recorded it).{data}')
     if len(found) == 1:
         return ('- Environment: every recorded run was made on '
                 f'{describe_environment(found[0])}.{missing}')

@@ -1,6 +1,7 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """The benchmark's pairing of seeds, run summaries and merged results."""
 import json
+import os
 import os.path as osp
 
 import pytest
@@ -443,6 +444,15 @@ def test_the_page_says_whether_its_runs_share_one_environment():
     assert note.endswith('1 of the 3 runs were saved without a record of '
                          'their environment.')
     assert 'not recorded' in environment.environment_note(results(None, None))
+    # Runs that read different demo sets are named, whatever else they share.
+    mixed = results(one, one, one)
+    for seed, data in enumerate(['b2', 'a1', 'b2']):
+        mixed['fixed'][seed]['data'] = data
+    assert environment.environment_note(mixed).endswith(
+        'numpy 2.4.6. **The runs read 2 different demo sets** (fingerprints '
+        'a1, b2).')
+    mixed['fixed'][1]['data'] = 'b2'
+    assert 'demo sets' not in environment.environment_note(mixed)
 
 
 @pytest.mark.parametrize('reference,label', [('fixed', 'Fixed'),
@@ -462,3 +472,42 @@ def test_cost_table_divides_by_the_reference_it_names(reference, label):
     assert lines[-1] == (f'{label}: {timing["step_seconds"][reference]:.3f} '
                          f's per training step, '
                          f'{timing["fps"][reference]:.1f} FPS at batch 1.')
+
+
+def test_data_fingerprint_follows_the_images_and_boxes(digits_root,
+                                                       tmp_path):
+    import hashlib
+    import shutil
+    subset = osp.join(digits_root, 'DIGITS')
+    copy = str(tmp_path / 'DIGITS')
+    shutil.copytree(subset, copy)
+    first = environment.data_fingerprint(subset)
+    assert environment.data_fingerprint(copy) == first
+    # An independent digest of the same files, in the same order.
+    digest = hashlib.sha256()
+    names = []
+    for entry in environment.DATA_FILES:
+        path = osp.join(copy, entry)
+        names += ([osp.join(entry, n) for n in os.listdir(path)]
+                  if osp.isdir(path) else [entry] if osp.isfile(path) else [])
+    for name in sorted(names):
+        digest.update(name.encode() + b'\0')
+        with open(osp.join(copy, name), 'rb') as f:
+            digest.update(f.read())
+    assert first == digest.hexdigest()[:16]
+    # A validation split's own lists do not change it ...
+    with open(osp.join(copy, 'ImageSets/Main/val.txt'), 'w') as f:
+        f.write('000000\n')
+    assert environment.data_fingerprint(copy) == first
+    # ... one box moved by a pixel does.
+    xml = osp.join(copy, 'Annotations', sorted(
+        os.listdir(osp.join(copy, 'Annotations')))[0])
+    with open(xml) as f:
+        text = f.read()
+    start = text.index('<xmin>') + len('<xmin>')
+    end = text.index('</xmin>')
+    with open(xml, 'w') as f:
+        f.write(text[:start] + str(int(text[start:end]) + 1) + text[end:])
+    assert environment.data_fingerprint(copy) != first
+    with pytest.raises(FileNotFoundError, match='no VOC-format set'):
+        environment.data_fingerprint(str(tmp_path / 'empty'))

@@ -114,6 +114,7 @@ def test_runs_of_another_budget_are_not_taken_as_done(tmp_path,
     monkeypatch.setattr(
         benchmark, 'train_one', lambda cfg, key, seed, args: trained.append(
             (key, seed, args.max_iters)) or dict(mAP=0.5, train_minutes=1.0))
+    monkeypatch.setattr(benchmark, 'data_fingerprint', lambda root: 'any')
     strategies = runs.find_strategies(benchmark.CONFIG_DIR)
     own = Config.fromfile(strategies['fixed']).train_cfg.max_iters
     assert own != 1200
@@ -131,6 +132,38 @@ def test_runs_of_another_budget_are_not_taken_as_done(tmp_path,
     args.strategy_keys = args.strategies
     benchmark.train_all(args, strategies)
     assert trained == [('dwa', 0, 1200)]
+
+
+def test_runs_on_another_demo_set_are_not_taken_as_done(tmp_path,
+                                                        monkeypatch):
+    """A saved run whose fingerprint differs from the set on disk is
+    refused; one saved before fingerprints were recorded is taken."""
+    work_dir = str(tmp_path / 'bench')
+    fake_result(work_dir, 0, 0.85)
+    path = osp.join(runs.run_dir(work_dir, 'fixed', 0), runs.RESULT_FILE)
+    saved = runs.load_results(work_dir)['fixed'][0]
+    trained = []
+    monkeypatch.setattr(
+        benchmark, 'train_one', lambda cfg, key, seed, args: trained.append(
+            (key, seed, args.data_fingerprint)) or dict(mAP=0.5,
+                                                        train_minutes=1.0))
+    monkeypatch.setattr(benchmark, 'data_fingerprint', lambda root: 'new')
+    strategies = runs.find_strategies(benchmark.CONFIG_DIR)
+    args = benchmark.parse_args(['--strategies', 'fixed', 'dwa', '--seeds',
+                                 '0', '--max-iters', '1200', '--work-dir',
+                                 work_dir])
+    args.strategy_keys = args.strategies
+    # no fingerprint saved: nothing says the set differs
+    benchmark.train_all(args, strategies)
+    assert trained == [('dwa', 0, 'new')]
+    runs.save_result(path, dict(saved, data='old'))
+    trained.clear()
+    args.strategy_keys = ['fixed', 'rlw']
+    with pytest.raises(SystemExit, match='fixed seed 0 trained on the demo '
+                       'set with fingerprint old, but the set on disk has '
+                       'new'):
+        benchmark.train_all(args, strategies)
+    assert trained == []
 
 
 def test_validation_page_names_its_images_and_options(tmp_path):
