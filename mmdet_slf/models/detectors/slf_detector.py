@@ -109,6 +109,14 @@ def pool_features(features) -> Tensor:
     return torch.cat(pooled, dim=1)
 
 
+def _scales(value) -> bool:
+    """Whether a loss multiplier (a number or a list of them) is not 1."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return any(
+        isinstance(item, (int, float)) and not isinstance(item, bool)
+        and item != 1 for item in values)
+
+
 @MODELS.register_module()
 class SLFDetector(BaseDetector):
     """Weight the grouped raw loss terms of any mmdet detector.
@@ -126,9 +134,10 @@ class SLFDetector(BaseDetector):
     keys that contain ``loss`` stay in the objective unweighted and are
     reported once in the log. The
     weighting is the only place where weights are applied: a loss module of
-    the parent with ``loss_weight`` other than 1 fails at build, naming it
-    (give its weight to the weighting instead). With ``FixedWeighting`` at
-    all ones the objective is then the parent's.
+    the parent with ``loss_weight`` other than 1, or a head that scales its
+    loss keys itself (``stage_loss_weights`` of a cascade RoI head), fails
+    at build, naming it (give its weight to the weighting instead). With
+    ``FixedWeighting`` at all ones the objective is then the parent's.
 
     Args:
         terms (dict[str, str | list[str]]): ``{term: [loss keys]}``; see
@@ -201,19 +210,24 @@ class SLFDetector(BaseDetector):
         return weighting
 
     def _check_loss_weights(self) -> None:
+        # Loss modules' ``loss_weight`` and the heads' own multipliers of
+        # their loss keys: ``stage_loss_weights`` of cascade RoI heads,
+        # ``pos_loss_weight`` (and the like) of AutoAssign.
         scaled = [
-            f'model.{name}.loss_weight={module.loss_weight}'
+            f'model.{name}.{attr}={value}'
             for name, module in self.named_modules()
-            if isinstance(getattr(module, 'loss_weight', None), (int, float))
-            and module.loss_weight != 1
+            for attr, value in vars(module).items()
+            if attr.endswith(('loss_weight', 'loss_weights'))
+            and _scales(value)
         ]
         if scaled:
             raise ValueError(
                 f'{self.detector_name} scales loss terms inside its modules '
                 f'({", ".join(scaled)}), but SLFDetector applies every '
                 'weight in one place, its weighting, to raw terms: set these '
-                'loss_weight to 1.0 and give the terms their weights in the '
-                'weighting (FixedWeighting weights, SLFWeighting prior)')
+                'to 1.0 (every entry of a list) and give the terms their '
+                'weights in the weighting (FixedWeighting weights, '
+                'SLFWeighting prior)')
 
     def _check_decision_features(self) -> None:
         reads_features = not getattr(self.weighting, 'reads_terms', True)

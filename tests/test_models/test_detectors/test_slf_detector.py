@@ -328,3 +328,71 @@ def test_loss_weights_inside_the_parent_fail_at_build(setup):
                        r'\(model.bbox_head.loss_bbox.loss_weight=2.0\), but '
                        r'SLFDetector applies every weight in one place'):
         MODELS.build(model_cfg)
+
+
+def test_cascade_stage_weights_fail_at_build_and_move_to_the_weighting(
+        tmp_path):
+    """Cascade R-CNN multiplies each stage's loss keys by its
+    ``stage_loss_weights`` inside the parent: named at build. With the stage
+    weights at 1 and one term per stage, FixedWeighting at the parent's
+    stage weights gives the parent's own objective."""
+    from mmdet.models.detectors import CascadeRCNN
+    from mmdet.testing import demo_mm_inputs
+    register_all_modules()
+    (tmp_path / 'cascade.py').write_text(
+        "_base_ = 'mmdet::cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py'\n")
+    cfg = Config.fromfile(str(tmp_path / 'cascade.py'))
+    cfg.merge_from_dict(dict(model=dict(
+        backbone=dict(depth=18, base_channels=8, init_cfg=None),
+        neck=dict(in_channels=[8, 16, 32, 64], out_channels=16),
+        rpn_head=dict(in_channels=16, feat_channels=16),
+        roi_head=dict(bbox_roi_extractor=dict(out_channels=16)))))
+    for head in cfg.model.roi_head.bbox_head:
+        head.update(in_channels=16, fc_out_channels=32)
+    assert cfg.model.roi_head.stage_loss_weights == [1, 0.5, 0.25]
+    parent_cfg = copy.deepcopy(cfg.model)
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.update(
+        type='SLFDetector',
+        detector_type='CascadeRCNN',
+        terms=dict(
+            rpn=['loss_rpn_*'],
+            cls0=['s0.loss_cls'], cls1=['s1.loss_cls'], cls2=['s2.loss_cls'],
+            box0=['s0.loss_bbox'], box1=['s1.loss_bbox'],
+            box2=['s2.loss_bbox']),
+        weighting=dict(type='FixedWeighting'))
+    with pytest.raises(ValueError,
+                       match=r'CascadeRCNN scales loss terms inside its '
+                       r'modules \(model.roi_head.stage_loss_weights='
+                       r'\[1, 0.5, 0.25\]\)'):
+        MODELS.build(model_cfg)
+
+    model_cfg.roi_head.stage_loss_weights = [1, 1, 1]
+    model_cfg.weighting.weights = dict(
+        rpn=1, cls0=1, cls1=0.5, cls2=0.25, box0=1, box1=0.5, box2=0.25)
+    torch.manual_seed(0)
+    model = MODELS.build(model_cfg)
+    assert isinstance(model, CascadeRCNN)
+    parent = MODELS.build(parent_cfg)
+    state = {k: v for k, v in model.state_dict().items()
+             if not k.startswith('weighting.')}
+    parent.load_state_dict(state, strict=True)
+    packed = demo_mm_inputs(
+        2, [[3, 64, 64], [3, 64, 64]], num_items=[3, 2], num_classes=80)
+    data = parent.data_preprocessor(packed, True)
+    torch.manual_seed(1)
+    total, log_vars = model.parse_losses(
+        model.loss(data['inputs'], copy.deepcopy(data['data_samples'])))
+    torch.manual_seed(1)
+    parent_total, parent_vars = parent.parse_losses(
+        parent.loss(data['inputs'], copy.deepcopy(data['data_samples'])))
+    # The parent's stage weights, applied by the weighting to raw terms.
+    for stage, weight in enumerate((1, 0.5, 0.25)):
+        for term, key in (('cls', 'loss_cls'), ('box', 'loss_bbox')):
+            assert log_vars[f'slf_raw_{term}{stage}'].item() == \
+                pytest.approx(parent_vars[f's{stage}.{key}'].item() / weight,
+                              rel=1e-5)
+    assert log_vars['slf_raw_rpn'].item() == pytest.approx(
+        (parent_vars['loss_rpn_cls'] + parent_vars['loss_rpn_bbox']).item(),
+        rel=1e-6)
+    torch.testing.assert_close(total, parent_total, rtol=1e-5, atol=1e-5)
