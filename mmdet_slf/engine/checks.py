@@ -261,12 +261,13 @@ def find_degenerate_boxes(dataset) -> Tuple[List[Tuple[str, list]],
 
 def class_heads(model) -> Iterator[Tuple[str, int]]:
     """``(name, num_classes)`` of every detection head that classifies
-    into the dataset's classes (the class-agnostic RPN is left out)."""
-    from mmdet.models.dense_heads import RPNHead
+    into the dataset's classes (the class-agnostic proposal heads, RPN and
+    guided-anchoring RPN with their one class, are left out)."""
+    from mmdet.models.dense_heads import GARPNHead, RPNHead
     from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
     from mmdet.models.roi_heads.bbox_heads import BBoxHead
     for name, module in model.named_modules():
-        if isinstance(module, RPNHead):
+        if isinstance(module, (RPNHead, GARPNHead)):
             continue
         if isinstance(module, (BaseDenseHead, BBoxHead)) and isinstance(
                 getattr(module, 'num_classes', None), int):
@@ -275,18 +276,22 @@ def class_heads(model) -> Iterator[Tuple[str, int]]:
 
 def check_num_classes(model, dataset, split: str = 'train') -> None:
     """Raise ``ValueError`` when a head's ``num_classes`` differs from the
-    number of classes of ``dataset``.
+    number of classes of ``dataset``. A panoptic dataset's ``classes`` are
+    its things and stuff; its box heads detect the things only, so the
+    number of ``thing_classes`` is accepted too.
 
     Args:
         model (nn.Module): The (unwrapped) detector.
         dataset (BaseDataset): The dataset it is trained or tested on.
         split (str): Dataloader name for the message. Defaults to 'train'.
     """
-    classes = tuple((dataset.metainfo or {}).get('classes') or ())
+    metainfo = dataset.metainfo or {}
+    classes = tuple(metainfo.get('classes') or ())
     if not classes:
         return
+    accepted = {len(classes), len(metainfo.get('thing_classes') or classes)}
     for name, num_classes in class_heads(model):
-        if num_classes != len(classes):
+        if num_classes not in accepted:
             shown = classes if len(classes) <= 8 else classes[:8] + ('...', )
             raise ValueError(
                 f'model.{name}.num_classes={num_classes} but '

@@ -153,7 +153,8 @@ class _OperatorLog(TorchDispatchMode):
                 source = args[0]
                 target = kwargs.get('device', source.device)
                 blocking = not kwargs.get('non_blocking', False)
-            if isinstance(source, torch.Tensor) and source.dim() > 0:
+            # A scalar (0-dim) copy waits as long as any other.
+            if isinstance(source, torch.Tensor):
                 if _on_host(target) and not _on_host(source.device):
                     name = '_to_host'
                 elif blocking and _on_host(source.device) \

@@ -126,3 +126,32 @@ def test_host_syncs_finds_blocking_copies_between_devices():
     assert [sync['index'] for sync in trace['syncs']] == [0, 1, 3]
     assert {sync['operator'] for sync in trace['syncs']} == {'_from_host'}
     assert trace['operators_after_last_sync'] == 4
+
+
+def test_host_syncs_counts_scalar_copies_between_devices():
+    """A copy of a 0-dim tensor waits for the device like any other: a
+    blocking ``.to`` or ``copy_`` of a host scalar, a ``new_tensor`` of
+    one, and a scalar read back with ``.cpu()``."""
+    device = torch.empty(2, device='meta')
+    scalar = torch.tensor(2.0)  # made outside: no operator in the trace
+
+    def step():
+        scalar.to('meta')  # [from host]
+        torch.empty((), device='meta').copy_(scalar)  # empty, [from host]
+        device.new_tensor(scalar)  # detach, [from host]
+        scalar.to('meta', non_blocking=True)  # _to_copy
+        try:
+            device.sum().cpu()  # sum, [to host]
+        except NotImplementedError:
+            pass  # 'meta' holds no data to copy back
+        return device * 2  # mul
+
+    trace = host_syncs(step)
+    assert trace['operators'] == 9
+    assert trace['syncs'] == [
+        dict(index=0, operator='_from_host'),
+        dict(index=2, operator='_from_host'),
+        dict(index=4, operator='_from_host'),
+        dict(index=7, operator='_to_host')
+    ]
+    assert trace['operators_after_last_sync'] == 1
