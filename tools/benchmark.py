@@ -145,7 +145,7 @@ def train_one(cfg: Config, key: str, seed: int, args) -> dict:
         work_dir=runner.work_dir,
         eval_split=evaluation_split(args),
         environment=environment(),
-        data=args.data_fingerprint,
+        data=data_fingerprint(dataset_dir(run_cfg)),
         **summary)
     save_result(osp.join(work_dir, 'result.json'), result)
     forget_global_instances()
@@ -209,20 +209,28 @@ def check_budget(args, done: dict, strategies: dict) -> None:
                     '--work-dir')
 
 
-def check_data(args, done: dict) -> None:
+def dataset_dir(cfg: Config) -> str:
+    """The folder of the set a config trains on (``.../VOCdevkit/DIGITS``)."""
+    dataset = cfg.train_dataloader.dataset
+    return osp.join(dataset.data_root, dataset.data_prefix.sub_data_root)
+
+
+def check_data(args, done: dict, cfg: Config) -> None:
     """Refuse a work dir whose saved runs read another set of images than
-    the one on disk now (runs saved before the fingerprint was recorded
-    pass: nothing says what they read)."""
-    for key, runs in done.items():
-        for seed, saved in runs.items():
-            if saved.get('data', args.data_fingerprint) != \
-                    args.data_fingerprint:
-                raise SystemExit(
-                    f'{args.work_dir} holds {key} seed {seed} trained on the '
-                    f"demo set with fingerprint {saved['data']}, but the set "
-                    f'on disk has {args.data_fingerprint} (regenerated, or '
-                    'made by other package versions): give these runs '
-                    'another --work-dir')
+    the one ``cfg`` reads now (runs saved before the fingerprint was
+    recorded pass: nothing says what they read)."""
+    saved_sets = {(key, seed): saved['data'] for key, runs in done.items()
+                  for seed, saved in runs.items() if saved.get('data')}
+    if not saved_sets:
+        return
+    current = data_fingerprint(dataset_dir(cfg))
+    for (key, seed), fingerprint in saved_sets.items():
+        if fingerprint != current:
+            raise SystemExit(
+                f'{args.work_dir} holds {key} seed {seed} trained on the '
+                f'demo set with fingerprint {fingerprint}, but the set on '
+                f'disk has {current} (regenerated, or made by other package '
+                'versions): give these runs another --work-dir')
 
 
 def train_all(args, strategies: dict, data_split=None) -> None:
@@ -232,11 +240,7 @@ def train_all(args, strategies: dict, data_split=None) -> None:
     done = load_results(args.work_dir)
     check_split(args, done)
     check_budget(args, done, strategies)
-    dataset = load_strategy(
-        strategies[args.reference]).train_dataloader.dataset
-    args.data_fingerprint = data_fingerprint(
-        osp.join(dataset.data_root, dataset.data_prefix.sub_data_root))
-    check_data(args, done)
+    check_data(args, done, load_strategy(strategies[args.reference]))
     if (data_split is None) != (args.num_val is None):
         raise ValueError(f'--num-val {args.num_val} needs the train and val '
                          f'lists and only then, got data_split={data_split}')

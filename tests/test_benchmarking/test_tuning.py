@@ -326,6 +326,11 @@ def test_tool_trains_two_settings_for_two_iterations(tiny_options,
     assert result['prior'] == tuning.sample_lambdas(num_settings=2)[1]
     assert result['eval_split'] == 'val (8 of trainval, split seed 0)'
     assert result['environment'] == environment.environment()
+    # and the fingerprint of the set it read
+    root = next(option.split('=', 1)[1] for option in tiny_options
+                if option.startswith('train_dataloader.dataset.data_root='))
+    assert result['data'] == environment.data_fingerprint(
+        osp.join(root, 'DIGITS'))
     # the run read train.txt and validated on val.txt
     dumped = [
         name for name in os.listdir(result['work_dir'])

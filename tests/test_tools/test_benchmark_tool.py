@@ -114,7 +114,6 @@ def test_runs_of_another_budget_are_not_taken_as_done(tmp_path,
     monkeypatch.setattr(
         benchmark, 'train_one', lambda cfg, key, seed, args: trained.append(
             (key, seed, args.max_iters)) or dict(mAP=0.5, train_minutes=1.0))
-    monkeypatch.setattr(benchmark, 'data_fingerprint', lambda root: 'any')
     strategies = runs.find_strategies(benchmark.CONFIG_DIR)
     own = Config.fromfile(strategies['fixed']).train_cfg.max_iters
     assert own != 1200
@@ -145,17 +144,19 @@ def test_runs_on_another_demo_set_are_not_taken_as_done(tmp_path,
     trained = []
     monkeypatch.setattr(
         benchmark, 'train_one', lambda cfg, key, seed, args: trained.append(
-            (key, seed, args.data_fingerprint)) or dict(mAP=0.5,
-                                                        train_minutes=1.0))
-    monkeypatch.setattr(benchmark, 'data_fingerprint', lambda root: 'new')
+            (key, seed)) or dict(mAP=0.5, train_minutes=1.0))
+    read = []
+    monkeypatch.setattr(benchmark, 'data_fingerprint',
+                        lambda root: read.append(root) or 'new')
     strategies = runs.find_strategies(benchmark.CONFIG_DIR)
     args = benchmark.parse_args(['--strategies', 'fixed', 'dwa', '--seeds',
                                  '0', '--max-iters', '1200', '--work-dir',
                                  work_dir])
     args.strategy_keys = args.strategies
-    # no fingerprint saved: nothing says the set differs
+    # no fingerprint saved: nothing says the set differs, nothing is read
     benchmark.train_all(args, strategies)
-    assert trained == [('dwa', 0, 'new')]
+    assert trained == [('dwa', 0)]
+    assert read == []
     runs.save_result(path, dict(saved, data='old'))
     trained.clear()
     args.strategy_keys = ['fixed', 'rlw']
@@ -164,6 +165,8 @@ def test_runs_on_another_demo_set_are_not_taken_as_done(tmp_path,
                        'new'):
         benchmark.train_all(args, strategies)
     assert trained == []
+    assert read == [benchmark.dataset_dir(
+        benchmark.load_strategy(strategies['fixed']))]
 
 
 def test_validation_page_names_its_images_and_options(tmp_path):

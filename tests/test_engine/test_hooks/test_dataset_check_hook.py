@@ -8,11 +8,19 @@ import pytest
 from mmdet.datasets import CocoPanopticDataset, VOCDataset
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
+from mmengine.registry import DefaultScope
 from torch import nn
 
 from mmdet_slf.engine.checks import check_num_classes, class_heads
 
-register_all_modules()
+register_all_modules(init_default_scope=False)
+
+
+@pytest.fixture(autouse=True)
+def mmdet_scope():
+    """Build in mmdet's scope, whatever scope earlier tests left current."""
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
 
 
 def two_stage(rpn_head: dict, num_classes: int) -> nn.Module:
