@@ -118,4 +118,10 @@ class SLFDecisionNetwork(nn.Module):
             raise ValueError(
                 f'SLFDecisionNetwork expects features of shape [N, '
                 f'{self.in_channels}], got {tuple(features.shape)}')
+        # Features of another dtype than the parameters (float64 terms, a
+        # network moved with .double()) are read in the network's own;
+        # under autocast the layers cast them themselves.
+        dtype = self.fc_out.weight.dtype
+        if features.dtype != dtype:
+            features = features.to(dtype)
         return self.fc_out(self.hidden(self.norm(features)))

@@ -237,13 +237,6 @@ class SLFWeighting(BaseWeighting):
                 inputs = inputs[None]
         if raw.dim() == 1 and inputs.shape[0] != 1:
             inputs = inputs.mean(dim=0, keepdim=True)
-        # The network's own dtype: raw terms or features of another dtype
-        # (float64 terms, a network moved with .double()) would not match
-        # its parameters. Autocast casts the inputs itself.
-        dtype = next((param.dtype for param in self.decision_net.parameters()),
-                     raw.dtype)
-        if inputs.dtype != dtype:
-            inputs = inputs.to(dtype)
         return self.decision_net(inputs)
 
     def _decision_rows(self, raw: Tensor) -> Tensor:
