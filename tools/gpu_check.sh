@@ -42,6 +42,14 @@
 #                       checkpoints are reloaded first (default 1)
 #   GPU_CHECK_TRAIN     0: skip the data, training and reload stages
 #                       (default 1)
+#   GPU_CHECK_TRAIN_RUNS the training runs, in order (default "slf_fp32
+#                       slf_amp fixed_fp32 fixed_amp"); also slf_gumbel_fp32
+#                       and slf_gumbel_amp: the SLF config with the paper's
+#                       Algorithm 1 (decision_objective='joint',
+#                       estimator='gumbel'), whose Gumbel draws under --amp
+#                       take the float16 logits' float32 path
+#   GPU_CHECK_STEP_MODELS the training-step timings to run, by name (default
+#                       all: yolo retinanet faster_rcnn ssd300 retinanet_b8)
 #   GPU_CHECK_STEP      0: skip the training-step timing (default 1)
 #   GPU_CHECK_STEP_ITERS timed steps of each model in that timing, after 10
 #                       warm-up steps (default 50)
@@ -78,6 +86,30 @@ export MPLBACKEND=Agg
 elapsed() { echo $(($(date +%s) - START)); }
 remaining() { echo $((DEADLINE - $(elapsed))); }
 say() { echo "[gpu_check +$(elapsed)s] $*"; }
+
+# ------------------------------------------------- selections, checked first
+TRAIN_RUNS=${GPU_CHECK_TRAIN_RUNS-slf_fp32 slf_amp fixed_fp32 fixed_amp}
+for run in $TRAIN_RUNS; do
+    case $run in
+    slf_fp32 | slf_amp | fixed_fp32 | fixed_amp | slf_gumbel_fp32 | slf_gumbel_amp) ;;
+    *)
+        say "GPU_CHECK_TRAIN_RUNS: unknown run '$run'; the runs are slf_fp32," \
+            "slf_amp, fixed_fp32, fixed_amp, slf_gumbel_fp32 and slf_gumbel_amp"
+        exit 2
+        ;;
+    esac
+done
+STEP_MODELS=${GPU_CHECK_STEP_MODELS-yolo retinanet faster_rcnn ssd300 retinanet_b8}
+for model in $STEP_MODELS; do
+    case " yolo retinanet faster_rcnn ssd300 retinanet_b8 " in
+    *" $model "*) ;;
+    *)
+        say "GPU_CHECK_STEP_MODELS: unknown model '$model'; the models are" \
+            "yolo, retinanet, faster_rcnn, ssd300 and retinanet_b8"
+        exit 2
+        ;;
+    esac
+done
 
 # ------------------------------------------------------------------ source
 SRC=$REPO
@@ -138,7 +170,7 @@ stage() {
 
 finish() {
     $HELPER summary --state "$STATE" --out "$OUT/gpu_check.json" \
-        --order env,install,mmcv,configs,data,train_slf_fp32,train_slf_amp,train_fixed_fp32,train_fixed_amp,test_slf_fp32,test_slf_amp,test_fixed_fp32,test_fixed_amp,fps_yolo_fp32,fps_yolo_fp16,fps_fast_yolo_fp32,fps_fast_yolo_fp16,fps_yolo_vgg16_fp32,fps_yolo_vgg16_fp16,step_yolo_fp32,step_retinanet_fp32,step_faster_rcnn_fp32,step_ssd300_fp32,step_retinanet_b8_fp32,step_yolo_amp \
+        --order env,install,mmcv,configs,data,train_slf_fp32,train_slf_amp,train_fixed_fp32,train_fixed_amp,train_slf_gumbel_fp32,train_slf_gumbel_amp,test_slf_fp32,test_slf_amp,test_fixed_fp32,test_fixed_amp,test_slf_gumbel_fp32,test_slf_gumbel_amp,fps_yolo_fp32,fps_yolo_fp16,fps_fast_yolo_fp32,fps_fast_yolo_fp16,fps_yolo_vgg16_fp32,fps_yolo_vgg16_fp16,step_yolo_fp32,step_retinanet_fp32,step_faster_rcnn_fp32,step_ssd300_fp32,step_retinanet_b8_fp32,step_yolo_amp \
         || say "summary failed"
     (cd "$WORK" && tar -czf "$OUT/gpu_check_logs.tar.gz" logs state configs \
         runs/*/*.json runs/*/*/*.log runs/*/*/vis_data/scalars.json \
@@ -245,7 +277,6 @@ if [ ! -f "$STATE/mmcv.done" ]; then
 fi
 say "$(tail -n 1 "$LOGS/mmcv.log")"
 
-TRAIN_RUNS="slf_fp32 slf_amp fixed_fp32 fixed_amp"
 [ "${GPU_CHECK_TRAIN:-1}" = 0 ] && TRAIN_RUNS="" &&
     say "data, training and reload: skipped (GPU_CHECK_TRAIN=0)"
 # --------------------------------------------------------------- 4. data
@@ -261,15 +292,25 @@ digits_config() {
     *) echo "$CFGS/yolo_digits.py" ;;
     esac
 }
+# The --cfg-options of a run, for training and reload alike.
+run_options() {
+    case $1 in
+    slf_gumbel_*)
+        echo "--cfg-options model.bbox_head.weighting.decision_objective=joint" \
+            "model.bbox_head.weighting.estimator=gumbel"
+        ;;
+    esac
+}
 for run in $TRAIN_RUNS; do
-    kind=${run%_*}
     cfg=$(digits_config "$run")
     amp=()
-    [ "${run#*_}" = amp ] && amp=(--amp)
+    [ "${run%_amp}" != "$run" ] && amp=(--amp)
     slf=()
-    [ "$kind" = slf ] && slf=(--expect-slf)
+    [ "${run#slf_}" != "$run" ] && slf=(--expect-slf)
+    # shellcheck disable=SC2046  # run_options gives several words
     stage "train_$run" 60 240 "--parse train --work-dir $RUNS/train_$run ${slf[*]}" \
-        "$PY" tools/train.py "$cfg" --work-dir "$RUNS/train_$run" ${amp[@]+"${amp[@]}"}
+        "$PY" tools/train.py "$cfg" --work-dir "$RUNS/train_$run" ${amp[@]+"${amp[@]}"} \
+        $(run_options "$run")
 done
 
 # ------------------------------------------ 6. reload on CUDA, VOC mAP
@@ -282,10 +323,14 @@ test_run() {
             --skipped "no checkpoint of train_$run" >/dev/null
         return 1
     fi
+    # shellcheck disable=SC2046  # run_options gives several words
     stage "test_$run" 30 150 "--parse test" \
-        "$PY" tools/test.py "$cfg" "$ckpt" --work-dir "$RUNS/test_$run"
+        "$PY" tools/test.py "$cfg" "$ckpt" --work-dir "$RUNS/test_$run" \
+        $(run_options "$run")
 }
-[ -n "$TRAIN_RUNS" ] && test_run slf_fp32
+# The first run's checkpoint now, the others after the timings.
+FIRST_RUN=${TRAIN_RUNS%% *}
+[ -n "$TRAIN_RUNS" ] && test_run "$FIRST_RUN"
 
 # ------------------------------------------------------ 7. batch-1 FPS
 FPS_ARCHS="yolo fast_yolo yolo_vgg16"
@@ -335,6 +380,10 @@ LOG_READS=()
     say "training-step time: skipped (GPU_CHECK_STEP=0)"
 while read -r name fixed slf dtypes options; do
     [ -z "$name" ] && continue
+    case " $STEP_MODELS " in
+    *" $name "*) ;;
+    *) continue ;;
+    esac
     for dtype in ${dtypes//,/ }; do
         extra=()
         [ "$dtype" = amp ] && extra=(--fp16)
@@ -350,6 +399,6 @@ while read -r name fixed slf dtypes options; do
 done <<<"$STEP_PAIRS"
 
 # ------------------------------------- 9. the other checkpoints, if time
-for run in ${TRAIN_RUNS#slf_fp32}; do
-    test_run "$run"
+for run in $TRAIN_RUNS; do
+    [ "$run" = "$FIRST_RUN" ] || test_run "$run"
 done

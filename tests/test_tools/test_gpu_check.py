@@ -79,6 +79,66 @@ def test_digits_config_keeps_the_voc_model(tmp_path, key, weighting):
     assert cfg.default_hooks.checkpoint.interval == 7
 
 
+def script_function(name, *args):
+    """Call one shell function of tools/gpu_check.sh on its own."""
+    script = osp.join(REPO_ROOT, 'tools', 'gpu_check.sh')
+    code = (f'eval "$(sed -n \'/^{name}() {{/,/^}}/p\' {script})"; '
+            f'{name} "$@"')
+    result = subprocess.run(['bash', '-c', code, 'bash', *args],
+                            capture_output=True, text=True, check=True)
+    return result.stdout.split()
+
+
+@pytest.mark.parametrize('run_name,objective,estimator', [
+    ('slf_amp', 'scale_free', 'expected'),
+    ('slf_gumbel_amp', 'joint', 'gumbel'),
+    ('slf_gumbel_fp32', 'joint', 'gumbel'),
+])
+def test_run_options_select_the_weighting(tmp_path, run_name, objective,
+                                          estimator):
+    import mmdet_slf  # noqa: F401
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    options = script_function('run_options', run_name)
+    if options:
+        assert options[0] == '--cfg-options'
+        parsed = dict(item.split('=') for item in options[1:])
+    out = tmp_path / 'digits.py'
+    gpu_check.main([
+        'make-config', gpu_check.find_config('yolo_slf'), str(out),
+        '--data-root', str(tmp_path / 'VOCdevkit'), '--iters', '7'
+    ])
+    cfg = Config.fromfile(str(out))
+    if options:
+        cfg.merge_from_dict(parsed)
+    # the merged weighting config builds, with the run's method
+    weighting = MODELS.build(
+        dict(cfg.model.bbox_head.weighting,
+             terms=['coord', 'pred', 'obj', 'noobj']))
+    assert weighting.decision_objective == objective
+    assert weighting.estimator == estimator
+
+
+@pytest.mark.parametrize('variable,value,message', [
+    ('GPU_CHECK_TRAIN_RUNS', 'slf_fp32 slf_bf16',
+     "unknown run 'slf_bf16'"),
+    ('GPU_CHECK_STEP_MODELS', 'retinanet fcos', "unknown model 'fcos'"),
+])
+def test_unknown_selection_stops_before_any_stage(tmp_path, variable, value,
+                                                  message):
+    env = dict(os.environ, OUT=str(tmp_path / 'out'),
+               GPU_CHECK_WORK=str(tmp_path / 'work'), **{variable: value})
+    result = subprocess.run(
+        ['bash', osp.join(REPO_ROOT, 'tools', 'gpu_check.sh')], env=env,
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert message in result.stdout
+    # nothing was installed, built or recorded
+    assert os.listdir(tmp_path / 'work' / 'state') == []
+    assert not (tmp_path / 'work' / 'site').exists()
+
+
 def test_record_and_summary(tmp_path):
     run_dir = tmp_path / 'train_slf_fp32'
     vis = run_dir / '20260101_000000' / 'vis_data'
