@@ -10,8 +10,9 @@ RetinaNet steps can be +-6%). This tool times the weighting alone, with
 nothing else that varies:
 
 * ``none``: ``n`` raw terms (``exp`` of a parameter vector on the device),
-  summed as mmengine's ``parse_losses`` sums loss keys, backward, the
-  optimizer step, and the runner's reads of every returned value;
+  each summed over the images (a scalar's sum is a copy) and then summed as
+  mmengine's ``parse_losses`` sums loss keys, backward, the optimizer step,
+  and the runner's reads of every returned value;
 * ``fixed``: the same with :class:`FixedWeighting` (all weights 1), as
   ``SLFDetector`` runs it;
 * ``slf``: the same with :class:`SLFWeighting` (the defaults, options from

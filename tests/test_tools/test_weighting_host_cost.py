@@ -1,0 +1,111 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""``tools/weighting_host_cost.py``: a weighting's host time per training
+step, timed on its own. The timings are not asserted (they are noise on a
+shared CPU); the steps, the operator counts and the inputs are."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import REPO_ROOT
+
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
+import weighting_host_cost  # noqa: E402
+
+
+def build(argv):
+    args = weighting_host_cost.parse_args(argv)
+    weighting_host_cost.import_weightings()
+    return weighting_host_cost.build_steps(args)
+
+
+def test_each_variant_is_one_sgd_step_of_the_same_terms():
+    steps = build(['--terms', 'cls', 'box'])
+    start = torch.linspace(-1.0, 1.0, 2)
+    # sum_i exp(p_i): gradient exp(p), plus weight decay 1e-4 p; the first
+    # momentum buffer is the gradient itself, so p1 = p0 - lr * g.
+    expected = start - 0.01 * (start.exp() + 1e-4 * start)
+    for name in ('none', 'fixed', 'slf'):
+        assert steps[name]() == 1
+        # FixedWeighting's weights are 1; SLF's start at scale * prior =
+        # 2 * 0.5 = 1 for two terms: the first step is the same for all
+        torch.testing.assert_close(steps[name].param.detach(), expected)
+
+
+def test_the_decision_network_trains_in_its_own_group():
+    steps = build(['--terms', 'coord', 'pred', 'obj', 'noobj', '--images',
+                   '3'])
+    step = steps['slf']
+    assert step.param.shape == (3, 4)
+    groups = step.optimizer.param_groups
+    assert len(groups) == 2 and groups[1]['weight_decay'] == 0.0
+    assert {id(p) for p in groups[1]['params']} == {
+        id(p) for p in step.weighting.parameters()}
+    bias = step.weighting.decision_net.fc_out.bias
+    before = bias.detach().clone()
+    for _ in range(3):
+        step()
+    # the scale-free signal is 1 for every term on the first step (zero
+    # gradient), and moves the decision network after it
+    assert not torch.equal(bias.detach(), before)
+    keys, values = step.weighting.diagnostic_vector
+    assert 'slf_p_coord' in keys and torch.isfinite(values).all()
+
+
+def test_operator_counts_are_exact(tmp_path):
+    results = []
+    for index in range(2):
+        out = tmp_path / f'cost{index}.json'
+        weighting_host_cost.main([
+            '--rounds', '2', '--steps', '1', '--warmup', '0', '--out',
+            str(out)
+        ])
+        results.append(json.loads(out.read_text()))
+    first, second = results
+    assert first['operators'] == second['operators']
+    ops = first['operators']
+    assert ops['none'] < ops['fixed'] < ops['slf']
+    for name in ('fixed', 'slf'):
+        assert first['added'][name]['operators'] == ops[name] - ops['none']
+        added = first['added'][name]
+        assert added['ci_low'] <= added['us'] <= added['ci_high']
+    assert first['rounds'] == 2 and first['device'] == 'cpu'
+
+
+def test_runs_where_mmcv_has_no_compiled_ops(tmp_path):
+    out = tmp_path / 'cost.json'
+    code = (
+        'import sys, runpy\n'
+        "sys.modules['mmcv.ops'] = None  # as if mmcv had no compiled ops\n"
+        f"sys.argv = ['x', '--rounds', '2', '--steps', '1', '--warmup', '0',"
+        f" '--out', {str(out)!r}]\n"
+        "runpy.run_path('tools/weighting_host_cost.py', run_name='__main__')\n"
+        "print('mmdet models imported:', 'mmdet.models' in sys.modules)\n")
+    result = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'mmdet models imported: False' in result.stdout
+    assert json.loads(out.read_text())['added']['slf']['operators'] > 0
+
+
+@pytest.mark.parametrize('argv,message', [
+    (['--rounds', '1'], '--rounds must be >= 2'),
+    (['--steps', '0'], '--steps must be >= 1'),
+    (['--slf-options', 'estimator'], 'takes KEY=VALUE'),
+])
+def test_bad_arguments_are_refused(capsys, argv, message):
+    with pytest.raises(SystemExit):
+        weighting_host_cost.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_slf_options_reach_the_weighting():
+    steps = build(['--slf-options', 'estimator=gumbel', 'num_samples=16',
+                   'kl_weight=2.5'])
+    weighting = steps['slf'].weighting
+    assert weighting.estimator == 'gumbel'
+    assert weighting.num_samples == 16 and weighting.kl_weight == 2.5
+    with pytest.raises(ValueError, match='estimator'):
+        build(['--slf-options', 'estimator=bogus'])
