@@ -516,6 +516,30 @@ def _paired(details, key):
             f'{key}_ci': [round(v, 3) for v in details[f'{key}_ci']]}
 
 
+def host_cost(stages):
+    """Per ``host_cost_<name>`` stage that finished, the host time each
+    weighting adds to a step (microseconds, 95% interval) and the operators
+    it adds, from ``tools/weighting_host_cost.py``'s JSON."""
+    result = {}
+    for name, entry in stages.items():
+        details = entry.get('details') or {}
+        if not name.startswith('host_cost_') or entry['status'] != 'ok' \
+                or 'added' not in details:
+            continue
+        result[name[len('host_cost_'):]] = dict(
+            device=details.get('device'),
+            none_step_us=round(details['step_us']['none'], 1),
+            **{
+                weighting: dict(
+                    added_us=round(added['us'], 1),
+                    ci=[round(added['ci_low'], 1),
+                        round(added['ci_high'], 1)],
+                    operators=added['operators'])
+                for weighting, added in details['added'].items()
+            })
+    return result
+
+
 def cmd_summary(args):
     """All stage records, plus the FPS table and the checks of the issue."""
     stages = {}
@@ -616,7 +640,8 @@ def cmd_summary(args):
             for n, v in tests.items()
         },
         fps=fps,
-        train_step=train_step)
+        train_step=train_step,
+        host_cost=host_cost(stages))
     with open(args.out, 'w') as f:
         json.dump(report, f, indent=2)
     print(json.dumps(report['summary'], indent=2))

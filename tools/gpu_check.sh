@@ -17,7 +17,11 @@
 #      Faster R-CNN and SSD300, each fixed-weight detector against its SLF
 #      config, interleaved, with the configs' batch sizes and random boxes,
 #      and count the operators one step of each dispatches
-#      (tools/benchmark_fps.py --train --count-ops).
+#      (tools/benchmark_fps.py --train --count-ops);
+#   5. time the host time the weightings alone add to a step, with
+#      RetinaNet's terms and with YOLO's (tools/weighting_host_cost.py):
+#      whole steps of a host-bound detector vary too much between runs to
+#      resolve a 2% cost, these do not.
 #
 # Every stage writes a JSON record; the merged report is $OUT/gpu_check.json,
 # the logs are in $OUT/gpu_check_logs.tar.gz. A stage that fails is recorded
@@ -57,6 +61,7 @@
 #                       .item() read of every value it returns (default 1)
 #   GPU_CHECK_PROFILE   steps of each model profiled after that timing
 #                       (default 5; 0: none)
+#   GPU_CHECK_HOST_COST 0: skip the weightings' host-time timing (default 1)
 #   PYTHON              interpreter (default python3)
 # Wheels for Python 3.12 on x86-64 Linux, from a machine with an index:
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 \
@@ -170,7 +175,7 @@ stage() {
 
 finish() {
     $HELPER summary --state "$STATE" --out "$OUT/gpu_check.json" \
-        --order env,install,mmcv,configs,data,train_slf_fp32,train_slf_amp,train_fixed_fp32,train_fixed_amp,train_slf_gumbel_fp32,train_slf_gumbel_amp,test_slf_fp32,test_slf_amp,test_fixed_fp32,test_fixed_amp,test_slf_gumbel_fp32,test_slf_gumbel_amp,fps_yolo_fp32,fps_yolo_fp16,fps_fast_yolo_fp32,fps_fast_yolo_fp16,fps_yolo_vgg16_fp32,fps_yolo_vgg16_fp16,step_yolo_fp32,step_retinanet_fp32,step_faster_rcnn_fp32,step_ssd300_fp32,step_retinanet_b8_fp32,step_yolo_amp \
+        --order env,install,mmcv,configs,data,train_slf_fp32,train_slf_amp,train_fixed_fp32,train_fixed_amp,train_slf_gumbel_fp32,train_slf_gumbel_amp,test_slf_fp32,test_slf_amp,test_fixed_fp32,test_fixed_amp,test_slf_gumbel_fp32,test_slf_gumbel_amp,fps_yolo_fp32,fps_yolo_fp16,fps_fast_yolo_fp32,fps_fast_yolo_fp16,fps_yolo_vgg16_fp32,fps_yolo_vgg16_fp16,step_yolo_fp32,step_retinanet_fp32,step_faster_rcnn_fp32,step_ssd300_fp32,step_retinanet_b8_fp32,step_yolo_amp,host_cost_retinanet,host_cost_yolo \
         || say "summary failed"
     (cd "$WORK" && tar -czf "$OUT/gpu_check_logs.tar.gz" logs state configs \
         runs/*/*.json runs/*/*/*.log runs/*/*/vis_data/scalars.json \
@@ -397,6 +402,22 @@ while read -r name fixed slf dtypes options; do
             --out "$RUNS/step_${name}_$dtype.json"
     done
 done <<<"$STEP_PAIRS"
+
+# ------------------------------- 8b. the weightings' host time on their own
+# NAME OPTIONS: tools/weighting_host_cost.py with RetinaNet's two batch-level
+# terms and with YOLO's four per-image terms at batch 64.
+HOST_COST_RUNS="retinanet --terms cls box
+yolo --terms coord pred obj noobj --images 64"
+[ "${GPU_CHECK_HOST_COST:-1}" = 0 ] && HOST_COST_RUNS="" &&
+    say "weightings' host time: skipped (GPU_CHECK_HOST_COST=0)"
+while read -r name options; do
+    [ -z "$name" ] && continue
+    # shellcheck disable=SC2086  # options holds several words
+    stage "host_cost_$name" 30 90 \
+        "--parse json --work-dir $RUNS/host_cost_$name.json" \
+        "$PY" tools/weighting_host_cost.py --device cuda --rounds 200 \
+        --steps 20 --warmup 100 $options --out "$RUNS/host_cost_$name.json"
+done <<<"$HOST_COST_RUNS"
 
 # ------------------------------------- 9. the other checkpoints, if time
 for run in $TRAIN_RUNS; do

@@ -288,3 +288,32 @@ def test_fps_tool_fp16_with_same_weights(tmp_path):
     fixed, slf = summary['results']
     assert slf['params'] == fixed['params'] + slf['weighting_params']
     assert os.path.getsize(out) > 0
+
+
+def test_summary_reports_the_weightings_host_cost(tmp_path):
+    import weighting_host_cost
+    cost = tmp_path / 'host_cost_retinanet.json'
+    measured = weighting_host_cost.main([
+        '--rounds', '2', '--steps', '1', '--warmup', '0', '--out', str(cost)
+    ])
+    state = str(tmp_path / 'state')
+    gpu_check.main(['record', '--state', state, '--name',
+                    'host_cost_retinanet', '--rc', '0', '--parse', 'json',
+                    '--work-dir', str(cost)])
+    # a run that failed is left out of the summary, not reported as zero
+    gpu_check.main(['record', '--state', state, '--name', 'host_cost_yolo',
+                    '--rc', '1', '--parse', 'json', '--work-dir',
+                    str(tmp_path / 'missing.json')])
+    out = tmp_path / 'report.json'
+    gpu_check.main(['summary', '--state', state, '--out', str(out)])
+    summary = json.loads(out.read_text())['summary']
+    assert list(summary['host_cost']) == ['retinanet']
+    reported = summary['host_cost']['retinanet']
+    assert reported['device'] == 'cpu'
+    for name in ('fixed', 'slf'):
+        added = measured['added'][name]
+        assert reported[name]['operators'] == added['operators']
+        assert reported[name]['added_us'] == round(added['us'], 1)
+        assert reported[name]['ci'] == [round(added['ci_low'], 1),
+                                        round(added['ci_high'], 1)]
+    assert 'host_cost_yolo' in summary['not_ok']
