@@ -104,6 +104,7 @@ for run in $TRAIN_RUNS; do
         ;;
     esac
 done
+TRAIN_RUNS=$(echo $TRAIN_RUNS) # one space between names, none around
 STEP_MODELS=${GPU_CHECK_STEP_MODELS-yolo retinanet faster_rcnn ssd300 retinanet_b8}
 for model in $STEP_MODELS; do
     case " yolo retinanet faster_rcnn ssd300 retinanet_b8 " in

@@ -145,7 +145,8 @@ class Step:
         losses = {f'loss_{name}': value
                   for name, value in zip(self.terms, raw.unbind(-1))}
         if self.weighting is None:
-            # mmdet's own loss dict: parse_losses sums over the images
+            # what a detector returns: each term summed over the images
+            # (for batch-level terms, a copy)
             outputs = {key: value.sum() for key, value in losses.items()}
         else:
             outputs = self.weighting(losses)
@@ -164,6 +165,8 @@ class Step:
 
 
 def build_steps(args):
+    """The steps of :data:`VARIANTS`, each with its own parameter and
+    optimizer, on ``args.device``."""
     from mmdet.registry import MODELS
     weightings = dict(
         none=None,
