@@ -81,7 +81,7 @@ from mmdet_slf.utils.timing import (device_synchronizer,  # noqa: E402
                                     paired_time_ratio, rate_ratio)
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Benchmark inference FPS')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', nargs='?', help='checkpoint file')
@@ -139,7 +139,7 @@ def parse_args():
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='overrides applied to every config, "key=value" pairs')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.num_iters < 1 or args.warmup < 0 or args.profile < 0:
         parser.error('--num-iters must be >= 1, --warmup and --profile >= 0')
     if args.train and (args.fuse_conv_bn or args.dataset):
