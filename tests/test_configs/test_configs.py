@@ -171,6 +171,28 @@ def test_docs_show_the_whole_faster_rcnn_slf_config(tmp_path):
     assert docs.to_dict() == ours.to_dict()
 
 
+@pytest.mark.parametrize('doc,marker', [
+    ('README.md', "_base_ = 'mmdet::pascal_voc/retinanet"),
+    (osp.join('docs', 'other_detectors.md'), "_base_ = 'mmdet::fcos/"),
+])
+def test_short_recipes_import_what_the_runtime_imports(doc, marker,
+                                                       tmp_path):
+    """A recipe that inherits only an mmdet config must import the safe
+    checkpoint loader itself: without it, torch >= 2.6 refuses every
+    checkpoint mmengine writes (its HistoryBuffer), so --resume and
+    tools/test.py fail on the run's own checkpoints."""
+    with open(osp.join(REPO_ROOT, doc)) as f:
+        blocks = f.read().split('```python\n')[1:]
+    block = next(b.split('```')[0] for b in blocks if marker in b)
+    (tmp_path / 'recipe.py').write_text(block)
+    recipe = Config.fromfile(str(tmp_path / 'recipe.py'))
+    runtime = Config.fromfile(
+        osp.join(CONFIG_ROOT, '_base_', 'plugin_runtime.py'))
+    assert recipe.custom_imports == runtime.custom_imports
+    assert 'mmdet_slf.engine.checkpoint.install_safe_loading' in \
+        recipe.custom_imports.imports
+
+
 def tiny_data_root(cfg, default_root, tmp_path):
     """The shared tiny VOC2007 + VOC2012 tree, or, for configs that read
     other VOC-format sub-directories or classes (the digits demo), a tiny
