@@ -133,7 +133,11 @@ def train_one(cfg: Config, key: str, seed: int, args) -> dict:
     runner.train()
     minutes = (time.time() - start) / 60
     terms = list(runner.model.bbox_head.weighting.terms)
-    summary = summarize_run(load_scalars(work_dir), terms)
+    # mmengine's LoggerHook logs validation metrics by epoch unless told
+    logger = run_cfg.get('default_hooks', {}).get('logger') or {}
+    summary = summarize_run(
+        load_scalars(work_dir), terms,
+        metric_by_epoch=logger.get('log_metric_by_epoch', True))
     result = dict(
         seed=seed,
         strategy=key,

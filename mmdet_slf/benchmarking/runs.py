@@ -136,20 +136,26 @@ def load_scalars(work_dir: str) -> List[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def summarize_run(records: List[dict], terms: List[str],
-                  map_key: str = 'pascal_voc/mAP') -> dict:
+def summarize_run(records: List[dict],
+                  terms: List[str],
+                  map_key: str = 'pascal_voc/mAP',
+                  metric_by_epoch: bool = False) -> dict:
     """mAP curve, final mAP and the mean logged weight of every term.
 
-    Validation records carry ``map_key``; their ``step`` is the epoch-style
-    counter of the logger, so the curve takes the iteration of the training
-    record logged before each of them.
+    Validation records carry ``map_key``. With ``metric_by_epoch=False``
+    (``LoggerHook(log_metric_by_epoch=False)``, as the demo configs log) a
+    validation record's ``step`` is the iteration it ran at. With True its
+    ``step`` is an epoch counter, and the curve takes the iteration of the
+    last training record logged before it instead (up to one logging
+    interval early).
     """
     curve, last_iter = [], 0
     sums = {term: 0.0 for term in terms}
     count = 0
     for record in records:
         if map_key in record:
-            curve.append((last_iter, float(record[map_key])))
+            step = last_iter if metric_by_epoch else int(record['step'])
+            curve.append((step, float(record[map_key])))
             continue
         if 'iter' in record or 'loss' in record:
             last_iter = int(record.get('iter', record.get('step', 0)))

@@ -105,16 +105,33 @@ def test_summarize_run_reads_curve_and_mean_weights():
              slf_w_obj=1.0, slf_w_noobj=0.5),
         dict(iter=100, step=100, loss=2.0, slf_w_coord=6.0, slf_w_pred=0.0,
              slf_w_obj=1.0, slf_w_noobj=0.5),
-        {'pascal_voc/mAP': 0.4, 'step': 0},  # logged by epoch: step 0
+        {'pascal_voc/mAP': 0.4, 'step': 133},  # validated at iteration 133
         dict(iter=150, step=150, loss=1.0, slf_w_coord=5.0, slf_w_pred=1.0,
              slf_w_obj=1.0, slf_w_noobj=0.5),
-        {'pascal_voc/mAP': 0.7, 'step': 150},
+        {'pascal_voc/mAP': 0.7, 'step': 160},
     ]
     summary = runs.summarize_run(records, TERMS)
-    assert summary['curve'] == [(100, 0.4), (150, 0.7)]
+    # by iteration: each validation at its own step, not at the training
+    # record logged before it (100 and 150 with a logging interval of 50)
+    assert summary['curve'] == [(133, 0.4), (160, 0.7)]
     assert summary['mAP'] == 0.7
     assert summary['mean_weights'] == pytest.approx(
         dict(coord=5.0, pred=1.0, obj=1.0, noobj=0.5))
+    # by epoch, step counts epochs (1, 2): the last training iteration
+    by_epoch = [dict(r, step=1) if 'pascal_voc/mAP' in r and r['step'] == 133
+                else dict(r, step=2) if 'pascal_voc/mAP' in r else r
+                for r in records]
+    summary = runs.summarize_run(by_epoch, TERMS, metric_by_epoch=True)
+    assert summary['curve'] == [(100, 0.4), (150, 0.7)]
+    assert summary['mAP'] == 0.7
+
+
+def test_benchmark_run_config_logs_validation_at_its_iteration():
+    """tools/benchmark.py reads the curve by iteration for configs that log
+    metrics by iteration, as every benchmark config does."""
+    for key, path in runs.find_strategies(CONFIG_DIR).items():
+        cfg = Config.fromfile(path)
+        assert cfg.default_hooks.logger.log_metric_by_epoch is False, key
 
 
 def test_weight_share_is_the_starved_terms_share_of_its_prior():
