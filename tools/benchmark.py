@@ -110,7 +110,17 @@ def parse_args(argv=None):
                         help='measure step-time and FPS ratios (no training)')
     parser.add_argument('--timing-rounds', type=int, default=6)
     parser.add_argument('--no-report', action='store_true')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.max_iters is not None and args.max_iters < 1:
+        parser.error(f'--max-iters must be >= 1, got {args.max_iters}')
+    if args.num_val is not None and args.num_val < 1:
+        parser.error(f'--num-val must be >= 1, got {args.num_val}')
+    if args.timing_rounds < 2:
+        parser.error('--timing-rounds must be >= 2 (an interval needs two), '
+                     f'got {args.timing_rounds}')
+    if args.report_only and args.no_report:
+        parser.error('--report-only with --no-report would do nothing')
+    return args
 
 
 def load_strategy(path: str) -> Config:
@@ -187,10 +197,14 @@ def check_split(args, done: dict) -> None:
         for seed, saved in runs.items():
             # results from before the option was added were all on test
             if saved.get('eval_split', 'test') != split:
+                hint = ('give these runs another --work-dir'
+                        if not args.report_only else
+                        'pass the --num-val and --split-seed they were '
+                        'trained with')
                 raise SystemExit(
                     f'{args.work_dir} holds {key} seed {seed} scored on '
                     f"{saved.get('eval_split', 'test')}, not on {split}: "
-                    'give these runs another --work-dir')
+                    f'{hint}')
 
 
 def check_budget(args, done: dict, strategies: dict) -> None:

@@ -132,9 +132,10 @@ def parse_args(argv=None):
         'the config has it')
     parser.add_argument(
         '--count-ops', action='store_true',
-        help='after the timing, count the operators one training step of '
-        'each model dispatches (exact, the same on any device) and the '
-        'ones in which the two differ')
+        help='after the timing, count the operators one timed step of each '
+        'model dispatches (a training step with --train, else an inference '
+        'call; exact, the same on any device) and the ones in which the two '
+        'differ')
     parser.add_argument('--out', help='write the results to this JSON file')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,

@@ -87,6 +87,7 @@ CONFIGS = dict(
     fixed=osp.join(REPO_ROOT, 'configs/demo/fast-yolo_digits.py'))
 LABELS = dict(slf='SLF', fixed='fixed lambdas')
 MAP_KEY = 'pascal_voc/mAP'
+FPS_ROUNDS = 5  # interleaved rounds of the FPS comparison
 # Logged warnings kept off the console (they stay in the log file): notices
 # of upstream deprecations, and mmengine's note that DumpDetResults, which
 # saves the test predictions for the pictures, has no metric prefix.
@@ -109,7 +110,8 @@ def parse_args(argv=None):
         'work_dirs/demo (slf) or work_dirs/demo-fixed (fixed)')
     parser.add_argument(
         '--fps-images', type=int, default=100,
-        help='timed images per model for the FPS measurement')
+        help='timed images per model for the FPS measurement, in '
+        f'{FPS_ROUNDS} interleaved rounds (a multiple of {FPS_ROUNDS})')
     parser.add_argument('--num-pictures', type=int, default=8,
                         help='test images in detections.png')
     parser.add_argument('--score-thr', type=float, default=0.3,
@@ -118,6 +120,10 @@ def parse_args(argv=None):
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of the demo config (both models)')
     args = parser.parse_args(argv)
+    if args.fps_images < FPS_ROUNDS or args.fps_images % FPS_ROUNDS:
+        parser.error(f'--fps-images must be a multiple of {FPS_ROUNDS} '
+                     f'(the timing rounds) and >= {FPS_ROUNDS}, got '
+                     f'{args.fps_images}')
     if args.work_dir is None:
         args.work_dir = 'work_dirs/demo' if args.config == 'slf' else \
             'work_dirs/demo-fixed'
@@ -226,10 +232,9 @@ def fps_comparison(runner: Runner, name: str, other_cfg: Config,
         if len(batches) == 20:
             break
     other_name = 'fixed' if name == 'slf' else 'slf'
-    rounds = 5
     return inference_timings(
-        {name: model, other_name: other}, batches, rounds=rounds,
-        calls_per_round=max(1, num_images // rounds), warmup=5)
+        {name: model, other_name: other}, batches, rounds=FPS_ROUNDS,
+        calls_per_round=num_images // FPS_ROUNDS, warmup=5)
 
 
 def draw_pictures(runner: Runner, args, test_map: float) -> dict:

@@ -52,8 +52,9 @@ def parse_args(argv=None):
     record.add_argument('--batch-size', type=int, default=16,
                         help='images per step')
     record.add_argument('--seed', type=int, default=0,
-                        help='seed of the initial weights; the batches and '
-                        'the steps use seed + 1')
+                        help='seed of the initial weights and of the '
+                        'random batches; the random draws of the steps use '
+                        'seed + 1')
     record.add_argument('--out', required=True, help='record file (.pt)')
     compare = sub.add_parser('compare', help='compare two records')
     compare.add_argument('first', help='record file')

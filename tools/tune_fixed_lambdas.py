@@ -37,7 +37,6 @@ from mmdet_slf.benchmarking.runs import (find_strategies,  # noqa: E402
                                          load_results, save_result)
 
 TUNED_CONFIG = osp.join(CONFIG_DIR, 'fixed-tuned.py')
-BASE_CONFIG = osp.join(CONFIG_DIR, '_base_digits-128.py')
 
 
 def parse_args(argv=None):
@@ -63,21 +62,31 @@ def parse_args(argv=None):
     parser.add_argument('--write-config', action='store_true',
                         help='write the best setting as a strategy config')
     parser.add_argument('--config-out', default=TUNED_CONFIG)
-    parser.add_argument('--base-config', default=BASE_CONFIG,
-                        help='the benchmark setting the written config '
-                        'inherits')
+    parser.add_argument('--base-config', default=None,
+                        help='the config the written config inherits '
+                        "(default: the --reference strategy's, which the "
+                        'search trained; --cfg-options are written into it)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help="override keys of the reference's config "
                         '(data, schedule); the initial weights come from '
                         'its model as it is')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.num_settings < 1 or args.num_val < 1:
+        parser.error('--num-settings and --num-val must be >= 1, got '
+                     f'{args.num_settings} and {args.num_val}')
+    if not args.spread > 1:
+        parser.error(f'--spread must be > 1, got {args.spread}')
+    if args.max_iters is not None and args.max_iters < 1:
+        parser.error(f'--max-iters must be >= 1, got {args.max_iters}')
+    return args
 
 
 def train_settings(args, cfg, settings, data_split) -> list:
     """The result of every setting: saved ones as they are, others
     trained now."""
     done = load_results(args.work_dir)
-    budget = args.max_iters or cfg.train_cfg.max_iters
+    budget = args.max_iters if args.max_iters is not None \
+        else cfg.train_cfg.max_iters
     results = []
     for index, lambdas in enumerate(settings):
         key = f'setting{index}'
@@ -116,6 +125,12 @@ def main(argv=None):
     cfg = load_strategy(strategies[args.reference])
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    if args.write_config:
+        # before any training: options a config cannot carry are refused
+        try:
+            tuning.nest_options(args.cfg_options)
+        except ValueError as error:
+            raise SystemExit(str(error))
     base = prior_weights(cfg)
     if base is None:
         raise SystemExit(f'reference {args.reference!r} has no lambdas '
@@ -141,8 +156,10 @@ def main(argv=None):
           f'{search["num_runs"]} runs, {search["train_minutes"]:.1f} min',
           flush=True)
     if args.write_config:
-        tuning.write_tuned_config(args.config_out, search, args.base_config,
-                                  search['command'])
+        tuning.write_tuned_config(
+            args.config_out, search,
+            args.base_config or strategies[args.reference], search['command'],
+            options=args.cfg_options)
         print(f'[tune] wrote {args.config_out}')
     return search
 

@@ -287,8 +287,52 @@ def _comment(text: str) -> List[str]:
                          subsequent_indent='# ')
 
 
-def write_tuned_config(path: str, search: dict, base_config: str,
-                       command: Optional[str] = None) -> str:
+def nest_options(options: Optional[dict]) -> dict:
+    """``--cfg-options`` (``{'a.b': value}``) as the nested dicts a child
+    config assigns, which mmengine merges into its base key by key, as
+    ``merge_from_dict`` merges the options.
+
+    Raises:
+        ValueError: For a key that indexes a list (``param_scheduler.0.end``)
+            or that sets a value and a key below it: a config file cannot
+            merge those into its base.
+    """
+    nested: dict = {}
+    for key, value in (options or {}).items():
+        parts = key.split('.')
+        if any(part.isdigit() or not part.isidentifier() for part in parts):
+            raise ValueError(
+                f'--cfg-options {key}: a written config can only carry '
+                'options whose keys are names (no list indices); put this '
+                'setting in a strategy config and pass it as --reference')
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f'--cfg-options sets {part} and a key below '
+                                 f'it ({key})')
+        if isinstance(node.get(parts[-1]), dict):
+            raise ValueError(f'--cfg-options sets {key} and a key below it')
+        node[parts[-1]] = value
+    return nested
+
+
+def format_assignment(name: str, value, indent: int = 0) -> str:
+    """``name=value`` (or ``name = value`` at the top) with nested dicts
+    as ``dict(...)`` over several lines; other values by ``repr``."""
+    sep = ' = ' if indent == 0 else '='
+    if not isinstance(value, dict):
+        return f'{" " * indent}{name}{sep}{value!r}'
+    items = [format_assignment(key, item, indent + 4)
+             for key, item in value.items()]
+    return f'{" " * indent}{name}{sep}dict(\n' + ',\n'.join(items) + ')'
+
+
+def write_tuned_config(path: str,
+                       search: dict,
+                       base_config: str,
+                       command: Optional[str] = None,
+                       options: Optional[dict] = None) -> str:
     """Write the best setting as a benchmark strategy config.
 
     The config inherits ``base_config`` (by a path relative to ``path``),
@@ -304,10 +348,14 @@ def write_tuned_config(path: str, search: dict, base_config: str,
         base_config (str): The benchmark setting the strategy inherits.
         command (str, optional): The command that ran the search.
             Defaults to None.
+        options (dict, optional): The search's ``--cfg-options``, written
+            into the config so that it trains what the search trained.
+            Defaults to None.
 
     Returns:
         str: The text written.
     """
+    tree = nest_options(options)  # refuses what a config cannot carry
     lambdas = format_lambdas(search['lambdas'])
     lines = _comment(
         f'Fixed lambdas tuned on a validation split: the best of '
@@ -332,19 +380,20 @@ def write_tuned_config(path: str, search: dict, base_config: str,
     lines += ['#'] + ['# ' + line for line in format_table(search)]
     relative = osp.relpath(osp.abspath(base_config),
                            osp.dirname(osp.abspath(path)))
-    weights = ', '.join(f'{value:g}' for value in search['lambdas'])
     lines += [
         f"_base_ = './{relative}'" if not relative.startswith('..') else
         f"_base_ = '{relative}'",
         f"strategy_name = 'Fixed, tuned lambdas {lambdas}'",
         f'search_runs = {search["num_runs"]}  # the cost of choosing them',
-        'model = dict(',
-        '    bbox_head=dict(',
-        '        weighting=dict(',
-        '            _delete_=True,',
-        "            type='FixedWeighting',",
-        f'            weights=[{weights}])))',
     ]
+    head = tree.setdefault('model', {}).setdefault('bbox_head', {})
+    head['weighting'] = dict(
+        _delete_=True,
+        type='FixedWeighting',
+        weights=[float(f'{value:g}') for value in search['lambdas']])
+    if options:
+        lines.append('# --cfg-options of the search')
+    lines += [format_assignment(key, value) for key, value in tree.items()]
     text = '\n'.join(lines) + '\n'
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with open(path, 'w') as f:

@@ -232,6 +232,64 @@ def tool_args(work_dir, num_settings, *extra):
             '8', '--work-dir', str(work_dir), *extra]
 
 
+def test_written_config_trains_what_the_search_trained(tmp_path):
+    """Inherits the searched strategy (here at lr x4), applies the search's
+    --cfg-options (merged key by key, as merge_from_dict merges them), and
+    its lambdas replace the strategy's weighting."""
+    search = fake_search([[6.1, 0.52, 2.3, 0.31]], [0.86])
+    reference = osp.join(CONFIG_DIR, 'fixed-lr4x.py')
+    options = {'train_dataloader.num_workers': 0,
+               'train_dataloader.dataset.data_root': '/data/digits/',
+               'optim_wrapper.optimizer.weight_decay': 0.01,
+               'model.bbox_head.lambda_noobj': 0.25}
+    path = str(tmp_path / 'fixed-tuned.py')
+    tuning.write_tuned_config(path, search, reference, options=options)
+    written = Config.fromfile(path)
+    searched = Config.fromfile(reference)
+    searched.merge_from_dict(options)
+    assert written.optim_wrapper.optimizer.lr == 1.6e-2
+    for key in ('train_dataloader', 'optim_wrapper', 'param_scheduler',
+                'train_cfg'):
+        assert written[key] == searched[key], key
+    head = written.model.bbox_head
+    assert head.weighting == dict(type='FixedWeighting',
+                                  weights=[6.1, 0.52, 2.3, 0.31])
+    assert dict(head, weighting=None) == dict(searched.model.bbox_head,
+                                              weighting=None)
+
+
+@pytest.mark.parametrize('options,message', [
+    ({'param_scheduler.0.end': 10}, 'no list indices'),
+    ({'train_cfg': 3, 'train_cfg.max_iters': 10}, 'and a key below it'),
+])
+def test_options_a_config_cannot_carry_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        tuning.nest_options(options)
+
+
+@pytest.mark.parametrize('extra,message', [
+    (['--max-iters', '0'], '--max-iters must be >= 1, got 0'),
+    (['--num-settings', '0'], '--num-settings and --num-val must be >= 1'),
+    (['--num-val', '0'], '--num-settings and --num-val must be >= 1'),
+    (['--spread', '1'], '--spread must be > 1, got 1.0'),
+])
+def test_tool_refuses_bad_arguments(extra, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        tune_fixed_lambdas.parse_args(extra)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_tool_refuses_options_it_cannot_write_before_training(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(tune_fixed_lambdas, 'train_one', None)  # not called
+    with pytest.raises(SystemExit, match='no list indices'):
+        tune_fixed_lambdas.main(tool_args(
+            tmp_path / 'work', 2, '--write-config', '--cfg-options',
+            'param_scheduler.0.end=10'))
+    assert not osp.exists(tmp_path / 'work')
+
+
 def test_tool_selects_the_best_validation_map_and_resumes(
         tiny_options, tmp_path, monkeypatch):
     """Training replaced by a score per setting: the tool picks the
@@ -264,8 +322,13 @@ def test_tool_selects_the_best_validation_map_and_resumes(
     assert [row['mAP'] for row in search['settings']] == scores
     assert search['num_runs'] == 4 and search['train_minutes'] == 12.0
     assert (search['num_train'], search['num_val']) == (16, 8)
-    assert Config.fromfile(out).model.bbox_head.weighting.weights == \
-        settings[2]
+    written = Config.fromfile(out)
+    assert written.model.bbox_head.weighting.weights == settings[2]
+    # the search's data options are the written config's
+    assert written.train_dataloader.num_workers == 0
+    assert written.train_dataloader.dataset.data_root == next(
+        option.split('=', 1)[1] for option in tiny_options
+        if option.startswith('train_dataloader.dataset.data_root='))
     with open(tmp_path / 'work' / 'tuning.json') as f:
         assert json.load(f)['best'] == 2
 

@@ -97,11 +97,27 @@ def test_validation_and_test_runs_never_share_a_work_dir(tmp_path):
     with pytest.raises(SystemExit, match=r'fixed seed 0 scored on test, not '
                        r'on val \(300 of trainval, split seed 0\)'):
         benchmark.train_all(args, runs.find_strategies(benchmark.CONFIG_DIR))
-    # nor is a page of test runs labelled as validation mAP
-    with pytest.raises(SystemExit, match='fixed seed 0 scored on test'):
+    # nor is a page of test runs labelled as validation mAP; the hint of a
+    # report names the options that select the runs' split
+    with pytest.raises(SystemExit, match='fixed seed 0 scored on test.*'
+                       'pass the --num-val and --split-seed'):
         benchmark.main(['--report-only', '--num-val', '300', '--work-dir',
                         work_dir, '--out', str(tmp_path / 'page.md')])
     assert not osp.exists(str(tmp_path / 'page.md'))
+
+
+@pytest.mark.parametrize('extra,message', [
+    (['--max-iters', '0'], '--max-iters must be >= 1, got 0'),
+    (['--max-iters', '-5'], '--max-iters must be >= 1, got -5'),
+    (['--num-val', '0'], '--num-val must be >= 1, got 0'),
+    (['--timing', '--timing-rounds', '1'], '--timing-rounds must be >= 2'),
+    (['--report-only', '--no-report'], 'would do nothing'),
+])
+def test_bad_arguments_are_refused(extra, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.parse_args(extra)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_runs_of_another_budget_are_not_taken_as_done(tmp_path,

@@ -112,3 +112,18 @@ def test_config_choice_and_defaults():
     assert tool.CONFIGS['fixed'].endswith('configs/demo/fast-yolo_digits.py')
     with pytest.raises(SystemExit):
         tool.parse_args(['--config', 'other'])
+
+
+@pytest.mark.parametrize('images', ['0', '3', '12'])
+def test_fps_images_must_fill_the_timing_rounds(images, capsys):
+    """5 interleaved rounds time the same number of images each: a count
+    they cannot share is refused, not silently rounded."""
+    spec = importlib.util.spec_from_file_location('run_demo', TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.parse_args(['--fps-images', '10']).fps_images == 10
+    with pytest.raises(SystemExit) as exit_info:
+        tool.parse_args(['--fps-images', images])
+    assert exit_info.value.code == 2
+    assert f'--fps-images must be a multiple of 5 (the timing rounds) and ' \
+        f'>= 5, got {images}' in capsys.readouterr().err
