@@ -80,6 +80,10 @@ class BaseWeighting(nn.Module):
             Defaults to 'raise'.
     """
 
+    # The strategy's own objective terms, returned as loss_<name> beside the
+    # weighted loss_<term>: no term may take one of these names.
+    extra_terms: Tuple[str, ...] = ('slf_nonfinite', )
+
     def __init__(self, terms: Sequence[str], nonfinite: str = 'raise') -> None:
         super().__init__()
         if isinstance(terms, str) or not isinstance(terms, Sequence):
@@ -92,6 +96,13 @@ class BaseWeighting(nn.Module):
             check_term_name(name)
         if len(set(terms)) != len(terms):
             raise ValueError(f'terms must be unique, got {terms}')
+        reserved = sorted(set(terms) & set(self.extra_terms))
+        if reserved:
+            raise ValueError(
+                f'term names {reserved} are taken by {type(self).__name__}: '
+                f'its own objective terms are loss_<name> for '
+                f'{list(self.extra_terms)}, and a term of the same name '
+                'would be overwritten by them')
         self.terms = terms
         self.num_terms = len(terms)
         self.nonfinite_policy = NonFinitePolicy(nonfinite)
@@ -191,6 +202,11 @@ class BaseWeighting(nn.Module):
             ``loss_slf_nonfinite`` (a zero that keeps the graph) and
             ``slf_skipped = 1``, and the diagnostics keep the last weights.
         """
+        if raw.dim() not in (1, 2) or raw.shape[-1] != self.num_terms \
+                or raw.shape[0] == 0:
+            raise ValueError(
+                f'raw terms must be [n] or [N, n] with n = {self.num_terms} '
+                f'({self.terms}) and N >= 1, got shape {tuple(raw.shape)}')
         # The host read that decides on non-finite terms comes last: on an
         # asynchronous device everything queued before it runs while the
         # host waits, and whatever is issued after it runs on an idle
@@ -284,6 +300,15 @@ class BaseWeighting(nn.Module):
                 f'{type(self).__name__} was configured with terms '
                 f'{self.terms} (keys {expected}) but got keys '
                 f'{sorted(losses)}; missing {missing}, unknown {unknown}')
+        for key in expected:
+            value = losses[key]
+            if not isinstance(value, (Tensor, int, float)) \
+                    or isinstance(value, bool):
+                raise TypeError(
+                    f'{key} must be a tensor (a scalar or a per-image vector '
+                    f'[N]), got {type(value).__name__}; a list of per-level '
+                    'losses must be summed first (SLFDetector sums the keys '
+                    'of a term)')
         values = [torch.as_tensor(losses[key]) for key in expected]
         shapes = {tuple(v.shape) for v in values}
         if len(shapes) != 1 or len(next(iter(shapes))) > 1:
@@ -291,6 +316,9 @@ class BaseWeighting(nn.Module):
                 'raw loss terms must all be scalars or all be per-image '
                 f'vectors [N]; got shapes '
                 f'{dict(zip(expected, [tuple(v.shape) for v in values]))}')
+        if next(iter(shapes)) == (0, ):
+            raise ValueError('raw loss terms are per-image vectors of 0 '
+                             'images; a batch must hold at least one')
         return torch.stack(values, dim=-1)
 
     def _batch_statistic(self, raw: Tensor) -> Optional[Tensor]:

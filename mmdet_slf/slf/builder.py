@@ -30,7 +30,10 @@ def build_weighting(cfg: ConfigType, terms: Sequence[str],
     """
     cfg = dict(cfg)
     cfg.setdefault('terms', list(terms))
-    if cfg.get('type') in ('SLFWeighting', SLFWeighting) \
+    kind = cfg.get('type')
+    if isinstance(kind, str):
+        kind = MODELS.get(kind)  # 'SLFWeighting', 'mmdet.SLFWeighting', ...
+    if isinstance(kind, type) and issubclass(kind, SLFWeighting) \
             and 'in_channels' not in cfg:
         cfg['in_channels'] = feature_channels
     weighting = MODELS.build(cfg)

@@ -13,7 +13,7 @@ def normalize_prior(prior: Optional[Sequence[float]], num_terms: int,
     """Validate a prior over ``num_terms`` terms and normalise it to sum 1.
 
     Args:
-        prior (Sequence[float], optional): Non-negative weights, one per term.
+        prior (Sequence[float], optional): Positive weights, one per term.
             ``None`` means uniform. Defaults to None.
         num_terms (int): Number of loss terms ``n``.
         key (str): Config key named in error messages. Defaults to 'prior'.

@@ -41,20 +41,24 @@ def stratified_sample(probs: Tensor,
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(
             f'num_samples must be an int >= 1, got {num_samples!r}')
-    cdf = probs.detach().cumsum(dim=-1).contiguous()  # [..., n]
+    # Half-precision cdfs and points are too coarse for the 1/K grid and
+    # for small p: they are drawn in float32 (float32 input as it is).
+    dtype = torch.float32 if probs.dtype in (torch.float16,
+                                             torch.bfloat16) else probs.dtype
+    cdf = probs.detach().to(dtype).cumsum(dim=-1).contiguous()  # [..., n]
     shift = torch.rand(
         probs.shape[:-1] + (1, ),
         device=probs.device,
-        dtype=probs.dtype,
+        dtype=dtype,
         generator=generator)
-    steps = torch.arange(num_samples, device=probs.device, dtype=probs.dtype)
+    steps = torch.arange(num_samples, device=probs.device, dtype=dtype)
     points = ((steps + shift) / num_samples).contiguous()  # [..., K]
     index = torch.searchsorted(cdf, points, right=True)
     # Rounding can leave cdf_n a hair below 1: such points go to the last term.
     index = index.clamp(max=probs.shape[-1] - 1)
-    counts = torch.zeros_like(probs).scatter_add_(
+    counts = torch.zeros_like(cdf).scatter_add_(
         -1, index, torch.ones_like(points))
-    return counts / num_samples
+    return (counts / num_samples).to(probs.dtype)
 
 
 def estimate_p_hat(logits: Tensor,

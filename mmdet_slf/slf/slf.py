@@ -12,7 +12,8 @@ from .checks import (Lambdas, check_choice, check_nonnegative,
                      check_positive, positive_lambdas, resolve_scale)
 from .decision import normalize_prior
 from .estimators import ESTIMATORS, estimate_p_hat
-from .objectives import build_signal, decision_objective
+from .objectives import (DECISION_OBJECTIVES, build_signal,
+                         decision_objective)
 from .schedule import check_temperature_schedule, scheduled_temperature
 
 
@@ -108,6 +109,8 @@ class SLFWeighting(BaseWeighting):
         nonfinite (str): See :class:`BaseWeighting`. Defaults to 'raise'.
     """
 
+    extra_terms = ('slf_nonfinite', 'slf_decision', 'slf_kl', 'slf_entropy')
+
     def __init__(self,
                  terms: Sequence[str],
                  prior: Lambdas = None,
@@ -181,6 +184,8 @@ class SLFWeighting(BaseWeighting):
             if not isinstance(value, bool):
                 raise ValueError(f'{key} must be True or False, got {value!r}')
         check_choice('estimator', self.estimator, ESTIMATORS)
+        check_choice('decision_objective', self.decision_objective,
+                     DECISION_OBJECTIVES)
         if not self.hard and self.estimator != 'gumbel':
             raise ValueError(
                 "hard=False (soft samples) applies to estimator='gumbel' "
@@ -192,8 +197,8 @@ class SLFWeighting(BaseWeighting):
                 "and applies to estimator='gumbel' only, got "
                 f'estimator={self.estimator!r}')
         objective = self.decision_objective
-        if objective == 'joint' or not isinstance(objective, str):
-            return  # an unknown name is reported by build_signal
+        if objective == 'joint':
+            return
         if self.kl_weight <= 0:
             raise ValueError(
                 f'kl_weight must be > 0 with decision_objective='
@@ -241,7 +246,11 @@ class SLFWeighting(BaseWeighting):
 
     def _decision_rows(self, raw: Tensor) -> Tensor:
         """The rows ``[R, n]`` the decision objective reads: per image, or
-        one row for the batch."""
+        one row for the batch; float32 for half-precision terms."""
+        if raw.dtype in (torch.float16, torch.bfloat16):
+            # The signals' guards against 0 (1e-12) are 0 in float16: a
+            # term that is exactly 0 would give 0 / 0 and log(0).
+            raw = raw.float()
         if raw.dim() == 1:
             return raw[None]
         return raw if self.per_image else raw.sum(0)[None]

@@ -39,6 +39,9 @@ class UncertaintyWeighting(BaseWeighting):
         nonfinite (str): See :class:`BaseWeighting`. Defaults to 'raise'.
     """
 
+    extra_terms = ('slf_nonfinite', 'uncertainty_reg',
+                   'uncertainty_objective')
+
     def __init__(self,
                  terms: Sequence[str],
                  init_weights: Lambdas = None,

@@ -191,6 +191,13 @@ def test_build_weighting_fills_in_channels_and_checks_terms():
         dict(type='SLFWeighting', terms=TERMS, in_channels=None), TERMS, 7,
         'Head')
     assert raw_reader.reads_terms
+    # a scoped registry name, and the class itself, are the same weighting
+    from mmdet_slf.slf import SLFWeighting
+    for kind in ('mmdet.SLFWeighting', SLFWeighting):
+        scoped = build_weighting(dict(type=kind, terms=TERMS), TERMS, 7,
+                                 'Head')
+        assert scoped.decision_net.in_channels == 7
+        assert not scoped.reads_terms
     with pytest.raises(ValueError, match=r"weighting.terms must be "
                        r"\['coord', 'pred'\] \(any order\) for Head"):
         build_weighting(dict(type='FixedWeighting', terms=['coord']),

@@ -62,6 +62,24 @@ def test_stratified_mean_variance_and_zero_share(num_samples):
             binomial_bound(zero_expected, DRAWS)).all()
 
 
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_stratified_draws_half_precision_probabilities_in_float32(dtype):
+    """A bfloat16 cdf put a rare term's mean at 0.0036 for p = 0.002 and
+    rows off the 1/K grid; the draws are made in float32."""
+    probs = torch.tensor([0.5, 0.002, 0.498]).to(dtype)
+    generator = torch.Generator().manual_seed(3)
+    p_hat = stratified_sample(probs.expand(DRAWS, 3).contiguous(), 4,
+                              generator=generator)
+    assert p_hat.dtype == dtype
+    assert torch.equal(p_hat.sum(-1), torch.ones(DRAWS, dtype=dtype))
+    assert torch.equal(p_hat * 4, (p_hat * 4).round())  # 1/4 is exact
+    # mean p, variance f (1 - f) / K^2 with f = K p (K p < 1)
+    target = probs.float()
+    frac = 4 * target - torch.floor(4 * target)
+    bound = 5 * torch.sqrt(frac * (1 - frac) / 16 / DRAWS) + 1e-6
+    assert ((p_hat.float().mean(0) - target).abs() < bound).all()
+
+
 def test_expected_is_p_with_zero_variance():
     p_hat = estimate_p_hat(LOGITS.expand(5, 4), 'expected', num_samples=4)
     torch.testing.assert_close(p_hat, PROBS.expand(5, 4))

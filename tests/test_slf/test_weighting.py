@@ -280,6 +280,10 @@ def test_random_weighting_sums_to_scale_and_is_unbiased():
     (dict(prior_init='no'), "prior_init must be True or False, got 'no'"),
     (dict(scale=[7.5]), r'scale must be a number > 0 or None, got \[7.5\]'),
     (dict(prior=5.0), 'prior must be one number per term'),
+    # a typo in the paper's recipe names the choices, not the KL guard
+    (dict(decision_objective='Joint', kl_weight=0.0),
+     r"decision_objective must be one of \('joint', 'scale_free', "
+     r"'progress', 'teacher'\), got 'Joint'"),
 ])
 def test_bad_slf_settings_fail_at_build(kwargs, match):
     with pytest.raises((ValueError, KeyError), match=match):
@@ -295,6 +299,52 @@ def test_bad_slf_settings_fail_at_build(kwargs, match):
 def test_bad_terms_fail_at_build(terms, match):
     with pytest.raises((ValueError, TypeError), match=match):
         FixedWeighting(terms)
+
+
+@pytest.mark.parametrize('build, name', [
+    (lambda terms: SLFWeighting(terms), 'slf_decision'),
+    (lambda terms: SLFWeighting(terms, decision_objective='joint'),
+     'slf_kl'),
+    (lambda terms: SLFWeighting(terms), 'slf_entropy'),
+    (lambda terms: UncertaintyWeighting(terms), 'uncertainty_reg'),
+    (lambda terms: UncertaintyWeighting(terms, fixed_total=True),
+     'uncertainty_objective'),
+    (lambda terms: FixedWeighting(terms), 'slf_nonfinite'),
+])
+def test_terms_named_like_the_strategys_own_terms_fail_at_build(build, name):
+    """loss_<name> is the strategy's own objective term: a term of that
+    name would be overwritten by it in the outputs."""
+    with pytest.raises(ValueError, match=f"term names \\['{name}'\\] are "
+                       'taken by'):
+        build(['coord', name])
+
+
+@pytest.mark.parametrize('value, error, match', [
+    ([torch.tensor(1.0, requires_grad=True)] * 2, TypeError,
+     'loss_pred must be a tensor .* got list; a list of per-level losses '
+     'must be summed first'),
+    (True, TypeError, 'loss_pred must be a tensor'),
+    (torch.zeros(0), ValueError, 'per-image vectors of 0 images'),
+])
+def test_raw_terms_that_are_not_tensors_or_empty_are_refused(
+        value, error, match):
+    """A list of per-level losses became a tensor without gradient (torch
+    only warned); an empty batch made the running means NaN for good."""
+    raw = raw_terms([1.0] * 4)
+    if isinstance(value, torch.Tensor):
+        raw = {key: torch.zeros(0) for key in raw}
+    raw['loss_pred'] = value
+    with pytest.raises(error, match=match):
+        SLFWeighting(TERMS)(raw)
+
+
+@pytest.mark.parametrize('shape', [(), (3, ), (2, 3), (0, 4), (2, 2, 4)])
+def test_weigh_refuses_raw_terms_of_the_wrong_shape(shape):
+    weighting = SLFWeighting(TERMS)
+    with pytest.raises(ValueError, match=r'raw terms must be \[n\] or '
+                       r'\[N, n\] with n = 4'):
+        weighting.weigh(torch.ones(shape))
+    assert int(weighting.signal.mean.count) == 0  # no state changed
 
 
 def test_wrong_term_names_at_call_name_the_keys():
@@ -415,3 +465,42 @@ def test_slf_reads_its_inputs_in_its_networks_dtype(
     sum(v for k, v in out.items() if 'loss' in k).backward()
     grad = weighting.decision_net.fc_out.weight.grad
     assert grad is not None and torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize('objective', ['scale_free', 'progress', 'teacher'])
+def test_float16_terms_that_are_exactly_zero_keep_the_signal_finite(
+        objective):
+    """A term that is exactly 0 (no positives in the batch) in float16:
+    the signals' guards against 0 (1e-12) are 0 in float16, so 0 / 0 and
+    log(0) made the objective NaN, then the decision network and every
+    weight. The signal is now computed in float32: it is the float32
+    terms' signal exactly."""
+    batches = [[0.0, 2.0, 3.0, 0.5], [0.5, 2.0, 0.0, 0.25],
+               [[0.0, 1.0, 1.0, 0.5], [0.25, 1.0, 2.0, 0.0]]]
+    signals, objectives = {}, {}
+    for dtype in (torch.float16, torch.float32):
+        torch.manual_seed(0)
+        weighting = SLFWeighting(TERMS, prior=LAMBDAS,
+                                 decision_objective=objective)
+        weighting.diagnostics_logged_by_hook = True
+        optimizer = torch.optim.SGD(weighting.parameters(), lr=0.1)
+        for values in batches:
+            raw = torch.tensor(values, dtype=dtype)
+            outputs = weighting({f'loss_{t}': raw[..., i]
+                                 for i, t in enumerate(TERMS)})
+            loss = sum(v.float().sum() for v in outputs.values())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            diagnostics = weighting.last_diagnostics
+            signals.setdefault(dtype, []).append(
+                [diagnostics[f'slf_signal_{t}'] for t in TERMS])
+            objectives.setdefault(dtype, []).append(
+                float(outputs['loss_slf_decision'].detach()))
+        for parameter in weighting.parameters():
+            assert torch.isfinite(parameter).all()
+    assert signals[torch.float16] == signals[torch.float32]
+    # the decision network reads log1p of the float16 terms: close, not equal
+    assert objectives[torch.float16] == pytest.approx(
+        objectives[torch.float32], rel=1e-3, abs=1e-4)
+    assert all(math.isfinite(value) for value in objectives[torch.float16])
