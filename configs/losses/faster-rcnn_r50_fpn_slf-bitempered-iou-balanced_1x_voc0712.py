@@ -15,10 +15,11 @@ bitempered_t1 = 0.8
 bitempered_t2 = 1.2
 iou_exponent = 1.5  # lambda of the IoU-balanced localisation loss
 # The candidates are alternatives for one role, so each SLFLoss keeps its
-# default weighting, SELECTION in mmdet_slf/models/losses/slf_loss.py: one
-# candidate per image as in the paper (K = 4 one-hot Gumbel-softmax samples,
-# the joint objective, this project's KL guard). A `weighting=dict(...)` in
-# an SLFLoss replaces it whole.
+# default weighting, SELECTION in mmdet_slf/models/losses/slf_loss.py: the
+# paper's draw (K = 4 one-hot Gumbel-softmax samples averaged into weights
+# that are multiples of 1/4, the joint objective, this project's KL guard),
+# one draw per call of the loss, shared by the images of that call. A
+# `weighting=dict(...)` in an SLFLoss replaces it whole.
 
 # The deltas are decoded with the RoI head's own coder to get each positive's
 # IoU, so this must stay equal to roi_head.bbox_head.bbox_coder.

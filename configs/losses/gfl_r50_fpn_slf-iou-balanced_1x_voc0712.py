@@ -16,10 +16,11 @@ custom_hooks = _base_.get('custom_hooks', []) + _base_.plugin_hooks
 iou_eta = 1.5  # eta of the IoU-balanced classification loss
 iou_exponent = 1.5  # lambda of the IoU-balanced localisation loss
 # The candidates are alternatives for one role, so each SLFLoss keeps its
-# default weighting, SELECTION in mmdet_slf/models/losses/slf_loss.py: one
-# candidate per image as in the paper (K = 4 one-hot Gumbel-softmax samples,
-# the joint objective, this project's KL guard). A `weighting=dict(...)` in
-# an SLFLoss replaces it whole.
+# default weighting, SELECTION in mmdet_slf/models/losses/slf_loss.py: the
+# paper's draw (K = 4 one-hot Gumbel-softmax samples averaged into weights
+# that are multiples of 1/4, the joint objective, this project's KL guard),
+# one draw per call of the loss, shared by the images of that call. A
+# `weighting=dict(...)` in an SLFLoss replaces it whole.
 
 model = dict(
     type='GFL',

@@ -101,7 +101,8 @@ def batch_yolov1_targets(pred: Tensor,
     # Row of each box's cell in the flat targets, image by image.
     flat = image * (S * S) + cells[:, 1] * S + cells[:, 0]
     # One object per cell (the class probabilities are per cell): the
-    # largest box wins, ties go to the later box as in darknet.
+    # largest box wins, ties go to the later box. (darknet keeps the first
+    # box written to the cell after shuffling the boxes: a random one.)
     area = sizes.prod(dim=1)
     index = torch.arange(len(flat), device=flat.device)
     # beaten[i, j]: box j would displace box i from a shared cell

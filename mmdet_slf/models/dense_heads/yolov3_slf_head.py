@@ -66,7 +66,19 @@ class YOLOV3SLFHead(YOLOV3Head):
                 'weight in weighting (mmdet\'s YOLOv3 loss is '
                 "dict(type='FixedWeighting', weights=[2, 1, 1, 1]))")
         # The terms are per-image sums of the element-wise losses, which is
-        # mmdet's term only where its loss modules sum too.
+        # mmdet's term only where its loss modules sum too. A loss without
+        # a reduction (SLFLoss) would weight inside a weighted term.
+        unreduced = [
+            f'{name} ({type(getattr(self, name)).__name__})'
+            for name in LOSS_MODULES
+            if not hasattr(getattr(self, name), 'reduction')
+        ]
+        if unreduced:
+            raise ValueError(
+                f'YOLOV3SLFHead weights its four terms itself and sums '
+                f'element-wise losses per image, but {", ".join(unreduced)} '
+                "has no reduction: use mmdet's loss modules with "
+                "reduction='sum' there")
         averaged = [
             f'{name}.reduction={getattr(self, name).reduction!r}'
             for name in LOSS_MODULES

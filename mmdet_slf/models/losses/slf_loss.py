@@ -161,7 +161,18 @@ class SLFLoss(nn.Module):
             # A non-finite candidate, dropped by the weighting's policy.
             return extra['loss_slf_nonfinite']
         total = sum(weights[i] * value for i, value in enumerate(values))
-        for key, value in extra.items():
-            if 'loss' in key:
-                total = total + value
+        objective = {key: value for key, value in extra.items()
+                     if 'loss' in key}
+        if objective and total.dim() > 0:
+            # Added to an element-wise tensor, a scalar term would count once
+            # per element in the caller's sum (masked elements included).
+            raise ValueError(
+                f'SLFLoss with reduction "none" returns element-wise losses, '
+                f'to which its weighting\'s own objective terms '
+                f'{sorted(objective)} cannot be added once; use reduction '
+                '"mean" or "sum", or a weighting without such terms (e.g. '
+                "decision_objective='joint' with kl_weight=0, or "
+                'FixedWeighting)')
+        for value in objective.values():
+            total = total + value
         return self.loss_weight * total

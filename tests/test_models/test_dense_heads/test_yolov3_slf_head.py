@@ -189,3 +189,16 @@ def test_loss_reductions_other_than_sum_fail_at_build(loss):
                        r"loss_conf.reduction='mean', loss_xy.reduction="
                        r"'mean', loss_wh.reduction='mean'"):
         YOLOV3SLFHead(**defaults)
+
+
+def test_a_loss_without_reduction_fails_at_build():
+    """An SLFLoss as loss_cls would weight inside the head's weighted term,
+    and its scalar objective terms would count once per element of the
+    per-image sums (4.4x the class term on a small batch)."""
+    kwargs = head_kwargs()
+    kwargs['loss_cls'] = dict(
+        type='SLFLoss', use_sigmoid=True,
+        candidates=[dict(kwargs['loss_cls']), dict(kwargs['loss_cls'])])
+    with pytest.raises(ValueError, match=r'loss_cls \(SLFLoss\) has no '
+                       'reduction'):
+        YOLOV3SLFHead(**kwargs)

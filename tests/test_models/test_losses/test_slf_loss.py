@@ -163,11 +163,27 @@ def test_reduction_none_weights_the_elementwise_losses():
         total, weights[0] * per_sample[0] + weights[1] * per_sample[1])
 
 
+def test_reduction_none_with_objective_terms_is_refused():
+    """A scalar objective term (J, the KL guard) added to element-wise
+    losses would count once per element in the caller's sum."""
+    scores, labels = softmax_batch(2)
+    for weighting in (dict(type='SLFWeighting', scale=1.0),
+                      dict(SELECTION, kl_weight=5.0)):
+        slf = SLFLoss([dict(type='CrossEntropyLoss'),
+                       dict(type='BiTemperedLogisticLoss')],
+                      names=['ce', 'bt'], weighting=weighting)
+        assert slf(scores, labels).dim() == 0  # reduced: allowed
+        with pytest.raises(ValueError, match=r'reduction "none" returns '
+                           r'element-wise losses, to which its weighting\'s '
+                           r"own objective terms \['loss_slf_"):
+            slf(scores, labels, reduction_override='none')
+
+
 def test_candidates_with_different_shapes_are_named():
     scores, labels = softmax_batch(3)
     slf = SLFLoss([dict(type='CrossEntropyLoss', use_sigmoid=True),
                    dict(type='FocalLoss', use_sigmoid=True)],
-                  use_sigmoid=True)
+                  use_sigmoid=True, weighting=NO_GUARD)
     # Sigmoid CE 'none' is [N, C]; FocalLoss 'none' is [N, C] too: fine.
     assert slf(scores, labels, reduction_override='none').shape == (16, 5)
     mixed = SLFLoss([dict(type='L1Loss'), dict(type='GIoULoss')],
