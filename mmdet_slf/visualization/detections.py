@@ -68,12 +68,14 @@ def as_ground_truth(gt) -> Tuple[np.ndarray, np.ndarray]:
 
 def box_iou(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
     """IoU of every box in ``boxes [N, 4]`` with every one in
-    ``others [M, 4]`` (x1, y1, x2, y2): ``[N, M]``."""
+    ``others [M, 4]`` (x1, y1, x2, y2): ``[N, M]``, in VOC's pixel
+    convention: a box spans ``x2 - x1 + 1`` pixels, as mmdet's VOC mAP
+    (``eval_map(..., use_legacy_coordinate=True)``) counts it."""
     top_left = np.maximum(boxes[:, None, :2], others[None, :, :2])
     bottom_right = np.minimum(boxes[:, None, 2:], others[None, :, 2:])
-    overlap = np.clip(bottom_right - top_left, 0, None).prod(-1)  # [N, M]
-    area = np.clip(boxes[:, 2:] - boxes[:, :2], 0, None).prod(-1)
-    other_area = np.clip(others[:, 2:] - others[:, :2], 0, None).prod(-1)
+    overlap = np.clip(bottom_right - top_left + 1, 0, None).prod(-1)
+    area = np.clip(boxes[:, 2:] - boxes[:, :2] + 1, 0, None).prod(-1)
+    other_area = np.clip(others[:, 2:] - others[:, :2] + 1, 0, None).prod(-1)
     union = area[:, None] + other_area[None, :] - overlap
     return overlap / np.maximum(union, 1e-9)
 

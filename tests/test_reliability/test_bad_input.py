@@ -189,7 +189,8 @@ def test_checkpoint_of_another_model_on_resume(tiny_voc_root, tmp_path,
     with pytest.raises(CheckpointError,
                        match=r'(?s)cannot resume from .*iter_1.pth .*: it is '
                        r'a checkpoint of another model \(\d+ of \d+ model '
-                       r'weights fit\):\n  \d+ model keys missing from the '
+                       r'weights fit, \d+ checkpoint keys not in the '
+                       r'model\):\n  \d+ model keys missing from the '
                        r'checkpoint: backbone\..*Use the config the '
                        r'checkpoint was trained with'):
         run_tool('train', [dump(cfg, tmp_path), '--resume', trained])

@@ -9,6 +9,7 @@ import torch
 from mmengine.structures import InstanceData
 
 from mmdet.structures import DetDataSample
+from mmdet_slf.visualization.detections import box_iou
 from mmdet_slf.visualization import (CORRECT_COLOUR, GT_COLOUR, PALETTE,
                                      WRONG_COLOUR, as_ground_truth,
                                      draw_comparison_grid,
@@ -71,6 +72,24 @@ def test_match_detections_follows_voc():
                                                       True]
     assert match_detections(bboxes, scores, labels, np.zeros((0, 4)),
                             np.zeros(0, int)).tolist() == [False] * 4
+
+
+def test_match_detections_counts_pixels_as_the_voc_metric_does():
+    """VOC boxes span x2 - x1 + 1 pixels (mmdet's VOC mAP uses
+    use_legacy_coordinate=True): IoU 105 / 210 = 0.5 here, a true positive
+    for the metric, and drawn as correct. Without the +1 it is 84 / 182."""
+    gt_bboxes = np.array([[10., 10., 17., 24.]])
+    bboxes = np.array([[11., 10., 23., 24.]])
+    assert box_iou(bboxes, gt_bboxes)[0, 0] == pytest.approx(0.5)
+    assert match_detections(bboxes, np.array([0.9]), np.array([0]),
+                            gt_bboxes, np.array([0])).tolist() == [True]
+    from mmdet.evaluation.functional import eval_map
+    mean_ap, _ = eval_map(
+        [[bboxes_with_score] for bboxes_with_score in
+         [np.array([[11., 10., 23., 24., 0.9]], dtype=np.float32)]],
+        [dict(bboxes=gt_bboxes.astype(np.float32), labels=np.array([0]))],
+        iou_thr=0.5, use_legacy_coordinate=True, logger='silent')
+    assert mean_ap == pytest.approx(1.0)
 
 
 def test_duplicate_stays_wrong_beside_a_free_box():

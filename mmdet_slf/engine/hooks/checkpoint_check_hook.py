@@ -11,6 +11,16 @@ from ..checkpoint import (CheckpointError, checkpoint_state_dict,
                           compare_state_dicts, describe_mismatch, has_mismatch)
 
 
+def only_weighting_state(report: dict) -> bool:
+    """Whether every key of a :func:`compare_state_dicts` mismatch belongs
+    to a loss weighting (``weighting.*`` or ``*.weighting.*``)."""
+    keys = report['missing'] + report['unexpected'] + [
+        key for key, _, _ in report['mismatched']
+    ]
+    return bool(keys) and all(
+        key.startswith('weighting.') or '.weighting.' in key for key in keys)
+
+
 @HOOKS.register_module()
 class CheckpointCheckHook(Hook):
     """Compare a checkpoint with the model before mmengine loads it.
@@ -22,7 +32,11 @@ class CheckpointCheckHook(Hook):
     trains or scores a half-random network. This hook raises
     :class:`CheckpointError` listing the missing, unexpected and
     shape-mismatched keys when resuming or evaluating, and when a
-    ``load_from`` for training shares no weight with the model at all.
+    ``load_from`` for training shares no weight with the model at all. An
+    evaluation whose mismatch lies only in loss weightings' state (an SLF
+    checkpoint in its fixed-lambda config, or a parent checkpoint in its
+    ``SLFDetector`` config) warns and goes on: prediction does not run the
+    weighting.
 
     Args:
         strict (bool, optional): Raise on any mismatch (True), only when no
@@ -58,6 +72,17 @@ class CheckpointCheckHook(Hook):
             strict = resuming or not training
         name = self._checkpoint_name(runner)
         details = describe_mismatch(report)
+        if self.strict is None and not training and not resuming \
+                and report['matched'] > 0 and only_weighting_state(report):
+            # Prediction never runs the loss weighting: an SLF checkpoint
+            # evaluates in its fixed-lambda config and a parent checkpoint
+            # in its SLF config.
+            runner.logger.warning(
+                f'{name} differs from the model only in the loss '
+                'weighting\'s training state, which prediction does not '
+                f'use; evaluating with the {report["matched"]} weights that '
+                f'fit:\n{details}')
+            return
         if strict or report['matched'] == 0:
             action = 'resume from' if resuming else (
                 'initialise from' if training else 'evaluate')
@@ -65,13 +90,16 @@ class CheckpointCheckHook(Hook):
             origin = f' (written by run {experiment})' if experiment else ''
             total = report['matched'] + len(report['missing']) + len(
                 report['mismatched'])
+            extra = len(report['unexpected'])
+            beside = f', {extra} checkpoint keys not in the model' \
+                if extra else ''
             raise CheckpointError(
                 f'cannot {action} {name}{origin}: it is a checkpoint of '
                 f'another model ({report["matched"]} of {total} model '
-                f'weights fit):\n{details}\nUse the config the checkpoint '
-                'was trained with, or point to a checkpoint of this config; '
-                'to fine-tune from another model use load_from without '
-                '--resume.')
+                f'weights fit{beside}):\n{details}\nUse the config the '
+                'checkpoint was trained with, or point to a checkpoint of '
+                'this config; to fine-tune from another model use load_from '
+                'without --resume.')
         runner.logger.warning(
             f'load_from {name} fits the model only partly '
             f'({report["matched"]} weights fit); the rest keeps its '
