@@ -49,8 +49,13 @@ def parse_args(argv=None):
 
 def main(argv=None) -> str:
     args = parse_args(argv)
-    results = select_results(load_results(args.work_dir), args.seeds,
-                             args.strategies)
+    saved = load_results(args.work_dir)
+    unknown = sorted(set(args.strategies or []) | set(args.exclude)
+                     - set(saved))
+    if saved and unknown:
+        raise SystemExit(f'no saved runs of {unknown} under '
+                         f'{args.work_dir}/runs (saved: {sorted(saved)})')
+    results = select_results(saved, args.seeds, args.strategies)
     if not results:
         raise SystemExit(f'no finished runs under {args.work_dir}/runs for '
                          f'seeds {args.seeds} and strategies '

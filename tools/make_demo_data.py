@@ -68,19 +68,22 @@ def main(argv=None) -> dict:
                          f'got {args.image_size}')
     image_size = args.image_size[0] if len(args.image_size) == 1 else tuple(
         args.image_size)
-    summary = make_digits_voc(
-        root=args.root,
-        num_trainval=args.num_trainval,
-        num_test=args.num_test,
-        image_size=image_size,
-        seed=args.seed,
-        digits_per_image=tuple(args.digits_per_image),
-        digit_size=tuple(args.digit_size),
-        max_overlap=args.max_overlap,
-        overlap_prob=args.overlap_prob,
-        subset=args.subset,
-        force=args.force,
-        progress=not args.quiet)
+    try:
+        summary = make_digits_voc(
+            root=args.root,
+            num_trainval=args.num_trainval,
+            num_test=args.num_test,
+            image_size=image_size,
+            seed=args.seed,
+            digits_per_image=tuple(args.digits_per_image),
+            digit_size=tuple(args.digit_size),
+            max_overlap=args.max_overlap,
+            overlap_prob=args.overlap_prob,
+            subset=args.subset,
+            force=args.force,
+            progress=not args.quiet)
+    except ValueError as error:  # a setting out of range, named
+        raise SystemExit(f'make_demo_data.py: {error}')
     where = osp.join(summary['root'], summary['subset'])
     if summary['skipped']:
         print(f'{where}: complete set with these parameters found, skipped '

@@ -36,7 +36,13 @@ def main(argv=None) -> str:
         raise SystemExit(f'{args.work_dir} does not exist')
     try:
         scalars = find_scalars_file(args.work_dir)
-        series = slf_series(load_scalars(scalars))
+        try:
+            records = load_scalars(scalars)
+        except ValueError as error:  # json.JSONDecodeError
+            raise SystemExit(
+                f'error: {scalars} is not an mmengine scalars.json (one JSON '
+                f'record per line): {error}')
+        series = slf_series(records)
         out = args.out or osp.join(
             args.work_dir if osp.isdir(args.work_dir) else osp.dirname(
                 args.work_dir), 'slf_weights.png')

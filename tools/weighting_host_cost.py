@@ -168,12 +168,15 @@ def build_steps(args):
     """The steps of :data:`VARIANTS`, each with its own parameter and
     optimizer, on ``args.device``."""
     from mmdet.registry import MODELS
+    try:
+        slf = MODELS.build(
+            dict(type='SLFWeighting', terms=args.terms, **args.slf_options))
+    except TypeError as error:  # an argument SLFWeighting does not take
+        raise SystemExit(f'--slf-options: {error}')
     weightings = dict(
         none=None,
         fixed=MODELS.build(dict(type='FixedWeighting', terms=args.terms)),
-        slf=MODELS.build(
-            dict(type='SLFWeighting', terms=args.terms,
-                 **args.slf_options)))
+        slf=slf)
     device = torch.device(args.device)
     return {name: Step(weightings[name], args.terms, args.images, device)
             for name in VARIANTS}
@@ -216,10 +219,10 @@ def main(argv=None):
             us=added['mean'], ci_low=added['ci_low'],
             ci_high=added['ci_high'],
             operators=operators[name] - operators['none'])
-        print(f'  {name}: +{added["mean"]:.1f} us per step '
+        print(f'  {name}: {added["mean"]:+.1f} us per step '
               f'[{added["ci_low"]:.1f}, {added["ci_high"]:.1f}] (95% '
               f't-interval over {added["n"]} rounds), '
-              f'+{operators[name] - operators["none"]} operators')
+              f'{operators[name] - operators["none"]:+d} operators')
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(result, f, indent=2)

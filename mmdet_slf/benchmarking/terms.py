@@ -9,9 +9,15 @@ Rank correlations over runs then say which of these go with a higher or a
 lower mAP. They are observations across strategies, not experiments: a
 strategy that changes one term's weight changes how the others train too.
 
-A raw term is read as the logged weighted term over the logged mean weight
-of the same log window: exact for constant weights, and an average of the
-raw term weighted by the per-image weights when the weights vary by image.
+A raw term is read as the logged weighted term over the logged weight of
+the same log record. mmengine logs the weighted term (a ``loss`` key) as its
+mean over the logging window (50 iterations in the benchmark configs), but
+``slf_w_<term>`` as its value at the record's last step. So the ratio is
+exact for constant weights (Fixed), close for weights that move slowly
+against the window (the SLF default stays within 5% of its prior), an
+average of the raw term weighted by the per-image weights when the weights
+vary by image, and noisy, without a bound, for weights redrawn every step
+(RLW) or moved every step (FAMO, DWA).
 """
 import math
 from typing import Dict, List, Optional, Sequence

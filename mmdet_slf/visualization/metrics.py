@@ -58,7 +58,10 @@ def plot_map_bars(results: Dict[str, Sequence[float]],
     ax.set_xticks(positions)
     ax.set_xticklabels(names, rotation=20, ha='right')
     ax.set_ylabel(ylabel)
-    ax.set_ylim(0, min(1.0, float((means + stds).max()) * 1.25 + 0.05))
+    # room for the labels above the bars, and every seed's dot inside
+    top = min(1.0, float((means + stds).max()) * 1.25 + 0.05)
+    best = max(float(np.max(seeds)) for seeds in values if np.size(seeds))
+    ax.set_ylim(0, max(top, best + 0.02))
     ax.grid(axis='y', alpha=0.3)
     ax.set_title(title)
     figure.tight_layout()

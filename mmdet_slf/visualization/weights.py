@@ -85,16 +85,28 @@ def _plot_schedule(ax, series: Series, groups: dict) -> None:
     """Temperature on ``ax`` and entropy on a twin axis (other units); the
     entropy alone (no Gumbel draws, so no temperature) on ``ax``."""
     handles = []
-    for key in groups['slf_temperature']:
-        handles += ax.plot(*series[key], color='tab:red', gid=key,
-                           label=_split_key(key)[1])
-    if groups['slf_temperature']:
+    # Temperatures in reds, entropies in blues, one shade per weighting.
+    from matplotlib import colormaps
+    reds, blues = colormaps['Reds'], colormaps['Blues']
+
+    def shade(cmap, index: int, count: int):
+        return cmap(0.85 - 0.5 * index / max(count - 1, 1))
+
+    temperatures = groups['slf_temperature']
+    for i, key in enumerate(temperatures):
+        handles += ax.plot(*series[key], color=shade(reds, i,
+                                                     len(temperatures)),
+                           gid=key, label=_split_key(key)[1])
+    if temperatures:
         ax.set_ylabel('temperature tau')
     if groups['slf_entropy']:
         twin = ax.twinx() if groups['slf_temperature'] else ax
-        for key in groups['slf_entropy']:
-            handles += twin.plot(*series[key], color='tab:blue', gid=key,
-                                 linestyle='--', label=_split_key(key)[1])
+        entropies = groups['slf_entropy']
+        for i, key in enumerate(entropies):
+            handles += twin.plot(*series[key],
+                                 color=shade(blues, i, len(entropies)),
+                                 gid=key, linestyle='--',
+                                 label=_split_key(key)[1])
         twin.set_ylabel('entropy (nats)')
     ax.legend(handles=handles, loc='best', fontsize='small')
     ax.grid(alpha=0.3)
@@ -147,8 +159,14 @@ def plot_weight_trajectories(runs: Dict[str, Union[str, Records, Series]],
     figure.suptitle(title)
     figure.tight_layout()
     figure.subplots_adjust(right=0.66)
-    # One legend for all panels, right of them, so it hides no line.
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    # One legend for all panels, right of them, so it hides no line; one
+    # entry per run, from whichever panel has the run's line.
+    legend = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    order = [label for label in all_series if label in legend]
+    handles, labels = [legend[label] for label in order], order
     figure.legend(handles, labels, loc='center left', fontsize='small',
                   bbox_to_anchor=(0.67, 0.5))
     save_figure(figure, out_file, dpi)

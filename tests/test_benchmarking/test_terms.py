@@ -129,6 +129,12 @@ def test_the_tool_prints_the_analysis(tmp_path, capsys):
         analyze_terms.main(['--work-dir', work_dir, '--prior', '1', '2'])
     with pytest.raises(SystemExit, match='no finished runs'):
         analyze_terms.main(['--work-dir', work_dir, '--seeds', '7'])
+    # a misspelt name would leave its strategy in, under a text that says
+    # it is left out
+    for option in ('--exclude', '--strategies'):
+        with pytest.raises(SystemExit, match=r"no saved runs of \['heavvy'\]"
+                           r".*\(saved: \['fixed', 'heavy', 'light'\]\)"):
+            analyze_terms.main(['--work-dir', work_dir, option, 'heavvy'])
     # a window of no iteration would leave every raw term nan
     for bad in (['--window', '0'], ['--prior', '5', '1', '0', '0.5']):
         with pytest.raises(SystemExit):

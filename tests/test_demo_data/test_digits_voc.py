@@ -236,6 +236,11 @@ def test_cli_writes_then_skips(tmp_path, capsys):
     tool.main(args[:-3] + ['--subset', 'DIGITS', '--quiet'])
     assert read_manifest(str(tmp_path / 'VOCdevkit'), 'DIGITS')['params'] \
         == read_manifest(str(tmp_path / 'VOCdevkit'))['params']
+    # a setting out of range is named, without a traceback
+    with pytest.raises(SystemExit, match=r'make_demo_data.py: '
+                       r'digits_per_image must be \(min, max\) with 1 <= '
+                       r'min <= max <= 10, got \(0, 3\)'):
+        tool.main(args + ['--digits-per-image', '0', '3'])
 
 
 def _voc_dataset(root, split):

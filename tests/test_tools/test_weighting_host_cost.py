@@ -109,3 +109,6 @@ def test_slf_options_reach_the_weighting():
     assert weighting.num_samples == 16 and weighting.kl_weight == 2.5
     with pytest.raises(ValueError, match='estimator'):
         build(['--slf-options', 'estimator=bogus'])
+    with pytest.raises(SystemExit, match="--slf-options: .*unexpected "
+                       "keyword argument 'bogus'"):
+        build(['--slf-options', 'bogus=1'])

@@ -32,6 +32,10 @@ def test_map_bars_mean_and_std(tmp_path):
     assert half == pytest.approx([np.sqrt(0.02), 0.0, 0.1])
     with pytest.raises(ValueError, match='at least one'):
         plot_map_bars({'SLFWeighting': []}, out)
+    # One seed far above the others: its dot stays inside the axes.
+    figure = plot_map_bars({'RLW': [0.05, 0.05, 0.05, 0.05, 0.6]}, out,
+                           dpi=50)
+    assert figure.axes[0].get_ylim()[1] >= 0.6
 
 
 def test_class_ap_bars(tmp_path):

@@ -114,6 +114,17 @@ def test_schedule_panel_without_a_temperature(tmp_path):
     assert lines['slf_temperature'].axes.get_ylabel() == 'temperature tau'
     assert lines['slf_entropy'].axes is not lines['slf_temperature'].axes
     assert len(figure.axes) == 4
+    # Two weightings' temperatures and entropies: four distinct colours.
+    nested = [dict(r, **{f'bbox_head.cls.{k}': r[k] + 0.1 for k in r
+                         if k in ('slf_temperature', 'slf_entropy')})
+              for r in fake_records(4)]
+    figure = plot_slf_weights(
+        write_scalars(tmp_path / '20240104_000000', nested),
+        str(tmp_path / 'two.png'))
+    lines = lines_by_gid(figure)
+    keys = ['slf_temperature', 'bbox_head.cls.slf_temperature',
+            'slf_entropy', 'bbox_head.cls.slf_entropy']
+    assert len({tuple(lines[k].get_color()) for k in keys}) == 4
 
 
 def test_cli_and_clear_errors(tmp_path, capsys):
@@ -133,6 +144,10 @@ def test_cli_and_clear_errors(tmp_path, capsys):
         tool.main([str(tmp_path / 'plain')])
     with pytest.raises(SystemExit, match='does not exist'):
         tool.main([str(tmp_path / 'missing')])
+    (tmp_path / 'config.py').write_text("model = dict(type='YOLOV1')\n")
+    with pytest.raises(SystemExit, match='config.py is not an mmengine '
+                       'scalars.json'):
+        tool.main([str(tmp_path / 'config.py')])
 
 
 def test_weight_trajectories_overlay(tmp_path):
@@ -151,6 +166,13 @@ def test_weight_trajectories_overlay(tmp_path):
                 [r[key] for r in records if 'iter' in r])
     assert (lines['FixedWeighting/slf_w_coord'].axes is
             lines['SLFWeighting/slf_w_coord'].axes)
+    # A run without the first panel's key is in the legend all the same.
+    partial = [{k: v for k, v in r.items() if k != 'bbox_head.cls.slf_w_x'}
+               for r in fake_records(4, offset=1.0)]
+    figure = plot_weight_trajectories(dict(runs, Partial=partial), out,
+                                      dpi=50)
+    labels = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert labels == ['FixedWeighting', 'SLFWeighting', 'Partial']
 
 
 def share_records(weights_by_iter):

@@ -211,7 +211,9 @@ class YOLOV1Head(BaseDenseHead):
                 f'featmap_stride={self.featmap_stride}) but got '
                 f'{list(feat.shape[1:])}; set model.bbox_head.input_size to '
                 f'the resize scale of the pipelines and in_channels to the '
-                f'backbone width')
+                f'backbone width, and check that '
+                f'model.data_preprocessor.pad_size_divisor divides '
+                f'input_size (padding to a larger multiple adds cells)')
         if self.head == 'fc':
             hidden = self.dropout(self.fc_act(self.fc(feat.flatten(1))))
             out = self.fc_out(hidden).view(-1, self.num_grids, self.num_grids,

@@ -302,6 +302,11 @@ def test_wrong_feature_map_names_input_size():
     head = make_head()
     with pytest.raises(ValueError, match='input_size'):
         head((torch.rand(1, 4, 3, 3), ))
+    # one cell too many, as from padding 224 to a multiple of 64 at
+    # stride 32: the message names the padding as a cause too
+    with pytest.raises(ValueError, match='pad_size_divisor divides '
+                       'input_size'):
+        head((torch.rand(1, 4, 3, 3), ))
 
 
 def test_fc_sizes_follow_input_and_paper_size():
