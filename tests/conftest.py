@@ -41,6 +41,15 @@ def small_yolo_cfg(name: str):
     return cfg
 
 
+def refusal(parse_args, argv: Sequence[str], capsys) -> str:
+    """What a tool's ``parse_args(argv)`` writes to stderr when it refuses
+    ``argv``, after checking that it exits with argparse's status 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(list(argv))
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
 def write_voc_xml(path: str, filename: str, size: Tuple[int, int],
                   objects: Sequence[Dict]) -> None:
     """Write one VOC annotation; ``objects`` hold ``name`` and ``bbox``
