@@ -504,3 +504,23 @@ def test_float16_terms_that_are_exactly_zero_keep_the_signal_finite(
     assert objectives[torch.float16] == pytest.approx(
         objectives[torch.float32], rel=1e-3, abs=1e-4)
     assert all(math.isfinite(value) for value in objectives[torch.float16])
+
+
+def test_the_faithful_algorithm_1_line_of_the_docs_samples():
+    """docs/slf.md's one-line Algorithm 1 builds the paper's weighting: the
+    joint objective with K = 4 one-hot Gumbel draws (weights on the 1/4
+    grid), no prior, no guard."""
+    with open(osp.join(REPO_ROOT, 'docs', 'slf.md')) as f:
+        text = f.read()
+    block = text.split('The **faithful Algorithm 1** is one line:')[1]
+    block = block.split('```python\n')[1].split('```')[0]
+    namespace = {}
+    exec(block.replace('terms=[...]', f'terms={TERMS!r}'), namespace)
+    weighting = MODELS.build(namespace['weighting'])
+    assert (weighting.decision_objective, weighting.estimator) == \
+        ('joint', 'gumbel')
+    assert weighting.num_samples == 4 and weighting.kl_weight == 0.0
+    assert weighting.scale == 1.0 and not weighting.detach_features
+    weights, _ = weighting.weigh(torch.ones(8, 4))
+    grid = weights.detach() * 4
+    assert torch.equal(grid, grid.round())
