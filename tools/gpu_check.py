@@ -485,7 +485,10 @@ def cmd_record(args):
             if entry['details']['map'] is None:
                 entry['status'] = 'failed'
                 entry['reason'] = 'no pascal_voc/mAP printed'
-        elif args.parse == 'fps' and args.work_dir and status == 'ok':
+        elif args.parse == 'fps' and args.work_dir and (
+                status == 'ok' or osp.isfile(args.work_dir)):
+            # benchmark_fps.py writes its timing before --profile and
+            # --count-ops: a stage stopped during those keeps its timing
             entry['details'] = parse_fps(args.work_dir)
         elif args.parse == 'json' and args.work_dir and osp.isfile(
                 args.work_dir):
@@ -571,11 +574,12 @@ def cmd_summary(args):
     for name, entry in stages.items():
         details = entry.get('details') or {}
         results = details.get('results') or []
-        if not name.startswith('step_') or entry['status'] != 'ok' or \
-                len(results) != 2:
+        if not name.startswith('step_') or entry['status'] not in (
+                'ok', 'timeout') or len(results) != 2:
             continue
         arch, dtype = name[5:].rsplit('_', 1)
         train_step.setdefault(arch, {})[dtype] = dict(
+            stage_status=entry['status'],
             batch_size=details.get('batch_size'),
             log_reads=bool(details.get('log_reads')),
             fixed_step_ms=round(results[0]['step_ms'], 2),
@@ -618,9 +622,16 @@ def cmd_summary(args):
         if n.startswith('train_') and n.endswith('_amp')
     }
     tests = {n: v for n, v in stages.items() if n.startswith('test_')}
+    # a stage that must have run but left no record (the script stopped
+    # before it) is not ok either
+    missing = [name for name in (args.require or '').split(',')
+               if name and name not in stages]
     report['summary'] = dict(
-        all_ok=all(v['status'] == 'ok' for v in stages.values()),
-        not_ok=sorted(n for n, v in stages.items() if v['status'] != 'ok'),
+        all_ok=all(v['status'] == 'ok' for v in stages.values())
+        and not missing,
+        not_ok=sorted([n for n, v in stages.items() if v['status'] != 'ok']
+                      + missing),
+        missing=missing,
         gpu=(stages.get('env', {}).get('details') or {}).get('gpu'),
         mmcv_built=stages.get('mmcv', {}).get('status') == 'ok',
         mmcv_build_seconds=stages.get('mmcv', {}).get('seconds'),
@@ -693,6 +704,8 @@ def parse_args(argv=None):
     p.add_argument('--state', required=True)
     p.add_argument('--out', required=True)
     p.add_argument('--order', help='comma-separated stage order')
+    p.add_argument('--require', help='comma-separated stages that must have '
+                   'a record (missing ones make the summary not ok)')
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser('config-path', help='path of a YOLO row config')

@@ -27,8 +27,10 @@
 # the logs are in $OUT/gpu_check_logs.tar.gz. A stage that fails is recorded
 # and the script goes on where it can. Finished stages are remembered under
 # GPU_CHECK_WORK, so a second run on the same machine (after a deadline or a
-# time-out) goes on where the first stopped; the mmcv build runs in its own
-# process session and survives the end of the first run.
+# time-out) goes on where the first stopped, as long as the commit is the
+# same (another commit starts the records afresh); the mmcv build runs in its
+# own process session and survives the end of the first run. The report is
+# not all ok while env, install or mmcv has no record.
 #
 #   bash tools/gpu_check.sh
 #
@@ -116,13 +118,15 @@ for model in $STEP_MODELS; do
         ;;
     esac
 done
+STEP_MODELS=$(echo $STEP_MODELS) # one space between names, none around
 
 # ------------------------------------------------------------------ source
 SRC=$REPO
 if [ "${GPU_CHECK_FROM_HEAD:-0}" = 1 ] && git -C "$REPO" rev-parse HEAD \
     >/dev/null 2>&1; then
     SRC=$WORK/src
-    if [ ! -f "$SRC/.commit" ]; then
+    if [ "$(cat "$SRC/.commit" 2>/dev/null)" != \
+        "$(git -C "$REPO" rev-parse HEAD)" ]; then
         rm -rf "$SRC" && mkdir -p "$SRC"
         git -C "$REPO" archive HEAD | tar -x -C "$SRC"
         git -C "$REPO" rev-parse HEAD >"$SRC/.commit"
@@ -132,6 +136,13 @@ COMMIT=$(cat "$SRC/.commit" 2>/dev/null ||
     git -C "$SRC" rev-parse HEAD 2>/dev/null || echo unknown)
 HELPER="$PY $SRC/tools/gpu_check.py"
 say "source $SRC (commit $COMMIT), wheels $WHEELS, work $WORK"
+# Finished stages belong to the code that ran them: another commit starts
+# the records afresh (the mmcv build, outside the state, is kept).
+if [ "$(cat "$STATE/.commit" 2>/dev/null || echo "$COMMIT")" != "$COMMIT" ]; then
+    say "state of commit $(cat "$STATE/.commit") discarded: this is $COMMIT"
+    rm -f "$STATE"/*.done "$STATE"/*.json
+fi
+echo "$COMMIT" >"$STATE/.commit"
 
 # record NAME RC SECONDS COMMAND [record options...]
 record() {
@@ -176,10 +187,11 @@ stage() {
 
 finish() {
     $HELPER summary --state "$STATE" --out "$OUT/gpu_check.json" \
-        --order env,install,mmcv,configs,data,train_slf_fp32,train_slf_amp,train_fixed_fp32,train_fixed_amp,train_slf_gumbel_fp32,train_slf_gumbel_amp,test_slf_fp32,test_slf_amp,test_fixed_fp32,test_fixed_amp,test_slf_gumbel_fp32,test_slf_gumbel_amp,fps_yolo_fp32,fps_yolo_fp16,fps_fast_yolo_fp32,fps_fast_yolo_fp16,fps_yolo_vgg16_fp32,fps_yolo_vgg16_fp16,step_yolo_fp32,step_retinanet_fp32,step_faster_rcnn_fp32,step_ssd300_fp32,step_retinanet_b8_fp32,step_yolo_amp,host_cost_retinanet,host_cost_yolo \
+        --require env,install,mmcv --order env,install,mmcv,configs,data,train_slf_fp32,train_slf_amp,train_fixed_fp32,train_fixed_amp,train_slf_gumbel_fp32,train_slf_gumbel_amp,test_slf_fp32,test_slf_amp,test_fixed_fp32,test_fixed_amp,test_slf_gumbel_fp32,test_slf_gumbel_amp,fps_yolo_fp32,fps_yolo_fp16,fps_fast_yolo_fp32,fps_fast_yolo_fp16,fps_yolo_vgg16_fp32,fps_yolo_vgg16_fp16,step_yolo_fp32,step_retinanet_fp32,step_faster_rcnn_fp32,step_ssd300_fp32,step_retinanet_b8_fp32,step_yolo_amp,host_cost_retinanet,host_cost_yolo \
         || say "summary failed"
     (cd "$WORK" && tar -czf "$OUT/gpu_check_logs.tar.gz" logs state configs \
-        runs/*/*.json runs/*/*/*.log runs/*/*/vis_data/scalars.json \
+        runs/*.json runs/*/*.json runs/*/*/*.log \
+        runs/*/*/vis_data/scalars.json \
         mmcv/build.log 2>/dev/null)
     say "report: $OUT/gpu_check.json (total $(elapsed)s)"
 }
@@ -208,9 +220,16 @@ EOF_SHIM
     say "distutils: shim to setuptools._distutils in $SITE"
 fi
 
-eval "$($HELPER cuda-env --json "$WORK/cuda_env.json" --lib-dir "$WORK/cudart")"
-record env 0 0 "tools/gpu_check.py cuda-env" --parse json \
+CUDA_EXPORTS=$($HELPER cuda-env --json "$WORK/cuda_env.json" \
+    --lib-dir "$WORK/cudart" 2>>"$LOGS/env.log")
+ENV_RC=$?
+eval "$CUDA_EXPORTS"
+record env "$ENV_RC" 0 "tools/gpu_check.py cuda-env" --parse json \
     --work-dir "$WORK/cuda_env.json" >/dev/null
+if [ "$ENV_RC" != 0 ]; then
+    say "cuda-env failed (rc $ENV_RC, $LOGS/env.log): no mmcv build"
+    exit 1
+fi
 
 # --------------------------------------------------------------- 2. mmcv
 MMCV_CHECK='import torch, mmcv
@@ -238,7 +257,7 @@ if [ ! -f "$STATE/mmcv.done" ]; then
         $HELPER patch-mmcv "$MMCV_SRC" >>"$LOGS/mmcv.log" 2>&1
         date +%s >"$WORK/mmcv/build.start"
         say "mmcv: building for compute capability ${TORCH_CUDA_ARCH_LIST:-?}" \
-            "with MAX_JOBS=$MAX_JOBS"
+            "with MAX_JOBS=${MAX_JOBS:-?}"
         # own session: goes on if this run ends before the build does
         setsid bash -c "cd '$MMCV_SRC' && '$PY' setup.py build_ext --inplace \
             >'$BUILD_LOG' 2>&1; echo \$? >'$WORK/mmcv/build.rc'" \

@@ -231,7 +231,8 @@ def test_record_and_summary(tmp_path):
     assert yolo['amp']['step_ratio_slf_over_fixed'] == 1.0
     assert 'profile' not in yolo['amp']
     assert summary['train_step'] == {'faster_rcnn': {'fp32': dict(
-        batch_size=2, log_reads=True, fixed_step_ms=100.0, slf_step_ms=125.0,
+        stage_status='ok', batch_size=2, log_reads=True,
+        fixed_step_ms=100.0, slf_step_ms=125.0,
         step_ratio_slf_over_fixed=1.25, step_ratio_2se=0.05,
         step_ratio_paired=1.248, step_ratio_paired_ci=[1.231, 1.265],
         device='GPU', operators=dict(fixed=2672, slf=2810,
@@ -249,6 +250,43 @@ def test_record_and_summary(tmp_path):
     assert 'step_faster_rcnn_fp32' not in summary['fps'] and \
         'faster_rcnn' not in summary['fps']
     assert sorted(summary['not_ok']) == ['fps_yolo_fp16', 'train_fixed_amp']
+    assert summary['missing'] == []
+
+
+def test_a_step_stopped_after_its_timing_keeps_it(tmp_path):
+    """benchmark_fps.py writes its timing before the profile: a stage that
+    ran out of time during the profile still reports the timing, marked."""
+    state = str(tmp_path / 'state')
+    step = tmp_path / 'step.json'
+    step.write_text(json.dumps(dict(
+        device='GPU', mode='train', batch_size=2, step_ratio=1.05,
+        step_ratio_2se=0.02, results=[dict(config='a', step_ms=40.0),
+                                      dict(config='b', step_ms=42.0)])))
+    gpu_check.main(['record', '--state', state, '--name',
+                    'step_retinanet_fp32', '--rc', '124', '--parse', 'fps',
+                    '--work-dir', str(step)])
+    out = tmp_path / 'report.json'
+    gpu_check.main(['summary', '--state', state, '--out', str(out)])
+    summary = json.loads(out.read_text())['summary']
+    row = summary['train_step']['retinanet']['fp32']
+    assert row['stage_status'] == 'timeout'
+    assert (row['fixed_step_ms'], row['slf_step_ms']) == (40.0, 42.0)
+    assert summary['not_ok'] == ['step_retinanet_fp32']
+
+
+def test_a_required_stage_without_a_record_is_not_ok(tmp_path):
+    """The script stopped before mmcv (e.g. cuda-env failed): the report
+    must not read all ok for the stages that did run."""
+    state = str(tmp_path / 'state')
+    gpu_check.main(['record', '--state', state, '--name', 'install',
+                    '--rc', '0'])
+    out = tmp_path / 'report.json'
+    gpu_check.main(['summary', '--state', state, '--out', str(out),
+                    '--require', 'env,install,mmcv'])
+    summary = json.loads(out.read_text())['summary']
+    assert summary['all_ok'] is False
+    assert summary['missing'] == ['env', 'mmcv']
+    assert summary['not_ok'] == ['env', 'mmcv']
 
 
 def test_amp_not_ok_while_an_amp_run_timed_out(tmp_path):
