@@ -31,7 +31,7 @@ from benchmark import (CONFIG_DIR, REFERENCE,  # noqa: E402
                        evaluation_split, load_strategy, train_one)
 from mmengine.config import DictAction  # noqa: E402
 
-from mmdet_slf.benchmarking import tuning  # noqa: E402
+from mmdet_slf.benchmarking import tuned_config, tuning  # noqa: E402
 from mmdet_slf.benchmarking.report import prior_weights  # noqa: E402
 from mmdet_slf.benchmarking.runs import (find_strategies,  # noqa: E402
                                          load_results, save_result)
@@ -128,7 +128,7 @@ def main(argv=None):
     if args.write_config:
         # before any training: options a config cannot carry are refused
         try:
-            tuning.nest_options(args.cfg_options)
+            tuned_config.nest_options(args.cfg_options)
         except ValueError as error:
             raise SystemExit(str(error))
     base = prior_weights(cfg)
@@ -156,7 +156,7 @@ def main(argv=None):
           f'{search["num_runs"]} runs, {search["train_minutes"]:.1f} min',
           flush=True)
     if args.write_config:
-        tuning.write_tuned_config(
+        tuned_config.write_tuned_config(
             args.config_out, search,
             args.base_config or strategies[args.reference], search['command'],
             options=args.cfg_options)

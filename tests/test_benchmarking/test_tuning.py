@@ -13,7 +13,7 @@ from conftest import REPO_ROOT, refusal
 from mmengine.config import Config
 
 import mmdet_slf  # noqa: F401
-from mmdet_slf.benchmarking import environment, runs, tuning
+from mmdet_slf.benchmarking import environment, runs, tuned_config, tuning
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 import tune_fixed_lambdas  # noqa: E402
@@ -188,7 +188,7 @@ def test_written_config_builds_and_carries_the_chosen_weights(tmp_path):
     search = fake_search([[1, 1, 1, 1], [6.1, 0.52, 2.3, 0.31]],
                          [0.81, 0.86])
     path = str(tmp_path / 'fixed-tuned.py')
-    text = tuning.write_tuned_config(
+    text = tuned_config.write_tuned_config(
         path, search, BASE_CONFIG,
         'python tools/tune_fixed_lambdas.py --num-settings 2 --seed 0 '
         '--num-val 300 --work-dir work_dirs/tune_fixed --write-config')
@@ -243,7 +243,7 @@ def test_written_config_trains_what_the_search_trained(tmp_path):
                'optim_wrapper.optimizer.weight_decay': 0.01,
                'model.bbox_head.lambda_noobj': 0.25}
     path = str(tmp_path / 'fixed-tuned.py')
-    tuning.write_tuned_config(path, search, reference, options=options)
+    tuned_config.write_tuned_config(path, search, reference, options=options)
     written = Config.fromfile(path)
     searched = Config.fromfile(reference)
     searched.merge_from_dict(options)
@@ -264,7 +264,7 @@ def test_written_config_trains_what_the_search_trained(tmp_path):
 ])
 def test_options_a_config_cannot_carry_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
-        tuning.nest_options(options)
+        tuned_config.nest_options(options)
 
 
 @pytest.mark.parametrize('extra,message', [
