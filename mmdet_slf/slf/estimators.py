@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .gumbel import multiple_gumbel_softmax
+from .precision import at_least_float32
 
 ESTIMATORS = ('gumbel', 'stratified', 'expected')
 
@@ -43,9 +44,8 @@ def stratified_sample(probs: Tensor,
             f'num_samples must be an int >= 1, got {num_samples!r}')
     # Half-precision cdfs and points are too coarse for the 1/K grid and
     # for small p: they are drawn in float32 (float32 input as it is).
-    dtype = torch.float32 if probs.dtype in (torch.float16,
-                                             torch.bfloat16) else probs.dtype
-    cdf = probs.detach().to(dtype).cumsum(dim=-1).contiguous()  # [..., n]
+    cdf = at_least_float32(probs.detach()).cumsum(dim=-1).contiguous()
+    dtype = cdf.dtype
     shift = torch.rand(
         probs.shape[:-1] + (1, ),
         device=probs.device,

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .precision import at_least_float32
+
 
 def sample_gumbel(shape: torch.Size,
                   device: torch.device,
@@ -67,11 +69,10 @@ def multiple_gumbel_softmax(logits: Tensor,
             f'num_samples must be an int >= 1, got {num_samples!r}')
     if not isinstance(tau, Tensor) and not tau > 0:
         raise ValueError(f'tau must be > 0, got {tau!r}')
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        # Half-precision uniforms take a few thousand values at most, which
-        # cuts the Gumbel tails off (at 6.9 for float16, 4.8 for bfloat16)
-        # and so under-samples the rare terms: draw in float32.
-        logits = logits.float()
+    # Half-precision uniforms take a few thousand values at most, which cuts
+    # the Gumbel tails off (at 6.9 for float16, 4.8 for bfloat16) and so
+    # under-samples the rare terms: draw in float32.
+    logits = at_least_float32(logits)
     log_probs = F.log_softmax(logits, dim=-1)
     # [K, ..., n]: one Gumbel draw per sample, Eq. (6).
     shape = (num_samples, ) + tuple(logits.shape)

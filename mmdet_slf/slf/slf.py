@@ -14,6 +14,7 @@ from .decision import normalize_prior
 from .estimators import ESTIMATORS, estimate_p_hat
 from .objectives import (DECISION_OBJECTIVES, build_signal,
                          decision_objective)
+from .precision import at_least_float32
 from .schedule import check_temperature_schedule, scheduled_temperature
 
 
@@ -247,10 +248,9 @@ class SLFWeighting(BaseWeighting):
     def _decision_rows(self, raw: Tensor) -> Tensor:
         """The rows ``[R, n]`` the decision objective reads: per image, or
         one row for the batch; float32 for half-precision terms."""
-        if raw.dtype in (torch.float16, torch.bfloat16):
-            # The signals' guards against 0 (1e-12) are 0 in float16: a
-            # term that is exactly 0 would give 0 / 0 and log(0).
-            raw = raw.float()
+        # The signals' guards against 0 (1e-12) are 0 in float16: a term
+        # that is exactly 0 would give 0 / 0 and log(0).
+        raw = at_least_float32(raw)
         if raw.dim() == 1:
             return raw[None]
         return raw if self.per_image else raw.sum(0)[None]

@@ -22,6 +22,8 @@ from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
+from mmdet_slf.slf.precision import at_least_float32
+
 REDUCTIONS = ('none', 'mean', 'sum')
 
 
@@ -151,9 +153,8 @@ def bi_tempered_logistic_loss(activations: Tensor,
     Returns:
         Tensor: Loss ``[...]``.
     """
-    if activations.dtype in (torch.float16, torch.bfloat16):
-        # The tempered powers under- and overflow in half precision.
-        activations = activations.float()
+    # The tempered powers under- and overflow in half precision.
+    activations = at_least_float32(activations)
     if t1 == 1.0 and t2 == 1.0:
         # Stable closed form: sum y log y - y log p (- y + p sums to 0).
         log_probs = F.log_softmax(activations, dim=-1)
