@@ -17,9 +17,12 @@ nothing else that varies:
   ``SLFDetector`` runs it;
 * ``slf``: the same with :class:`SLFWeighting` (the defaults, options from
   ``--slf-options``), its decision network in an optimizer group of its own
-  without weight decay, as the configs have it.
+  without weight decay, as the configs have it;
+* ``slf_graph``: the same SLF with ``cuda_graph=True``: on CUDA each call
+  replays a captured graph of its forward and backward (on other devices
+  it runs eagerly, as ``slf``).
 
-``fixed`` and ``slf`` hand their diagnostics to the reader in one copy, as
+The weightings hand their diagnostics to the reader in one copy, as
 ``SLFLoggerHook`` does. The rounds are interleaved (the order rotating every
 round), and each weighting's per-step difference from ``none`` is reported
 in microseconds with a 95% t-interval over the rounds, next to the exact
@@ -42,7 +45,7 @@ import types
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-VARIANTS = ('none', 'fixed', 'slf')
+VARIANTS = ('none', 'fixed', 'slf', 'slf_graph')
 
 
 def import_weightings():
@@ -168,15 +171,15 @@ def build_steps(args):
     """The steps of :data:`VARIANTS`, each with its own parameter and
     optimizer, on ``args.device``."""
     from mmdet.registry import MODELS
+    slf = dict(type='SLFWeighting', terms=args.terms, **args.slf_options)
     try:
-        slf = MODELS.build(
-            dict(type='SLFWeighting', terms=args.terms, **args.slf_options))
+        weightings = dict(
+            none=None,
+            fixed=MODELS.build(dict(type='FixedWeighting', terms=args.terms)),
+            slf=MODELS.build(slf),
+            slf_graph=MODELS.build(dict(slf, cuda_graph=True)))
     except TypeError as error:  # an argument SLFWeighting does not take
         raise SystemExit(f'--slf-options: {error}')
-    weightings = dict(
-        none=None,
-        fixed=MODELS.build(dict(type='FixedWeighting', terms=args.terms)),
-        slf=slf)
     device = torch.device(args.device)
     return {name: Step(weightings[name], args.terms, args.images, device)
             for name in VARIANTS}

@@ -15,10 +15,15 @@ import torch
 from torch import Tensor, nn
 
 from .checks import check_term_name
+from .cuda_graph import CapturedCalls
 from .nonfinite import NonFinitePolicy
 from .ranks import mean_over_ranks
 
 WeightsAndExtra = Tuple[Optional[Tensor], Dict[str, Tensor]]
+# What BaseWeighting._issue returns: weights, objective terms, diagnostic
+# keys and values, whether the terms are finite, the buffers before the call.
+Issued = Tuple[Tensor, Dict[str, Tensor], List[str], Tensor, Tensor,
+               List[Tensor]]
 
 
 def pack_diagnostics(diagnostics: Dict[str, Tensor],
@@ -78,13 +83,19 @@ class BaseWeighting(nn.Module):
             every rank; with another wrapper only these terms are dropped
             from the step (see ``docs/troubleshooting.md``).
             Defaults to 'raise'.
+        cuda_graph (bool): Replay the device work of a training call on
+            CUDA from a captured CUDA graph (:mod:`.cuda_graph`): the same
+            arithmetic for a fraction of the host time. Defaults to False.
     """
 
     # The strategy's own objective terms, returned as loss_<name> beside the
     # weighted loss_<term>: no term may take one of these names.
     extra_terms: Tuple[str, ...] = ('slf_nonfinite', )
 
-    def __init__(self, terms: Sequence[str], nonfinite: str = 'raise') -> None:
+    def __init__(self,
+                 terms: Sequence[str],
+                 nonfinite: str = 'raise',
+                 cuda_graph: bool = False) -> None:
         super().__init__()
         if isinstance(terms, str) or not isinstance(terms, Sequence):
             raise TypeError(
@@ -116,6 +127,12 @@ class BaseWeighting(nn.Module):
         self.diagnostics_logged_by_hook = False
         # (buffers dict, name) of each state buffer: see state_buffers().
         self._state_slots: Optional[List[Tuple[Dict[str, Tensor], str]]] = None
+        self._captured_calls = CapturedCalls(cuda_graph)
+
+    @property
+    def cuda_graph(self) -> bool:
+        """Whether training calls on CUDA replay captured graphs."""
+        return self._captured_calls.enabled
 
     @property
     def nonfinite(self) -> str:
@@ -212,35 +229,18 @@ class BaseWeighting(nn.Module):
         # host waits, and whatever is issued after it runs on an idle
         # device. So the strategy's work is issued first, on the raw terms
         # as they are, and undone (its buffers restored) if they are bad.
-        finite = NonFinitePolicy.all_finite(raw)  # on the device, no read
-        shared = self._batch_statistic(raw.detach()) if self.training \
-            else None
-        if shared is not None:
-            # On every rank, a rank with bad terms too: see mean_over_ranks.
-            shared = mean_over_ranks(shared, finite=finite)
-        state = [(buffer, buffer.clone())
-                 for buffer in self.state_buffers()] if self.training else []
-        weights, extra = self._compute_weights(raw, features, shared)
-        mean_weights = weights.detach()
-        if mean_weights.dim() == 2:
-            mean_weights = mean_weights.mean(dim=0)
-        if mean_weights.shape != (self.num_terms, ):
-            mean_weights = mean_weights.expand(self.num_terms)
-        objective = {key: value for key, value in extra.items()
-                     if 'loss' in key}
-        diagnostics = {key: value for key, value in extra.items()
-                       if 'loss' not in key}
-        diagnostics.update(slf_w_=mean_weights,
-                           slf_raw_=batch_level(raw.detach()),
-                           slf_skipped=raw.new_zeros(()))
-        # One vector now, so that reading them after the step is one copy.
-        keys, values = pack_diagnostics(diagnostics, self.terms)
+        captured = self._captured_calls.lookup(self, raw, features)
+        if captured is None:
+            issued = self._issue(raw, features)
+        else:
+            issued = captured(raw, features)
+        weights, objective, keys, values, finite, saved = issued
         if not self.diagnostics_logged_by_hook:
             objective.update(zip(keys, values.unbind()))
         bad = self.nonfinite_policy.find(raw, self.terms, finite)
         if bad:
-            for buffer, saved in state:
-                buffer.copy_(saved)
+            for buffer, before in zip(self.state_buffers(), saved):
+                buffer.copy_(before)
             zero = self.nonfinite_policy.handle(
                 raw, bad, type(self).__name__, self.training,
                 features=features, parameters=self.parameters())
@@ -256,6 +256,40 @@ class BaseWeighting(nn.Module):
         self._diagnostic_keys = keys
         self._diagnostic_values = values
         return weights, objective
+
+    def _issue(self, raw: Tensor, features: Optional[Tensor]) -> Issued:
+        """The device work of a call, issued without a host read.
+
+        Returns the weights, the extra objective terms, the diagnostics'
+        keys and packed values, :meth:`NonFinitePolicy.all_finite` of
+        ``raw``, and a copy of each :meth:`state_buffers` from before the
+        call (none in eval mode), which :meth:`weigh` restores if the terms
+        are not finite. :class:`CapturedCalls` captures exactly this.
+        """
+        finite = NonFinitePolicy.all_finite(raw)  # on the device, no read
+        shared = self._batch_statistic(raw.detach()) if self.training \
+            else None
+        if shared is not None:
+            # On every rank, a rank with bad terms too: see mean_over_ranks.
+            shared = mean_over_ranks(shared, finite=finite)
+        saved = [buffer.clone() for buffer in self.state_buffers()] \
+            if self.training else []
+        weights, extra = self._compute_weights(raw, features, shared)
+        mean_weights = weights.detach()
+        if mean_weights.dim() == 2:
+            mean_weights = mean_weights.mean(dim=0)
+        if mean_weights.shape != (self.num_terms, ):
+            mean_weights = mean_weights.expand(self.num_terms)
+        objective = {key: value for key, value in extra.items()
+                     if 'loss' in key}
+        diagnostics = {key: value for key, value in extra.items()
+                       if 'loss' not in key}
+        diagnostics.update(slf_w_=mean_weights,
+                           slf_raw_=batch_level(raw.detach()),
+                           slf_skipped=raw.new_zeros(()))
+        # One vector now, so that reading them after the step is one copy.
+        keys, values = pack_diagnostics(diagnostics, self.terms)
+        return weights, objective, keys, values, finite, saved
 
     def state_buffers(self) -> List[Tensor]:
         """The buffers a checkpoint saves: the state a call may change.

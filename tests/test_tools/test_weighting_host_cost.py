@@ -27,7 +27,8 @@ def test_each_variant_is_one_sgd_step_of_the_same_terms():
     # sum_i exp(p_i): gradient exp(p), plus weight decay 1e-4 p; the first
     # momentum buffer is the gradient itself, so p1 = p0 - lr * g.
     expected = start - 0.01 * (start.exp() + 1e-4 * start)
-    for name in ('none', 'fixed', 'slf'):
+    assert steps['slf_graph'].weighting.cuda_graph
+    for name in ('none', 'fixed', 'slf', 'slf_graph'):
         assert steps[name]() == 1
         # FixedWeighting's weights are 1; SLF's start at scale * prior =
         # 2 * 0.5 = 1 for two terms: the first step is the same for all
@@ -67,6 +68,8 @@ def test_operator_counts_are_exact(tmp_path):
     assert first['operators'] == second['operators']
     ops = first['operators']
     assert ops['none'] < ops['fixed'] < ops['slf']
+    # off CUDA a cuda_graph=True call runs eagerly, operator for operator
+    assert ops['slf_graph'] == ops['slf']
     for name in ('fixed', 'slf'):
         assert first['added'][name]['operators'] == ops[name] - ops['none']
         added = first['added'][name]

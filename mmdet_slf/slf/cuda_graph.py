@@ -1,0 +1,322 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""A weighting's training call as two CUDA graphs: its forward and backward.
+
+At small batches on a fast GPU a detector's training step is host-bound:
+the device waits for the host to issue kernels, so every operator a weighting
+issues costs its host time in full (about 20 microseconds on an H100, with
+the Python around it). The SLF weighting issues about a hundred per step:
+its decision network, the decision objective, the running means and the
+diagnostics, forward and backward. A CUDA graph replays the kernels of a
+captured call for about the host time of one launch.
+
+What is captured is :meth:`BaseWeighting._issue` (everything a call computes
+before its one host read, the non-finite check) and the backward of its
+outputs that carry gradient (the decision objective; Algorithm 1's weights
+and guards) with respect to the weighting's parameters, and to the decision
+features where those carry gradient (``detach_features=False``). What stays
+eager: stacking the terms, ``weights * raw``, the non-finite check and its
+policy, the optimizer step.
+
+A replay runs the kernels of the capture on the same values, so training is
+bitwise what it is without graphs. One capture serves one signature (the
+shapes and dtypes of the terms and features, autocast, and where the
+weighting's parameters and buffers are): a new signature is captured on its
+first call (two warm-up calls, whose changes to the buffers and to the CUDA
+random state are undone first), and a moved weighting (``.to()``,
+``.half()``) is captured again. A call runs eagerly where a graph cannot
+serve it: in eval mode, without autograd, off CUDA, in a distributed run (the
+running means are averaged over the ranks by a collective, which is not
+captured), or inside another capture.
+"""
+import contextlib
+from functools import partial
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.dist import get_world_size
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+
+class _Replay(torch.autograd.Function):
+    """Replays a :class:`CapturedCall`'s forward graph, and its backward
+    graph in the backward pass. The inputs are the call's tensor inputs,
+    then the weighting's trainable parameters; the outputs are copies of
+    the captured outputs that carry gradient."""
+
+    @staticmethod
+    def forward(ctx, call: 'CapturedCall', *tensors: Tensor):
+        ctx.call = call
+        return call.replay_forward(tensors[:call.num_inputs])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, *grads: Tensor):
+        return (None, ) + ctx.call.replay_backward(grads)
+
+
+class CUDAGraphs:
+    """Capture and replay with CUDA graphs: what :class:`CapturedCall`
+    needs of a device, so that a test can stand in a replay that reruns
+    the captured function."""
+
+    device_type = 'cuda'
+
+    @staticmethod
+    def new_graph() -> 'torch.cuda.CUDAGraph':
+        return torch.cuda.CUDAGraph()
+
+    @staticmethod
+    def capture(graph, fn: Callable[[], List], pool=None) -> List:
+        """Capture ``fn()`` into ``graph`` and return its (static) result.
+        Thread-local mode: another thread's CUDA work (a data loader's pin
+        memory thread) is not an error."""
+        with torch.cuda.graph(graph, pool=pool,
+                              capture_error_mode='thread_local'):
+            return fn()
+
+    @staticmethod
+    def replay(graph) -> None:
+        graph.replay()
+
+    @staticmethod
+    def pool(graph):
+        return graph.pool()
+
+    @staticmethod
+    def rng_state(device: torch.device) -> Tensor:
+        return torch.cuda.get_rng_state(device)
+
+    @staticmethod
+    def set_rng_state(state: Tensor, device: torch.device) -> None:
+        torch.cuda.set_rng_state(state, device)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def side_stream(device: torch.device) -> Iterator[None]:
+        """Run the block on a new stream that follows the current one."""
+        current = torch.cuda.current_stream(device)
+        stream = torch.cuda.Stream(device)
+        stream.wait_stream(current)
+        with torch.cuda.stream(stream):
+            yield
+        current.wait_stream(stream)
+
+    @staticmethod
+    def capturing() -> bool:
+        return torch.cuda.is_current_stream_capturing()
+
+
+def _autocast_without_cache(
+        device_type: str) -> contextlib.AbstractContextManager:
+    """The current autocast with its weight cache off, which capture needs
+    (a cast cached before the capture would be baked into the graph); the
+    casts are the same. A null context without autocast."""
+    if not torch.is_autocast_enabled(device_type):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type,
+                          dtype=torch.get_autocast_dtype(device_type),
+                          cache_enabled=False)
+
+
+class CapturedCall:
+    """The forward and backward graphs of one weighting call signature.
+
+    Args:
+        weighting (BaseWeighting): The weighting, in training mode, on CUDA.
+        raw (Tensor): Raw terms of the first call of this signature.
+        features (Tensor, optional): Its decision features.
+        warmup (int): Eager calls (forward and backward) before capture, on
+            a side stream: lazy initialisation (cuBLAS handles, workspaces)
+            must not fall into the capture. Their effect on the buffers and
+            the random state is undone. Defaults to 2.
+        graphs (CUDAGraphs): How to capture and replay. Defaults to
+            :class:`CUDAGraphs`.
+    """
+
+    def __init__(self,
+                 weighting,
+                 raw: Tensor,
+                 features: Optional[Tensor],
+                 warmup: int = 2,
+                 graphs: CUDAGraphs = CUDAGraphs()) -> None:
+        device = raw.device
+        self.graphs = graphs
+        inputs = [raw.detach()] if features is None else [raw.detach(),
+                                                          features]
+        self.num_inputs = len(inputs)
+        self.static_inputs = [
+            x.detach().clone().requires_grad_(x.requires_grad)
+            for x in inputs
+        ]
+        self.params = [p for p in weighting.parameters() if p.requires_grad]
+        wrt = self.params + [x for x in self.static_inputs if x.requires_grad]
+
+        def run() -> List[Tensor]:
+            static_raw = self.static_inputs[0]
+            static_features = self.static_inputs[1] \
+                if self.num_inputs > 1 else None
+            weights, objective, keys, values, finite, saved = \
+                weighting._issue(static_raw, static_features)
+            self.objective_keys = list(objective)
+            self.diagnostic_keys = keys
+            return [weights, *objective.values(), values, finite, *saved]
+
+        def gradients(outputs: List[Tensor],
+                      grad_outputs: Sequence[Tensor]) -> Tuple:
+            return torch.autograd.grad(
+                [outputs[i] for i in self.differentiable], wrt, grad_outputs,
+                allow_unused=True)
+
+        buffers = weighting.state_buffers()
+        before = [buffer.clone() for buffer in buffers]
+        random_state = graphs.rng_state(device)
+        autocast = partial(_autocast_without_cache, device.type)
+        try:
+            with graphs.side_stream(device):
+                for _ in range(warmup):
+                    with autocast():
+                        outputs = run()
+                    self.differentiable = [
+                        i for i, o in enumerate(outputs) if o.requires_grad
+                    ]
+                    if self.differentiable:
+                        gradients(outputs, [
+                            torch.ones_like(outputs[i])
+                            for i in self.differentiable
+                        ])
+            self.forward_graph = graphs.new_graph()
+            with autocast():
+                self.outputs = graphs.capture(self.forward_graph, run)
+            self.differentiable = [
+                i for i, o in enumerate(self.outputs) if o.requires_grad
+            ]
+            self.grad_outputs = [
+                torch.empty_like(self.outputs[i]) for i in self.differentiable
+            ]
+            self.backward_graph = None
+            self.grads: List[Optional[Tensor]] = []
+            if self.differentiable:
+                self.backward_graph = graphs.new_graph()
+                self.grads = graphs.capture(
+                    self.backward_graph,
+                    lambda: list(gradients(self.outputs, self.grad_outputs)),
+                    pool=graphs.pool(self.forward_graph))
+        finally:
+            for buffer, saved in zip(buffers, before):
+                buffer.copy_(saved)
+            graphs.set_rng_state(random_state, device)
+        self.num_objective = len(self.objective_keys)
+
+    def replay_forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, ...]:
+        """Copy ``inputs`` into the capture's, replay, and return copies of
+        the outputs that carry gradient (a later call overwrites the
+        captured ones)."""
+        for static, value in zip(self.static_inputs, inputs):
+            if static.data_ptr() != value.data_ptr():
+                static.copy_(value)
+        self.graphs.replay(self.forward_graph)
+        return tuple(self.outputs[i].clone() for i in self.differentiable)
+
+    def replay_backward(
+            self, grads: Sequence[Tensor]) -> Tuple[Optional[Tensor], ...]:
+        """Replay the backward graph for ``grads`` of the outputs that carry
+        gradient; the gradients of the call's inputs, then of the
+        parameters, as copies (autograd may keep a gradient it is given as
+        a parameter's ``.grad``, which the next replay would overwrite)."""
+        for static, grad in zip(self.grad_outputs, grads):
+            static.copy_(grad)
+        self.graphs.replay(self.backward_graph)
+        found = iter(self.grads)
+        param_grads = [next(found) for _ in self.params]
+        input_grads = [
+            next(found) if x.requires_grad else None
+            for x in self.static_inputs
+        ]
+        return tuple(None if grad is None else grad.clone()
+                     for grad in input_grads + param_grads)
+
+    def __call__(self, raw: Tensor, features: Optional[Tensor]):
+        """What :meth:`BaseWeighting._issue` returns, from a replay."""
+        inputs = [raw] if features is None else [raw, features]
+        if self.differentiable:
+            copies = _Replay.apply(self, *inputs, *self.params)
+        else:
+            copies = self.replay_forward(inputs)
+        outputs = list(self.outputs)
+        for i, copy in zip(self.differentiable, copies):
+            outputs[i] = copy
+        # The weights, objective terms and diagnostics outlive the call
+        # (autograd saves the weights for the backward of weights * raw), so
+        # the captured ones are copied; finite and the saved buffers are
+        # read before the next call.
+        escaping = 2 + self.num_objective
+        outputs[:escaping] = [
+            value if i in self.differentiable else value.clone()
+            for i, value in enumerate(outputs[:escaping])
+        ]
+        count = self.num_objective
+        weights = outputs[0]
+        objective = dict(zip(self.objective_keys, outputs[1:1 + count]))
+        values, finite = outputs[1 + count], outputs[2 + count]
+        saved = outputs[3 + count:]
+        return (weights, objective, list(self.diagnostic_keys), values,
+                finite, saved)
+
+
+class CapturedCalls:
+    """A weighting's captured calls, one per signature; off by default.
+
+    Args:
+        enabled (bool): Capture training calls on CUDA. Defaults to False.
+        graphs (CUDAGraphs): How to capture and replay, and on which device
+            type. Defaults to :class:`CUDAGraphs`.
+    """
+
+    def __init__(self,
+                 enabled: bool = False,
+                 graphs: CUDAGraphs = CUDAGraphs()) -> None:
+        if not isinstance(enabled, bool):
+            raise ValueError(
+                f'cuda_graph must be True or False, got {enabled!r}')
+        self.enabled = enabled
+        self.graphs = graphs
+        self.calls: Dict[tuple, CapturedCall] = {}
+        self._storage: Optional[tuple] = None
+
+    def __getstate__(self) -> dict:
+        # Graphs are bound to this process's device memory: a copy (a
+        # deepcopy of the model, a pickle) captures its own.
+        return dict(self.__dict__, calls={}, _storage=None)
+
+    def lookup(self, weighting, raw: Tensor,
+               features: Optional[Tensor]) -> Optional[CapturedCall]:
+        """The captured call for these inputs (captured now if new), or None
+        where the call must run eagerly."""
+        if not (self.enabled and weighting.training
+                and raw.device.type == self.graphs.device_type
+                and torch.is_grad_enabled()):
+            return None
+        if features is not None and features.device != raw.device:
+            return None  # the eager call reports what is wrong
+        if self.graphs.capturing() or get_world_size() > 1:
+            return None
+        tensors = list(weighting.parameters()) + list(weighting.buffers())
+        storage = tuple((t.data_ptr(), t.dtype, tuple(t.shape),
+                         t.requires_grad) for t in tensors)
+        if storage != self._storage:  # moved or new: old graphs are stale
+            self.calls.clear()
+            self._storage = storage
+        device_type = raw.device.type
+        autocast = torch.is_autocast_enabled(device_type)
+        signature = (tuple(raw.shape), raw.dtype, raw.device, autocast,
+                     torch.get_autocast_dtype(device_type)
+                     if autocast else None)
+        if features is not None:
+            signature += (tuple(features.shape), features.dtype,
+                          features.requires_grad)
+        call = self.calls.get(signature)
+        if call is None:
+            call = CapturedCall(weighting, raw, features, graphs=self.graphs)
+            self.calls[signature] = call
+        return call

@@ -1,0 +1,302 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""Captured weighting calls (``cuda_graph=True``) train bitwise as eager ones.
+
+On the CPU the captured calls run with :class:`RerunGraphs`, whose "replay"
+runs the captured function again: that checks everything around the graphs
+(the static inputs and outputs, the warm-up undone, the backward routed to
+the parameters and features, the copies that outlive a call, signatures) in
+every CI run. On a GPU the same comparisons run with real CUDA graphs, and
+the host operators of a captured call are counted.
+"""
+import contextlib
+import copy
+import types
+
+import pytest
+import torch
+from mmdet.registry import MODELS
+
+from mmdet_slf.slf.cuda_graph import CapturedCalls, CUDAGraphs
+
+CUDA = torch.cuda.is_available()
+needs_cuda = pytest.mark.skipif(not CUDA, reason='needs a CUDA device')
+
+
+class RerunGraphs(CUDAGraphs):
+    """Captures by running the function and replays by running it again
+    (the result list is refilled in place, as a graph refills its static
+    tensors); counts captures and replays."""
+
+    device_type = 'cpu'
+
+    def __init__(self):
+        self.captures = 0
+        self.replays = 0
+
+    @staticmethod
+    def new_graph():
+        return types.SimpleNamespace()
+
+    def capture(self, graph, fn, pool=None):
+        self.captures += 1
+        graph.fn = fn
+        graph.result = fn()
+        return graph.result
+
+    def replay(self, graph):
+        self.replays += 1
+        # a replay inside the autograd function's forward (no grad mode)
+        # must still record the backward that the next replay runs
+        with torch.enable_grad():
+            graph.result[:] = graph.fn()
+
+    @staticmethod
+    def pool(graph):
+        return None
+
+    @staticmethod
+    def rng_state(device):
+        return torch.get_rng_state()
+
+    @staticmethod
+    def set_rng_state(state, device):
+        torch.set_rng_state(state)
+
+    @staticmethod
+    def side_stream(device):
+        return contextlib.nullcontext()
+
+    @staticmethod
+    def capturing():
+        return False
+
+
+TERMS4 = ['coord', 'pred', 'obj', 'noobj']
+CASES = {
+    'default, 2 scalars': dict(terms=['cls', 'box']),
+    'default, 4 terms x 8 images': dict(terms=TERMS4, images=8,
+                                        prior=[5, 1, 1, 0.5]),
+    'progress': dict(terms=TERMS4, images=8, decision_objective='progress',
+                     signal_min_scale=1e-3),
+    'teacher': dict(terms=TERMS4, images=8, decision_objective='teacher'),
+    'one p_hat per batch': dict(terms=TERMS4, images=8, per_image=False),
+    'Algorithm 1, Gumbel K=4, KL guard':
+    dict(terms=TERMS4, images=8, prior=[5, 1, 1, 0.5],
+         decision_objective='joint', estimator='gumbel'),
+    'Algorithm 1, annealed temperature':
+    dict(terms=TERMS4, images=8, decision_objective='joint',
+         estimator='gumbel', temperature=2.0,
+         temperature_schedule=dict(type='exp', final=0.5, num_iters=8)),
+    'stratified': dict(terms=TERMS4, images=8, estimator='stratified'),
+    'features': dict(terms=TERMS4, images=8, in_channels=6),
+    'features with gradient, joint':
+    dict(terms=TERMS4, images=8, in_channels=6, decision_objective='joint',
+         estimator='gumbel', detach_features=False),
+}
+
+
+def train(case, device, graphs=None, steps=6, images=None, nan_at=None,
+          accumulate=1, dtype=torch.float32, autocast=False):
+    """Train a weighting on terms ``exp(theta + noise)`` (and features from
+    a linear map) for ``steps`` optimizer steps, SGD with momentum for
+    everything; return every loss, diagnostic, parameter and buffer."""
+    case = dict(case)
+    n_images = case.pop('images', 0)
+    n_images = n_images if images is None else images
+    torch.manual_seed(0)
+    weighting = MODELS.build(
+        dict(type='SLFWeighting', cuda_graph=graphs is not None, **case))
+    if graphs is not None:
+        weighting._captured_calls.graphs = graphs
+    weighting.diagnostics_logged_by_hook = True
+    weighting.to(device=device, dtype=dtype).train()
+    n = len(case['terms'])
+    max_images = max(n_images) if isinstance(n_images, list) else n_images
+    theta = torch.nn.Parameter(
+        torch.linspace(-1, 1, n, dtype=dtype, device=device).expand(
+            max(max_images, 1), n).clone())
+    projection = torch.nn.Parameter(
+        torch.randn(n, 6, dtype=dtype, device=device) / 3)
+    params = [theta, projection]
+    optimizer = torch.optim.SGD(
+        [dict(params=params), dict(params=list(weighting.parameters()))],
+        lr=0.05, momentum=0.9)
+    scaler = torch.amp.GradScaler(device.type if isinstance(
+        device, torch.device) else device, enabled=autocast)
+    record = []
+    for step in range(steps):
+        optimizer.zero_grad()
+        for micro in range(accumulate):
+            count = n_images[step % len(n_images)] if isinstance(
+                n_images, list) else n_images
+            generator = torch.Generator().manual_seed(100 * step + micro)
+            noise = torch.randn(max(count, 1), n, generator=generator).to(
+                device=device, dtype=dtype)
+            with torch.autocast(device.type if isinstance(
+                    device, torch.device) else device, enabled=autocast):
+                logits = theta[:max(count, 1)] + noise
+                raw = logits.exp()
+                if nan_at == step:
+                    raw = raw * torch.tensor([float('nan')] + [1.0] *
+                                             (n - 1), device=device)
+                features = logits @ projection
+                if count == 0:
+                    raw, features = raw[0], features[0]
+                outputs = weighting({
+                    f'loss_{name}': value
+                    for name, value in zip(case['terms'], raw.unbind(-1))
+                }, features)
+            loss = sum(value.sum() for key, value in outputs.items()
+                       if 'loss' in key)
+            scaler.scale(loss).backward()
+            record.append(loss.detach().clone())
+            _, values = weighting.diagnostic_vector
+            record.append(values.clone())
+        scaler.step(optimizer)
+        scaler.update()
+    record += [p.detach().clone() for p in params]
+    record += [p.detach().clone() for p in weighting.parameters()]
+    record += [b.clone() for b in weighting.buffers()]
+    record += [p.grad.clone() for p in weighting.parameters()
+               if p.grad is not None]
+    return record, weighting
+
+
+def assert_bitwise(first, second):
+    assert len(first) == len(second)
+    for i, (a, b) in enumerate(zip(first, second)):
+        assert a.dtype == b.dtype and a.shape == b.shape, i
+        assert torch.equal(a, b), (i, a, b)
+
+
+@pytest.mark.parametrize('name', list(CASES))
+def test_replayed_calls_train_bitwise_as_eager_ones(name):
+    eager, _ = train(CASES[name], 'cpu')
+    graphs = RerunGraphs()
+    captured, weighting = train(CASES[name], 'cpu', graphs=graphs)
+    assert_bitwise(eager, captured)
+    # Captured once (forward and backward), replayed on every call: the
+    # comparison is not between two eager runs.
+    assert graphs.captures == 2 and graphs.replays == 2 * 6
+    assert len(weighting._captured_calls.calls) == 1
+
+
+def test_each_batch_size_is_captured_once_and_replays_stay_bitwise():
+    case = CASES['default, 4 terms x 8 images']
+    eager, _ = train(case, 'cpu', images=[8, 5], steps=6)
+    graphs = RerunGraphs()
+    captured, weighting = train(case, 'cpu', graphs=graphs, images=[8, 5],
+                                steps=6)
+    assert_bitwise(eager, captured)
+    assert len(weighting._captured_calls.calls) == 2
+    assert graphs.captures == 4 and graphs.replays == 12
+
+
+def test_gradient_accumulation_and_a_skipped_step_stay_bitwise():
+    """Two backward passes per step accumulate into ``.grad`` (a gradient
+    the backward replay handed out must not be overwritten by the next
+    one), and a step with a NaN term is dropped with the buffers restored
+    from the captured copies."""
+    case = dict(CASES['default, 4 terms x 8 images'], nonfinite='skip')
+    for kwargs in (dict(accumulate=2), dict(nan_at=2)):
+        eager, _ = train(case, 'cpu', **kwargs)
+        captured, _ = train(case, 'cpu', graphs=RerunGraphs(), **kwargs)
+        assert_bitwise(eager, captured)
+
+
+def test_a_call_runs_eagerly_where_a_graph_cannot_serve_it():
+    graphs = RerunGraphs()
+    weighting = MODELS.build(
+        dict(type='SLFWeighting', terms=['cls', 'box'], cuda_graph=True))
+    weighting._captured_calls.graphs = graphs
+    losses = dict(loss_cls=torch.tensor(1.0, requires_grad=True),
+                  loss_box=torch.tensor(2.0, requires_grad=True))
+    weighting.eval()
+    weighting(losses)
+    weighting.train()
+    with torch.no_grad():
+        weighting(losses)
+    assert graphs.captures == 0 and not weighting._captured_calls.calls
+    # the CUDA default does not capture CPU terms
+    weighting._captured_calls.graphs = CUDAGraphs()
+    weighting(losses)
+    assert not weighting._captured_calls.calls
+
+
+def test_a_moved_weighting_is_captured_again_and_copies_capture_their_own():
+    graphs = RerunGraphs()
+    weighting = MODELS.build(
+        dict(type='SLFWeighting', terms=['cls', 'box'], cuda_graph=True))
+    weighting._captured_calls.graphs = graphs
+
+    def call(dtype):
+        raw = torch.tensor([1.0, 2.0], dtype=dtype, requires_grad=True)
+        out = weighting(dict(loss_cls=raw[0], loss_box=raw[1]))
+        sum(v for k, v in out.items() if 'loss' in k).backward()
+
+    call(torch.float32)
+    old = weighting._captured_calls.calls
+    assert len(old) == 1
+    weighting.double()
+    call(torch.float64)
+    calls = weighting._captured_calls.calls
+    assert len(calls) == 1 and graphs.captures == 4
+    copied = copy.deepcopy(weighting)
+    assert copied.cuda_graph and copied._captured_calls.calls == {}
+    assert len(weighting._captured_calls.calls) == 1
+
+
+def test_cuda_graph_must_be_a_bool():
+    with pytest.raises(ValueError, match='cuda_graph must be True or False'):
+        CapturedCalls('yes')
+    with pytest.raises(ValueError, match='cuda_graph must be True or False'):
+        MODELS.build(dict(type='SLFWeighting', terms=['a'], cuda_graph=1))
+
+
+@needs_cuda
+@pytest.mark.parametrize('name', list(CASES))
+def test_cuda_graphs_train_bitwise_as_eager_calls(name):
+    eager, _ = train(CASES[name], torch.device('cuda'))
+    captured, weighting = train(CASES[name], torch.device('cuda'),
+                                graphs=CUDAGraphs())
+    assert_bitwise(eager, captured)
+    assert len(weighting._captured_calls.calls) == 1
+
+
+@needs_cuda
+@pytest.mark.parametrize('kwargs', [
+    dict(images=[8, 5]),
+    dict(accumulate=2),
+    dict(nan_at=2),
+    dict(autocast=True),
+], ids=['batch sizes', 'accumulation', 'skipped step', 'autocast float16'])
+def test_cuda_graphs_stay_bitwise_across_batches_skips_and_autocast(kwargs):
+    case = dict(CASES['default, 4 terms x 8 images'], nonfinite='skip')
+    device = torch.device('cuda')
+    eager, _ = train(case, device, **kwargs)
+    captured, _ = train(case, device, graphs=CUDAGraphs(), **kwargs)
+    assert_bitwise(eager, captured)
+
+
+@needs_cuda
+def test_a_captured_call_dispatches_far_fewer_host_operators():
+    from mmdet_slf.utils.profiling import count_operators
+    device = torch.device('cuda')
+    counts = {}
+    for enabled in (False, True):
+        weighting = MODELS.build(
+            dict(type='SLFWeighting', terms=['cls', 'box'],
+                 cuda_graph=enabled)).to(device).train()
+        weighting.diagnostics_logged_by_hook = True
+        theta = torch.nn.Parameter(torch.ones(2, device=device))
+
+        def step():
+            raw = theta.exp()
+            out = weighting(dict(loss_cls=raw[0], loss_box=raw[1]))
+            sum(v for k, v in out.items() if 'loss' in k).backward()
+
+        for _ in range(3):
+            step()  # captures
+        counts[enabled] = sum(count_operators(step).values())
+    print('host operators per call, eager / captured:', counts)
+    assert counts[True] * 3 < counts[False]
