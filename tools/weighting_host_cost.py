@@ -16,11 +16,12 @@ nothing else that varies:
 * ``fixed``: the same with :class:`FixedWeighting` (all weights 1), as
   ``SLFDetector`` runs it;
 * ``slf``: the same with :class:`SLFWeighting` (the defaults, options from
-  ``--slf-options``), its decision network in an optimizer group of its own
-  without weight decay, as the configs have it;
-* ``slf_graph``: the same SLF with ``cuda_graph=True``: on CUDA each call
-  replays a captured graph of its forward and backward (on other devices
-  it runs eagerly, as ``slf``).
+  ``--slf-options``) with ``cuda_graph=False``, each call eager, as every
+  measurement before the graphs; its decision network in an optimizer
+  group of its own without weight decay, as the configs have it;
+* ``slf_graph``: the same SLF with ``cuda_graph=True`` (the default): on
+  CUDA each call replays captured graphs of its forward and backward (on
+  other devices it runs eagerly, as ``slf``).
 
 The weightings hand their diagnostics to the reader in one copy, as
 ``SLFLoggerHook`` does. The rounds are interleaved (the order rotating every
@@ -176,7 +177,7 @@ def build_steps(args):
         weightings = dict(
             none=None,
             fixed=MODELS.build(dict(type='FixedWeighting', terms=args.terms)),
-            slf=MODELS.build(slf),
+            slf=MODELS.build(dict(slf, cuda_graph=False)),
             slf_graph=MODELS.build(dict(slf, cuda_graph=True)))
     except TypeError as error:  # an argument SLFWeighting does not take
         raise SystemExit(f'--slf-options: {error}')

@@ -291,6 +291,12 @@ class BaseWeighting(nn.Module):
         keys, values = pack_diagnostics(diagnostics, self.terms)
         return weights, objective, keys, values, finite, saved
 
+    def _apply(self, fn, recurse=True):
+        # .to(), .half(), .cuda() put parameters and buffers in new memory:
+        # captured graphs would read the old.
+        self._captured_calls.clear()
+        return super()._apply(fn, recurse)
+
     def state_buffers(self) -> List[Tensor]:
         """The buffers a checkpoint saves: the state a call may change.
 

@@ -29,6 +29,7 @@ running means are averaged over the ranks by a collective, which is not
 captured), or inside another capture.
 """
 import contextlib
+import warnings
 from functools import partial
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -47,12 +48,24 @@ class _Replay(torch.autograd.Function):
     @staticmethod
     def forward(ctx, call: 'CapturedCall', *tensors: Tensor):
         ctx.call = call
-        return call.replay_forward(tensors[:call.num_inputs])
+        outputs = call.replay_forward(tensors[:call.num_inputs])
+        ctx.replay = call.replays
+        return outputs
 
     @staticmethod
     @once_differentiable
     def backward(ctx, *grads: Tensor):
-        return (None, ) + ctx.call.replay_backward(grads)
+        call = ctx.call
+        if call.replays != ctx.replay:
+            # The backward graph reads the activations of the last forward
+            # replay, which are another call's now.
+            raise RuntimeError(
+                'a weighting call captured as a CUDA graph was replayed '
+                'again before the backward pass of an earlier replay: its '
+                'gradient would be computed from the later call. Build the '
+                'weighting with cuda_graph=False if it is called more than '
+                'once per backward pass with the same input shapes')
+        return (None, ) + call.replay_backward(grads)
 
 
 class CUDAGraphs:
@@ -142,6 +155,7 @@ class CapturedCall:
                  graphs: CUDAGraphs = CUDAGraphs()) -> None:
         device = raw.device
         self.graphs = graphs
+        self.replays = 0  # forward replays: a backward must follow its own
         inputs = [raw.detach()] if features is None else [raw.detach(),
                                                           features]
         self.num_inputs = len(inputs)
@@ -202,6 +216,11 @@ class CapturedCall:
                     self.backward_graph,
                     lambda: list(gradients(self.outputs, self.grad_outputs)),
                     pool=graphs.pool(self.forward_graph))
+            # Without the capture's autograd graph, which would keep its
+            # parameters' gradient accumulators on the capture stream (and
+            # cost a stream synchronisation in every backward pass). In
+            # place: the list is the capture's result.
+            self.outputs[:] = [output.detach() for output in self.outputs]
         finally:
             for buffer, saved in zip(buffers, before):
                 buffer.copy_(saved)
@@ -216,6 +235,7 @@ class CapturedCall:
             if static.data_ptr() != value.data_ptr():
                 static.copy_(value)
         self.graphs.replay(self.forward_graph)
+        self.replays += 1
         return tuple(self.outputs[i].clone() for i in self.differentiable)
 
     def replay_backward(
@@ -282,12 +302,17 @@ class CapturedCalls:
         self.enabled = enabled
         self.graphs = graphs
         self.calls: Dict[tuple, CapturedCall] = {}
-        self._storage: Optional[tuple] = None
 
     def __getstate__(self) -> dict:
         # Graphs are bound to this process's device memory: a copy (a
         # deepcopy of the model, a pickle) captures its own.
-        return dict(self.__dict__, calls={}, _storage=None)
+        return dict(self.__dict__, calls={})
+
+    def clear(self) -> None:
+        """Forget every capture: the weighting's parameters or buffers
+        moved (``BaseWeighting._apply``), and the graphs read the old
+        memory."""
+        self.calls.clear()
 
     def lookup(self, weighting, raw: Tensor,
                features: Optional[Tensor]) -> Optional[CapturedCall]:
@@ -301,12 +326,6 @@ class CapturedCalls:
             return None  # the eager call reports what is wrong
         if self.graphs.capturing() or get_world_size() > 1:
             return None
-        tensors = list(weighting.parameters()) + list(weighting.buffers())
-        storage = tuple((t.data_ptr(), t.dtype, tuple(t.shape),
-                         t.requires_grad) for t in tensors)
-        if storage != self._storage:  # moved or new: old graphs are stale
-            self.calls.clear()
-            self._storage = storage
         device_type = raw.device.type
         autocast = torch.is_autocast_enabled(device_type)
         signature = (tuple(raw.shape), raw.dtype, raw.device, autocast,
@@ -317,6 +336,18 @@ class CapturedCalls:
                           features.requires_grad)
         call = self.calls.get(signature)
         if call is None:
-            call = CapturedCall(weighting, raw, features, graphs=self.graphs)
+            try:
+                call = CapturedCall(weighting, raw, features,
+                                    graphs=self.graphs)
+            except Exception as error:
+                # The graphs only save host time; the eager call computes
+                # the same. Its own errors (bad features) are raised there.
+                self.enabled = False
+                warnings.warn(
+                    f'{type(weighting).__name__}: capturing a training call '
+                    f'as a CUDA graph failed ({type(error).__name__}: '
+                    f'{error}); its calls run eagerly from now on, with the '
+                    'same arithmetic and more host time')
+                return None
             self.calls[signature] = call
         return call

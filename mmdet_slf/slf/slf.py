@@ -108,10 +108,11 @@ class SLFWeighting(BaseWeighting):
             1e-3 keeps the first step's rounding error from becoming a
             signal. Defaults to 0.0.
         nonfinite (str): See :class:`BaseWeighting`. Defaults to 'raise'.
-        cuda_graph (bool): Replay each training call on CUDA from a captured
-            CUDA graph, bitwise the same arithmetic for a fraction of the
-            host time (see :mod:`mmdet_slf.slf.cuda_graph`).
-            Defaults to False.
+        cuda_graph (bool): Replay each training call on CUDA from captured
+            CUDA graphs of its forward and backward: bitwise the same
+            arithmetic for half the host time (see
+            :mod:`mmdet_slf.slf.cuda_graph`). Inert off CUDA, in eval mode
+            and in multi-process runs. Defaults to True.
     """
 
     extra_terms = ('slf_nonfinite', 'slf_decision', 'slf_kl', 'slf_entropy')
@@ -139,7 +140,7 @@ class SLFWeighting(BaseWeighting):
                  slow_momentum: float = 0.99,
                  signal_min_scale: float = 0.0,
                  nonfinite: str = 'raise',
-                 cuda_graph: bool = False) -> None:
+                 cuda_graph: bool = True) -> None:
         super().__init__(terms, nonfinite, cuda_graph)
         if not isinstance(num_samples, int) or isinstance(num_samples, bool) \
                 or num_samples < 1:

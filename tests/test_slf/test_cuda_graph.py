@@ -11,6 +11,7 @@ the host operators of a captured call are counted.
 import contextlib
 import copy
 import types
+import warnings
 
 import pytest
 import torch
@@ -246,6 +247,39 @@ def test_a_moved_weighting_is_captured_again_and_copies_capture_their_own():
     assert len(weighting._captured_calls.calls) == 1
 
 
+def test_a_second_replay_before_the_backward_is_refused():
+    """The backward graph reads the last forward replay's activations, so
+    two calls of the same signature before one backward pass would give
+    the first call the second one's gradient: refused with a message."""
+    weighting = MODELS.build(
+        dict(type='SLFWeighting', terms=['cls', 'box'], cuda_graph=True))
+    weighting._captured_calls.graphs = RerunGraphs()
+    raw = torch.tensor([1.0, 2.0], requires_grad=True)
+    first = weighting(dict(loss_cls=raw[0], loss_box=raw[1]))
+    second = weighting(dict(loss_cls=raw[0] * 2, loss_box=raw[1]))
+    second['loss_slf_decision'].backward()  # the last replay's own: fine
+    with pytest.raises(RuntimeError, match='replayed again before the '
+                       'backward pass of an earlier replay'):
+        first['loss_slf_decision'].backward()
+
+
+def test_a_failed_capture_warns_and_the_calls_run_eagerly():
+
+    class FailingGraphs(RerunGraphs):
+
+        def capture(self, graph, fn, pool=None):
+            raise RuntimeError('operation not permitted when stream is '
+                               'capturing')
+
+    case = CASES['default, 4 terms x 8 images']
+    eager, _ = train(case, 'cpu')
+    with pytest.warns(UserWarning, match='capturing a training call as a '
+                      'CUDA graph failed .*not permitted.* run eagerly'):
+        captured, weighting = train(case, 'cpu', graphs=FailingGraphs())
+    assert_bitwise(eager, captured)
+    assert not weighting.cuda_graph and not weighting._captured_calls.calls
+
+
 def test_cuda_graph_must_be_a_bool():
     with pytest.raises(ValueError, match='cuda_graph must be True or False'):
         CapturedCalls('yes')
@@ -257,10 +291,16 @@ def test_cuda_graph_must_be_a_bool():
 @pytest.mark.parametrize('name', list(CASES))
 def test_cuda_graphs_train_bitwise_as_eager_calls(name):
     eager, _ = train(CASES[name], torch.device('cuda'))
-    captured, weighting = train(CASES[name], torch.device('cuda'),
-                                graphs=CUDAGraphs())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        captured, weighting = train(CASES[name], torch.device('cuda'),
+                                    graphs=CUDAGraphs())
     assert_bitwise(eager, captured)
     assert len(weighting._captured_calls.calls) == 1
+    # no stream synchronisation for gradient accumulators left on the
+    # capture stream, and no fallback to eager calls
+    assert not [w for w in caught if 'stream' in str(w.message)
+                or 'CUDA graph' in str(w.message)], caught
 
 
 @needs_cuda
