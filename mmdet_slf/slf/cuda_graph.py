@@ -29,7 +29,6 @@ running means are averaged over the ranks by a collective, which is not
 captured), or inside another capture.
 """
 import contextlib
-import warnings
 from functools import partial
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -189,16 +188,7 @@ class CapturedCall:
         try:
             with graphs.side_stream(device):
                 for _ in range(warmup):
-                    with autocast():
-                        outputs = run()
-                    self.differentiable = [
-                        i for i, o in enumerate(outputs) if o.requires_grad
-                    ]
-                    if self.differentiable:
-                        gradients(outputs, [
-                            torch.ones_like(outputs[i])
-                            for i in self.differentiable
-                        ])
+                    self._warm_up(run, gradients, autocast)
             self.forward_graph = graphs.new_graph()
             with autocast():
                 self.outputs = graphs.capture(self.forward_graph, run)
@@ -226,6 +216,22 @@ class CapturedCall:
                 buffer.copy_(saved)
             graphs.set_rng_state(random_state, device)
         self.num_objective = len(self.objective_keys)
+
+    def _warm_up(self, run: Callable[[], List[Tensor]], gradients: Callable,
+                 autocast: Callable) -> None:
+        """One eager call and its backward. Nothing of its autograd graph
+        outlives it: a parameter's gradient accumulator created here would
+        be reused by the capture, on this stream, and the backward capture
+        would synchronise with it, which breaks the capture."""
+        with autocast():
+            outputs = run()
+        self.differentiable = [
+            i for i, o in enumerate(outputs) if o.requires_grad
+        ]
+        if self.differentiable:
+            gradients(outputs, [
+                torch.ones_like(outputs[i]) for i in self.differentiable
+            ])
 
     def replay_forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, ...]:
         """Copy ``inputs`` into the capture's, replay, and return copies of
@@ -340,14 +346,15 @@ class CapturedCalls:
                 call = CapturedCall(weighting, raw, features,
                                     graphs=self.graphs)
             except Exception as error:
-                # The graphs only save host time; the eager call computes
-                # the same. Its own errors (bad features) are raised there.
-                self.enabled = False
-                warnings.warn(
+                # Not a silent fall back to eager calls: a failed capture
+                # can leave CUDA's random generator in capture mode, and
+                # the next random draw would fail far from here.
+                raise RuntimeError(
                     f'{type(weighting).__name__}: capturing a training call '
                     f'as a CUDA graph failed ({type(error).__name__}: '
-                    f'{error}); its calls run eagerly from now on, with the '
-                    'same arithmetic and more host time')
-                return None
+                    f'{error}). Build the weighting with cuda_graph=False '
+                    '(e.g. --cfg-options model.bbox_head.weighting.'
+                    'cuda_graph=False) to run its calls eagerly, with the '
+                    'same arithmetic and more host time') from error
             self.calls[signature] = call
         return call

@@ -263,7 +263,7 @@ def test_a_second_replay_before_the_backward_is_refused():
         first['loss_slf_decision'].backward()
 
 
-def test_a_failed_capture_warns_and_the_calls_run_eagerly():
+def test_a_failed_capture_is_an_error_that_names_the_way_out():
 
     class FailingGraphs(RerunGraphs):
 
@@ -271,13 +271,17 @@ def test_a_failed_capture_warns_and_the_calls_run_eagerly():
             raise RuntimeError('operation not permitted when stream is '
                                'capturing')
 
-    case = CASES['default, 4 terms x 8 images']
-    eager, _ = train(case, 'cpu')
-    with pytest.warns(UserWarning, match='capturing a training call as a '
-                      'CUDA graph failed .*not permitted.* run eagerly'):
-        captured, weighting = train(case, 'cpu', graphs=FailingGraphs())
-    assert_bitwise(eager, captured)
-    assert not weighting.cuda_graph and not weighting._captured_calls.calls
+    weighting = MODELS.build(
+        dict(type='SLFWeighting', terms=['cls', 'box'], cuda_graph=True))
+    weighting._captured_calls.graphs = FailingGraphs()
+    before = [b.clone() for b in weighting.state_buffers()]
+    raw = torch.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match='capturing a training call as a '
+                       'CUDA graph failed .*not permitted.*cuda_graph=False'):
+        weighting(dict(loss_cls=raw[0], loss_box=raw[1]))
+    # the warm-up calls are undone
+    assert all(torch.equal(b, a)
+               for b, a in zip(weighting.state_buffers(), before))
 
 
 def test_cuda_graph_must_be_a_bool():
