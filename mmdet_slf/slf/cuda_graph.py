@@ -18,15 +18,18 @@ eager: stacking the terms, ``weights * raw``, the non-finite check and its
 policy, the optimizer step.
 
 A replay runs the kernels of the capture on the same values, so training is
-bitwise what it is without graphs. One capture serves one signature (the
-shapes and dtypes of the terms and features, autocast, and where the
-weighting's parameters and buffers are): a new signature is captured on its
-first call (two warm-up calls, whose changes to the buffers and to the CUDA
-random state are undone first), and a moved weighting (``.to()``,
-``.half()``) is captured again. A call runs eagerly where a graph cannot
-serve it: in eval mode, without autograd, off CUDA, in a distributed run (the
-running means are averaged over the ranks by a collective, which is not
-captured), or inside another capture.
+bitwise what it is without graphs (checked on an H100 and an H200 for every
+decision objective and estimator: ``tests/test_slf/test_cuda_graph.py``).
+A capture serves one signature: the shapes and dtypes of the terms and
+features, and autocast. The first training call is captured (after two
+warm-up calls, whose changes to the buffers and to the CUDA random state are
+undone), and later calls of another signature run eagerly: a last, smaller
+batch of per-image terms, for example. A moved weighting (``.to()``,
+``.half()``) drops its graphs and captures again. A call also runs eagerly
+in eval mode, without autograd, off CUDA, in a distributed run (the running
+means are averaged over the ranks by a collective, which is not captured)
+and inside another capture. A capture that fails is an error naming
+``cuda_graph=False``.
 """
 import contextlib
 from functools import partial
@@ -341,6 +344,15 @@ class CapturedCalls:
             signature += (tuple(features.shape), features.dtype,
                           features.requires_grad)
         call = self.calls.get(signature)
+        if call is None and self.calls:
+            # One signature per weighting, its first training call's (a
+            # last, smaller batch runs eagerly). A later capture would run
+            # while the last step's autograd graph is alive (mmengine's
+            # logged losses keep it), with the parameters' gradient
+            # accumulators on the default stream: the backward capture
+            # would synchronise with it, which fails
+            # (cudaErrorStreamCaptureImplicit, on an H200).
+            return None
         if call is None:
             try:
                 call = CapturedCall(weighting, raw, features,
