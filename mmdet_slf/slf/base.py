@@ -292,10 +292,19 @@ class BaseWeighting(nn.Module):
         return weights, objective, keys, values, finite, saved
 
     def _apply(self, fn, recurse=True):
-        # .to(), .half(), .cuda() put parameters and buffers in new memory:
-        # captured graphs would read the old.
-        self._captured_calls.clear()
-        return super()._apply(fn, recurse)
+        # .to(), .half(), .cuda() may put parameters and buffers in new
+        # memory, and captured graphs would read the old. A call that moves
+        # nothing (.cuda() of a model on the GPU) keeps them: capturing
+        # again during training can fail (see cuda_graph.CapturedCalls).
+        before = self._tensor_addresses()
+        module = super()._apply(fn, recurse)
+        if self._tensor_addresses() != before:
+            self._captured_calls.clear()
+        return module
+
+    def _tensor_addresses(self) -> List[Tuple[int, torch.dtype]]:
+        return [(tensor.data_ptr(), tensor.dtype)
+                for tensor in list(self.parameters()) + list(self.buffers())]
 
     def state_buffers(self) -> List[Tensor]:
         """The buffers a checkpoint saves: the state a call may change.

@@ -25,11 +25,13 @@ features, and autocast. The first training call is captured (after two
 warm-up calls, whose changes to the buffers and to the CUDA random state are
 undone), and later calls of another signature run eagerly: a last, smaller
 batch of per-image terms, for example. A moved weighting (``.to()``,
-``.half()``) drops its graphs and captures again. A call also runs eagerly
-in eval mode, without autograd, off CUDA, in a distributed run (the running
-means are averaged over the ranks by a collective, which is not captured)
-and inside another capture. A capture that fails is an error naming
-``cuda_graph=False``.
+``.half()``) drops its graphs and captures again; a move during training
+may make that capture fail, for the reason given in
+:meth:`CapturedCalls.lookup`. A capture that fails is an error naming
+``cuda_graph=False``. A call also runs eagerly in eval mode, without
+autograd, off CUDA, in a distributed run (the running means are averaged
+over the ranks by a collective, which is not captured) and inside another
+capture.
 """
 import contextlib
 from functools import partial

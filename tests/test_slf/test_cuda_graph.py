@@ -242,6 +242,8 @@ def test_a_moved_weighting_is_captured_again_and_copies_capture_their_own():
     call(torch.float32)
     old = weighting._captured_calls.calls
     assert len(old) == 1
+    weighting.float()  # moves nothing: the graphs stay
+    assert len(weighting._captured_calls.calls) == 1
     weighting.double()
     call(torch.float64)
     calls = weighting._captured_calls.calls
