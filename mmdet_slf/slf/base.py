@@ -63,6 +63,12 @@ def batch_level(raw: Tensor) -> Tensor:
     return raw.sum(0) if raw.dim() == 2 else raw
 
 
+def _drop_moved_graphs(module: 'BaseWeighting', incompatible_keys) -> None:
+    """After ``load_state_dict``: drop captured graphs whose tensors were
+    replaced (``assign=True``); a load that copies in place keeps them."""
+    module._captured_calls.drop_if_moved(module)
+
+
 class BaseWeighting(nn.Module):
     """Validation, stacking and application of weights to raw loss terms.
 
@@ -128,6 +134,9 @@ class BaseWeighting(nn.Module):
         # (buffers dict, name) of each state buffer: see state_buffers().
         self._state_slots: Optional[List[Tuple[Dict[str, Tensor], str]]] = None
         self._captured_calls = CapturedCalls(cuda_graph)
+        # load_state_dict(assign=True) puts new tensors in place of the
+        # captured ones.
+        self.register_load_state_dict_post_hook(_drop_moved_graphs)
 
     @property
     def cuda_graph(self) -> bool:
@@ -239,6 +248,9 @@ class BaseWeighting(nn.Module):
             objective.update(zip(keys, values.unbind()))
         bad = self.nonfinite_policy.find(raw, self.terms, finite)
         if bad:
+            if captured is not None:
+                # This call's outputs are dropped: no backward will follow.
+                captured.pending = False
             for buffer, before in zip(self.state_buffers(), saved):
                 buffer.copy_(before)
             zero = self.nonfinite_policy.handle(
@@ -293,18 +305,12 @@ class BaseWeighting(nn.Module):
 
     def _apply(self, fn, recurse=True):
         # .to(), .half(), .cuda() may put parameters and buffers in new
-        # memory, and captured graphs would read the old. A call that moves
-        # nothing (.cuda() of a model on the GPU) keeps them: capturing
-        # again during training can fail (see cuda_graph.CapturedCalls).
-        before = self._tensor_addresses()
+        # memory, where captured graphs would not see them. A call that
+        # moves nothing (.cuda() of a model on the GPU) keeps the graphs:
+        # capturing again during training can fail (see CapturedCalls).
         module = super()._apply(fn, recurse)
-        if self._tensor_addresses() != before:
-            self._captured_calls.clear()
+        self._captured_calls.drop_if_moved(self)
         return module
-
-    def _tensor_addresses(self) -> List[Tuple[int, torch.dtype]]:
-        return [(tensor.data_ptr(), tensor.dtype)
-                for tensor in list(self.parameters()) + list(self.buffers())]
 
     def state_buffers(self) -> List[Tensor]:
         """The buffers a checkpoint saves: the state a call may change.

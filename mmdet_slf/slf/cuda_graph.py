@@ -18,20 +18,32 @@ eager: stacking the terms, ``weights * raw``, the non-finite check and its
 policy, the optimizer step.
 
 A replay runs the kernels of the capture on the same values, so training is
-bitwise what it is without graphs (checked on an H100 and an H200 for every
-decision objective and estimator: ``tests/test_slf/test_cuda_graph.py``).
+bitwise what it is without graphs: ``tests/test_slf/test_cuda_graph.py``
+checks it for every decision objective and estimator, on the CPU with a
+stand-in that reruns the captured function, and with real graphs where CUDA
+is present (run on an H100 and an H200; ``docs/yolo.md`` says which code).
+
 A capture serves one signature: the shapes and dtypes of the terms and
 features, and autocast. The first training call is captured (after two
 warm-up calls, whose changes to the buffers and to the CUDA random state are
-undone), and later calls of another signature run eagerly: a last, smaller
-batch of per-image terms, for example. A moved weighting (``.to()``,
-``.half()``) drops its graphs and captures again; a move during training
-may make that capture fail, for the reason given in
-:meth:`CapturedCalls.lookup`. A capture that fails is an error naming
-``cuda_graph=False``. A call also runs eagerly in eval mode, without
-autograd, off CUDA, in a distributed run (the running means are averaged
-over the ranks by a collective, which is not captured) and inside another
-capture.
+undone). These calls run eagerly:
+
+* later calls of another signature (a last, smaller batch of per-image
+  terms);
+* a call made before the backward pass of the last replay (a loss called
+  once per feature level before one backward pass): the backward graph
+  reads the last replay's activations. A replay whose backward never runs
+  (its loss discarded) leaves the later calls eager;
+* calls in eval mode, without autograd, off CUDA, in a distributed run (the
+  running means are averaged over the ranks by a collective, which is not
+  captured) and inside another capture.
+
+A moved weighting (``.to()``, ``.half()``, ``load_state_dict(assign=True)``)
+drops its graphs and captures again; a move during training may make that
+capture fail, for the reason given in :meth:`CapturedCalls.lookup`. A
+capture that fails is an error naming ``cuda_graph=False``. Parameters
+frozen or unfrozen after the capture are not seen by it: set
+``cuda_graph=False`` for such a schedule.
 """
 import contextlib
 from functools import partial
@@ -136,6 +148,12 @@ def _autocast_without_cache(
                           cache_enabled=False)
 
 
+def _without_autocast(device_type: str) -> contextlib.AbstractContextManager:
+    """Autocast off, as for a backward pass that runs after the autocast
+    region of its forward (mmengine's ``AmpOptimWrapper``)."""
+    return torch.autocast(device_type, enabled=False)
+
+
 class CapturedCall:
     """The forward and backward graphs of one weighting call signature.
 
@@ -160,6 +178,9 @@ class CapturedCall:
         device = raw.device
         self.graphs = graphs
         self.replays = 0  # forward replays: a backward must follow its own
+        # A replay whose backward has not run yet: the backward graph reads
+        # that replay's activations, so another call must not replay now.
+        self.pending = False
         inputs = [raw.detach()] if features is None else [raw.detach(),
                                                           features]
         self.num_inputs = len(inputs)
@@ -191,26 +212,25 @@ class CapturedCall:
         random_state = graphs.rng_state(device)
         autocast = partial(_autocast_without_cache, device.type)
         try:
+            # Errors of the call itself (missing features, ...) surface
+            # here, eagerly, as they would without graphs.
             with graphs.side_stream(device):
                 for _ in range(warmup):
                     self._warm_up(run, gradients, autocast)
-            self.forward_graph = graphs.new_graph()
-            with autocast():
-                self.outputs = graphs.capture(self.forward_graph, run)
-            self.differentiable = [
-                i for i, o in enumerate(self.outputs) if o.requires_grad
-            ]
-            self.grad_outputs = [
-                torch.empty_like(self.outputs[i]) for i in self.differentiable
-            ]
-            self.backward_graph = None
-            self.grads: List[Optional[Tensor]] = []
-            if self.differentiable:
-                self.backward_graph = graphs.new_graph()
-                self.grads = graphs.capture(
-                    self.backward_graph,
-                    lambda: list(gradients(self.outputs, self.grad_outputs)),
-                    pool=graphs.pool(self.forward_graph))
+            try:
+                self._capture(run, gradients, autocast)
+            except Exception as error:
+                # Not a silent fall back to eager calls: a failed capture
+                # can leave CUDA's random generator in capture mode, and the
+                # next random draw would fail far from here.
+                raise RuntimeError(
+                    f'{type(weighting).__name__}: capturing a training call '
+                    f'as a CUDA graph failed ({type(error).__name__}: '
+                    f'{error}). Set cuda_graph=False in its config '
+                    '(model.bbox_head.weighting for the YOLO configs, '
+                    'model.weighting for SLFDetector, the weighting dict of '
+                    'an SLFLoss) to run its calls eagerly, with the same '
+                    'arithmetic and more host time') from error
             # Without the capture's autograd graph, which would keep its
             # parameters' gradient accumulators on the capture stream (and
             # cost a stream synchronisation in every backward pass). In
@@ -221,6 +241,31 @@ class CapturedCall:
                 buffer.copy_(saved)
             graphs.set_rng_state(random_state, device)
         self.num_objective = len(self.objective_keys)
+
+    def _capture(self, run: Callable[[], List[Tensor]], gradients: Callable,
+                 autocast: Callable) -> None:
+        """Capture the forward graph, under autocast as the call runs, then
+        the backward graph, without autocast as a backward pass runs after
+        the forward's autocast region."""
+        graphs = self.graphs
+        self.forward_graph = graphs.new_graph()
+        with autocast():
+            self.outputs = graphs.capture(self.forward_graph, run)
+        self.differentiable = [
+            i for i, o in enumerate(self.outputs) if o.requires_grad
+        ]
+        self.grad_outputs = [
+            torch.empty_like(self.outputs[i]) for i in self.differentiable
+        ]
+        self.backward_graph = None
+        self.grads: List[Optional[Tensor]] = []
+        if self.differentiable:
+            self.backward_graph = graphs.new_graph()
+            with _without_autocast(self.outputs[0].device.type):
+                self.grads = graphs.capture(
+                    self.backward_graph,
+                    lambda: list(gradients(self.outputs, self.grad_outputs)),
+                    pool=graphs.pool(self.forward_graph))
 
     def _warm_up(self, run: Callable[[], List[Tensor]], gradients: Callable,
                  autocast: Callable) -> None:
@@ -234,9 +279,10 @@ class CapturedCall:
             i for i, o in enumerate(outputs) if o.requires_grad
         ]
         if self.differentiable:
-            gradients(outputs, [
-                torch.ones_like(outputs[i]) for i in self.differentiable
-            ])
+            with _without_autocast(outputs[0].device.type):
+                gradients(outputs, [
+                    torch.ones_like(outputs[i]) for i in self.differentiable
+                ])
 
     def replay_forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, ...]:
         """Copy ``inputs`` into the capture's, replay, and return copies of
@@ -247,6 +293,7 @@ class CapturedCall:
                 static.copy_(value)
         self.graphs.replay(self.forward_graph)
         self.replays += 1
+        self.pending = bool(self.differentiable)
         return tuple(self.outputs[i].clone() for i in self.differentiable)
 
     def replay_backward(
@@ -258,6 +305,7 @@ class CapturedCall:
         for static, grad in zip(self.grad_outputs, grads):
             static.copy_(grad)
         self.graphs.replay(self.backward_graph)
+        self.pending = False
         found = iter(self.grads)
         param_grads = [next(found) for _ in self.params]
         input_grads = [
@@ -313,17 +361,28 @@ class CapturedCalls:
         self.enabled = enabled
         self.graphs = graphs
         self.calls: Dict[tuple, CapturedCall] = {}
+        # The weighting's parameters and buffers when the calls were
+        # captured: the graphs read and write exactly these.
+        self._tensors: List[Tuple[int, int, torch.dtype]] = []
 
     def __getstate__(self) -> dict:
         # Graphs are bound to this process's device memory: a copy (a
         # deepcopy of the model, a pickle) captures its own.
-        return dict(self.__dict__, calls={})
+        return dict(self.__dict__, calls={}, _tensors=[])
 
-    def clear(self) -> None:
-        """Forget every capture: the weighting's parameters or buffers
-        moved (``BaseWeighting._apply``), and the graphs read the old
-        memory."""
-        self.calls.clear()
+    @staticmethod
+    def _identify(weighting) -> List[Tuple[int, int, torch.dtype]]:
+        return [(id(tensor), tensor.data_ptr(), tensor.dtype)
+                for tensor in list(weighting.parameters()) +
+                list(weighting.buffers())]
+
+    def drop_if_moved(self, weighting) -> None:
+        """Forget every capture if the weighting's parameters or buffers
+        are other tensors or in other memory than when captured
+        (``.to()``, ``load_state_dict(assign=True)``): the graphs would
+        read and write the old ones."""
+        if self.calls and self._identify(weighting) != self._tensors:
+            self.calls.clear()
 
     def lookup(self, weighting, raw: Tensor,
                features: Optional[Tensor]) -> Optional[CapturedCall]:
@@ -356,19 +415,13 @@ class CapturedCalls:
             # (cudaErrorStreamCaptureImplicit, on an H200).
             return None
         if call is None:
-            try:
-                call = CapturedCall(weighting, raw, features,
-                                    graphs=self.graphs)
-            except Exception as error:
-                # Not a silent fall back to eager calls: a failed capture
-                # can leave CUDA's random generator in capture mode, and
-                # the next random draw would fail far from here.
-                raise RuntimeError(
-                    f'{type(weighting).__name__}: capturing a training call '
-                    f'as a CUDA graph failed ({type(error).__name__}: '
-                    f'{error}). Build the weighting with cuda_graph=False '
-                    '(e.g. --cfg-options model.bbox_head.weighting.'
-                    'cuda_graph=False) to run its calls eagerly, with the '
-                    'same arithmetic and more host time') from error
+            call = CapturedCall(weighting, raw, features, graphs=self.graphs)
             self.calls[signature] = call
+            self._tensors = self._identify(weighting)
+        elif call.pending:
+            # A second call before the backward pass of the last replay (a
+            # loss called once per feature level, such as SLFLoss in
+            # GFLHead): replaying now would give the earlier call this
+            # call's gradient, so this one runs eagerly.
+            return None
         return call

@@ -24,9 +24,11 @@ needs_cuda = pytest.mark.skipif(not CUDA, reason='needs a CUDA device')
 
 
 class RerunGraphs(CUDAGraphs):
-    """Captures by running the function and replays by running it again
-    (the result list is refilled in place, as a graph refills its static
-    tensors); counts captures and replays."""
+    """Captures by running the function and replays by running it again;
+    counts captures and replays. A replay writes its results into the
+    tensors of the last one, as a graph overwrites its static memory (so a
+    result handed out without a copy changes), then hands out the new ones,
+    whose autograd graph the next backward replay uses."""
 
     device_type = 'cpu'
 
@@ -49,7 +51,15 @@ class RerunGraphs(CUDAGraphs):
         # a replay inside the autograd function's forward (no grad mode)
         # must still record the backward that the next replay runs
         with torch.enable_grad():
-            graph.result[:] = graph.fn()
+            new = graph.fn()
+        with torch.no_grad():
+            for old, value in zip(graph.result, new):
+                # (an expanded view has no memory of its own to write)
+                if old is not None and value is not None and not any(
+                        stride == 0 and size > 1
+                        for stride, size in zip(old.stride(), old.shape)):
+                    old.copy_(value)
+        graph.result[:] = new
 
     @staticmethod
     def pool(graph):
@@ -197,16 +207,22 @@ def test_only_the_first_signature_is_captured_and_the_rest_run_eagerly():
     assert graphs.captures == 2 and graphs.replays == 2 * 3
 
 
-def test_gradient_accumulation_and_a_skipped_step_stay_bitwise():
+def test_accumulation_a_skipped_step_and_autocast_stay_bitwise():
     """Two backward passes per step accumulate into ``.grad`` (a gradient
     the backward replay handed out must not be overwritten by the next
-    one), and a step with a NaN term is dropped with the buffers restored
-    from the captured copies."""
+    one); a step with a NaN term is dropped with the buffers restored from
+    the captured copies, and the last diagnostics kept; and calls under
+    CPU autocast (bfloat16) are captured with its cache off."""
     case = dict(CASES['default, 4 terms x 8 images'], nonfinite='skip')
-    for kwargs in (dict(accumulate=2), dict(nan_at=2)):
+    for kwargs, replays in ((dict(accumulate=2), 2 * 12),
+                            (dict(nan_at=2), 6 + 5),
+                            (dict(autocast=True), 2 * 6)):  # bfloat16
         eager, _ = train(case, 'cpu', **kwargs)
-        captured, _ = train(case, 'cpu', graphs=RerunGraphs(), **kwargs)
+        graphs = RerunGraphs()
+        captured, _ = train(case, 'cpu', graphs=graphs, **kwargs)
         assert_bitwise(eager, captured)
+        # every call replayed; the dropped call has no backward replay
+        assert graphs.replays == replays
 
 
 def test_a_call_runs_eagerly_where_a_graph_cannot_serve_it():
@@ -255,20 +271,87 @@ def test_a_moved_weighting_is_captured_again_and_copies_capture_their_own():
     assert len(weighting._captured_calls.calls) == 1
 
 
-def test_a_second_replay_before_the_backward_is_refused():
-    """The backward graph reads the last forward replay's activations, so
-    two calls of the same signature before one backward pass would give
-    the first call the second one's gradient: refused with a message."""
+def test_calls_before_one_backward_pass_replay_once_and_run_eagerly_after():
+    """SLFLoss in a head that calls its loss once per feature level: five
+    calls of the same shapes before one backward pass. The backward graph
+    reads the activations of the last replay, so only the first call
+    replays and the others run eagerly; training stays bitwise eager."""
+    def levels(graphs):
+        torch.manual_seed(0)
+        weighting = MODELS.build(
+            dict(type='SLFWeighting', terms=['iou', 'giou'], scale=1.0,
+                 decision_objective='joint', estimator='gumbel',
+                 cuda_graph=graphs is not None))
+        if graphs is not None:
+            weighting._captured_calls.graphs = graphs
+        theta = torch.nn.Parameter(torch.tensor([0.3, -0.2]))
+        records = []
+        for step in range(3):
+            total = 0
+            for level in range(5):
+                raw = (theta * (level + 1)).exp()
+                weights, extra = weighting.weigh(raw)
+                total = total + (weights * raw).sum() + sum(extra.values())
+            total.backward()
+            records += [total.detach().clone(), theta.grad.clone()]
+            records += [p.grad.clone() for p in weighting.parameters()]
+            theta.grad = None
+            weighting.zero_grad()
+        return records
+
+    graphs = RerunGraphs()
+    assert_bitwise(levels(None), levels(graphs))
+    assert graphs.replays == 2 * 3  # one call per step, forward + backward
+
+
+def test_a_backward_after_a_later_replay_is_refused():
+    """Running an earlier replay's backward again (retain_graph) after a
+    later replay would compute it from the later call's activations."""
     weighting = MODELS.build(
         dict(type='SLFWeighting', terms=['cls', 'box'], cuda_graph=True))
     weighting._captured_calls.graphs = RerunGraphs()
     raw = torch.tensor([1.0, 2.0], requires_grad=True)
     first = weighting(dict(loss_cls=raw[0], loss_box=raw[1]))
+    first['loss_slf_decision'].backward(retain_graph=True)
     second = weighting(dict(loss_cls=raw[0] * 2, loss_box=raw[1]))
-    second['loss_slf_decision'].backward()  # the last replay's own: fine
+    second['loss_slf_decision'].backward()
     with pytest.raises(RuntimeError, match='replayed again before the '
                        'backward pass of an earlier replay'):
         first['loss_slf_decision'].backward()
+
+
+def test_errors_of_the_call_itself_are_not_reported_as_capture_failures():
+    weighting = MODELS.build(
+        dict(type='SLFWeighting', terms=['cls', 'box'], in_channels=6,
+             cuda_graph=True))
+    weighting._captured_calls.graphs = RerunGraphs()
+    raw = torch.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(ValueError, match='needs decision features'):
+        weighting(dict(loss_cls=raw[0], loss_box=raw[1]))
+
+
+def test_loading_a_state_dict_by_assignment_drops_the_graphs():
+    """load_state_dict(assign=True) puts new parameters in place of the
+    captured ones: the graphs are dropped, and the new parameters get
+    their gradients (as without graphs); a load that copies keeps them."""
+    weighting = MODELS.build(
+        dict(type='SLFWeighting', terms=['cls', 'box'], cuda_graph=True))
+    weighting._captured_calls.graphs = RerunGraphs()
+
+    def step():
+        raw = torch.tensor([1.0, 2.0], requires_grad=True)
+        out = weighting(dict(loss_cls=raw[0], loss_box=raw[1]))
+        sum(v for k, v in out.items() if 'loss' in k).backward()
+
+    step()
+    state = {k: v.clone() for k, v in weighting.state_dict().items()}
+    weighting.load_state_dict(state)
+    assert len(weighting._captured_calls.calls) == 1
+    weighting.load_state_dict(state, assign=True)
+    assert not weighting._captured_calls.calls
+    weighting.zero_grad(set_to_none=True)
+    step()
+    assert all(p.grad is not None for p in weighting.parameters())
 
 
 def test_a_failed_capture_is_an_error_that_names_the_way_out():
@@ -326,8 +409,10 @@ def test_cuda_graphs_stay_bitwise_across_batches_skips_and_autocast(kwargs):
     case = dict(CASES['default, 4 terms x 8 images'], nonfinite='skip')
     device = torch.device('cuda')
     eager, _ = train(case, device, **kwargs)
-    captured, _ = train(case, device, graphs=CUDAGraphs(), **kwargs)
+    captured, weighting = train(case, device, graphs=CUDAGraphs(), **kwargs)
     assert_bitwise(eager, captured)
+    (call, ) = weighting._captured_calls.calls.values()
+    assert call.replays >= 3  # not an eager run compared with itself
 
 
 @needs_cuda
