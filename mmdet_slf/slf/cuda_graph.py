@@ -22,6 +22,14 @@ bitwise what it is without graphs: ``tests/test_slf/test_cuda_graph.py``
 checks it for every decision objective and estimator, on the CPU with a
 stand-in that reruns the captured function, and with real graphs where CUDA
 is present (run on an H100 and an H200; ``docs/yolo.md`` says which code).
+One case differs in rounding: under autocast, a weighting called several
+times before one backward pass (SLFLoss, once per feature level). Eager
+calls in one autocast region share one cached half-precision cast of each
+decision-network weight, so their gradients are summed in half precision
+before the cast back; the replayed first call casts its own (a capture needs
+the cache off), so its gradient reaches float32 on its own, and the float32
+sum rounds differently. One call per backward pass (the YOLO heads,
+``SLFDetector``) is bitwise.
 
 A capture serves one signature: the shapes and dtypes of the terms and
 features, and autocast. The first training call is captured (after two
@@ -127,9 +135,13 @@ class CUDAGraphs:
         current = torch.cuda.current_stream(device)
         stream = torch.cuda.Stream(device)
         stream.wait_stream(current)
-        with torch.cuda.stream(stream):
-            yield
-        current.wait_stream(stream)
+        try:
+            with torch.cuda.stream(stream):
+                yield
+        finally:
+            # also after an error, so that what restores the buffers runs
+            # after what the block issued
+            current.wait_stream(stream)
 
     @staticmethod
     def capturing() -> bool:

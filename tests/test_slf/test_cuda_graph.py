@@ -52,13 +52,15 @@ class RerunGraphs(CUDAGraphs):
         # must still record the backward that the next replay runs
         with torch.enable_grad():
             new = graph.fn()
-        with torch.no_grad():
-            for old, value in zip(graph.result, new):
-                # (an expanded view has no memory of its own to write)
-                if old is not None and value is not None and not any(
-                        stride == 0 and size > 1
-                        for stride, size in zip(old.stride(), old.shape)):
-                    old.copy_(value)
+        for old, value in zip(graph.result, new):
+            if old is None or value is None:
+                continue
+            # the memory itself, so that views (an expanded one too) of
+            # what the last replay handed out change as on a GPU
+            memory, fresh = old.untyped_storage(), value.untyped_storage()
+            if memory.data_ptr() != fresh.data_ptr() \
+                    and memory.nbytes() == fresh.nbytes():
+                memory.copy_(fresh)
         graph.result[:] = new
 
     @staticmethod
@@ -223,6 +225,31 @@ def test_accumulation_a_skipped_step_and_autocast_stay_bitwise():
         assert_bitwise(eager, captured)
         # every call replayed; the dropped call has no backward replay
         assert graphs.replays == replays
+
+
+@pytest.mark.parametrize('name', ['default, 4 terms x 8 images',
+                                  'one p_hat per batch',
+                                  'Algorithm 1, Gumbel K=4, KL guard'])
+def test_what_a_call_hands_out_outlives_the_next_replay(name):
+    """Weights (an expanded view with one p_hat per batch), objective terms
+    and diagnostics of a call stay as they were when the next call replays
+    over the captured memory."""
+    case = dict(CASES[name])
+    images = case.pop('images')
+    weighting = MODELS.build(dict(type='SLFWeighting', cuda_graph=True,
+                                  **case))
+    weighting._captured_calls.graphs = graphs = RerunGraphs()
+    handed_out = []
+    for scale in (1.0, 3.0, 0.5):
+        raw = torch.rand(images, 4).add(0.1).mul(scale).requires_grad_()
+        weights, objective = weighting.weigh(raw)
+        _, diagnostics = weighting.diagnostic_vector
+        outputs = [weights, diagnostics, *objective.values()]
+        handed_out.append((outputs, [t.detach().clone() for t in outputs]))
+        ((weights * raw).sum() + sum(objective.values())).backward()
+    assert graphs.replays == 2 * 3
+    for outputs, copies in handed_out:
+        assert all(torch.equal(a, b) for a, b in zip(outputs, copies))
 
 
 def test_a_call_runs_eagerly_where_a_graph_cannot_serve_it():
