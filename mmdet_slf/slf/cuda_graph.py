@@ -53,14 +53,15 @@ capture that fails is an error naming ``cuda_graph=False``. Parameters
 frozen or unfrozen after the capture are not seen by it: set
 ``cuda_graph=False`` for such a schedule.
 """
-import contextlib
 from functools import partial
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.dist import get_world_size
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+
+from .graph_device import CUDAGraphs, autocast_without_cache, without_autocast
 
 
 class _Replay(torch.autograd.Function):
@@ -90,80 +91,6 @@ class _Replay(torch.autograd.Function):
                 'weighting with cuda_graph=False if it is called more than '
                 'once per backward pass with the same input shapes')
         return (None, ) + call.replay_backward(grads)
-
-
-class CUDAGraphs:
-    """Capture and replay with CUDA graphs: what :class:`CapturedCall`
-    needs of a device, so that a test can stand in a replay that reruns
-    the captured function."""
-
-    device_type = 'cuda'
-
-    @staticmethod
-    def new_graph() -> 'torch.cuda.CUDAGraph':
-        return torch.cuda.CUDAGraph()
-
-    @staticmethod
-    def capture(graph, fn: Callable[[], List], pool=None) -> List:
-        """Capture ``fn()`` into ``graph`` and return its (static) result.
-        Thread-local mode: another thread's CUDA work (a data loader's pin
-        memory thread) is not an error."""
-        with torch.cuda.graph(graph, pool=pool,
-                              capture_error_mode='thread_local'):
-            return fn()
-
-    @staticmethod
-    def replay(graph) -> None:
-        graph.replay()
-
-    @staticmethod
-    def pool(graph):
-        return graph.pool()
-
-    @staticmethod
-    def rng_state(device: torch.device) -> Tensor:
-        return torch.cuda.get_rng_state(device)
-
-    @staticmethod
-    def set_rng_state(state: Tensor, device: torch.device) -> None:
-        torch.cuda.set_rng_state(state, device)
-
-    @staticmethod
-    @contextlib.contextmanager
-    def side_stream(device: torch.device) -> Iterator[None]:
-        """Run the block on a new stream that follows the current one."""
-        current = torch.cuda.current_stream(device)
-        stream = torch.cuda.Stream(device)
-        stream.wait_stream(current)
-        try:
-            with torch.cuda.stream(stream):
-                yield
-        finally:
-            # also after an error, so that what restores the buffers runs
-            # after what the block issued
-            current.wait_stream(stream)
-
-    @staticmethod
-    def capturing() -> bool:
-        return torch.cuda.is_current_stream_capturing()
-
-
-def _autocast_without_cache(
-        device_type: str) -> contextlib.AbstractContextManager:
-    """The current autocast with its weight cache off, which capture needs
-    (a cast cached before the capture would be baked into the graph); the
-    casts are the same. A null context without autocast."""
-    if not torch.is_autocast_enabled(device_type):
-        return contextlib.nullcontext()
-    return torch.autocast(device_type,
-                          dtype=torch.get_autocast_dtype(device_type),
-                          cache_enabled=False)
-
-
-def _without_autocast(device_type: str) -> contextlib.AbstractContextManager:
-    """Autocast off, as for a backward pass that runs after the autocast
-    region of its forward (mmengine's ``AmpOptimWrapper``)."""
-    return torch.autocast(device_type, enabled=False)
 
 
 class CapturedCall:
@@ -222,7 +149,7 @@ class CapturedCall:
         buffers = weighting.state_buffers()
         before = [buffer.clone() for buffer in buffers]
         random_state = graphs.rng_state(device)
-        autocast = partial(_autocast_without_cache, device.type)
+        autocast = partial(autocast_without_cache, device.type)
         try:
             # Errors of the call itself (missing features, ...) surface
             # here, eagerly, as they would without graphs.
@@ -273,7 +200,7 @@ class CapturedCall:
         self.grads: List[Optional[Tensor]] = []
         if self.differentiable:
             self.backward_graph = graphs.new_graph()
-            with _without_autocast(self.outputs[0].device.type):
+            with without_autocast(self.outputs[0].device.type):
                 self.grads = graphs.capture(
                     self.backward_graph,
                     lambda: list(gradients(self.outputs, self.grad_outputs)),
@@ -291,7 +218,7 @@ class CapturedCall:
             i for i, o in enumerate(outputs) if o.requires_grad
         ]
         if self.differentiable:
-            with _without_autocast(outputs[0].device.type):
+            with without_autocast(outputs[0].device.type):
                 gradients(outputs, [
                     torch.ones_like(outputs[i]) for i in self.differentiable
                 ])

@@ -17,7 +17,8 @@ import pytest
 import torch
 from mmdet.registry import MODELS
 
-from mmdet_slf.slf.cuda_graph import CapturedCalls, CUDAGraphs
+from mmdet_slf.slf.cuda_graph import CapturedCalls
+from mmdet_slf.slf.graph_device import CUDAGraphs
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason='needs a CUDA device')
