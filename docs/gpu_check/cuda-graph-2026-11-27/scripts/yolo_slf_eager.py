@@ -1,0 +1,2 @@
+_base_ = '../../configs/yolo_slf_voc.py'
+model = dict(bbox_head=dict(weighting=dict(cuda_graph=False)))
