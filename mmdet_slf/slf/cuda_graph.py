@@ -54,7 +54,7 @@ frozen or unfrozen after the capture are not seen by it: set
 ``cuda_graph=False`` for such a schedule.
 """
 from functools import partial
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.dist import get_world_size
@@ -88,8 +88,8 @@ class _Replay(torch.autograd.Function):
                 'a weighting call captured as a CUDA graph was replayed '
                 'again before the backward pass of an earlier replay: its '
                 'gradient would be computed from the later call. Build the '
-                'weighting with cuda_graph=False if it is called more than '
-                'once per backward pass with the same input shapes')
+                'weighting with cuda_graph=False to run a backward pass '
+                'again (retain_graph=True) after later calls')
         return (None, ) + call.replay_backward(grads)
 
 
@@ -283,7 +283,8 @@ class CapturedCall:
 
 
 class CapturedCalls:
-    """A weighting's captured calls, one per signature; off by default.
+    """The captured call of a weighting: its first training call's
+    signature (later signatures run eagerly); off by default.
 
     Args:
         enabled (bool): Capture training calls on CUDA. Defaults to False.
@@ -299,15 +300,16 @@ class CapturedCalls:
                 f'cuda_graph must be True or False, got {enabled!r}')
         self.enabled = enabled
         self.graphs = graphs
-        self.calls: Dict[tuple, CapturedCall] = {}
-        # The weighting's parameters and buffers when the calls were
+        self.call: Optional[CapturedCall] = None
+        self.signature: Optional[tuple] = None
+        # The weighting's parameters and buffers when the call was
         # captured: the graphs read and write exactly these.
         self._tensors: List[Tuple[int, int, torch.dtype]] = []
 
     def __getstate__(self) -> dict:
         # Graphs are bound to this process's device memory: a copy (a
         # deepcopy of the model, a pickle) captures its own.
-        return dict(self.__dict__, calls={}, _tensors=[])
+        return dict(self.__dict__, call=None, signature=None, _tensors=[])
 
     @staticmethod
     def _identify(weighting) -> List[Tuple[int, int, torch.dtype]]:
@@ -316,12 +318,13 @@ class CapturedCalls:
                 list(weighting.buffers())]
 
     def drop_if_moved(self, weighting) -> None:
-        """Forget every capture if the weighting's parameters or buffers
-        are other tensors or in other memory than when captured
-        (``.to()``, ``load_state_dict(assign=True)``): the graphs would
-        read and write the old ones."""
-        if self.calls and self._identify(weighting) != self._tensors:
-            self.calls.clear()
+        """Forget the capture if the weighting's parameters or buffers are
+        other tensors or in other memory than when captured (``.to()``,
+        ``load_state_dict(assign=True)``): the graphs would read and write
+        the old ones. The next training call is captured again."""
+        if self.call is not None \
+                and self._identify(weighting) != self._tensors:
+            self.call = self.signature = None
 
     def lookup(self, weighting, raw: Tensor,
                features: Optional[Tensor]) -> Optional[CapturedCall]:
@@ -343,8 +346,13 @@ class CapturedCalls:
         if features is not None:
             signature += (tuple(features.shape), features.dtype,
                           features.requires_grad)
-        call = self.calls.get(signature)
-        if call is None and self.calls:
+        if self.call is None:
+            self.call = CapturedCall(weighting, raw, features,
+                                     graphs=self.graphs)
+            self.signature = signature
+            self._tensors = self._identify(weighting)
+            return self.call
+        if signature != self.signature:
             # One signature per weighting, its first training call's (a
             # last, smaller batch runs eagerly). A later capture would run
             # while the last step's autograd graph is alive (mmengine's
@@ -353,14 +361,10 @@ class CapturedCalls:
             # would synchronise with it, which fails
             # (cudaErrorStreamCaptureImplicit, on an H200).
             return None
-        if call is None:
-            call = CapturedCall(weighting, raw, features, graphs=self.graphs)
-            self.calls[signature] = call
-            self._tensors = self._identify(weighting)
-        elif call.pending:
+        if self.call.pending:
             # A second call before the backward pass of the last replay (a
             # loss called once per feature level, such as SLFLoss in
             # GFLHead): replaying now would give the earlier call this
             # call's gradient, so this one runs eagerly.
             return None
-        return call
+        return self.call

@@ -192,7 +192,7 @@ def test_replayed_calls_train_bitwise_as_eager_ones(name):
     # Captured once (forward and backward), replayed on every call: the
     # comparison is not between two eager runs.
     assert graphs.captures == 2 and graphs.replays == 2 * 6
-    assert len(weighting._captured_calls.calls) == 1
+    assert weighting._captured_calls.call is not None
 
 
 def test_only_the_first_signature_is_captured_and_the_rest_run_eagerly():
@@ -205,7 +205,7 @@ def test_only_the_first_signature_is_captured_and_the_rest_run_eagerly():
     captured, weighting = train(case, 'cpu', graphs=graphs, images=[8, 5],
                                 steps=6)
     assert_bitwise(eager, captured)
-    assert len(weighting._captured_calls.calls) == 1
+    assert weighting._captured_calls.call is not None
     # forward and backward captured once; three 8-image steps replayed
     assert graphs.captures == 2 and graphs.replays == 2 * 3
 
@@ -265,11 +265,11 @@ def test_a_call_runs_eagerly_where_a_graph_cannot_serve_it():
     weighting.train()
     with torch.no_grad():
         weighting(losses)
-    assert graphs.captures == 0 and not weighting._captured_calls.calls
+    assert graphs.captures == 0 and weighting._captured_calls.call is None
     # the CUDA default does not capture CPU terms
     weighting._captured_calls.graphs = CUDAGraphs()
     weighting(losses)
-    assert not weighting._captured_calls.calls
+    assert weighting._captured_calls.call is None
 
 
 def test_a_moved_weighting_is_captured_again_and_copies_capture_their_own():
@@ -284,19 +284,20 @@ def test_a_moved_weighting_is_captured_again_and_copies_capture_their_own():
         sum(v for k, v in out.items() if 'loss' in k).backward()
 
     call(torch.float32)
-    old = weighting._captured_calls.calls
-    assert len(old) == 1
+    first = weighting._captured_calls.call
+    assert first is not None
     weighting.float()  # moves nothing: the graphs stay
-    assert len(weighting._captured_calls.calls) == 1
+    assert weighting._captured_calls.call is first
     weighting.double()
     call(torch.float64)
-    calls = weighting._captured_calls.calls
     # float64 terms are another signature, captured because .double()
     # dropped the float32 graphs
-    assert len(calls) == 1 and graphs.captures == 4
+    second = weighting._captured_calls.call
+    assert second is not None and second is not first
+    assert graphs.captures == 4
     copied = copy.deepcopy(weighting)
-    assert copied.cuda_graph and copied._captured_calls.calls == {}
-    assert len(weighting._captured_calls.calls) == 1
+    assert copied.cuda_graph and copied._captured_calls.call is None
+    assert weighting._captured_calls.call is not None
 
 
 def test_calls_before_one_backward_pass_replay_once_and_run_eagerly_after():
@@ -374,9 +375,9 @@ def test_loading_a_state_dict_by_assignment_drops_the_graphs():
     step()
     state = {k: v.clone() for k, v in weighting.state_dict().items()}
     weighting.load_state_dict(state)
-    assert len(weighting._captured_calls.calls) == 1
+    assert weighting._captured_calls.call is not None
     weighting.load_state_dict(state, assign=True)
-    assert not weighting._captured_calls.calls
+    assert weighting._captured_calls.call is None
     weighting.zero_grad(set_to_none=True)
     step()
     assert all(p.grad is not None for p in weighting.parameters())
@@ -419,7 +420,7 @@ def test_cuda_graphs_train_bitwise_as_eager_calls(name):
         captured, weighting = train(CASES[name], torch.device('cuda'),
                                     graphs=CUDAGraphs())
     assert_bitwise(eager, captured)
-    assert len(weighting._captured_calls.calls) == 1
+    assert weighting._captured_calls.call is not None
     # no stream synchronisation for gradient accumulators left on the
     # capture stream, and no fallback to eager calls
     assert not [w for w in caught if 'stream' in str(w.message)
@@ -439,7 +440,7 @@ def test_cuda_graphs_stay_bitwise_across_batches_skips_and_autocast(kwargs):
     eager, _ = train(case, device, **kwargs)
     captured, weighting = train(case, device, graphs=CUDAGraphs(), **kwargs)
     assert_bitwise(eager, captured)
-    (call, ) = weighting._captured_calls.calls.values()
+    call = weighting._captured_calls.call
     assert call.replays >= 3  # not an eager run compared with itself
 
 
