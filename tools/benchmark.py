@@ -16,6 +16,12 @@ refused):
     python tools/benchmark.py --timing          # step-time and FPS ratios
     python tools/benchmark.py --report-only     # rewrite docs/results.md
 
+Each page keeps its runs beside its figures (``docs/results/runs.json``:
+every run's result and logged weights, a few kB a run), and ``--archive``
+writes a page from that file instead of the work dir, on any machine:
+
+    python tools/benchmark.py --report-only --archive docs/results/runs.json
+
 The page covers the seeds given with ``--seeds`` (every saved seed when not
 given) and, with ``--report-only``, the strategies given with
 ``--strategies`` and the reference. More seeds for a few strategies thus
@@ -58,6 +64,7 @@ import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
 from mmdet_slf.benchmarking import report, tuning  # noqa: E402
+from mmdet_slf.benchmarking.archive import read_archive  # noqa: E402
 from mmdet_slf.benchmarking.environment import (  # noqa: E402
     data_fingerprint, environment)
 from mmdet_slf.benchmarking.runs import (find_strategies,  # noqa: E402
@@ -106,6 +113,9 @@ def parse_args(argv=None):
                         help='only rewrite the report from saved runs (of '
                         'the --strategies given and the reference; default '
                         'all)')
+    parser.add_argument('--archive', default=None,
+                        help="with --report-only: read the runs from this "
+                        "file (a page's runs.json) instead of --work-dir")
     parser.add_argument('--timing', action='store_true',
                         help='measure step-time and FPS ratios (no training)')
     parser.add_argument('--timing-rounds', type=int, default=6)
@@ -120,6 +130,9 @@ def parse_args(argv=None):
                      f'got {args.timing_rounds}')
     if args.report_only and args.no_report:
         parser.error('--report-only with --no-report would do nothing')
+    if args.archive is not None and not args.report_only:
+        parser.error('--archive only feeds --report-only (runs are trained '
+                     'into --work-dir)')
     return args
 
 
@@ -369,6 +382,13 @@ def main(argv=None):
     if args.reference not in strategies:
         raise SystemExit(f'reference {args.reference!r} has no config in '
                          f'{args.config_dir}')
+    archived = None
+    if args.archive is not None:
+        # the page names the work dir its runs were made in
+        try:
+            archived, args.work_dir, _ = read_archive(args.archive)
+        except (OSError, ValueError) as err:
+            raise SystemExit(f'--archive: {err}')
     if args.num_val is not None and osp.abspath(args.work_dir) == \
             osp.abspath(DEFAULT_WORK_DIR):
         raise SystemExit('--num-val runs are scored on a validation split; '
@@ -397,14 +417,16 @@ def main(argv=None):
                 cfg, args.num_val, args.split_seed)
         train_all(args, strategies, data_split)
     if not args.no_report:
-        check_split(args, load_results(args.work_dir))
+        check_split(args, archived if archived is not None else
+                    load_results(args.work_dir))
         report.write_report(args.work_dir, args.out, args.reference,
                             strategies, tuned=args.tuned,
                             options=page_options(args), seeds=page_seeds,
                             evaluated_on=report.evaluated_on(
                                 args.num_val, args.split_seed),
                             keys=args.strategies if args.report_only
-                            else None)
+                            else None,
+                            archive=args.archive)
 
 
 if __name__ == '__main__':

@@ -57,8 +57,11 @@ def plots(results: Dict[str, Dict[int, dict]], rows: List[dict],
         groups[name] = {}
         for row in members:
             first = results[row['key']][row['seeds'][0]]
-            if first.get('mean_weights') and first.get('work_dir'):
-                groups[name][row['name']] = first['work_dir']
+            # archived runs carry their logged weights; others, their logs
+            source = first['weight_records'] if 'weight_records' in first \
+                else first.get('work_dir')
+            if first.get('mean_weights') and source:
+                groups[name][row['name']] = source
     if prior and any(groups.values()):
         plot_weight_shares(groups, prior, files['weights'])
     else:

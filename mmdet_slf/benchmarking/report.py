@@ -8,10 +8,12 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from mmengine.config import Config
 
+from .archive import attach_weight_records, read_archive, write_archive
 from .figures import plots
 from .environment import environment_note
 from .runs import load_results, paired_seeds, select_results
 from .stats import paired_comparison, summarize
+from .tables import cost_table, fmt_p, seed_table, table, variant_table
 from .terms import weight_shares
 
 MIN_PRIOR_SHARE = 0.25  # a term below 25% of its prior weight is starved
@@ -42,17 +44,6 @@ def weight_share(result: dict,
         return math.nan
     return min(weight_shares(weights, result['terms'],
                              reference_prior).values())
-
-
-def _fmt(value: float, digits: int = 3) -> str:
-    return 'n/a' if value is None or not math.isfinite(value) else \
-        f'{value:.{digits}f}'
-
-
-def _p(value: float) -> str:
-    if value is None or not math.isfinite(value):
-        return 'n/a'
-    return f'{value:.2g}' if value < 0.01 else f'{value:.3f}'
 
 
 def strategy_rows(results: Dict[str, Dict[int, dict]],
@@ -92,79 +83,6 @@ def reference_label(results: Dict[str, Dict[int, dict]],
     if reference == 'fixed' or reference not in results:
         return 'Fixed'
     return next(iter(results[reference].values()))['name']
-
-
-def table(rows: List[dict], reference_name: str = 'Fixed') -> str:
-    lines = [
-        '| Strategy | seeds | mAP mean +- std | 95% CI | '
-        f'vs {reference_name}: mean diff [95% CI] | p (paired t) | '
-        'min weight / prior | min / run |', '|---|---|---|---|---|---|---|---|'
-    ]
-    for row in rows:
-        paired = row.get('paired')
-        if paired is not None:
-            diff = (f'{paired["mean_diff"]:+.3f} [{paired["ci_low"]:+.3f}, '
-                    f'{paired["ci_high"]:+.3f}]')
-            if paired['n'] != row['n']:
-                # fewer seeds than the row's: those the reference has too
-                diff += f' ({paired["n"]} paired seeds)'
-        elif row.get('reference'):
-            diff = 'reference'
-        else:
-            diff = f'n/a (< 2 seeds paired with {reference_name})'
-        lines.append(
-            f'| {row["name"]} | {row["n"]} | {row["mean"]:.3f} +- '
-            f'{row["std"]:.3f} | [{_fmt(row["ci_low"])}, '
-            f'{_fmt(row["ci_high"])}] | {diff} | '
-            f'{_p(paired["p"]) if paired else "-"} | '
-            f'{_fmt(row["min_share"], 2)} | {_fmt(row["minutes"], 2)} |')
-    return '\n'.join(lines)
-
-
-def variant_table(results: Dict[str, Dict[int, dict]],
-                  bases: Dict[str, str]) -> str:
-    """Each variant against the strategy it varies (``bases[key]``), paired
-    by seed: the cost of one change, such as the estimator of ``p_hat``,
-    with everything else equal."""
-    lines = [
-        '| Variant | against | seeds | mean diff [95% CI] | p (paired t) |',
-        '|---|---|---|---|---|'
-    ]
-    for key, base in sorted(bases.items(), key=lambda kv: (kv[1], kv[0])):
-        if key not in results or base not in results:
-            continue
-        seeds = paired_seeds(results, key, base)
-        if len(seeds) < 2:
-            continue
-        cmp = paired_comparison([results[key][s]['mAP'] for s in seeds],
-                                [results[base][s]['mAP'] for s in seeds])
-        name = next(iter(results[key].values()))['name']
-        base_name = next(iter(results[base].values()))['name']
-        lines.append(
-            f'| {name} | {base_name} | {cmp["n"]} | '
-            f'{cmp["mean_diff"]:+.3f} [{cmp["ci_low"]:+.3f}, '
-            f'{cmp["ci_high"]:+.3f}] | {_p(cmp["p"])} |')
-    return '\n'.join(lines) if len(lines) > 2 else ''
-
-
-def cost_table(timing: dict, reference: str,
-               names: Dict[str, str]) -> str:
-    """Training-step time and FPS of every timed strategy relative to the
-    reference, measured interleaved in one process."""
-    step, fps = timing['step_seconds'], timing['fps']
-    label = names.get(reference, reference)
-    if reference == 'fixed':
-        label = 'Fixed'  # its full name carries the lambdas
-    lines = [f'| Strategy | step time / {label} | FPS / {label} |',
-             '|---|---|---|']
-    for key in sorted(step, key=lambda k: (k != reference, k)):
-        lines.append(f'| {names.get(key, key)} | '
-                     f'{step[key] / step[reference]:.3f} | '
-                     f'{fps[key] / fps[reference]:.3f} |')
-    lines.append('')
-    lines.append(f'{label}: {step[reference]:.3f} s per training step, '
-                 f'{fps[reference]:.1f} FPS at batch 1.')
-    return '\n'.join(lines)
 
 
 def choose_slf_default(rows: List[dict],
@@ -220,14 +138,14 @@ def verdict(results: Dict[str, Dict[int, dict]],
         lines.append(
             f'{chosen["name"]} minus {name}: {cmp["mean_diff"]:+.4f} mAP '
             f'(95% CI [{cmp["ci_low"]:+.4f}, {cmp["ci_high"]:+.4f}], '
-            f'paired t-test p = {_p(cmp["p"])}, {cmp["n"]} seeds).')
+            f'paired t-test p = {fmt_p(cmp["p"])}, {cmp["n"]} seeds).')
     if reference in comparisons:
         cmp = comparisons[reference]
         met = cmp['mean_diff'] >= TARGET_GAIN and cmp['p'] < TARGET_P
         lines.append(
             f'Target 1, SLF >= {reference_name} + {TARGET_GAIN:.3f} mAP with '
             f'p < {TARGET_P:g}: **{"met" if met else "missed"}** '
-            f'({cmp["mean_diff"]:+.4f}, p = {_p(cmp["p"])}).')
+            f'({cmp["mean_diff"]:+.4f}, p = {fmt_p(cmp["p"])}).')
     if tuned in comparisons:
         cmp = comparisons[tuned]
         # Within the noise: the interval of the difference reaches 0 or
@@ -265,8 +183,10 @@ def write_report(work_dir: str,
                  options: str = '',
                  seeds: Optional[Sequence[int]] = None,
                  keys: Optional[Sequence[str]] = None,
-                 evaluated_on: str = TEST_IMAGES) -> str:
-    """Merge every saved run under ``work_dir`` into the page ``out``.
+                 evaluated_on: str = TEST_IMAGES,
+                 archive: Optional[str] = None) -> str:
+    """Merge every saved run under ``work_dir`` (or in ``archive``) into the
+    page ``out``.
 
     ``strategies`` maps each key to its config: a config's ``strategy_name``
     names it in the cost table, ``paired_with`` (a key) puts it in the
@@ -279,15 +199,30 @@ def write_report(work_dir: str,
     reference (None: every saved one), so seeds run later for a few
     strategies do not change a table made over fewer. ``evaluated_on``
     names the images the mAP is measured on (:func:`evaluated_on`).
+
+    The page's runs are archived beside its figures (``runs.json``, see
+    :mod:`.archive`). With ``archive`` the runs, the cost table and the
+    work dir the page names come from that file instead of ``work_dir``.
     """
-    results = load_results(work_dir)
+    if archive is not None:
+        results, work_dir, timing = read_archive(archive)
+        source = archive
+    else:
+        results, timing = load_results(work_dir), None
+        source = f'{work_dir}/runs'
+        timing_file = osp.join(work_dir, 'timing.json')
+        if osp.exists(timing_file):
+            with open(timing_file) as f:
+                timing = json.load(f)
     if not results:
-        raise FileNotFoundError(f'no finished runs under {work_dir}/runs')
+        raise FileNotFoundError(f'no finished runs in {source}')
     results = select_results(results, seeds, keys, reference)
     if not results:
         raise FileNotFoundError(
             f'no finished runs of seeds {list(seeds or [])} and strategies '
-            f'{list(keys or [])} under {work_dir}/runs')
+            f'{list(keys or [])} in {source}')
+    if archive is None:
+        attach_weight_records(results, work_dir)
     if keys is not None:
         strategies = {key: path for key, path in strategies.items()
                       if key in keys or key == reference}
@@ -295,16 +230,17 @@ def write_report(work_dir: str,
     seed_list = ' '.join(map(str, seeds))
     # the page's own command names the strategies it was limited to
     limit = '' if keys is None else ' --strategies ' + ' '.join(keys)
-    timing = None
-    timing_file = osp.join(work_dir, 'timing.json')
-    if osp.exists(timing_file):
-        with open(timing_file) as f:
-            timing = json.load(f)
     rows = strategy_rows(results, reference)
     reference_name = reference_label(results, reference)
     configs = {key: Config.fromfile(path) for key, path in strategies.items()}
     # docs/results.md keeps its figures in docs/results/
     files = plots(results, rows, reference, osp.splitext(out)[0], configs)
+    # The runs go beside the figures; an archive the page is written from
+    # stays as it is (it may hold more runs than the page shows).
+    kept = osp.join(osp.splitext(out)[0], 'runs.json')
+    if archive is None or osp.abspath(archive) != osp.abspath(kept):
+        write_archive(kept, results, work_dir, timing)
+    kept = osp.relpath(kept, osp.dirname(out))
     budget = sorted({run['max_iters'] for runs in results.values()
                      for run in runs.values()})
     lines = [
@@ -333,7 +269,13 @@ def write_report(work_dir: str,
         'used the machine is slower, so compare speed with the cost table.',
         ''
     ]
-    lines[-1:-1] = [environment_note(results)]
+    lines[-1:-1] = [
+        environment_note(results),
+        '- The runs behind this page, each with its result and the weights '
+        f'it logged, are kept in [`{kept}`]({kept}); the command above with '
+        '`--archive` naming that file writes this page from them, without '
+        'the work dir.'
+    ]
     if keys is not None:
         lines[-1:-1] = [
             '- Only the strategies ' + ', '.join(
@@ -341,7 +283,8 @@ def write_report(work_dir: str,
             ' are on this page (`--strategies`); the verdict below chooses '
             'among its SLF strategies only.'
         ]
-    lines += [table(rows, reference_name), '']
+    lines += [table(rows, reference_name), '', '### mAP per seed', '',
+              seed_table(results, rows), '']
     bases = {key: cfg.paired_with
              for key, cfg in configs.items() if cfg.get('paired_with')}
     unknown = {key: base for key, base in bases.items()

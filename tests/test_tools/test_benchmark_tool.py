@@ -1,6 +1,7 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """tools/benchmark.py --report-only: the page names the options that made
 its runs, so its commands reproduce it."""
+import os
 import os.path as osp
 import sys
 
@@ -112,6 +113,7 @@ def test_validation_and_test_runs_never_share_a_work_dir(tmp_path):
     (['--num-val', '0'], '--num-val must be >= 1, got 0'),
     (['--timing', '--timing-rounds', '1'], '--timing-rounds must be >= 2'),
     (['--report-only', '--no-report'], 'would do nothing'),
+    (['--archive', 'runs.json'], '--archive only feeds --report-only'),
 ])
 def test_bad_arguments_are_refused(extra, message, capsys):
     assert message in refusal(benchmark.parse_args, extra, capsys)
@@ -218,3 +220,25 @@ def test_page_against_another_reference_names_it(tmp_path):
     # t-interval -0.03 +- 4.303 * 0.01 / sqrt(3))
     assert '| -0.030 [-0.055, -0.005] |' in text
     assert '--report-only --seeds 0 1 2 --reference fixed-lr2x' in text
+
+
+def test_page_from_an_archive_quotes_the_work_dir_its_runs_were_made_in(
+        tmp_path):
+    work_dir = str(tmp_path / 'bench-1200')
+    for seed, value in enumerate([0.85, 0.86]):
+        fake_result(work_dir, seed, value)
+    out = str(tmp_path / 'results-1200.md')
+    argv = ['--report-only', '--max-iters', '1200', '--out', out]
+    benchmark.main(argv + ['--work-dir', work_dir])
+    text = open(out).read()
+    kept = str(tmp_path / 'results-1200' / 'runs.json')
+    os.rename(work_dir, str(tmp_path / 'moved'))
+    os.remove(out)
+    # the page names the work dir recorded in the archive, not --work-dir's
+    # default, so it is the page written from the work dir
+    benchmark.main(argv + ['--archive', kept])
+    assert open(out).read() == text
+    # the archive's runs meet the same checks as a work dir's: test runs
+    # are not written up as validation runs
+    with pytest.raises(SystemExit, match='fixed seed 0 scored on test'):
+        benchmark.main(argv + ['--archive', kept, '--num-val', '300'])
