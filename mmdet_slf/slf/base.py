@@ -9,12 +9,12 @@ a scalar (batch level) or a per-image vector ``[N]`` whose *sum* is the
 batch-level term; strategies that can (SLF) weight each image's terms with
 that image's own weights before summing over images.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
-from .checks import check_term_name
+from .checks import check_term_name, stack_terms
 from .cuda_graph import CapturedCalls
 from .nonfinite import NonFinitePolicy
 from .ranks import mean_over_ranks
@@ -246,13 +246,13 @@ class BaseWeighting(nn.Module):
         weights, objective, keys, values, finite, saved = issued
         if not self.diagnostics_logged_by_hook:
             objective.update(zip(keys, values.unbind()))
-        bad = self.nonfinite_policy.find(raw, self.terms, finite)
-        if bad:
+        if not bool(finite):
             if captured is not None:
                 # This call's outputs are dropped: no backward will follow.
                 captured.pending = False
             for buffer, before in zip(self.state_buffers(), saved):
                 buffer.copy_(before)
+            bad = self._invalid_terms(raw)  # raises below the floor
             zero = self.nonfinite_policy.handle(
                 raw, bad, type(self).__name__, self.training,
                 features=features, parameters=self.parameters())
@@ -273,12 +273,14 @@ class BaseWeighting(nn.Module):
         """The device work of a call, issued without a host read.
 
         Returns the weights, the extra objective terms, the diagnostics'
-        keys and packed values, :meth:`NonFinitePolicy.all_finite` of
-        ``raw``, and a copy of each :meth:`state_buffers` from before the
-        call (none in eval mode), which :meth:`weigh` restores if the terms
-        are not finite. :class:`CapturedCalls` captures exactly this.
+        keys and packed values, :meth:`NonFinitePolicy.all_valid` of
+        ``raw`` (finite, and not below :attr:`term_floor`), and a copy of
+        each :meth:`state_buffers` from before the call (none in eval mode),
+        which :meth:`weigh` restores if the terms are not finite.
+        :class:`CapturedCalls` captures exactly this.
         """
-        finite = NonFinitePolicy.all_finite(raw)  # on the device, no read
+        # on the device, no read
+        finite = NonFinitePolicy.all_valid(raw, self.term_floor)
         shared = self._batch_statistic(raw.detach()) if self.training \
             else None
         if shared is not None:
@@ -311,6 +313,21 @@ class BaseWeighting(nn.Module):
         module = super()._apply(fn, recurse)
         self._captured_calls.drop_if_moved(self)
         return module
+
+    @property
+    def term_floor(self) -> Union[None, float, Tensor]:
+        """The least value a raw term may take for this strategy (one number
+        or ``[n]``); None, the default, for a strategy that weights terms of
+        any sign. Strategies that divide by a term's size or take its log
+        set a floor, and a term below it is an error, not a weight."""
+        return None
+
+    def _invalid_terms(self, raw: Tensor) -> List[str]:
+        """After the flag of :meth:`_issue` said no: raise for terms below
+        :attr:`term_floor`, else the names of the non-finite terms."""
+        NonFinitePolicy.check_floor(raw, self.term_floor, self.terms,
+                                    type(self).__name__)
+        return NonFinitePolicy.find(raw, self.terms)
 
     def state_buffers(self) -> List[Tensor]:
         """The buffers a checkpoint saves: the state a call may change.
@@ -347,34 +364,7 @@ class BaseWeighting(nn.Module):
         Returns:
             Tensor: ``[n]`` or ``[N, n]``.
         """
-        expected = [f'loss_{name}' for name in self.terms]
-        missing = [key for key in expected if key not in losses]
-        unknown = [key for key in losses if key not in expected]
-        if missing or unknown:
-            raise KeyError(
-                f'{type(self).__name__} was configured with terms '
-                f'{self.terms} (keys {expected}) but got keys '
-                f'{sorted(losses)}; missing {missing}, unknown {unknown}')
-        for key in expected:
-            value = losses[key]
-            if not isinstance(value, (Tensor, int, float)) \
-                    or isinstance(value, bool):
-                raise TypeError(
-                    f'{key} must be a tensor (a scalar or a per-image vector '
-                    f'[N]), got {type(value).__name__}; a list of per-level '
-                    'losses must be summed first (SLFDetector sums the keys '
-                    'of a term)')
-        values = [torch.as_tensor(losses[key]) for key in expected]
-        shapes = {tuple(v.shape) for v in values}
-        if len(shapes) != 1 or len(next(iter(shapes))) > 1:
-            raise ValueError(
-                'raw loss terms must all be scalars or all be per-image '
-                f'vectors [N]; got shapes '
-                f'{dict(zip(expected, [tuple(v.shape) for v in values]))}')
-        if next(iter(shapes)) == (0, ):
-            raise ValueError('raw loss terms are per-image vectors of 0 '
-                             'images; a batch must hold at least one')
-        return torch.stack(values, dim=-1)
+        return stack_terms(losses, self.terms, type(self).__name__)
 
     def _batch_statistic(self, raw: Tensor) -> Optional[Tensor]:
         """The per-term statistic ``[n]`` of a training batch that the

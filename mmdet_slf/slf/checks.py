@@ -121,3 +121,48 @@ def check_positive(key: str, value) -> float:
             or not math.isfinite(value) or value <= 0:
         raise ValueError(f'{key} must be > 0, got {value!r}')
     return float(value)
+
+
+def stack_terms(losses: Dict[str, Tensor], terms: Sequence[str],
+                owner: str) -> Tensor:
+    """Stack ``{'loss_<term>': value}`` in ``terms`` order: ``[n]`` for
+    scalars, ``[N, n]`` for per-image vectors ``[N]``. Exactly the terms,
+    all floating point (or Python numbers), all of one shape, or a
+    ``KeyError``, ``TypeError`` or ``ValueError`` naming what is wrong;
+    ``owner`` is the weighting the message names."""
+    expected = [f'loss_{name}' for name in terms]
+    missing = [key for key in expected if key not in losses]
+    unknown = [key for key in losses if key not in expected]
+    if missing or unknown:
+        raise KeyError(
+            f'{owner} was configured with terms {list(terms)} (keys '
+            f'{expected}) but got keys {sorted(losses)}; missing {missing}, '
+            f'unknown {unknown}')
+    for key in expected:
+        value = losses[key]
+        if not isinstance(value, (Tensor, int, float)) \
+                or isinstance(value, bool):
+            raise TypeError(
+                f'{key} must be a tensor (a scalar or a per-image vector '
+                f'[N]), got {type(value).__name__}; a list of per-level '
+                'losses must be summed first (SLFDetector sums the keys '
+                'of a term)')
+        if isinstance(value, Tensor) and not value.is_floating_point():
+            raise TypeError(
+                f'{key} must be a floating-point tensor, got {value.dtype}: '
+                'the weights would be cast to it')
+    # Python numbers as the default float (an int would become int64).
+    values = [
+        losses[key] if isinstance(losses[key], Tensor) else torch.tensor(
+            float(losses[key])) for key in expected
+    ]
+    shapes = {tuple(v.shape) for v in values}
+    if len(shapes) != 1 or len(next(iter(shapes))) > 1:
+        raise ValueError(
+            'raw loss terms must all be scalars or all be per-image '
+            f'vectors [N]; got shapes '
+            f'{dict(zip(expected, [tuple(v.shape) for v in values]))}')
+    if next(iter(shapes)) == (0, ):
+        raise ValueError('raw loss terms are per-image vectors of 0 '
+                         'images; a batch must hold at least one')
+    return torch.stack(values, dim=-1)

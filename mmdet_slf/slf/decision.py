@@ -55,7 +55,10 @@ class SLFDecisionNetwork(nn.Module):
         prior_init (bool): Zero last-layer weights and ``log(prior)`` bias.
             Defaults to True.
         norm_input (bool): LayerNorm on the input, so features of any scale
-            give logits of a sane scale. Defaults to True.
+            give logits of a sane scale; not applied to fewer than 3 input
+            channels, where it would leave at most their order (the raw
+            terms of a two-term weighting are read through ``log1p``,
+            which bounds their scale already). Defaults to True.
     """
 
     def __init__(self,
@@ -84,9 +87,10 @@ class SLFDecisionNetwork(nn.Module):
                 raise ValueError(f'{key} must be True or False, got {value!r}')
         self.in_channels = in_channels
         self.num_terms = num_terms
-        # LayerNorm of a single feature is always 0: it would erase the input.
+        # LayerNorm of one feature is always 0, and of two always (-1, 1) or
+        # (1, -1): it would erase the input, or all of it but the order.
         self.norm = nn.LayerNorm(in_channels) if (
-            norm_input and in_channels > 1) else nn.Identity()
+            norm_input and in_channels > 2) else nn.Identity()
         if hidden_channels > 0:
             self.hidden = nn.Sequential(
                 nn.Linear(in_channels, hidden_channels), nn.ReLU(inplace=True))

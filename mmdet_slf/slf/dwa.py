@@ -45,13 +45,18 @@ class DWAWeighting(BaseWeighting):
         self.register_buffer('num_updates', torch.zeros((), dtype=torch.long))
 
     _batch_statistic = staticmethod(batch_level)
+    term_floor = 0.0  # ratios of running averages of the terms
 
     def _compute_weights(self, raw: Tensor, features: Optional[Tensor],
                          shared: Optional[Tensor]) -> WeightsAndExtra:
         # The whole batch's terms when training (the same on every rank).
         batch_raw = batch_level(raw.detach()) if shared is None else shared
         # Branches are selected on the device: no host read of the counter.
-        ratio = self.ema / self.prev_ema.clamp(min=1e-12)
+        # A term whose earlier average is 0 has no rate yet: ratio 1, not
+        # the 1e11 that dividing by a tiny guard would give it.
+        ratio = torch.where(self.prev_ema > 0,
+                            self.ema / self.prev_ema.clamp(min=1e-12),
+                            torch.ones_like(self.ema))
         learned = self.scale * F.softmax(ratio / self.temperature, dim=0)
         uniform = torch.full_like(self.ema, self.scale / self.num_terms)
         weights = torch.where(self.num_updates >= 2, learned, uniform)

@@ -1,5 +1,9 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
-"""Estimators ``p_hat`` of the decision probabilities ``p``, all with mean p.
+"""Estimators ``p_hat`` of the decision probabilities ``p``.
+
+One-hot Gumbel samples (``hard=True``, the paper's), ``'stratified'`` and
+``'expected'`` have mean ``p``. Soft Gumbel samples (``hard=False``) do not:
+their mean is pulled toward uniform, the more so the larger ``tau``.
 
 ``'gumbel'`` is the paper's (Eq. 9-10); ``'stratified'`` and ``'expected'``
 are lower-variance estimators of the same expectation, added here.
@@ -69,7 +73,8 @@ def estimate_p_hat(logits: Tensor,
                    straight_through: bool = True,
                    generator: Optional[torch.Generator] = None,
                    probs: Optional[Tensor] = None) -> Tensor:
-    """``p_hat``, an estimate of ``p = softmax(logits)`` with mean ``p``.
+    """``p_hat``, an estimate of ``p = softmax(logits)``, with mean ``p``
+    except for soft Gumbel samples (``hard=False``).
 
     ``'gumbel'``: the mean of ``K`` Gumbel-softmax samples, Eq. (9)-(10),
     one-hot (``hard=True``, the paper) or soft; the gradient is the

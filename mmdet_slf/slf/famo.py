@@ -94,6 +94,11 @@ class FAMOWeighting(BaseWeighting):
 
     _batch_statistic = staticmethod(batch_level)
 
+    @property
+    def term_floor(self) -> Tensor:
+        # log(l_i - min_i): a term below its bound has no log
+        return self.min_losses
+
     def _compute_weights(self, raw: Tensor, features: Optional[Tensor],
                          shared: Optional[Tensor]) -> WeightsAndExtra:
         # The whole batch's terms when training (the same on every rank).

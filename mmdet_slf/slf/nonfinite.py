@@ -6,7 +6,7 @@ it which terms are bad and, for bad ones, for the zero objective to return;
 :class:`SkipNonFiniteOptimWrapper` switches on step skipping and collects the
 terms that asked for a skip. Nothing else reads or writes its state.
 """
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence, Union
 
 import torch
 from mmengine.logging import print_log
@@ -45,6 +45,19 @@ class NonFinitePolicy:
         return pending
 
     @staticmethod
+    def all_valid(raw: Tensor,
+                  floor: Union[None, float, Tensor] = None) -> Tensor:
+        """:meth:`all_finite`, and with ``floor`` also whether no entry is
+        below it (``[n]`` per term, or one number), as one 0-dim bool tensor
+        (no host read). ``max(x, floor) - x`` is 0 exactly for a finite
+        ``x >= floor``: one operator more than :meth:`all_finite`."""
+        if floor is None:
+            return NonFinitePolicy.all_finite(raw)
+        with torch.no_grad():
+            floor = floor.to(raw) if isinstance(floor, Tensor) else floor
+            return ((raw.clamp(min=floor) - raw) == 0).all()
+
+    @staticmethod
     def all_finite(raw: Tensor) -> Tensor:
         """Whether every entry of ``raw`` is finite, as a 0-dim bool tensor
         on ``raw``'s device (no host read).
@@ -54,6 +67,26 @@ class NonFinitePolicy:
         """
         with torch.no_grad():
             return ((raw - raw) == 0).all()
+
+    @staticmethod
+    def check_floor(raw: Tensor, floor: Union[None, float, Tensor],
+                    terms: Sequence[str], owner: str) -> None:
+        """Raise a ``ValueError`` naming the terms with an entry below
+        ``floor`` (one host read; called once :meth:`all_valid` said no)."""
+        if floor is None:
+            return
+        floor = torch.as_tensor(floor).to(raw).expand(len(terms))
+        low = raw.detach().reshape(-1, len(terms)).amin(dim=0)
+        below = [(name, value, bound) for name, value, bound in zip(
+            terms, low.tolist(), floor.tolist()) if value < bound]
+        if below:
+            raise ValueError(
+                f'{owner} weights the raw loss terms by their size and needs '
+                'them at or above its floor; got ' + ', '.join(
+                    f'loss_{name} = {value:.4g} < {bound:g}'
+                    for name, value, bound in below) +
+                '. Use a loss that is never negative for such a term, or a '
+                'FixedWeighting')
 
     @staticmethod
     def find(raw: Tensor,

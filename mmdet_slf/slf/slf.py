@@ -261,6 +261,12 @@ class SLFWeighting(BaseWeighting):
             return raw[None]
         return raw if self.per_image else raw.sum(0)[None]
 
+    @property
+    def term_floor(self) -> Optional[float]:
+        # The signals divide by a term's running scale or take its log;
+        # the joint objective weights terms of any sign.
+        return None if self.signal is None else 0.0
+
     def _batch_statistic(self, raw: Tensor) -> Optional[Tensor]:
         # The mean row, for a signal whose running averages follow it.
         if getattr(self.signal, 'follows_batches', False):
@@ -281,7 +287,9 @@ class SLFWeighting(BaseWeighting):
             raise ValueError(f'decision features give {logits.shape[0]} rows '
                              f'but the raw terms have {raw.shape[0]} images')
         joint = self.signal is None
-        probs = F.softmax(logits, dim=-1)
+        # float32 for half-precision logits: 1e-12 below is 0 in float16,
+        # and a collapsed p would give 0 * log 0 = NaN.
+        probs = F.softmax(at_least_float32(logits), dim=-1)
         # log p as the objectives have always computed it (so training is
         # bitwise what it was); its gradient is Adam's whole first step.
         log_probs = probs.clamp(min=1e-12).log()

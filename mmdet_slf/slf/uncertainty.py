@@ -58,6 +58,9 @@ class UncertaintyWeighting(BaseWeighting):
         self.fixed_total = fixed_total
         self.total = float(lambdas.sum())
 
+    # exp(-s) l + s: for l < 0 it falls without bound as s -> -inf
+    term_floor = 0.0
+
     def _compute_weights(self, raw: Tensor, features: Optional[Tensor],
                          shared: Optional[Tensor]) -> WeightsAndExtra:
         weights = torch.exp(-self.log_vars).to(raw)

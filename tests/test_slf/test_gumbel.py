@@ -106,3 +106,29 @@ def test_half_precision_logits_draw_rare_terms_at_their_rate(dtype):
     frequency = p_hat.mean(0)
     bound = 5 * torch.sqrt(probs * (1 - probs) / draws)
     assert ((frequency - probs).abs() < bound).all(), (frequency, probs)
+
+
+@pytest.mark.parametrize('tau', [0.5, 2.0])
+def test_straight_through_gradient_is_the_soft_samples(tau):
+    """Backward of ``c . p_hat``: the mean over samples of the soft
+    sample's gradient, ``s * (c - s . c) / tau`` per sample with ``s =
+    softmax((log p + g) / tau)`` (the log-softmax Jacobian drops out because
+    that vector sums to 0), for the noise ``g`` the call drew."""
+    from mmdet_slf.slf.gumbel import sample_gumbel
+    num_samples = 3
+    logits = LOGITS.clone().requires_grad_(True)
+    weights = torch.tensor([1.0, -2.0, 0.5, 3.0])
+    p_hat = multiple_gumbel_softmax(
+        logits, num_samples, tau=tau,
+        generator=torch.Generator().manual_seed(7))
+    (weights * p_hat).sum().backward()
+    noise = sample_gumbel(torch.Size((num_samples, 4)), logits.device,
+                          logits.dtype,
+                          generator=torch.Generator().manual_seed(7))
+    soft = torch.softmax((PROBS.log() + noise) / tau, dim=-1)  # [K, n]
+    grads = soft * (weights - (soft * weights).sum(-1, keepdim=True)) / tau
+    torch.testing.assert_close(logits.grad, grads.mean(0))
+    # the forward value is one-hot: the argmax of each soft sample
+    counts = torch.zeros(4).index_add_(0, soft.argmax(-1),
+                                       torch.ones(num_samples))
+    torch.testing.assert_close(p_hat.detach(), counts / num_samples)

@@ -211,15 +211,86 @@ def test_uncertainty_weighting_formula():
     torch.testing.assert_close(weighting.log_vars.grad, expected_grad)
 
 
+def _joint_per_image(kl_weight=0.0, entropy_weight=0.0):
+    """Algorithm 1 with expected weights whose decision network is one
+    linear layer over one-hot image features: its weight matrix holds every
+    image's logits (logits[n, i] = weight[i, n])."""
+    return SLFWeighting(
+        TERMS, prior=LAMBDAS, in_channels=3, decision_objective='joint',
+        estimator='expected', kl_weight=kl_weight,
+        entropy_weight=entropy_weight,
+        decision_net=dict(type='SLFDecisionNetwork', hidden_channels=0,
+                          norm_input=False)).double()
+
+
+def test_kl_guard_fixed_point_per_image():
+    """Eq. (11) summed over N images plus ``beta_kl * scale * (prior .
+    sum_n l_n) * mean_n KL(p_n || prior)``: zero gradient at p_n ~ prior *
+    exp(-l_n / (beta_kl * prior . mean_n l_n)), per image."""
+    raw = torch.tensor([[0.5, 2.0, 1.5, 3.0], [0.2, 1.0, 2.5, 1.0],
+                        [0.9, 0.4, 0.5, 2.0]], dtype=torch.float64)
+    # the prior and its log as the weighting holds them (made in float32)
+    held = _joint_per_image()
+    prior, log_prior = held.prior, held.log_prior
+
+    def gradient(probs):
+        weighting = _joint_per_image(kl_weight=5.0)
+        with torch.no_grad():
+            weighting.decision_net.fc_out.weight.copy_(probs.log().T)
+            weighting.decision_net.fc_out.bias.zero_()
+        out = weighting({f'loss_{t}': raw[:, i]
+                         for i, t in enumerate(TERMS)},
+                        features=torch.eye(3, dtype=torch.float64))
+        objective = sum(v for k, v in out.items() if 'loss' in k)
+        grad, = torch.autograd.grad(objective,
+                                    weighting.decision_net.fc_out.weight)
+        return grad.abs().max().item()
+
+    def gibbs(beta):
+        return torch.softmax(log_prior - raw / beta, dim=-1)
+
+    beta = 5.0 * (prior * raw.mean(0)).sum()
+    assert gradient(gibbs(beta)) < 1e-9
+    # the guard scaled by the mean image instead of the batch's sum is N
+    # times weaker: its fixed point is not this one
+    assert gradient(gibbs(beta / 3)) > 0.1
+
+
+def test_entropy_bonus_value_and_gradient():
+    """``loss_slf_entropy = -w_H * scale * (prior . sum_n l_n) * H(p)``;
+    ``dH/dz_j = -p_j (log p_j + H)`` at the prior, where the decision
+    network starts."""
+    raw = torch.tensor([[0.5, 2.0, 1.5, 3.0], [0.2, 1.0, 2.5, 1.0],
+                        [0.9, 0.4, 0.5, 2.0]], dtype=torch.float64)
+    weighting = _joint_per_image(entropy_weight=0.1)
+    out = weighting({f'loss_{t}': raw[:, i] for i, t in enumerate(TERMS)},
+                    features=torch.eye(3, dtype=torch.float64))
+    # p = softmax(bias), the prior up to the float32 it was made in
+    probs = torch.softmax(weighting.decision_net.fc_out.bias.detach(), 0)
+    entropy = -(probs * probs.log()).sum()
+    magnitude = 7.5 * (weighting.prior * raw.sum(0)).sum()
+    assert out['loss_slf_entropy'].item() == pytest.approx(
+        -0.1 * magnitude.item() * entropy.item(), rel=1e-12)
+    grad, = torch.autograd.grad(out['loss_slf_entropy'],
+                                weighting.decision_net.fc_out.bias)
+    # the bias moves every image's logits; the entropy is their mean
+    expected = 0.1 * magnitude * probs * (probs.log() + entropy)
+    torch.testing.assert_close(grad, expected)
+
+
 def test_dwa_weighting_hand_worked():
     weighting = DWAWeighting(['a', 'b'], temperature=2.0, momentum=0.0)
     first = weighting({'loss_a': torch.tensor(1.0),
-                       'loss_b': torch.tensor(1.0)})
+                       'loss_b': torch.tensor(3.0)})
     assert first['slf_w_a'].item() == pytest.approx(1.0)
-    weighting({'loss_a': torch.tensor(2.0), 'loss_b': torch.tensor(1.0)})
+    # One average exists: still uniform, though the terms differ.
+    second = weighting({'loss_a': torch.tensor(2.0),
+                        'loss_b': torch.tensor(3.0)})
+    assert second['slf_w_a'].item() == pytest.approx(1.0)
+    assert second['slf_w_b'].item() == pytest.approx(1.0)
     third = weighting({'loss_a': torch.tensor(1.0),
                        'loss_b': torch.tensor(1.0)})
-    # r = L(t-1) / L(t-2) = [2/1, 1/1]; w = 2 * softmax(r / 2).
+    # r = L(t-1) / L(t-2) = [2/1, 3/3]; w = 2 * softmax(r / 2).
     r = torch.tensor([2.0, 1.0])
     expected = 2 * torch.softmax(r / 2, 0)
     assert third['slf_w_a'].item() == pytest.approx(expected[0].item())

@@ -1,0 +1,150 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""Inputs at the edge of what a weighting can take: integer terms, negative
+terms, half-precision decisions, a term whose running average is 0, and a
+decision network that reads two terms."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import mmdet_slf  # noqa: F401
+from mmdet_slf.slf import (DWAWeighting, FAMOWeighting, FixedWeighting,
+                           RandomWeighting, SLFDecisionNetwork, SLFWeighting,
+                           UncertaintyWeighting)
+
+TERMS = ['coord', 'pred', 'obj', 'noobj']
+LAMBDAS = [5.0, 1.0, 1.0, 0.5]
+
+
+def raw_terms(values):
+    return {f'loss_{t}': v if not isinstance(v, float) else torch.tensor(v)
+            for t, v in zip(TERMS, values)}
+
+
+def test_integer_tensors_are_refused_and_python_numbers_are_floats():
+    weighting = FixedWeighting(TERMS, weights=LAMBDAS)
+    with pytest.raises(TypeError, match=r'loss_coord must be a floating-'
+                       r'point tensor, got torch.int64'):
+        weighting({f'loss_{t}': torch.tensor(1) for t in TERMS})
+    # Python ints: 0.5 * 1, not the 0 of an int64 weight
+    out = weighting({f'loss_{t}': 1 for t in TERMS})
+    assert out['loss_noobj'].item() == 0.5
+    assert out['loss_coord'].dtype == torch.get_default_dtype()
+
+
+FLOORED = [
+    (SLFWeighting, dict(prior=LAMBDAS)),  # 'scale_free'
+    (SLFWeighting, dict(prior=LAMBDAS, decision_objective='teacher')),
+    (SLFWeighting, dict(prior=LAMBDAS, decision_objective='progress')),
+    (FAMOWeighting, dict()),
+    (DWAWeighting, dict()),
+    (UncertaintyWeighting, dict()),
+]
+
+
+@pytest.mark.parametrize('cls, kwargs', FLOORED,
+                         ids=lambda x: getattr(x, '__name__', str(x)))
+def test_a_negative_term_is_refused_where_sizes_are_weighted(cls, kwargs):
+    weighting = cls(TERMS, **kwargs).train()
+    before = {k: v.clone() for k, v in weighting.state_dict().items()}
+    raw = torch.tensor([[0.5, 0.2, 1.0, 0.0], [0.4, -0.3, 1.0, 0.1]])
+    with pytest.raises(ValueError,
+                       match=r'loss_pred = -0\.3 < 0\. Use a loss'):
+        weighting({f'loss_{t}': raw[:, i] for i, t in enumerate(TERMS)})
+    # the refused call left no trace in the running statistics
+    for key, value in weighting.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    # 0 is allowed (a term with nothing to do on an image)
+    raw[1, 1] = 0.0
+    weighting({f'loss_{t}': raw[:, i] for i, t in enumerate(TERMS)})
+
+
+def test_famo_refuses_a_term_below_its_bound():
+    famo = FAMOWeighting(TERMS, min_losses=[0.0, 0.5, 0.0, 0.0])
+    with pytest.raises(ValueError, match=r'loss_pred = 0\.3 < 0\.5'):
+        famo(raw_terms([1.0, 0.3, 1.0, 1.0]))
+    famo(raw_terms([1.0, 0.6, 1.0, 1.0]))
+
+
+@pytest.mark.parametrize('weighting', [
+    FixedWeighting(TERMS, weights=LAMBDAS),
+    RandomWeighting(TERMS),
+    SLFWeighting(TERMS, prior=LAMBDAS, decision_objective='joint'),
+], ids=['fixed', 'rlw', 'joint'])
+def test_strategies_that_weight_any_sign_take_negative_terms(weighting):
+    out = weighting(raw_terms([1.0, -2.0, 1.0, 1.0]))
+    assert out['loss_pred'].item() == pytest.approx(
+        -2.0 * out['slf_w_pred'].item())
+
+
+def test_nan_with_a_negative_term_names_the_negative_one():
+    weighting = SLFWeighting(TERMS, prior=LAMBDAS)
+    with pytest.raises(ValueError, match=r'loss_obj = -1 < 0'):
+        weighting(raw_terms([math.nan, 1.0, -1.0, 1.0]))
+    with pytest.raises(FloatingPointError, match=r"\['coord'\]"):
+        weighting(raw_terms([math.nan, 1.0, 1.0, 1.0]))
+
+
+@pytest.mark.parametrize('objective', ['joint', 'scale_free'])
+@pytest.mark.parametrize('half', ['module', 'autocast'])
+def test_half_precision_decision_with_a_vanishing_term_is_finite(
+        objective, half):
+    """p_pred = exp(-21) / Z is below float16's smallest number: its log
+    must not become log 0, nor 0 * log 0 NaN."""
+    weighting = SLFWeighting(TERMS, prior=LAMBDAS,
+                             decision_objective=objective)
+    with torch.no_grad():
+        weighting.decision_net.fc_out.bias.copy_(
+            torch.tensor([0.0, -21.0, 0.0, 0.0]))
+    raw = torch.tensor([[0.4, 2.0, 0.7, 0.3], [0.2, 3.0, 0.5, 0.9]])
+    reference = weighting(
+        {f'loss_{t}': raw[:, i] for i, t in enumerate(TERMS)})
+    weighting = SLFWeighting(TERMS, prior=LAMBDAS,
+                             decision_objective=objective)
+    with torch.no_grad():
+        weighting.decision_net.fc_out.bias.copy_(
+            torch.tensor([0.0, -21.0, 0.0, 0.0]))
+    if half == 'module':
+        weighting.half()
+        out = weighting({f'loss_{t}': raw[:, i].half()
+                         for i, t in enumerate(TERMS)})
+    else:
+        with torch.autocast('cpu', dtype=torch.float16):
+            out = weighting(
+                {f'loss_{t}': raw[:, i] for i, t in enumerate(TERMS)})
+    # The three live terms share p: 1/3 each, entropy log 3.
+    assert out['slf_entropy'].item() == pytest.approx(math.log(3), abs=1e-3)
+    for key in ('loss_slf_kl', 'loss_slf_decision'):
+        if key in reference:
+            assert math.isfinite(out[key].item()), key
+            assert out[key].item() == pytest.approx(
+                reference[key].item(), rel=2e-3), key
+
+
+def test_dwa_term_with_a_zero_average_has_ratio_one():
+    dwa = DWAWeighting(['a', 'b'], temperature=2.0, momentum=0.0)
+    for a in (0.0, 1.0):
+        dwa({'loss_a': torch.tensor(a), 'loss_b': torch.tensor(2.0)})
+    third = dwa({'loss_a': torch.tensor(1.0), 'loss_b': torch.tensor(2.0)})
+    # r = [1 (no rate from an average of 0), 2 / 2]: uniform weights, not
+    # the one-hot of 1 / 1e-12
+    assert third['slf_w_a'].item() == pytest.approx(1.0)
+    assert third['slf_w_b'].item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize('in_channels, normed', [(1, False), (2, False),
+                                                 (3, True), (8, True)])
+def test_layer_norm_only_where_it_keeps_the_input(in_channels, normed):
+    net = SLFDecisionNetwork(in_channels, 2, prior_init=False)
+    assert isinstance(net.norm, nn.LayerNorm) == normed
+
+
+def test_two_terms_are_read_by_size_not_only_by_order():
+    """LayerNorm maps any two unequal values to (-1, 1): (0.1, 5) and
+    (0.01, 300) would give the same p."""
+    torch.manual_seed(0)
+    weighting = SLFWeighting(['a', 'b'], prior_init=False)
+    logits = weighting.decision_logits(
+        torch.tensor([[0.1, 5.0], [0.01, 300.0]]), None)
+    assert (logits[0] - logits[1]).abs().max().item() > 1e-3
