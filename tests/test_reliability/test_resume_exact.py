@@ -117,6 +117,38 @@ def test_auto_resume_past_a_truncated_latest_is_exact(tiny_voc_root,
             expected['optimizer']['state'][index]['momentum_buffer'])
 
 
+@pytest.mark.parametrize('loop, workers', [('iter', 2), ('epoch', 0)])
+def test_resume_without_a_configured_seed_is_exact(tiny_voc_root, tmp_path,
+                                                   loop, workers):
+    """No ``randomness.seed`` (as the shipped configs): the run draws its
+    seed, the checkpoint keeps it, and the resumed run shuffles the images
+    with it too, so it ends where the uninterrupted run ended."""
+    total, half = LOOPS[loop]
+
+    def cfg(work_dir):
+        cfg = slf_cfg(tiny_voc_root, str(work_dir), loop, total, half)
+        cfg.pop('randomness')
+        loader = cfg.train_dataloader
+        # workers restarted at the resume, as they are each epoch (with
+        # persistent ones the augmentation draws differ: troubleshooting.md)
+        loader.update(num_workers=workers, persistent_workers=False)
+        return cfg
+
+    full_dir, resumed_dir = tmp_path / 'full', tmp_path / 'resumed'
+    train_with_tools(cfg(full_dir), str(tmp_path / 'full.py'))
+    resumed_dir.mkdir()
+    middle = resumed_dir / f'{loop}_{half}.pth'
+    middle.write_bytes((full_dir / f'{loop}_{half}.pth').read_bytes())
+    (resumed_dir / 'last_checkpoint').write_text(str(middle))
+    train_with_tools(cfg(resumed_dir), str(tmp_path / 'resumed.py'),
+                     resume=True)
+    full = safe_torch_load(str(full_dir / f'{loop}_{total}.pth'))
+    resumed = safe_torch_load(str(resumed_dir / f'{loop}_{total}.pth'))
+    assert resumed['meta']['seed'] == full['meta']['seed']
+    for key, value in resumed['state_dict'].items():
+        assert torch.equal(value, full['state_dict'][key]), key
+
+
 def test_seed_everything_is_a_function_of_the_triple():
     def draw():
         return torch.rand(3), np.random.rand(3), random.random()

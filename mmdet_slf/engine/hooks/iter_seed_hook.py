@@ -1,6 +1,7 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """Seed every iteration from ``(seed, iteration)`` so resume is exact."""
 import random
+from functools import partial
 import numpy as np
 import torch
 from mmengine.dist import get_rank
@@ -73,6 +74,10 @@ class IterSeedHook(Hook):
     of SLF are independent across GPUs (mmengine's default seeds every rank
     alike, which repeats the same noise on every GPU).
 
+    It also gives the train sampler and the data workers ``runner.seed``: a
+    resumed run whose config sets no seed has the checkpoint's seed there,
+    and its sampler and workers would otherwise draw from a new one.
+
     Dataloader worker processes have their own generators, which mmengine
     seeds from ``(seed, worker, rank)`` when they start: without
     ``persistent_workers`` they restart every epoch and replay identically
@@ -100,12 +105,43 @@ class IterSeedHook(Hook):
 
     def before_train(self, runner) -> None:
         loop = runner.train_loop
+        self._follow_resumed_seed(runner, loop)
         if self.seed_data and hasattr(loop, 'dataloader_iterator') and \
                 not isinstance(loop.dataloader_iterator, _SeededIterator):
             # Counting from 0 matches the fast-forward of a resumed loop,
             # which reloads batches 0..iter-1 before training on.
             loop.dataloader_iterator = _SeededIterator(
                 loop.dataloader_iterator, runner.seed, self._rank())
+
+    @staticmethod
+    def _follow_resumed_seed(runner, loop) -> None:
+        """Give the train sampler and the data workers the run's seed.
+
+        mmengine builds the train dataloader before it resumes, so when the
+        config sets no ``randomness.seed`` the sampler shuffles, and the
+        worker processes augment, with the new process's random seed, while
+        ``runner.seed`` is the one the checkpoint restored: the resumed run
+        would read other images in another order. An iteration-based loop
+        has started its iterator already (worker processes prefetch from
+        the sampler), so it is started again.
+        """
+        dataloader = getattr(loop, 'dataloader', None)
+        changed = False
+        sampler = getattr(dataloader, 'sampler', None)
+        if getattr(sampler, 'seed', None) not in (None, runner.seed):
+            sampler.seed = runner.seed
+            changed = True
+        init = getattr(dataloader, 'worker_init_fn', None)
+        if isinstance(init, partial) and init.keywords.get(
+                'seed') not in (None, runner.seed):
+            dataloader.worker_init_fn = partial(
+                init.func, *init.args, **dict(init.keywords,
+                                              seed=runner.seed))
+            changed = True
+        iterator = getattr(loop, 'dataloader_iterator', None)
+        if changed and iterator is not None and not isinstance(
+                iterator, _SeededIterator):
+            loop.dataloader_iterator = type(iterator)(dataloader)
 
     def before_train_epoch(self, runner) -> None:
         seed_everything(runner.seed, EPOCH_STREAM, runner.epoch,
