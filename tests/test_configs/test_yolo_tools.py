@@ -130,9 +130,13 @@ def test_decision_network_is_not_run_at_inference():
     register_all_modules()
     cfg = small_yolo_cfg('fast-yolo_slf_voc.py')
     model = MODELS.build(cfg.model).eval()
+    weighting = model.bbox_head.weighting
     calls = []
-    model.bbox_head.weighting.register_forward_hook(
+    # On the decision network itself: an inference path that calls
+    # weighting.weigh() directly would pass a hook on weighting.forward.
+    weighting.decision_net.register_forward_hook(
         lambda *args: calls.append(1))
+    state = {k: v.clone() for k, v in weighting.state_dict().items()}
     sample = DetDataSample(metainfo=dict(
         img_shape=(128, 128), ori_shape=(128, 128), scale_factor=(1., 1.)))
     with torch.no_grad():
@@ -142,3 +146,6 @@ def test_decision_network_is_not_run_at_inference():
                  data_samples=[sample]))
     assert calls == [] and len(results) == 1
     assert 'bboxes' in results[0].pred_instances
+    # nothing of the weighting moved (its counter, running means)
+    for key, value in weighting.state_dict().items():
+        assert torch.equal(value, state[key]), key

@@ -50,8 +50,10 @@ def collect_diagnostics(
     A weighting whose owner returns its outputs in the loss dict (heads,
     :class:`SLFDetector`) logs as ``slf_w_<term>``; one nested in a loss
     module (``SLFLoss`` under ``bbox_head.loss_cls``) logs with the owner's
-    name as prefix, ``loss`` stripped (``bbox_head.cls.slf_w_<term>``), so two
-    weightings never share a key and no key contains ``loss``. The weightings
+    name as prefix, ``loss`` stripped (``bbox_head.cls.slf_w_<term>``), and
+    so does any but a top-level one when several would log bare keys
+    (:func:`_prefixes`): two weightings never share a key, and no key
+    contains ``loss``. The weightings
     keep their diagnostics as one device vector each; this is where they are
     read to the host, in one copy per device, after the training step.
 
@@ -65,15 +67,13 @@ def collect_diagnostics(
     """
     if weightings is None:
         weightings = find_weightings(model)
+    prefixes = _prefixes(weightings)
     by_device = defaultdict(list)
     for name, module in weightings:
         names, values = module.diagnostic_vector
         if values is None:
             continue  # no call yet
-        owner = name.rsplit('.', 1)[0] if '.' in name else ''
-        prefix = ''
-        if owner and 'loss' in owner:
-            prefix = owner.replace('loss_', '').replace('loss', '') + '.'
+        prefix = prefixes[name]
         by_device[values.device].append(([prefix + k for k in names], values))
     diagnostics = {}
     for entries in by_device.values():
@@ -82,6 +82,28 @@ def collect_diagnostics(
         keys = [key for names, _ in entries for key in names]
         diagnostics.update(zip(keys, values.tolist()))
     return diagnostics
+
+
+def _prefixes(weightings: List[Tuple[str, BaseWeighting]]) -> Dict[str, str]:
+    """The key prefix of each weighting: its owner's name, ``loss`` cut out,
+    for one nested in a loss module. Of the others, each with an owner is
+    prefixed by it too when there is more than one (a head's own weighting
+    of ones under :class:`SLFDetector`): they would all log
+    ``slf_skipped``, and ``slf_w_<term>`` for a shared term name."""
+    def owner(name: str) -> str:
+        return name.rsplit('.', 1)[0] if '.' in name else ''
+
+    prefixes = {
+        name: owner(name).replace('loss_', '').replace('loss', '') + '.'
+        if 'loss' in owner(name) else ''
+        for name, _ in weightings
+    }
+    bare = [name for name, prefix in prefixes.items() if not prefix]
+    if len(bare) > 1:
+        for name in bare:
+            if owner(name):
+                prefixes[name] = owner(name) + '.'
+    return prefixes
 
 
 def _keys_on_any_rank(keys: List[str]) -> List[str]:

@@ -27,6 +27,8 @@ from mmdet.utils import ConfigType
 from mmengine.logging import print_log
 from torch import Tensor
 
+from mmdet_slf.slf import BaseWeighting, FixedWeighting
+from ..losses.slf_loss import SLFLoss
 from .loss_groups import LossGroups
 
 _SLF_CLASSES: Dict[type, type] = {}
@@ -228,6 +230,27 @@ class SLFDetector(BaseDetector):
                 'to 1.0 (every entry of a list) and give the terms their '
                 'weights in the weighting (FixedWeighting weights, '
                 'SLFWeighting prior)')
+        # A head of this package that weights its own keys (the YOLO heads'
+        # ``weighting``). An SLFLoss's weighting combines candidate losses
+        # into one key, which SLFDetector then weights: not twice.
+        in_slf_loss = {id(inner) for outer in self.modules()
+                       if isinstance(outer, SLFLoss)
+                       for inner in outer.modules()}
+        weighted = [
+            f'model.{name} ({type(module).__name__})'
+            for name, module in self.named_modules()
+            if isinstance(module, BaseWeighting)
+            and id(module) not in in_slf_loss and not (
+                isinstance(module, FixedWeighting)
+                and bool((module.weights == 1).all()))
+        ]
+        if weighted:
+            raise ValueError(
+                f'{self.detector_name} weights its loss keys itself '
+                f'({", ".join(weighted)}), and SLFDetector would weight them '
+                'again: give that weighting weights of 1 (dict(type='
+                "'FixedWeighting', weights=[1.0, ...])), or train the "
+                'detector with its own weighting, without SLFDetector')
 
     def _check_decision_features(self) -> None:
         reads_features = not getattr(self.weighting, 'reads_terms', True)

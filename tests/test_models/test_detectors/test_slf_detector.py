@@ -396,3 +396,43 @@ def test_cascade_stage_weights_fail_at_build_and_move_to_the_weighting(
         (parent_vars['loss_rpn_cls'] + parent_vars['loss_rpn_bbox']).item(),
         rel=1e-6)
     torch.testing.assert_close(total, parent_total, rtol=1e-5, atol=1e-5)
+
+
+def test_a_head_that_weights_its_own_keys_fails_at_build_unless_ones():
+    """This package's YOLO head weights its keys with its own weighting:
+    wrapped as it is, SLFDetector would apply 5 x 5 to the box term. With
+    the head's weights at 1 the keys are raw, and the two weightings log
+    under different keys."""
+    from mmdet.testing import demo_mm_inputs
+    from mmdet_slf.engine.hooks import (claim_diagnostics,
+                                        collect_diagnostics)
+    register_all_modules()
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'yolo_voc.py'))
+    cfg.merge_from_dict(dict(model=dict(
+        backbone=dict(widen_factor=0.125),
+        bbox_head=dict(in_channels=128, fc_channels=16, input_size=128,
+                       dropout=0.0))))
+    terms = {name: [f'loss_{name}']
+             for name in ('coord', 'pred', 'obj', 'noobj')}
+    model_cfg = dict(cfg.model, type='SLFDetector',
+                     detector_type='SingleStageDetector', terms=terms,
+                     weighting=dict(type='FixedWeighting',
+                                    weights=[5.0, 1.0, 1.0, 0.5]))
+    with pytest.raises(ValueError, match=r'SingleStageDetector weights its '
+                       r'loss keys itself \(model.bbox_head.weighting '
+                       r'\(FixedWeighting\)\), and SLFDetector would'):
+        MODELS.build(copy.deepcopy(model_cfg))
+    model_cfg['bbox_head']['weighting'] = dict(
+        type='FixedWeighting', weights=[1.0, 1.0, 1.0, 1.0])
+    torch.manual_seed(0)
+    model = MODELS.build(model_cfg)
+    claim_diagnostics(model)  # as SLFLoggerHook does before training
+    batch = model.data_preprocessor(
+        demo_mm_inputs(2, [[3, 128, 128]] * 2, num_classes=20), True)
+    losses = model.loss(batch['inputs'], batch['data_samples'])
+    diagnostics = collect_diagnostics(model)
+    raw = diagnostics['slf_raw_coord']
+    assert diagnostics['bbox_head.slf_raw_coord'] == pytest.approx(raw)
+    assert losses['loss_coord'].item() == pytest.approx(5.0 * raw)
+    assert diagnostics['slf_w_coord'] == 5.0
+    assert diagnostics['bbox_head.slf_w_coord'] == 1.0
