@@ -161,6 +161,11 @@ def train_one(cfg: Config, key: str, seed: int, args) -> dict:
     summary = summarize_run(
         load_scalars(work_dir), terms,
         metric_by_epoch=logger.get('log_metric_by_epoch', True))
+    if not summary['curve']:
+        raise RuntimeError(
+            f'{key} seed {seed} logged no validation mAP in {work_dir} '
+            '(its scalars.json holds no pascal_voc/mAP): a run without a '
+            'score is not saved; check val_interval and the val settings')
     result = dict(
         seed=seed,
         strategy=key,

@@ -12,7 +12,7 @@ from .archive import attach_weight_records, read_archive, write_archive
 from .figures import plots
 from .environment import environment_note
 from .runs import load_results, paired_seeds, select_results
-from .stats import paired_comparison, summarize
+from .stats import p_gain_below, paired_comparison, summarize
 from .tables import cost_table, fmt_p, seed_table, table, variant_table
 from .terms import weight_shares
 
@@ -58,6 +58,12 @@ def strategy_rows(results: Dict[str, Dict[int, dict]],
         runs = results[key]
         seeds = sorted(runs)
         maps = [runs[s]['mAP'] for s in seeds]
+        bad = [s for s, value in zip(seeds, maps) if not math.isfinite(value)]
+        if bad:
+            raise ValueError(
+                f'{key} has no finite mAP for seeds {bad} (a run that logged '
+                'no validation): train them again, or leave them out with '
+                '--seeds')
         minutes = [runs[s]['train_minutes'] for s in seeds
                    if runs[s].get('train_minutes') is not None]
         row = dict(key=key, name=next(iter(runs.values()))['name'],
@@ -129,6 +135,11 @@ def verdict(results: Dict[str, Dict[int, dict]],
             if other == tuned:
                 lines.append('Fixed with tuned lambdas has not been run, so '
                              'the comparison with it is missing.')
+            else:
+                lines.append(
+                    f'Target 1: n/a ({len(seeds)} seeds of '
+                    f'{chosen["name"]} paired with {reference_name}; a '
+                    'paired test needs 2).')
             continue
         cmp = paired_comparison(
             [results[chosen['key']][s]['mAP'] for s in seeds],
@@ -145,7 +156,10 @@ def verdict(results: Dict[str, Dict[int, dict]],
         lines.append(
             f'Target 1, SLF >= {reference_name} + {TARGET_GAIN:.3f} mAP with '
             f'p < {TARGET_P:g}: **{"met" if met else "missed"}** '
-            f'({cmp["mean_diff"]:+.4f}, p = {fmt_p(cmp["p"])}).')
+            f'({cmp["mean_diff"]:+.4f}, p = {fmt_p(cmp["p"])}). The rule '
+            'reads the mean gain and the test against 0; the test of the '
+            f'gain itself, H0: gain <= {TARGET_GAIN:.3f}, gives one-sided '
+            f'p = {fmt_p(p_gain_below(cmp, TARGET_GAIN))}.')
     if tuned in comparisons:
         cmp = comparisons[tuned]
         # Within the noise: the interval of the difference reaches 0 or
@@ -261,9 +275,9 @@ def write_report(work_dir: str,
         f'{reference_name} is taken seed by seed (two-sided paired t-test, '
         '95% t-interval).',
         '- "min weight / prior": the smallest, over the four terms, of the '
-        "term's share of the total weight averaged over training, divided "
-        "by its share under the fixed lambdas 5/1/1/0.5 (1 = the prior; "
-        'below 0.25 the term is starved).',
+        "term's share of the total of the weights averaged over training, "
+        "divided by its share under the fixed lambdas 5/1/1/0.5 (1 = the "
+        'prior; below 0.25 the term is starved).',
         '- "min / run": the median wall-clock training minutes of the '
         "strategy's runs as each recorded it; a run made while another job "
         'used the machine is slower, so compare speed with the cost table.',

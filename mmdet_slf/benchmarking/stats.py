@@ -39,6 +39,8 @@ def summarize(values: Sequence[float], confidence: float = 0.95) -> Dict:
     if values.ndim != 1 or len(values) == 0:
         raise ValueError(f'values must be a non-empty 1-D sequence, got '
                          f'shape {values.shape}')
+    if not np.isfinite(values).all():
+        raise ValueError(f'values must be finite, got {values.tolist()}')
     if not 0 < confidence < 1:
         raise ValueError(f'confidence must be in (0, 1), got {confidence!r}')
     n = len(values)
@@ -75,6 +77,9 @@ def paired_comparison(values: Sequence[float],
         raise ValueError(
             f'paired values need one entry per seed on both sides, got '
             f'{len(values)} and {len(reference)}')
+    for name, side in (('values', values), ('reference', reference)):
+        if not np.isfinite(side).all():
+            raise ValueError(f'{name} must be finite, got {side.tolist()}')
     diffs = values - reference
     summary = summarize(diffs, confidence)
     n, mean, std = summary['n'], summary['mean'], summary['std']
@@ -89,3 +94,18 @@ def paired_comparison(values: Sequence[float],
     return dict(n=n, mean_diff=mean, std_diff=std,
                 ci_low=summary['ci_low'], ci_high=summary['ci_high'],
                 t=statistic, p=p_value, test='paired t-test (two-sided)')
+
+
+def p_gain_below(comparison: Dict, margin: float) -> float:
+    """One-sided p-value of the paired t-test of ``H0: mean difference <=
+    margin`` for a :func:`paired_comparison`: small when the data show a
+    gain of more than ``margin``, where the two-sided ``p`` only tests a
+    difference from 0. ``nan`` for one seed."""
+    n, mean, std = comparison['n'], comparison['mean_diff'], \
+        comparison['std_diff']
+    if n < 2:
+        return math.nan
+    if std == 0:
+        return 0.0 if mean > margin else 1.0
+    from scipy.stats import t
+    return float(t.sf((mean - margin) / (std / math.sqrt(n)), n - 1))

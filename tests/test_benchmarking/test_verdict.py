@@ -1,0 +1,113 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""The rules that turn the runs into a verdict: target 1's gain and test,
+target 2's interval, the 25%-of-prior rule that picks the SLF default, and
+what the page says when a rule cannot be applied."""
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from mmdet_slf.benchmarking import report
+from mmdet_slf.benchmarking.stats import p_gain_below, paired_comparison
+
+TERMS = ['coord', 'pred', 'obj', 'noobj']
+PRIOR = [5.0, 1.0, 1.0, 0.5]
+
+
+def run(key, seed, value, weights=None):
+    return dict(seed=seed, strategy=key, name=key.upper(), terms=TERMS,
+                prior=PRIOR, max_iters=100, train_minutes=1.0, mAP=value,
+                curve=[[100, value]],
+                mean_weights=dict(zip(TERMS, weights or PRIOR)))
+
+
+def results_of(**maps):
+    return {key: {seed: run(key, seed, value)
+                  for seed, value in enumerate(values)}
+            for key, values in maps.items()}
+
+
+def target_line(lines, number):
+    return next(line for line in lines if line.startswith(f'Target {number}'))
+
+
+def test_a_mean_gain_above_a_point_without_significance_is_missed():
+    base = [0.80, 0.81, 0.82, 0.83, 0.84]
+    gains = [0.05, -0.02, 0.03, -0.01, 0.01]  # mean +0.012, p = 0.39
+    results = results_of(fixed=base,
+                         **{'slf-a': [b + g for b, g in zip(base, gains)]})
+    rows = report.strategy_rows(results, 'fixed')
+    line = target_line(report.verdict(results, rows, 'fixed'), 1)
+    expected = scipy_stats.ttest_rel(
+        [b + g for b, g in zip(base, gains)], base).pvalue
+    assert '**missed** (+0.0120, p = ' in line
+    assert f'p = {expected:.3f})' in line
+
+
+def test_target_2_is_missed_when_the_interval_lies_below_zero():
+    base = [0.80, 0.81, 0.82, 0.83, 0.84]
+    results = results_of(
+        fixed=base, **{
+            'fixed-tuned': [b + 0.03 for b in base],
+            'slf-a': [b + d for b, d in zip(base, [0.0, 0.01, 0.005, 0.0,
+                                                   0.01])]})
+    rows = report.strategy_rows(results, 'fixed')
+    line = target_line(report.verdict(results, rows, 'fixed'), 2)
+    # SLF - tuned: -0.03, -0.02, -0.025, -0.03, -0.02: all below 0
+    assert line.startswith('Target 2') and '**missed**' in line
+    results['fixed-tuned'] = {s: run('fixed-tuned', s, b + 0.005 * (s % 2))
+                              for s, b in enumerate(base)}
+    rows = report.strategy_rows(results, 'fixed')
+    line = target_line(report.verdict(results, rows, 'fixed'), 2)
+    assert '**met**' in line
+
+
+def test_the_default_keeps_a_quarter_of_every_prior_share_on_every_seed():
+    """Shares from the logged mean weights, the minimum over seeds: a
+    variant whose class term fell to 0.24 of its prior share on one seed
+    is out, one at 0.26 is in, though its mAP is lower."""
+    def weights(share):  # pred at `share` of its prior share, total 7.5
+        return [5.0 + 1.0 - share, share, 1.0, 0.5]
+
+    results = {'fixed': {}, 'slf-low': {}, 'slf-ok': {}}
+    for seed in range(5):
+        results['fixed'][seed] = run('fixed', seed, 0.80)
+        results['slf-low'][seed] = run(
+            'slf-low', seed, 0.90, weights(0.24 if seed == 3 else 0.9))
+        results['slf-ok'][seed] = run('slf-ok', seed, 0.85, weights(0.26))
+    rows = {row['key']: row for row in report.strategy_rows(results, 'fixed')}
+    assert rows['slf-low']['min_share'] == pytest.approx(0.24)
+    assert rows['slf-ok']['min_share'] == pytest.approx(0.26)
+    assert report.choose_slf_default(list(rows.values()))['key'] == 'slf-ok'
+
+
+def test_a_run_without_a_finite_map_is_named_not_ranked():
+    results = results_of(fixed=[0.8, 0.8, 0.8], **{'slf-a': [0.9, 0.9, 0.9]})
+    results['slf-a'][1]['mAP'] = math.nan
+    with pytest.raises(ValueError, match=r'slf-a has no finite mAP for '
+                       r'seeds \[1\]'):
+        report.strategy_rows(results, 'fixed')
+    with pytest.raises(ValueError, match='values must be finite'):
+        paired_comparison([0.9, math.nan], [0.8, 0.8])
+
+
+def test_target_1_says_n_a_when_no_seeds_pair_with_the_reference():
+    results = {'fixed': {s: run('fixed', s, 0.8) for s in range(5)},
+               'slf-a': {s: run('slf-a', s, 0.9) for s in range(5, 10)}}
+    rows = report.strategy_rows(results, 'fixed')
+    line = target_line(report.verdict(results, rows, 'fixed'), 1)
+    assert line == ('Target 1: n/a (0 seeds of SLF-A paired with Fixed; a '
+                    'paired test needs 2).')
+
+
+@pytest.mark.parametrize('margin', [0.0, 0.01])
+def test_the_margin_test_is_scipys_one_sided_test(margin):
+    rng = np.random.default_rng(0)
+    reference = rng.uniform(0.8, 0.9, 10)
+    values = reference + rng.normal(0.015, 0.02, 10)
+    comparison = paired_comparison(values, reference)
+    expected = scipy_stats.ttest_1samp(values - reference - margin, 0.0,
+                                       alternative='greater').pvalue
+    assert p_gain_below(comparison, margin) == pytest.approx(expected,
+                                                             rel=1e-9)
