@@ -53,6 +53,7 @@ import argparse
 import json
 import os.path as osp
 import sys
+from typing import Dict
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -76,7 +77,8 @@ from mmdet_slf.slf import BaseWeighting  # noqa: E402
 from mmdet_slf.utils.profiling import (count_operators,  # noqa: E402
                                        host_syncs, op_differences,
                                        profile_calls, profile_totals)
-from mmdet_slf.utils.timing import (device_synchronizer,  # noqa: E402
+from mmdet_slf.utils.timing import (Timing,  # noqa: E402
+                                    device_synchronizer,
                                     interleaved_timing,
                                     paired_time_ratio, rate_ratio)
 
@@ -417,6 +419,47 @@ def summarise(name, timing, model):
         weighting_params=weighting)
 
 
+def two_model_ratios(timings: Dict[str, Timing], train: bool) -> dict:
+    """The second model against the first, printed and returned: the ratio
+    of rates with two standard errors, and the ratio paired by round with
+    its 95% interval. ``train``: as step-time ratios (second / first, above
+    1 when the second is slower); otherwise as FPS ratios (below 1 then)."""
+    out = {}
+    # the ratio with two standard errors from the per-iteration
+    # spread: how far apart the speeds may be by noise alone
+    ratio, ratio_2se = rate_ratio(timings['0'], timings['1'])
+    if train:
+        # the step time ratio is the inverse, with the same relative
+        # error
+        step_ratio, step_2se = 1 / ratio, ratio_2se / ratio**2
+        print(f'step time ratio (second / first): {step_ratio:.3f} '
+              f'+- {step_2se:.3f} (2 standard errors)')
+        out.update(step_ratio=step_ratio, step_ratio_2se=step_2se)
+    else:
+        print(f'FPS ratio (second / first): {ratio:.3f} '
+              f'+- {ratio_2se:.3f} (2 standard errors)')
+    out.update(ratio=ratio, ratio_2se=ratio_2se)
+    # Both models get the same batch in a round, so the per-round
+    # ratios pair up: a heavy batch or a clock dip slows both.
+    paired = paired_time_ratio(timings['0'], timings['1'])
+    if train:
+        print(f'step time ratio, paired by round: {paired["ratio"]:.3f} '
+              f'[{paired["ci_low"]:.3f}, {paired["ci_high"]:.3f}] (95% '
+              f't-interval over {paired["n"]} rounds)')
+        out.update(step_ratio_paired=paired['ratio'],
+                   step_ratio_paired_ci=[paired['ci_low'],
+                                         paired['ci_high']])
+    else:
+        print(f'FPS ratio, paired by round: {1 / paired["ratio"]:.3f} '
+              f'[{1 / paired["ci_high"]:.3f}, '
+              f'{1 / paired["ci_low"]:.3f}] (95% t-interval over '
+              f'{paired["n"]} rounds)')
+        out.update(ratio_paired=1 / paired['ratio'],
+                   ratio_paired_ci=[1 / paired['ci_high'],
+                                    1 / paired['ci_low']])
+    return out
+
+
 def main():
     args = parse_args()
     register_all_modules(init_default_scope=True)
@@ -509,38 +552,7 @@ def main():
                    log_reads=args.log_reads,
                    results=results)
     if len(results) == 2:
-        # the ratio with two standard errors from the per-iteration
-        # spread: how far apart the speeds may be by noise alone
-        ratio, ratio_2se = rate_ratio(timings['0'], timings['1'])
-        if args.train:
-            # the step time ratio is the inverse, with the same relative
-            # error
-            step_ratio, step_2se = 1 / ratio, ratio_2se / ratio**2
-            print(f'step time ratio (second / first): {step_ratio:.3f} '
-                  f'+- {step_2se:.3f} (2 standard errors)')
-            summary.update(step_ratio=step_ratio, step_ratio_2se=step_2se)
-        else:
-            print(f'FPS ratio (second / first): {ratio:.3f} '
-                  f'+- {ratio_2se:.3f} (2 standard errors)')
-        summary.update(ratio=ratio, ratio_2se=ratio_2se)
-        # Both models get the same batch in a round, so the per-round
-        # ratios pair up: a heavy batch or a clock dip slows both.
-        paired = paired_time_ratio(timings['0'], timings['1'])
-        if args.train:
-            print(f'step time ratio, paired by round: {paired["ratio"]:.3f} '
-                  f'[{paired["ci_low"]:.3f}, {paired["ci_high"]:.3f}] (95% '
-                  f't-interval over {paired["n"]} rounds)')
-            summary.update(step_ratio_paired=paired['ratio'],
-                           step_ratio_paired_ci=[paired['ci_low'],
-                                                 paired['ci_high']])
-        else:
-            print(f'FPS ratio, paired by round: {1 / paired["ratio"]:.3f} '
-                  f'[{1 / paired["ci_high"]:.3f}, '
-                  f'{1 / paired["ci_low"]:.3f}] (95% t-interval over '
-                  f'{paired["n"]} rounds)')
-            summary.update(ratio_paired=1 / paired['ratio'],
-                           ratio_paired_ci=[1 / paired['ci_high'],
-                                            1 / paired['ci_low']])
+        summary.update(two_model_ratios(timings, args.train))
     write_summary(summary, args.out)
     if args.profile:
         # The timing is written first: a profiler that fails (one without

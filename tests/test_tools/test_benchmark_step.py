@@ -232,3 +232,24 @@ def test_a_failed_profile_keeps_the_timing(tmp_path, monkeypatch, capsys):
     assert 'profile' not in summary
     assert summary['results'][0]['step_ms'] > 0
     assert 'profile failed: RuntimeError' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('train', [True, False])
+def test_ratios_are_second_over_first_in_time_and_first_over_second_in_fps(
+        train):
+    """The second model 10% slower on every round: step-time ratios of
+    1.1, FPS ratios of 1 / 1.1, whatever the rounds' own speeds."""
+    from mmdet_slf.utils.timing import Timing
+    first = Timing(seconds=[1.0, 1.3, 0.9, 1.1], items=[10] * 4)
+    second = Timing(seconds=[1.1 * s for s in first.seconds],
+                    items=[10] * 4)
+    out = benchmark_fps.two_model_ratios(dict(zip('01', (first, second))),
+                                         train)
+    assert out['ratio'] == pytest.approx(1 / 1.1)
+    if train:
+        assert out['step_ratio'] == pytest.approx(1.1)
+        assert out['step_ratio_paired'] == pytest.approx(1.1)
+        assert out['step_ratio_paired_ci'] == pytest.approx([1.1, 1.1])
+    else:
+        assert out['ratio_paired'] == pytest.approx(1 / 1.1)
+        assert out['ratio_paired_ci'] == pytest.approx([1 / 1.1, 1 / 1.1])

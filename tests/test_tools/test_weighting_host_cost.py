@@ -115,3 +115,27 @@ def test_slf_options_reach_the_weighting():
     with pytest.raises(SystemExit, match="--slf-options: .*unexpected "
                        "keyword argument 'bogus'"):
         build(['--slf-options', 'bogus=1'])
+
+
+def test_added_time_is_the_variant_minus_no_weighting(monkeypatch):
+    """With timings of known cost, 100 us per step without a weighting:
+    each variant's added time, sign included, and its interval."""
+    from mmdet_slf.utils import timing
+    cost = dict(none=100.0, fixed=150.0, slf=400.0, slf_graph=250.0)
+    jitter = [0.0, 4.0, -2.0, 1.0]  # the same in every variant's round
+
+    def fake_timing(steps, **kwargs):
+        return {name: timing.Timing(
+            seconds=[(cost[name] + j) * 1e-6 * 10 for j in jitter],
+            items=[10] * len(jitter)) for name in steps}
+
+    monkeypatch.setattr(timing, 'interleaved_timing', fake_timing)
+    result = weighting_host_cost.main(['--rounds', '4', '--steps', '10',
+                                       '--warmup', '0'])
+    assert result['step_us']['none'] == pytest.approx(100.75)
+    for name in ('fixed', 'slf', 'slf_graph'):
+        added = result['added'][name]
+        # paired by round, the jitter cancels: a point interval
+        assert added['us'] == pytest.approx(cost[name] - 100.0)
+        assert added['ci_low'] == pytest.approx(added['us'])
+        assert added['ci_high'] == pytest.approx(added['us'])
