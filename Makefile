@@ -17,7 +17,11 @@ install:
 	@$(PYTHON) -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" 2>/dev/null \
 		|| (echo "Building mmcv 2.1.0 with ops (about 7 minutes on 2 cores, cached afterwards)..." \
 		    && $(PIP) install --no-build-isolation mmcv==2.1.0)
-	@$(PYTHON) -c "import mmdet_slf, mmdet, sklearn, pycocotools, cv2, matplotlib" 2>/dev/null \
+	@# -P: without the current directory on sys.path, so that this finds the
+	@# installed mmdet_slf (and checks it is this checkout), not the source tree.
+	@$(PYTHON) -P -c "import os, mmdet_slf, mmdet, sklearn, pycocotools, cv2, matplotlib; \
+		assert mmdet.__version__ == '3.3.0'; \
+		assert os.path.samefile(os.path.dirname(mmdet_slf.__file__), 'mmdet_slf')" 2>/dev/null \
 		|| $(PIP) install --no-build-isolation -e .
 
 install-tests: install

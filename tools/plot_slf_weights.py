@@ -35,13 +35,11 @@ def main(argv=None) -> str:
     if not osp.exists(args.work_dir):
         raise SystemExit(f'{args.work_dir} does not exist')
     try:
-        scalars = find_scalars_file(args.work_dir)
         try:
+            scalars = find_scalars_file(args.work_dir)
             records = load_scalars(scalars)
-        except ValueError as error:  # json.JSONDecodeError
-            raise SystemExit(
-                f'error: {scalars} is not an mmengine scalars.json (one JSON '
-                f'record per line): {error}')
+        except ValueError as error:  # a damaged line, named with its file
+            raise SystemExit(f'error: {error}')
         series = slf_series(records)
         out = args.out or osp.join(
             args.work_dir if osp.isdir(args.work_dir) else osp.dirname(

@@ -124,6 +124,8 @@ def parse_args(argv=None):
         parser.error(f'--fps-images must be a multiple of {FPS_ROUNDS} '
                      f'(the timing rounds) and >= {FPS_ROUNDS}, got '
                      f'{args.fps_images}')
+    if args.num_pictures < 1:
+        parser.error(f'--num-pictures must be >= 1, got {args.num_pictures}')
     if args.work_dir is None:
         args.work_dir = 'work_dirs/demo' if args.config == 'slf' else \
             'work_dirs/demo-fixed'
@@ -253,7 +255,7 @@ def draw_pictures(runner: Runner, args, test_map: float) -> dict:
     iou_thr = iou_thr[0] if isinstance(iou_thr, (list, tuple)) else iou_thr
     per_class = class_average_precision(
         predictions, ground_truth, classes, iou_thr=iou_thr,
-        eval_mode=metric.get('eval_mode', 'area'))
+        eval_mode=metric.get('eval_mode', '11points'))  # VOCMetric's default
     pictures = {}
     pictures['detections'] = osp.join(args.work_dir, 'detections.png')
     shown = slice(0, args.num_pictures)

@@ -185,7 +185,8 @@ def read_manifest(root: str, subset: str = 'VOC2007') -> Optional[dict]:
 
 def _is_complete(root: str, subset: str, params: dict) -> Optional[dict]:
     """The manifest if the set under ``root`` was made with ``params`` and
-    all its files are present, else None."""
+    all its files are present (the split lists with the manifest's ids),
+    else None."""
     manifest = read_manifest(root, subset)
     if manifest is None or manifest.get('params') != params:
         return None
@@ -194,6 +195,16 @@ def _is_complete(root: str, subset: str, params: dict) -> Optional[dict]:
         for sub, ext in (('Annotations', 'xml'), ('JPEGImages', 'jpg')):
             if not osp.isfile(osp.join(base, sub, f'{image_id}.{ext}')):
                 return None
+    for split in ('trainval', 'test'):
+        path = osp.join(base, 'ImageSets', 'Main', f'{split}.txt')
+        if not osp.isfile(path):
+            return None
+        with open(path) as f:
+            listed = f.read().split()
+        expected = [image_id for image_id, info in manifest['images'].items()
+                    if info['split'] == split]
+        if listed != expected:
+            return None
     return manifest
 
 

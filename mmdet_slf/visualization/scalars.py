@@ -3,6 +3,7 @@
 import glob
 import json
 import os.path as osp
+import warnings
 from typing import Dict, List, Tuple, Union
 
 import numpy as np
@@ -56,7 +57,20 @@ def load_scalars(path: str, require: str = 'slf_') -> Records:
     if not osp.isfile(path):
         path = find_scalars_file(path, require)
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = [line for line in f if line.strip()]
+    records = []
+    for index, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            if index == 0 or index < len(lines) - 1:
+                raise ValueError(
+                    f'{path} is not an mmengine scalars.json (one JSON '
+                    f'record per line): line {index + 1}: {error}') from error
+            # a run stopped while it wrote its last record
+            warnings.warn(f'{path}: its last line is cut off ({error}); '
+                          f'reading the {len(records)} records before it')
+    return records
 
 
 def scalar_series(records: Records,

@@ -203,6 +203,18 @@ def test_skip_regenerate_and_bad_settings(digits_root, tmp_path):
     # An incomplete set (file lost) is regenerated too.
     os.remove(osp.join(changed, 'VOC2007', 'JPEGImages', '000003.jpg'))
     assert not make_digits_voc(changed, **dict(SMALL, num_test=10))['skipped']
+    # ... and so is one whose split list is lost or cut short
+    lists = osp.join(changed, 'VOC2007', 'ImageSets', 'Main')
+    os.remove(osp.join(lists, 'test.txt'))
+    assert not make_digits_voc(changed, **dict(SMALL, num_test=10))['skipped']
+    assert len(read_split(changed, 'test')) == 10
+    with open(osp.join(lists, 'trainval.txt')) as f:
+        ids = f.read().split()
+    with open(osp.join(lists, 'trainval.txt'), 'w') as f:
+        f.write('\n'.join(ids[:-1]) + '\n')
+    assert not make_digits_voc(changed, **dict(SMALL, num_test=10))['skipped']
+    with open(osp.join(lists, 'trainval.txt')) as f:
+        assert f.read().split() == ids
 
     foreign = tmp_path / 'foreign' / 'VOC2007'
     foreign.mkdir(parents=True)

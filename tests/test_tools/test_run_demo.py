@@ -57,8 +57,13 @@ def test_console_has_bars_and_summary(demo_run):
     assert 'fast-yolo-slf_digits.py (SLF), seed 3, 4 iterations' in summary
     assert re.search(r'\[demo\] mAP +[0-9.]+ +\(VOC07 11-point, IoU 0.5, 8 '
                      r'test images\)', summary)
-    assert re.search(r'FPS +SLF [0-9.]+, fixed lambdas [0-9.]+', summary)
-    assert re.search(r'FPS ratio +SLF / fixed [0-9.]+ \+- [0-9.]+', summary)
+    fps = re.search(r'FPS +SLF ([0-9.]+), fixed lambdas ([0-9.]+)', summary)
+    ratio = re.search(r'FPS ratio +SLF / fixed ([0-9.]+) \+- [0-9.]+',
+                      summary)
+    # the ratio is SLF's FPS over fixed's (both printed to 0.1 FPS)
+    slf_fps, fixed_fps = float(fps.group(1)), float(fps.group(2))
+    assert float(ratio.group(1)) == pytest.approx(
+        slf_fps / fixed_fps, abs=0.002 + 0.06 / fixed_fps)
     assert re.search(r'time +data .*, train .*, eval .*, total ', summary)
     for name in ('detections', 'class_ap', 'map_curve', 'slf_weights'):
         path = osp.join(work_dir, f'{name}.png')
@@ -112,6 +117,16 @@ def test_config_choice_and_defaults():
     assert tool.CONFIGS['fixed'].endswith('configs/demo/fast-yolo_digits.py')
     with pytest.raises(SystemExit):
         tool.parse_args(['--config', 'other'])
+
+
+@pytest.mark.parametrize('count', ['0', '-2'])
+def test_num_pictures_must_be_positive(count, capsys):
+    # 0 crashed after training; a negative count dropped pictures silently
+    spec = importlib.util.spec_from_file_location('run_demo', TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert f'--num-pictures must be >= 1, got {count}' in refusal(
+        tool.parse_args, ['--num-pictures', count], capsys)
 
 
 @pytest.mark.parametrize('images', ['0', '3', '12'])

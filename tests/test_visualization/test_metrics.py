@@ -15,6 +15,18 @@ from mmdet_slf.visualization import (class_average_precision, plot_class_ap,
                                      plot_map_bars, plot_map_curve)
 
 
+def _bar_names(ax):
+    """Bar gids from left to right."""
+    return [p.get_gid() for p in sorted(ax.patches, key=lambda p: p.get_x())]
+
+
+def _tick_names(ax):
+    """Tick label texts from left to right."""
+    ticks = sorted(zip(ax.get_xticks(), ax.get_xticklabels()),
+                   key=lambda tick: tick[0])
+    return [label.get_text() for _, label in ticks]
+
+
 def test_map_bars_mean_and_std(tmp_path):
     results = {'FixedWeighting': [0.50, 0.70], 'SLFWeighting': [0.60],
                'DWAWeighting': [0.2, 0.3, 0.4]}
@@ -26,6 +38,8 @@ def test_map_bars_mean_and_std(tmp_path):
     assert heights == pytest.approx({'FixedWeighting': 0.6,
                                      'SLFWeighting': 0.6,
                                      'DWAWeighting': 0.3})
+    # the name under each bar is the bar's own
+    assert _tick_names(ax) == _bar_names(ax)
     # Error bar half-lengths: sample std (0.1414, 0 for one seed, 0.1).
     segments = ax.containers[0].lines[2][0].get_segments()
     half = [abs(s[1][1] - s[0][1]) / 2 for s in segments]
@@ -46,6 +60,7 @@ def test_class_ap_bars(tmp_path):
     ax = figure.axes[0]
     heights = {p.get_gid(): p.get_height() for p in ax.patches}
     assert heights == pytest.approx(class_ap)
+    assert _tick_names(ax) == _bar_names(ax) == ['0', '1', '2']
     [mean_line] = [line for line in ax.get_lines() if line.get_gid() == 'mAP']
     assert mean_line.get_ydata()[0] == pytest.approx(0.8)
     figure = plot_class_ap(class_ap, out, mean_ap=0.75)

@@ -90,6 +90,13 @@ def test_plot_slf_weights_png_and_data(tmp_path):
     assert lines['bbox_head.cls.slf_w_x'].axes is weight_axis
     assert lines['slf_p_coord'].axes is not weight_axis
     assert lines['bbox_head.cls.slf_w_x'].get_label() == 'bbox_head.cls: x'
+    # every legend entry names its own term, on the panel of its kind
+    for key, line in lines.items():
+        term = key.rsplit('slf_w_', 1)[-1].rsplit('slf_p_', 1)[-1]
+        if key.startswith(('slf_w_', 'slf_p_')):
+            assert line.get_label() == term, key
+    assert weight_axis.get_ylabel() == 'weight (lambda)'
+    assert lines['slf_p_coord'].axes.get_ylabel() == 'probability p'
 
 
 def test_schedule_panel_without_a_temperature(tmp_path):
@@ -148,6 +155,26 @@ def test_cli_and_clear_errors(tmp_path, capsys):
     with pytest.raises(SystemExit, match='config.py is not an mmengine '
                        'scalars.json'):
         tool.main([str(tmp_path / 'config.py')])
+
+
+def test_a_run_stopped_mid_record_is_plotted_from_what_it_wrote(tmp_path):
+    """The work-dir form reads a scalars.json whose last line was cut off
+    (warning, every whole record kept); a damaged line elsewhere is an error
+    naming the file and line, from either form."""
+    tool = load_tool()
+    path = write_scalars(tmp_path / 'run' / '20240102_000000',
+                         fake_records(4))
+    text = open(path).read()
+    open(path, 'w').write(text[:-40])  # the validation line cut off
+    with pytest.warns(UserWarning, match='last line is cut off .*reading '
+                      'the 4 records before it'):
+        tool.main([str(tmp_path / 'run')])
+    lines = text.splitlines()
+    open(path, 'w').write('\n'.join(lines[:1] + ['{"iter": 2,'] + lines[2:]))
+    for source in (str(tmp_path / 'run'), path):
+        with pytest.raises(SystemExit, match=r'scalars.json is not an '
+                           r'mmengine scalars.json .*: line 2: '):
+            tool.main([source])
 
 
 def test_weight_trajectories_overlay(tmp_path):

@@ -43,17 +43,20 @@ def mmengine_safe_globals() -> List[Callable]:
 
     ``HistoryBuffer`` (message hub scalars) and the numpy pieces it pickles:
     arrays (``_reconstruct``, ``ndarray``, ``dtype`` and its per-type
-    classes) and numpy scalars (``scalar``). ``HistoryBuffer``'s methods come
-    through :func:`history_buffer_getattr`, not the real ``getattr``.
+    classes) and numpy scalars (``scalar``); ``OneCycleParamScheduler``,
+    whose state holds its annealing function. Their methods come through
+    :func:`history_buffer_getattr`, not the real ``getattr``.
     """
     from mmengine.logging.history_buffer import HistoryBuffer
+    from mmengine.optim.scheduler.param_scheduler import \
+        OneCycleParamScheduler
     try:  # numpy >= 2 moved the module; pickles name the one that wrote them
         from numpy._core import multiarray as core_multiarray
     except ImportError:  # pragma: no cover - numpy 1.x
         from numpy.core import multiarray as core_multiarray
     globals_ = [
-        HistoryBuffer, core_multiarray._reconstruct, core_multiarray.scalar,
-        np.ndarray, np.dtype
+        HistoryBuffer, OneCycleParamScheduler, core_multiarray._reconstruct,
+        core_multiarray.scalar, np.ndarray, np.dtype
     ]
     for name in dir(np.dtypes):
         if name.endswith('DType'):
@@ -65,18 +68,26 @@ def history_buffer_getattr(obj, name: str):
     """Stand-in for ``builtins.getattr`` during weights-only loads.
 
     ``HistoryBuffer`` pickles its statistics methods (``HistoryBuffer.min``
-    and friends) as ``getattr(HistoryBuffer, 'min')``. Allowing the real
+    and friends) as ``getattr(HistoryBuffer, 'min')``, and
+    ``OneCycleParamScheduler`` its annealing function as
+    ``getattr(OneCycleParamScheduler, '_annealing_cos')``. Allowing the real
     ``getattr`` would let a checkpoint reach any attribute of any allowed
     object, so only those exact look-ups are answered.
     """
     from mmengine.logging.history_buffer import HistoryBuffer
+    from mmengine.optim.scheduler.param_scheduler import \
+        OneCycleParamScheduler
     allowed = {'min', 'max', 'mean', 'current'}
     allowed.update(HistoryBuffer._statistics_methods)
-    if obj is HistoryBuffer and isinstance(name, str) and name in allowed:
-        return getattr(HistoryBuffer, name)
+    annealing = {'_annealing_cos', '_annealing_linear'}
+    if isinstance(name, str) and (obj is HistoryBuffer and name in allowed or
+                                  obj is OneCycleParamScheduler
+                                  and name in annealing):
+        return getattr(obj, name)
     raise pickle.UnpicklingError(
         f'checkpoint asks for getattr({obj!r}, {name!r}); only '
-        f'HistoryBuffer statistics methods {sorted(allowed)} are allowed')
+        f'HistoryBuffer statistics methods {sorted(allowed)} and '
+        f'OneCycleParamScheduler {sorted(annealing)} are allowed')
 
 
 def _numpy_aliases() -> List[tuple]:
@@ -147,7 +158,7 @@ def safe_torch_load(filename: str,
         raise CheckpointError(
             f'refusing to load checkpoint {filename}: it contains objects '
             'that are not allowed in a weights-only load (loading them could '
-            f'run arbitrary code). torch says: {str(error).splitlines()[0]}. '
+            f'run arbitrary code). torch says: {_refused_global(error)}. '
             'Only load checkpoints you trust; re-save it with plain tensors '
             'and dicts, or allow the named global with '
             'torch.serialization.add_safe_globals if you trust its source.'
@@ -155,6 +166,16 @@ def safe_torch_load(filename: str,
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile,
             ValueError) as error:
         raise _unreadable(filename, error) from error
+
+
+def _refused_global(error: Exception) -> str:
+    """The line of torch's message that names what was refused (a
+    ``GLOBAL`` or a ``getattr``), else its first line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if 'GLOBAL' in line or 'getattr(' in line:
+            return line
+    return lines[0] if lines else type(error).__name__
 
 
 def _unreadable(filename: str,

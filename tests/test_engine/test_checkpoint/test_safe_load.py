@@ -54,14 +54,52 @@ def test_mmengine_objects_round_trip(tmp_path):
     assert _load_checkpoint(path)['state_dict']['weight'].sum() == 2
 
 
-@pytest.mark.parametrize('payload', [_RunsCode, _GetattrEscape])
-def test_code_executing_pickle_is_refused(tmp_path, payload):
+class _OneCycleEscape:
+    """Reaches for an attribute of OneCycleParamScheduler other than its
+    annealing functions."""
+
+    def __reduce__(self):
+        from mmengine.optim.scheduler.param_scheduler import \
+            OneCycleParamScheduler
+        return getattr, (OneCycleParamScheduler, '__init__')
+
+
+def test_one_cycle_scheduler_state_round_trips(tmp_path):
+    """mmengine's OneCycleLR keeps its annealing function in its state."""
+    from mmengine.optim.scheduler import OneCycleLR
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1)
+    scheduler = OneCycleLR(optimizer, eta_max=0.1, total_steps=10,
+                           anneal_strategy='linear')
+    for _ in range(3):
+        optimizer.step()
+        scheduler.step()
+    path = str(tmp_path / 'iter_3.pth')
+    torch.save(dict(param_schedulers=[scheduler.state_dict()]), path)
+    state = safe_torch_load(path)['param_schedulers'][0]
+    assert state['anneal_func'] is scheduler.anneal_func
+    resumed = OneCycleLR(torch.optim.SGD(
+        [torch.nn.Parameter(torch.ones(1))], lr=0.1), eta_max=0.1,
+        total_steps=10)
+    resumed.load_state_dict(state)
+    assert resumed.last_step == scheduler.last_step == 3
+
+
+@pytest.mark.parametrize('payload, named', [
+    (_RunsCode, 'GLOBAL posix.system'),
+    (_GetattrEscape, "getattr(<class 'mmengine.logging.history_buffer."),
+    (_OneCycleEscape, "'__init__'"),
+])
+def test_code_executing_pickle_is_refused(tmp_path, payload, named):
     marker = tmp_path / 'pwned'
     obj = payload(f'touch {marker}') if payload is _RunsCode else payload()
     path = str(tmp_path / 'evil.pth')
     torch.save(dict(state_dict={}, meta=obj), path)
     with pytest.raises(CheckpointError, match='refusing to load checkpoint'):
         safe_torch_load(path)
+    # the message names what was refused, as its advice assumes
+    with pytest.raises(CheckpointError) as error:
+        safe_torch_load(path)
+    assert named in str(error.value)
     with pytest.raises(CheckpointError, match='refusing to load checkpoint'):
         CheckpointLoader.load_checkpoint(path, map_location='cpu')
     assert not marker.exists()

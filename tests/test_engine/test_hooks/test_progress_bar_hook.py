@@ -53,6 +53,15 @@ def test_line_progress_counts_from_a_resumed_start():
     assert '60/100 [00:10<00:40' in stream.getvalue()
 
 
+def test_train_bar_of_a_resumed_run_starts_at_its_iteration():
+    from types import SimpleNamespace
+    stream = io.StringIO()
+    hook = ProgressBarHook(file=stream)
+    hook.before_train(SimpleNamespace(max_iters=100, iter=50))
+    bar = hook._bars['train']
+    assert bar.initial == bar.n == 50 and bar.total == 100
+
+
 @METRICS.register_module(force=True)
 class CountingMetric(BaseMetric):
     """A metric that grows with every validation: 0.25, 0.5, ..."""
