@@ -141,7 +141,15 @@ def test_combine_pools_a_swapped_run_by_hand(tmp_path, capsys):
     assert result['summary']['ci_low'] < 1.02 < result['summary']['ci_high']
     assert result['verdict'] == 'neither'
     assert json.loads(out.read_text())['verdict'] == 'neither'
-    assert 'ratio <= 1.02: neither' in capsys.readouterr().out
+    # The second slot ran 0.5% slow in run A, 0.5% fast in run B: half the
+    # log difference of the controls is left in the pool.
+    left = math.sqrt(math.sqrt(1.0 * 0.99) / math.sqrt(1.01 * 1.0))
+    assert result['slot_bias_left']['ratio'] == pytest.approx(left)
+    assert result['corrected']['ratio'] == pytest.approx(
+        math.exp(mean) / left)
+    printed = capsys.readouterr().out
+    assert 'ratio <= 1.02: neither' in printed
+    assert f'slot bias left in the pool: {left:.4f}' in printed
 
 
 def test_combine_refuses_runs_that_are_not_swapped():
