@@ -415,3 +415,18 @@ def test_loss_under_float16_autocast_matches_float32():
         # only the rounding of the head output to float16 differs
         assert half[key].item() == pytest.approx(reference[key].item(),
                                                  rel=2e-3, abs=1e-4)
+
+
+def test_the_iou_target_sends_no_gradient_into_the_boxes():
+    """The obj term's target is the IoU of the prediction with the truth, a
+    constant of the step: loss_obj's gradient reaches the confidences only,
+    never x, y, sqrt w, sqrt h (through the target it would be 0.2 here)."""
+    torch.manual_seed(0)
+    head = make_head()
+    pred = torch.rand(1, 2, 2, 2 * 5 + 3, requires_grad=True)
+    terms = head.loss_terms(pred, [gt([[10, 20, 60, 90], [70, 70, 120, 110]],
+                                      [0, 2])], [META])
+    grad, = torch.autograd.grad(terms['loss_obj'].sum(), pred)
+    boxes = grad[..., :10].reshape(1, 2, 2, 2, 5)
+    assert torch.count_nonzero(boxes[..., :4]) == 0
+    assert torch.count_nonzero(boxes[..., 4]) > 0
