@@ -430,3 +430,39 @@ def test_the_iou_target_sends_no_gradient_into_the_boxes():
     boxes = grad[..., :10].reshape(1, 2, 2, 2, 5)
     assert torch.count_nonzero(boxes[..., :4]) == 0
     assert torch.count_nonzero(boxes[..., 4]) > 0
+
+
+def test_a_non_square_input_keeps_width_and_height_apart():
+    """A 192 x 128 input (cells 96 px wide, 64 high).
+
+    Targets: the box (100, 10, 160, 50) has its centre at (130, 30) px,
+    i.e. (0.6771, 0.2344) of the input: cell (row 0, col 1), offsets
+    (0.3542, 0.4688); its size (60, 40) px is (0.3125, 0.3125).
+    Decoding: cell (0, 1), box 1 at x .25, y .75, sqrt w .5, sqrt h .6,
+    conf .8, class 2 prob .9 is centred at (1.25 / 2 * 192, .75 / 2 * 128)
+    = (120, 48) with size (.25 * 192, .36 * 128) = (48, 46.08): (96,
+    24.96, 144, 71.04) in the input, and in the 300 x 100 original (scale
+    factors 0.64 in x, 1.28 in y) (150, 19.5, 225, 55.5), score 0.72.
+    """
+    from mmdet_slf.models.dense_heads.yolov1_targets import yolov1_targets
+    meta = dict(batch_input_shape=(128, 192), img_shape=(128, 192),
+                ori_shape=(100, 300), scale_factor=(192 / 300, 128 / 100))
+    _, cell_mask, box_target, _, _ = yolov1_targets(
+        torch.zeros(2, 2, 13), gt([[100, 10, 160, 50]], [1]), meta, 2, 3)
+    assert cell_mask.tolist() == [[0.0, 1.0], [0.0, 0.0]]
+    torch.testing.assert_close(
+        box_target[0, 1],
+        torch.tensor([130 / 96 - 1, 30 / 64, math.sqrt(0.3125),
+                      math.sqrt(0.3125)]))
+
+    head = make_head(input_size=(192, 128), test_cfg=ConfigDict(
+        score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5),
+        max_per_img=100))
+    pred = torch.zeros(1, 2, 2, 13)
+    pred[0, 0, 1, 5:10] = torch.tensor([.25, .75, .5, .6, .8])
+    pred[0, 0, 1, 10:] = torch.tensor([0., 0., .9])
+    result = head.predict_by_feat(pred, [meta], rescale=True)[0]
+    assert result.labels.tolist() == [2]
+    assert result.scores.tolist() == pytest.approx([0.72])
+    assert result.bboxes[0].tolist() == pytest.approx(
+        [150, 19.5, 225, 55.5], abs=1e-3)
