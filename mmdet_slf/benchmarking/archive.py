@@ -24,7 +24,7 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional, Tuple
 
-from .runs import load_scalars
+from .runs import load_scalars, run_dir
 
 FORMAT = 'mmdet-slf benchmark runs'
 VERSION = 1
@@ -51,8 +51,8 @@ def attach_weight_records(results: Dict[str, Dict[int, dict]],
     for key, runs in results.items():
         for seed, result in runs.items():
             if 'weight_records' not in result:
-                run = osp.join(work_dir, 'runs', key, f'seed{seed}')
-                result['weight_records'] = weight_records(load_scalars(run))
+                result['weight_records'] = weight_records(
+                    load_scalars(run_dir(work_dir, key, seed)))
 
 
 def write_archive(path: str, results: Dict[str, Dict[int, dict]],

@@ -43,7 +43,8 @@ def claim_diagnostics(model: torch.nn.Module) -> int:
 
 def collect_diagnostics(
     model: torch.nn.Module,
-    weightings: Optional[List[Tuple[str, BaseWeighting]]] = None
+    weightings: Optional[List[Tuple[str, BaseWeighting]]] = None,
+    prefixes: Optional[Dict[str, str]] = None
 ) -> Dict[str, float]:
     """Diagnostics of every weighting module in ``model``.
 
@@ -61,13 +62,16 @@ def collect_diagnostics(
         model (nn.Module): The (unwrapped) model.
         weightings (list, optional): Its :func:`find_weightings`, found
             once; None finds them here. Defaults to None.
+        prefixes (dict, optional): Their key prefixes (:func:`_prefixes`),
+            found once; None finds them here. Defaults to None.
 
     Returns:
         dict[str, float]: Diagnostic values by message-hub key.
     """
     if weightings is None:
         weightings = find_weightings(model)
-    prefixes = _prefixes(weightings)
+    if prefixes is None:
+        prefixes = _prefixes(weightings)
     by_device = defaultdict(list)
     for name, module in weightings:
         names, values = module.diagnostic_vector
@@ -146,6 +150,7 @@ class SLFLoggerHook(Hook):
         self.reduce_across_ranks = reduce_across_ranks
         # The model's weightings, found before training (not every step).
         self._weightings: Optional[List[Tuple[str, BaseWeighting]]] = None
+        self._prefixes: Optional[Dict[str, str]] = None
 
     def before_train(self, runner) -> None:
         # From here on the diagnostics reach the log through this hook
@@ -154,6 +159,7 @@ class SLFLoggerHook(Hook):
             runner.model) else runner.model
         claim_diagnostics(model)
         self._weightings = find_weightings(model)
+        self._prefixes = _prefixes(self._weightings)
 
     def after_train_iter(self,
                          runner,
@@ -162,9 +168,11 @@ class SLFLoggerHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        weightings = self._weightings if self._weightings is not None \
-            else find_weightings(model)
-        diagnostics = collect_diagnostics(model, weightings)
+        if self._weightings is None:  # no before_train (a direct call)
+            self._weightings = find_weightings(model)
+            self._prefixes = _prefixes(self._weightings)
+        weightings = self._weightings
+        diagnostics = collect_diagnostics(model, weightings, self._prefixes)
         reduce = self.reduce_across_ranks and get_world_size() > 1
         # Every rank holds the same weightings, but one whose weightings
         # have not run yet (a loss a head calls only with positives) has no
