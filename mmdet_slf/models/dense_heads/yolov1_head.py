@@ -225,6 +225,25 @@ class YOLOV1Head(BaseDenseHead):
             out = out.sigmoid()
         return (out, )
 
+    def _check_input_shape(self, batch_img_metas: Sequence[dict]) -> None:
+        """Refuse a batch whose ``batch_input_shape`` is not ``input_size``.
+
+        The boxes are encoded and decoded relative to the batch's input
+        shape, but the head's weights were sized for ``input_size``: a 460
+        px input still gives the 7 x 7 map of a 448 px one, so the forward
+        pass alone would let it through.
+        """
+        expected = (self.input_size[1], self.input_size[0])  # (h, w)
+        for meta in batch_img_metas:
+            shape = tuple(meta['batch_input_shape'][:2])
+            if shape != expected:
+                raise ValueError(
+                    f'YOLOV1Head got a batch_input_shape of {shape} (h, w) '
+                    f'but its input_size is {self.input_size} (w, h): set '
+                    f'model.bbox_head.input_size to the resize scale of '
+                    f'the pipelines and check that '
+                    f'model.data_preprocessor.pad_size_divisor divides it')
+
     # ----------------------------------------------------------------- loss
     def loss_by_feat(self,
                      pred: Tensor,
@@ -259,6 +278,7 @@ class YOLOV1Head(BaseDenseHead):
         """The four unweighted terms, each a per-image vector ``[N]``
         (each image's sum-squared error divided by ``N``)."""
         num_imgs = pred.shape[0]
+        self._check_input_shape(batch_img_metas)
         obj_mask, cell_mask, box_target, conf_target, cls_target = \
             batch_yolov1_targets(pred.detach(), batch_gt_instances,
                                  batch_img_metas, self.num_boxes,
@@ -309,6 +329,7 @@ class YOLOV1Head(BaseDenseHead):
             list[InstanceData]: ``bboxes``, ``scores``, ``labels`` per image.
         """
         cfg = ConfigDict(copy.deepcopy(self.test_cfg if cfg is None else cfg))
+        self._check_input_shape(batch_img_metas)
         S, B = self.num_grids, self.num_boxes
         rows, cols = torch.meshgrid(
             torch.arange(S, device=pred.device, dtype=pred.dtype),

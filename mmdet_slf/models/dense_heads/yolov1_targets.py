@@ -86,6 +86,7 @@ def batch_yolov1_targets(pred: Tensor,
         return _cell_grids(targets, N, S)
     bboxes = torch.cat(per_image).to(pred)  # [M, 4]
     labels = torch.cat([gt.labels for gt in batch_gt_instances])  # [M]
+    _check_labels(labels, num_classes)
     # The image of each box, filled on the device (no copy from the host).
     image = torch.cat([
         labels.new_full((count, ), i) for i, count in enumerate(counts)
@@ -95,6 +96,12 @@ def batch_yolov1_targets(pred: Tensor,
     # Made on the device: new_tensor would copy from the host and wait.
     scale = torch.cat([bboxes.new_full((1, ), width),
                        bboxes.new_full((1, ), height)])
+    # A box wholly outside the input shows nothing to learn: it takes no
+    # cell. Of the others, the part inside the input is trained (the
+    # identity for the shipped pipelines, which clip): a centre outside
+    # would give cell offsets outside [0, 1].
+    outside = ((bboxes[:, 2:] < 0) | (bboxes[:, :2] > scale)).any(dim=1)
+    bboxes = torch.minimum(bboxes.clamp(min=0), scale.repeat(2))
     centres = (bboxes[:, :2] + bboxes[:, 2:]) / 2 / scale  # [M, 2] in 0-1
     sizes = ((bboxes[:, 2:] - bboxes[:, :2]) / scale).clamp(0, 1)
     cells = (centres * S).floor().long().clamp(0, S - 1)  # [M, 2] (c, r)
@@ -105,11 +112,12 @@ def batch_yolov1_targets(pred: Tensor,
     # box written to the cell after shuffling the boxes: a random one.)
     area = sizes.prod(dim=1)
     index = torch.arange(len(flat), device=flat.device)
-    # beaten[i, j]: box j would displace box i from a shared cell
-    beaten = (area[None, :] > area[:, None]) | (
+    # beaten[i, j]: box j would displace box i from a shared cell (a box
+    # outside displaces none)
+    beaten = ((area[None, :] > area[:, None]) | (
         (area[None, :] == area[:, None]) &
-        (index[None, :] > index[:, None]))
-    keep = ~((flat[:, None] == flat[None, :]) & beaten).any(dim=1)
+        (index[None, :] > index[:, None]))) & ~outside[None, :]
+    keep = ~((flat[:, None] == flat[None, :]) & beaten).any(dim=1) & ~outside
     # Each winner writes to its own cell, the others to the dropped row.
     dest = torch.where(keep, flat, torch.full_like(flat, num_cells))
     offsets = centres * S - cells.to(centres)  # [M, 2]
@@ -128,6 +136,24 @@ def batch_yolov1_targets(pred: Tensor,
     box_target[dest] = torch.cat([offsets, sizes.sqrt()], dim=1)
     cls_target[dest, labels] = 1
     return _cell_grids(targets, N, S)
+
+
+def _check_labels(labels: Tensor, num_classes: int) -> None:
+    """Refuse labels outside ``[0, num_classes)``: as an index, ``-1`` would
+    silently train the last class.
+
+    The check is an asynchronous assertion, so it does not make the host
+    wait for a GPU: on the CPU it raises at once, on a GPU the run stops at
+    a later kernel launch with this message (as an out-of-range index
+    would, without one).
+    """
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise TypeError(f'gt labels must be an integer tensor, got '
+                        f'{labels.dtype}')
+    valid = ((labels >= 0) & (labels < num_classes)).all()
+    torch._assert_async(
+        valid, f'gt labels must be in [0, num_classes={num_classes}); '
+        "check model.bbox_head.num_classes against the dataset's classes")
 
 
 def _batch_input_shape(batch_img_metas: Sequence[dict]) -> Tuple[int, int]:

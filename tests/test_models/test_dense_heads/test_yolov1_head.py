@@ -225,6 +225,95 @@ def test_batch_targets_keep_images_apart_in_a_constant_operator_count():
         batch_yolov1_targets(pred, gts[:2], [META] * 2, 2, 3)
 
 
+def test_equal_boxes_sharing_a_cell_go_to_the_later_one():
+    """Two 20 x 20 px boxes with centres in cell (0, 0): the tie goes to the
+    later box, so its class and centre are the cell's targets; neither box
+    may be dropped with the other."""
+    from mmdet_slf.models.dense_heads.yolov1_targets import yolov1_targets
+
+    pred = torch.zeros(2, 2, 13)
+    _, cell_mask, box_target, _, cls_target = yolov1_targets(
+        pred, gt([[0, 0, 20, 20], [30, 10, 50, 30]], [0, 2]), META, 2, 3)
+    assert cell_mask.tolist() == [[1.0, 0.0], [0.0, 0.0]]
+    assert cls_target[0, 0].tolist() == [0.0, 0.0, 1.0]
+    # centre (40, 20) px -> offsets (0.625, 0.3125); size 0.15625 each way
+    torch.testing.assert_close(
+        box_target[0, 0],
+        torch.tensor([0.625, 0.3125, math.sqrt(0.15625),
+                      math.sqrt(0.15625)]))
+
+
+def test_boxes_reaching_outside_the_input_are_clipped_to_it():
+    """A box overhanging the 128 px input is trained as its part inside:
+    [100, -20, 150, 40] -> [100, 0, 128, 40], centre (114, 20) px, i.e.
+    offsets (0.78125, 0.3125) in cell (row 0, col 1), size (0.21875,
+    0.3125). Unclipped, its centre (125, 10) would give the same cell but
+    offsets (0.953125, 0.15625) and a width of 0.390625."""
+    from mmdet_slf.models.dense_heads.yolov1_targets import yolov1_targets
+
+    pred = torch.zeros(2, 2, 13)
+    _, cell_mask, box_target, _, cls_target = yolov1_targets(
+        pred, gt([[100, -20, 150, 40]], [2]), META, 2, 3)
+    assert cell_mask.tolist() == [[0.0, 1.0], [0.0, 0.0]]
+    assert cls_target[0, 1].tolist() == [0.0, 0.0, 1.0]
+    torch.testing.assert_close(
+        box_target[0, 1],
+        torch.tensor([0.78125, 0.3125, math.sqrt(0.21875),
+                      math.sqrt(0.3125)]))
+
+
+def test_a_box_wholly_outside_the_input_takes_no_cell():
+    """Box 1 lies left of the input, box 2 below it; clipped, both would
+    become empty boxes on the border of cells (0, 0) and (1, 1). They take
+    no cell, and box 1 (later than box 0, and as empty once clipped) does
+    not displace the zero-width box 0 inside the input from cell (0, 0)."""
+    from mmdet_slf.models.dense_heads.yolov1_targets import yolov1_targets
+
+    pred = torch.zeros(2, 2, 13)
+    boxes = gt([[0, 30, 0, 40], [-50, 10, -5, 60], [90, 130, 120, 160]],
+               [0, 1, 2])
+    obj_mask, cell_mask, box_target, conf_target, cls_target = \
+        yolov1_targets(pred, boxes, META, 2, 3)
+    assert cell_mask.tolist() == [[1.0, 0.0], [0.0, 0.0]]
+    assert cls_target.sum() == 1 and cls_target[0, 0, 0] == 1
+    assert obj_mask.sum() == 1
+    # box 0: centre (0, 35) px -> offsets (0, 0.546875), size (0, 0.078125)
+    torch.testing.assert_close(
+        box_target[0, 0],
+        torch.tensor([0.0, 0.546875, 0.0, math.sqrt(0.078125)]))
+
+
+@pytest.mark.parametrize('label', [-1, 3])
+def test_labels_outside_the_classes_are_refused(label):
+    """As an index, -1 would train the last class and 3 would fail with an
+    IndexError naming neither the labels nor num_classes."""
+    head = make_head()
+    pred = torch.zeros(1, 2, 2, 13)
+    with pytest.raises(RuntimeError, match=r'num_classes=3\)'):
+        head.loss_terms(pred, [gt([[0, 0, 64, 48]], [label])], [META])
+
+
+def test_float_labels_are_refused():
+    head = make_head()
+    boxes = InstanceData(bboxes=torch.tensor([[0.0, 0.0, 64.0, 48.0]]),
+                         labels=torch.tensor([1.0]))
+    with pytest.raises(TypeError, match='integer tensor, got torch.float32'):
+        head.loss_terms(torch.zeros(1, 2, 2, 13), [boxes], [META])
+
+
+def test_an_input_other_than_input_size_is_refused():
+    """A 160 px input gives the 2 x 2 map of a 128 px one, so the forward
+    pass accepts it, but the head was built for 128 px."""
+    head = make_head()
+    feats = (torch.rand(1, 4, 2, 2), )
+    meta = dict(batch_input_shape=(160, 128), img_shape=(160, 128))
+    with pytest.raises(ValueError, match=r'\(160, 128\) \(h, w\) but its '
+                       r'input_size is \(128, 128\)'):
+        head.loss_by_feat(*head(feats), [gt([], [])], [meta])
+    with pytest.raises(ValueError, match='input_size'):
+        head.predict_by_feat(*head(feats), [meta])
+
+
 def test_empty_gt_and_gradients_reach_every_parameter():
     torch.manual_seed(0)
     head = make_head(output_act='sigmoid', dropout=0.5)

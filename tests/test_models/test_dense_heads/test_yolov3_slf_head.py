@@ -89,6 +89,32 @@ def test_terms_match_mmdet_loss():
     assert raw['loss_obj'].sum() > 0 and raw['loss_noobj'].sum() > 0
 
 
+def test_each_image_gets_its_own_share_of_each_term():
+    """SLF weights each image's terms, so each entry of a ``[N]`` term must
+    be that image's loss, not only sum to the batch's: mmdet's loss of the
+    image alone (its slice of the same prediction maps) is the reference.
+    The images differ in every term (image 0 has two objects, image 1 one
+    smaller object), so a swap or a batch mean in any term shows."""
+    ref, ours = build_pair()
+    feats, gts, metas = inputs(BATCH)
+    pred_maps = ours(feats)[0]
+    raw, _ = ours.loss_terms(pred_maps, gts, metas)
+    for i in range(len(BATCH)):
+        alone = {
+            k: sum(v)
+            for k, v in ref.loss_by_feat([p[i:i + 1] for p in pred_maps],
+                                         gts[i:i + 1],
+                                         metas[i:i + 1]).items()
+        }
+        torch.testing.assert_close(raw['loss_coord'][i],
+                                   (alone['loss_xy'] + alone['loss_wh']) / 2)
+        torch.testing.assert_close(raw['loss_pred'][i], alone['loss_cls'])
+        torch.testing.assert_close(
+            raw['loss_obj'][i] + raw['loss_noobj'][i], alone['loss_conf'])
+    for key in ('loss_coord', 'loss_pred', 'loss_obj', 'loss_noobj'):
+        assert not torch.allclose(raw[key][0], raw[key][1]), key
+
+
 def test_fixed_weighting_reproduces_mmdet_total():
     ref, ours = build_pair(
         weighting=dict(
