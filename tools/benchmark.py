@@ -56,6 +56,7 @@ import os.path as osp
 import platform
 import sys
 import time
+from typing import Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -67,7 +68,8 @@ from mmdet_slf.benchmarking import report, tuning  # noqa: E402
 from mmdet_slf.benchmarking.archive import read_archive  # noqa: E402
 from mmdet_slf.benchmarking.environment import (  # noqa: E402
     data_fingerprint, environment)
-from mmdet_slf.benchmarking.runs import (find_strategies,  # noqa: E402
+from mmdet_slf.benchmarking.runs import (config_digest,  # noqa: E402
+                                         find_strategies,
                                          init_checkpoint_path, load_results,
                                          load_scalars,
                                          make_init_checkpoint, run_config,
@@ -128,6 +130,12 @@ def parse_args(argv=None):
     if args.timing_rounds < 2:
         parser.error('--timing-rounds must be >= 2 (an interval needs two), '
                      f'got {args.timing_rounds}')
+    for option, values in (('--seeds', args.seeds),
+                           ('--strategies', args.strategies)):
+        repeated = sorted({v for v in values or () if values.count(v) > 1})
+        if repeated:
+            parser.error(f'{option} lists {repeated} more than once; each '
+                         'would be trained again')
     if args.report_only and args.no_report:
         parser.error('--report-only with --no-report would do nothing')
     if args.archive is not None and not args.report_only:
@@ -142,8 +150,11 @@ def load_strategy(path: str) -> Config:
     return cfg
 
 
-def train_one(cfg: Config, key: str, seed: int, args) -> dict:
-    """Train one strategy for one seed and save its result."""
+def train_one(cfg: Config, key: str, seed: int, args,
+              digest: Optional[str] = None) -> dict:
+    """Train one strategy for one seed and save its result, which records
+    ``digest`` (the :func:`config_digest` of the config the run was made
+    from, by which a later call recognises a changed config) when given."""
     from mmengine.runner import Runner
     work_dir = run_dir(args.work_dir, key, seed)
     reference_cfg = load_strategy(
@@ -179,6 +190,8 @@ def train_one(cfg: Config, key: str, seed: int, args) -> dict:
         environment=environment(),
         data=data_fingerprint(dataset_dir(run_cfg)),
         **summary)
+    if digest is not None:
+        result['config_digest'] = digest
     save_result(osp.join(work_dir, 'result.json'), result)
     forget_global_instances()
     return result
@@ -269,6 +282,31 @@ def check_data(args, done: dict, cfg: Config) -> None:
                 'versions): give these runs another --work-dir')
 
 
+def check_configs(args, done: dict, digests: dict) -> None:
+    """Refuse a work dir whose saved runs were trained from another version
+    of their strategy's config than the one on disk (new lambdas written by
+    ``tune_fixed_lambdas.py --write-config``, another learning rate): such
+    a run would be skipped as done, and the page would pool two settings
+    under one name. Runs saved before the digest was recorded cannot be
+    checked; they are named on the console."""
+    unchecked = []
+    for key, digest in digests.items():
+        for seed, saved in done.get(key, {}).items():
+            if 'config_digest' not in saved:
+                unchecked.append(f'{key} seed {seed}')
+            elif saved['config_digest'] != digest:
+                raise SystemExit(
+                    f'{args.work_dir} holds {key} seed {seed} trained from '
+                    f"a config with digest {saved['config_digest']}, but "
+                    f'{args.config_dir}/{key}.py now gives {digest}: the '
+                    'config changed since; give the new runs another '
+                    '--work-dir (or delete runs/' + key + ' to retrain)')
+    if unchecked:
+        print('[benchmark] saved without a config digest, so not checked '
+              f'against the configs on disk: {", ".join(unchecked)}',
+              flush=True)
+
+
 def train_all(args, strategies: dict, data_split=None) -> None:
     """Train every (strategy, seed) not yet saved; with ``data_split``
     (train and val lists, given exactly when ``--num-val`` is) on the train
@@ -277,6 +315,9 @@ def train_all(args, strategies: dict, data_split=None) -> None:
     check_split(args, done)
     check_budget(args, done, strategies)
     check_data(args, done, load_strategy(strategies[args.reference]))
+    digests = {key: config_digest(load_strategy(strategies[key]))
+               for key in args.strategy_keys}
+    check_configs(args, done, digests)
     if (data_split is None) != (args.num_val is None):
         raise ValueError(f'--num-val {args.num_val} needs the train and val '
                          f'lists and only then, got data_split={data_split}')
@@ -287,7 +328,7 @@ def train_all(args, strategies: dict, data_split=None) -> None:
             cfg = load_strategy(strategies[key])
             if data_split is not None:
                 cfg = tuning.validation_config(cfg, data_split)
-            result = train_one(cfg, key, seed, args)
+            result = train_one(cfg, key, seed, args, digests[key])
             print(f'[benchmark] {key} seed {seed}: mAP {result["mAP"]:.4f} '
                   f'({result["train_minutes"]:.2f} min)', flush=True)
 

@@ -109,12 +109,14 @@ def verdict(results: Dict[str, Dict[int, dict]],
             rows: List[dict],
             reference: str,
             tuned: str = 'fixed-tuned',
-            search_runs: Optional[int] = None) -> List[str]:
+            search_runs: Optional[int] = None,
+            search_iters: Optional[int] = None) -> List[str]:
     """Lines stating the chosen SLF variant against Fixed (and the tuned
     lambdas when they were run), with intervals and p-values, and whether
     it meets the target: Fixed + ``TARGET_GAIN`` with p < ``TARGET_P``, and
     within the noise of (or above) the tuned lambdas, whose search cost
-    ``search_runs`` training runs besides their own."""
+    ``search_runs`` training runs of ``search_iters`` iterations each
+    besides their own (see :func:`search_cost`)."""
     chosen = choose_slf_default(rows)
     if not any(row['key'].startswith('slf') for row in rows):
         return ['No SLF variant has finished runs yet.']
@@ -165,15 +167,35 @@ def verdict(results: Dict[str, Dict[int, dict]],
         # Within the noise: the interval of the difference reaches 0 or
         # lies above it.
         met = cmp['ci_high'] >= 0
-        cost = '' if search_runs is None else (
-            f'; the tuned lambdas cost {search_runs} search runs besides '
-            f'their own, so one SLF run is 1/{search_runs + 1} of their '
-            'training')
+        seed = paired_seeds(results, chosen['key'], tuned)[0]
+        cost = search_cost(search_runs, search_iters,
+                           results[tuned][seed]['max_iters'],
+                           results[chosen['key']][seed]['max_iters'])
         lines.append(
             f'Target 2, SLF within the noise of the tuned lambdas: '
             f'**{"met" if met else "missed"}** (95% CI of the difference '
             f'[{cmp["ci_low"]:+.4f}, {cmp["ci_high"]:+.4f}]{cost}).')
     return lines
+
+
+def search_cost(search_runs: Optional[int], search_iters: Optional[int],
+                tuned_iters: int, slf_iters: int) -> str:
+    """The clause that sets one SLF run against the cost of the tuned
+    lambdas: ``search_runs`` runs of ``search_iters`` iterations, then
+    their own run of ``tuned_iters``. Searched at 600 iterations and run
+    at 600 that is 1/9; run at 1,200 it is 1,200 of 6,000, 1/5. Without
+    the search's length only the runs are counted."""
+    if search_runs is None:
+        return ''
+    if search_iters is None:
+        return (f'; the tuned lambdas cost {search_runs} search runs '
+                'besides their own, of a length their config does not '
+                'record')
+    total = search_runs * search_iters + tuned_iters
+    return (f'; the tuned lambdas cost {search_runs} search runs of '
+            f'{search_iters} iterations besides their own {tuned_iters}, so '
+            f'one SLF run of {slf_iters} is 1/{total / slf_iters:.3g} of '
+            'their training')
 
 
 TEST_IMAGES = 'the 300 demo test images'
@@ -337,11 +359,12 @@ def write_report(work_dir: str,
             cost_table(timing, reference, names), ''
         ]
     lines += ['## Verdict', '']
-    search_runs = configs[tuned].get('search_runs') \
-        if tuned in configs else None
+    search = configs.get(tuned, {})
     lines += [
         line + '\n' for line in verdict(
-            results, rows, reference, tuned=tuned, search_runs=search_runs)
+            results, rows, reference, tuned=tuned,
+            search_runs=search.get('search_runs'),
+            search_iters=search.get('search_iters'))
     ]
     for label, key in (('mAP per strategy', 'map'),
                        ('Fixed lambdas: mAP during training', 'curve'),

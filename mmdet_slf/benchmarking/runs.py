@@ -15,6 +15,7 @@ merges whatever results exist, so the table can be built over several calls.
 """
 import copy
 import glob
+import hashlib
 import json
 import os
 import os.path as osp
@@ -47,6 +48,18 @@ def find_strategies(config_dir: str) -> Dict[str, str]:
 def strategy_name(cfg: Config, key: str) -> str:
     """The display name of a strategy: ``strategy_name`` or its key."""
     return cfg.get('strategy_name', key)
+
+
+def config_digest(cfg: Config) -> str:
+    """A short hash of everything a config sets (its bases resolved), so a
+    saved run can be matched with the config that would train it now.
+
+    Keys are sorted, so the digest does not depend on the order of a
+    file's lines; anything JSON cannot hold enters as its ``repr``. Two
+    configs that differ in any setting, a comment excepted, differ here.
+    """
+    text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def run_dir(work_dir: str, key: str, seed: int) -> str:
@@ -184,8 +197,22 @@ def load_results(work_dir: str) -> Dict[str, Dict[int, dict]]:
     results: Dict[str, Dict[int, dict]] = {}
     pattern = osp.join(work_dir, 'runs', '*', 'seed*', RESULT_FILE)
     for path in sorted(glob.glob(pattern)):
-        with open(path) as f:
-            result = json.load(f)
+        try:
+            with open(path) as f:
+                result = json.load(f)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f'{path} is not valid JSON ({error}): the run was cut off '
+                'while saving or the file was edited; delete its folder to '
+                'train it again') from None
+        folder = osp.basename(osp.dirname(path))
+        if not isinstance(result, dict) or f'seed{result.get("seed")}' \
+                != folder:
+            seed = result.get('seed') if isinstance(result, dict) else None
+            raise ValueError(
+                f'{path} records seed {seed!r} but lies in {folder}: a '
+                'result moved or copied by hand would replace that seed\'s '
+                'run; put it back in its own seed folder')
         key = osp.basename(osp.dirname(osp.dirname(path)))
         results.setdefault(key, {})[int(result['seed'])] = result
     return results

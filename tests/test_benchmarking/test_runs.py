@@ -253,14 +253,22 @@ def test_verdict_states_a_missed_target_and_the_tuned_comparison(tmp_path):
     rows = report.strategy_rows(results, 'fixed')
     for row in rows:
         row['min_share'] = 1.0
-    lines = report.verdict(results, rows, 'fixed', search_runs=8)
+    lines = report.verdict(results, rows, 'fixed', search_runs=8,
+                           search_iters=400)
     assert 'B minus Fixed: +0.0046' in lines[1]
     assert 'B minus Tuned: -0.0054' in lines[2]
     assert lines[3].startswith('Target 1') and '**missed**' in lines[3]
     # B - Tuned: mean -0.0054, std of the gains 0.0060, t(4) 2.776:
     # upper end -0.0054 + 2.776 * 0.0060 / sqrt(5) = +0.0021 >= 0.
     assert lines[4].startswith('Target 2') and '**met**' in lines[4]
-    assert 'one SLF run is 1/9 of their training' in lines[4]
+    # searched at the runs' own 400 iterations: 8 * 400 + 400 = 9 runs
+    assert 'cost 8 search runs of 400 iterations besides their own 400, ' \
+        'so one SLF run of 400 is 1/9 of their training' in lines[4]
+    # searched at 200: 8 * 200 + 400 = 2,000 iterations, 5 SLF runs
+    assert 'one SLF run of 400 is 1/5 of their training' in report.verdict(
+        results, rows, 'fixed', search_runs=8, search_iters=200)[4]
+    assert 'of a length their config does not record' in report.verdict(
+        results, rows, 'fixed', search_runs=8)[4]
 
 
 def write_config(path, **keys):
@@ -528,3 +536,37 @@ def test_data_fingerprint_follows_the_images_and_boxes(digits_root,
     assert environment.data_fingerprint(copy) != first
     with pytest.raises(FileNotFoundError, match='no VOC-format set'):
         environment.data_fingerprint(str(tmp_path / 'empty'))
+
+
+def test_config_digest_follows_every_setting_and_no_order():
+    """The digest changes with any one value, deep in a nested dict or in a
+    base, and not with the order in which a file sets its keys."""
+    first = Config(dict(a=1, model=dict(head=dict(weights=[5.0, 1.0]))))
+    reordered = Config(dict(model=dict(head=dict(weights=[5.0, 1.0])), a=1))
+    changed = Config(dict(a=1, model=dict(head=dict(weights=[5.0, 1.1]))))
+    assert runs.config_digest(first) == runs.config_digest(reordered)
+    assert runs.config_digest(first) != runs.config_digest(changed)
+    assert len(runs.config_digest(first)) == 16
+    strategies = runs.find_strategies(CONFIG_DIR)
+    fixed = Config.fromfile(strategies['fixed'])
+    assert runs.config_digest(fixed) == runs.config_digest(
+        Config.fromfile(strategies['fixed']))
+    fixed.train_cfg.max_iters += 1  # a value that comes from a base
+    assert runs.config_digest(fixed) != runs.config_digest(
+        Config.fromfile(strategies['fixed']))
+
+
+def test_a_damaged_or_misplaced_result_is_named(tmp_path):
+    work_dir = str(tmp_path)
+    path = osp.join(runs.run_dir(work_dir, 'fixed', 1), runs.RESULT_FILE)
+    runs.save_result(path, dict(seed=1, mAP=0.5))
+    assert runs.load_results(work_dir) == {'fixed': {1: dict(seed=1,
+                                                             mAP=0.5)}}
+    with open(path, 'w') as f:
+        f.write('{"seed": 1, "mAP": 0.')  # cut off while saving
+    with pytest.raises(ValueError, match=f'{path} is not valid JSON'):
+        runs.load_results(work_dir)
+    runs.save_result(path, dict(seed=2, mAP=0.5))  # seed 2's, in seed1/
+    with pytest.raises(ValueError, match=f"{path} records seed 2 but lies "
+                       'in seed1'):
+        runs.load_results(work_dir)

@@ -67,7 +67,7 @@ def test_validation_runs_train_on_train_and_are_scored_on_val(
     split = tuning.write_validation_split(str(ann_dir), 5, seed=0)
     trained = []
 
-    def fake_train(cfg, key, seed, args):
+    def fake_train(cfg, key, seed, args, digest):
         trained.append((key, seed, cfg.train_dataloader.dataset.ann_file,
                         cfg.val_dataloader.dataset.ann_file,
                         cfg.test_dataloader.dataset.ann_file))
@@ -114,6 +114,9 @@ def test_validation_and_test_runs_never_share_a_work_dir(tmp_path):
     (['--timing', '--timing-rounds', '1'], '--timing-rounds must be >= 2'),
     (['--report-only', '--no-report'], 'would do nothing'),
     (['--archive', 'runs.json'], '--archive only feeds --report-only'),
+    (['--seeds', '0', '1', '0'], '--seeds lists [0] more than once'),
+    (['--strategies', 'dwa', 'fixed', 'dwa'],
+     "--strategies lists ['dwa'] more than once"),
 ])
 def test_bad_arguments_are_refused(extra, message, capsys):
     assert message in refusal(benchmark.parse_args, extra, capsys)
@@ -127,8 +130,9 @@ def test_runs_of_another_budget_are_not_taken_as_done(tmp_path,
     fake_result(work_dir, 0, 0.85)  # fixed, 1200 iterations
     trained = []
     monkeypatch.setattr(
-        benchmark, 'train_one', lambda cfg, key, seed, args: trained.append(
-            (key, seed, args.max_iters)) or dict(mAP=0.5, train_minutes=1.0))
+        benchmark, 'train_one', lambda cfg, key, seed, args, *_:
+        trained.append((key, seed, args.max_iters)) or dict(
+            mAP=0.5, train_minutes=1.0))
     strategies = runs.find_strategies(benchmark.CONFIG_DIR)
     own = Config.fromfile(strategies['fixed']).train_cfg.max_iters
     assert own != 1200
@@ -158,8 +162,8 @@ def test_runs_on_another_demo_set_are_not_taken_as_done(tmp_path,
     saved = runs.load_results(work_dir)['fixed'][0]
     trained = []
     monkeypatch.setattr(
-        benchmark, 'train_one', lambda cfg, key, seed, args: trained.append(
-            (key, seed)) or dict(mAP=0.5, train_minutes=1.0))
+        benchmark, 'train_one', lambda cfg, key, seed, args, *_:
+        trained.append((key, seed)) or dict(mAP=0.5, train_minutes=1.0))
     read = []
     monkeypatch.setattr(benchmark, 'data_fingerprint',
                         lambda root: read.append(root) or 'new')
@@ -242,3 +246,44 @@ def test_page_from_an_archive_quotes_the_work_dir_its_runs_were_made_in(
     # are not written up as validation runs
     with pytest.raises(SystemExit, match='fixed seed 0 scored on test'):
         benchmark.main(argv + ['--archive', kept, '--num-val', '300'])
+
+
+def test_runs_of_a_changed_config_are_not_taken_as_done(tmp_path,
+                                                        monkeypatch,
+                                                        capsys):
+    """A run saved with the digest of its config is skipped while the config
+    is unchanged, and refused once the config changed (new lambdas written
+    into fixed-tuned.py, say), naming both digests; a run saved before
+    digests were recorded is taken and named as unchecked."""
+    work_dir = str(tmp_path / 'bench')
+    fake_result(work_dir, 0, 0.85)
+    path = osp.join(runs.run_dir(work_dir, 'fixed', 0), runs.RESULT_FILE)
+    saved = runs.load_results(work_dir)['fixed'][0]
+    trained = []
+    monkeypatch.setattr(
+        benchmark, 'train_one', lambda cfg, key, seed, args, digest:
+        trained.append((key, seed, digest)) or dict(mAP=0.5,
+                                                    train_minutes=1.0))
+    strategies = runs.find_strategies(benchmark.CONFIG_DIR)
+    digests = {key: runs.config_digest(benchmark.load_strategy(path))
+               for key, path in strategies.items()}
+    args = benchmark.parse_args(['--strategies', 'fixed', 'dwa', '--seeds',
+                                 '0', '--max-iters', '1200', '--work-dir',
+                                 work_dir])
+    args.strategy_keys = args.strategies
+    benchmark.train_all(args, strategies)
+    assert trained == [('dwa', 0, digests['dwa'])]
+    assert 'not checked against the configs on disk: fixed seed 0' in \
+        capsys.readouterr().out
+    runs.save_result(path, dict(saved, config_digest=digests['fixed']))
+    trained.clear()
+    benchmark.train_all(args, strategies)
+    assert trained == [('dwa', 0, digests['dwa'])]
+    assert 'not checked' not in capsys.readouterr().out
+    runs.save_result(path, dict(saved, config_digest='0123456789abcdef'))
+    trained.clear()
+    with pytest.raises(SystemExit, match='fixed seed 0 trained from a config '
+                       'with digest 0123456789abcdef, but .*fixed.py now '
+                       f'gives {digests["fixed"]}'):
+        benchmark.train_all(args, strategies)
+    assert trained == []

@@ -23,6 +23,7 @@
 _base_ = './_base_digits-128.py'
 strategy_name = 'Fixed, tuned lambdas (11.9, 3.14, 1.34, 0.945)'
 search_runs = 8  # the cost of choosing them
+search_iters = 600  # the length of each search run
 model = dict(
     bbox_head=dict(
         weighting=dict(
