@@ -19,7 +19,7 @@ nothing else that varies:
   ``--slf-options``) with ``cuda_graph=False``, each call eager, as every
   measurement before the graphs; its decision network in an optimizer
   group of its own without weight decay, as the configs have it;
-* ``slf_graph``: the same SLF with ``cuda_graph=True`` (the default): on
+* ``slf_graph``: the same SLF with ``cuda_graph=True`` (opt-in): on
   CUDA each call replays captured graphs of its forward and backward (on
   other devices it runs eagerly, as ``slf``).
 

@@ -89,7 +89,17 @@ class _Replay(torch.autograd.Function):
                 'again before the backward pass of an earlier replay: its '
                 'gradient would be computed from the later call. Build the '
                 'weighting with cuda_graph=False to run a backward pass '
-                'again (retain_graph=True) after later calls')
+                'again (retain_graph=True)')
+        if not call.pending:
+            # The backward graph was captured without retain_graph: the
+            # memory of the activations it reads was reused within the
+            # capture, so a second replay would read overwritten values.
+            raise RuntimeError(
+                'the backward pass of a weighting call captured as a CUDA '
+                'graph ran twice for one call (retain_graph=True): the '
+                'second would read activations the first overwrote. Build '
+                'the weighting with cuda_graph=False to run a backward pass '
+                'again')
         return (None, ) + call.replay_backward(grads)
 
 
@@ -227,9 +237,13 @@ class CapturedCall:
         """Copy ``inputs`` into the capture's, replay, and return copies of
         the outputs that carry gradient (a later call overwrites the
         captured ones)."""
-        for static, value in zip(self.static_inputs, inputs):
-            if static.data_ptr() != value.data_ptr():
-                static.copy_(value)
+        # Without grad mode: a static input that requires grad is a leaf,
+        # which autograd refuses to copy into (the gradients reach the
+        # caller's tensors through the backward graph, not these copies).
+        with torch.no_grad():
+            for static, value in zip(self.static_inputs, inputs):
+                if static.data_ptr() != value.data_ptr():
+                    static.copy_(value)
         self.graphs.replay(self.forward_graph)
         self.replays += 1
         self.pending = bool(self.differentiable)

@@ -109,10 +109,12 @@ class SLFWeighting(BaseWeighting):
             signal. Defaults to 0.0.
         nonfinite (str): See :class:`BaseWeighting`. Defaults to 'raise'.
         cuda_graph (bool): Replay each training call on CUDA from captured
-            CUDA graphs of its forward and backward: bitwise the same
-            arithmetic for half the host time (see
-            :mod:`mmdet_slf.slf.cuda_graph`). Inert off CUDA, in eval mode
-            and in multi-process runs. Defaults to True.
+            CUDA graphs of its forward and backward: the same arithmetic
+            for half the host time (see :mod:`mmdet_slf.slf.cuda_graph`).
+            Inert off CUDA, in eval mode and in multi-process runs. Opt-in:
+            the capture as it stands has been tested on the CPU with a
+            stand-in for the graphs, not yet on a GPU (earlier versions
+            were). Defaults to False.
     """
 
     extra_terms = ('slf_nonfinite', 'slf_decision', 'slf_kl', 'slf_entropy')
@@ -140,7 +142,7 @@ class SLFWeighting(BaseWeighting):
                  slow_momentum: float = 0.99,
                  signal_min_scale: float = 0.0,
                  nonfinite: str = 'raise',
-                 cuda_graph: bool = True) -> None:
+                 cuda_graph: bool = False) -> None:
         super().__init__(terms, nonfinite, cuda_graph)
         if not isinstance(num_samples, int) or isinstance(num_samples, bool) \
                 or num_samples < 1:

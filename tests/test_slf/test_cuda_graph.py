@@ -349,6 +349,57 @@ def test_a_backward_after_a_later_replay_is_refused():
         first['loss_slf_decision'].backward()
 
 
+def test_a_second_backward_of_one_replay_is_refused():
+    """The backward graph is captured without retain_graph, so the memory
+    of the activations it reads is reused within the capture: a second
+    backward pass of the same replay would read overwritten values on a
+    GPU (the stand-in would rerun the call and not show it)."""
+    weighting = MODELS.build(
+        dict(type='SLFWeighting', terms=['cls', 'box'], cuda_graph=True))
+    weighting._captured_calls.graphs = RerunGraphs()
+    raw = torch.tensor([1.0, 2.0], requires_grad=True)
+    out = weighting(dict(loss_cls=raw[0], loss_box=raw[1]))  # captured
+    assert weighting._captured_calls.graphs.replays == 1  # and replayed
+    out['loss_slf_decision'].backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match='ran twice for one call'):
+        out['loss_slf_decision'].backward()
+
+
+def test_a_frozen_decision_network_reading_features_with_gradient():
+    """With the decision network frozen, no output of the call carries
+    gradient (the features are detached inside it), so the replay runs
+    outside the autograd function, with grad mode on; it copies the
+    features, which require grad, into its static input, a leaf that
+    requires grad, which autograd refuses to write in place unless the copy
+    runs without grad mode. The replayed calls equal the eager ones."""
+    def run(graphs):
+        torch.manual_seed(0)
+        weighting = MODELS.build(dict(
+            type='SLFWeighting', terms=TERMS4, in_channels=3,
+            cuda_graph=graphs is not None))
+        if graphs is not None:
+            weighting._captured_calls.graphs = graphs
+        weighting.decision_net.requires_grad_(False)
+        weighting.diagnostics_logged_by_hook = True
+        weighting.train()
+        record = []
+        for step in range(3):
+            features = torch.linspace(-1, 1, 12).view(4, 3).mul(
+                step + 1).requires_grad_(True)
+            raw = torch.linspace(1, 2, 16).view(4, 4).mul(
+                step + 1).requires_grad_(True)
+            out = weighting({f'loss_{t}': raw[:, i]
+                             for i, t in enumerate(TERMS4)}, features)
+            total = sum(v.sum() for k, v in out.items() if 'loss' in k)
+            total.backward()
+            record += [total.detach(), raw.grad.clone()]
+        return record
+
+    graphs = RerunGraphs()
+    assert_bitwise(run(graphs), run(None))
+    assert graphs.replays >= 1
+
+
 def test_errors_of_the_call_itself_are_not_reported_as_capture_failures():
     weighting = MODELS.build(
         dict(type='SLFWeighting', terms=['cls', 'box'], in_channels=6,

@@ -54,9 +54,11 @@ step() {
     grep -E "ms per step|paired by round|second - first|capturing|Error" \
         "$OUT/step_$name.log" | cut -c1-240
 }
-step yolo_b2_fixed_graph configs/yolo_voc.py --compare configs/yolo_slf_voc.py \
+# the graphs are opt-in: yolo_slf_graph.py turns them on
+GRAPH=work_dirs/device/yolo_slf_graph.py
+step yolo_b2_fixed_graph configs/yolo_voc.py --compare $GRAPH \
     --batch-size 2 --num-iters 100
 step yolo_b2_eager_graph work_dirs/device/yolo_slf_eager.py \
-    --compare configs/yolo_slf_voc.py --batch-size 2 --num-iters 100
+    --compare $GRAPH --batch-size 2 --num-iters 100
 step yolo_b2_fixed_graph_amp configs/yolo_voc.py \
-    --compare configs/yolo_slf_voc.py --batch-size 2 --num-iters 60 --fp16
+    --compare $GRAPH --batch-size 2 --num-iters 60 --fp16
