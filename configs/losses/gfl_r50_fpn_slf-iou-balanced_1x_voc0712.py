@@ -15,6 +15,10 @@ custom_hooks = _base_.get('custom_hooks', []) + _base_.plugin_hooks
 
 iou_eta = 1.5  # eta of the IoU-balanced classification loss
 iou_exponent = 1.5  # lambda of the IoU-balanced localisation loss
+# The IoU-balanced normaliser keeps the loss sum over the positives of one
+# call of the loss. GFLHead calls its losses once per FPN level, so here the
+# sum is kept per level (a level with a single positive gets factor exactly
+# 1), not over the mini-batch as in the IoU-balanced paper.
 # The candidates are alternatives for one role, so each SLFLoss keeps its
 # default weighting, SELECTION in mmdet_slf/models/losses/slf_loss.py: the
 # paper's draw (K = 4 one-hot Gumbel-softmax samples averaged into weights

@@ -59,9 +59,11 @@ class YOLOV1Darknet(BaseModule):
         widen_factor (float): Multiplier of every layer's filters (rounded to
             a multiple of 8), for small demos and tests. Defaults to 1.0.
         in_channels (int): Input image channels. Defaults to 3.
-        out_indices (Sequence[int]): Stages whose outputs are returned;
-            negative indices count from the end. Stages after the last one
-            returned are not built. Defaults to (-1, ).
+        out_indices (Sequence[int]): Stages whose outputs are returned, in
+            stage order (as ``out_channels`` lists them) whatever the order
+            given; negative indices count from the end and an index given
+            twice (e.g. ``(6, -1)``) is returned once. Stages after the last
+            one returned are not built. Defaults to (-1, ).
         frozen_stages (int): Stages ``0 .. frozen_stages - 1`` are frozen
             (e.g. after loading ImageNet weights); -1 freezes none. At most
             the number of stages built for ``out_indices``. Defaults to -1.
@@ -147,10 +149,16 @@ class YOLOV1Darknet(BaseModule):
             self.add_module(name, nn.Sequential(*modules))
             self.stage_names.append(name)
             self.stage_channels.append(channels)
+        # Now, not only in train(): mmengine wraps the model in DDP before
+        # the loop calls train(), and DDP must not see the frozen parameters
+        # as trainable (they would never get a gradient).
+        self._freeze_stages()
 
     @staticmethod
     def _normalise_indices(indices: Sequence[int],
                            num_stages: int) -> Tuple[int, ...]:
+        """Sorted, duplicate-free, non-negative stage indices: ``forward``
+        returns the maps in stage order, once each."""
         normalised = []
         for index in indices:
             if not -num_stages <= index < num_stages:
@@ -158,7 +166,7 @@ class YOLOV1Darknet(BaseModule):
                                  f'[{-num_stages}, {num_stages - 1}], '
                                  f'got {tuple(indices)}')
             normalised.append(index % num_stages)
-        return tuple(normalised)
+        return tuple(sorted(set(normalised)))
 
     @property
     def out_channels(self) -> List[int]:
@@ -273,17 +281,22 @@ class YOLOVGG(BaseModule):
             channels = extra_channels
         self.extra_convs = nn.Sequential(*extra)
         self.out_channels = [extra_channels]
+        # At build, before mmengine's DDP wrapper registers the parameters.
+        self._freeze_stages()
 
     def forward(self, x: Tensor) -> Tuple[Tensor]:
         """Return ``([N, extra_channels, H/64, W/64], )``."""
         return (self.extra_convs(self.features(x)), )
 
-    def train(self, mode: bool = True) -> 'YOLOVGG':
-        super().train(mode)
+    def _freeze_stages(self) -> None:
         for stage in range(max(self.frozen_stages, 0)):
             for index in range(*self.range_sub_modules[stage]):
                 module = self.features[index]
                 module.eval()
                 for param in module.parameters():
                     param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'YOLOVGG':
+        super().train(mode)
+        self._freeze_stages()
         return self

@@ -27,20 +27,48 @@ from mmdet_slf.slf.precision import at_least_float32
 REDUCTIONS = ('none', 'mean', 'sum')
 
 
+def check_temperatures(t1: Optional[float], t2: float) -> None:
+    """Refuse temperatures outside the loss's range: ``t1`` in [0, 1] (None
+    skips it) and ``t2 > 0``."""
+    if t1 is not None and (not isinstance(t1, (int, float))
+                           or not 0.0 <= t1 <= 1.0):
+        raise ValueError(f't1 must be in [0, 1], got {t1!r}; t1 > 1 makes '
+                         'the loss grow faster than the log (NaN for t1 >= 2)')
+    if not isinstance(t2, (int, float)) or not t2 > 0.0:
+        raise ValueError(f't2 must be > 0, got {t2!r}')
+
+
 def log_t(x: Tensor, t: float) -> Tensor:
     """Tempered logarithm ``log_t(x) = (x^(1-t) - 1) / (1 - t)``, ``log`` at
-    ``t = 1``."""
+    ``t = 1``.
+
+    Computed as ``expm1((1-t) log x) / (1-t)``, which keeps float32's
+    precision as ``t -> 1`` (the power form cancels to ~1e-2 at
+    ``t = 1 + 1e-5``).
+    """
     if t == 1.0:
         return torch.log(x)
-    return (x.pow(1.0 - t) - 1.0) / (1.0 - t)
+    return torch.expm1((1.0 - t) * torch.log(x)) / (1.0 - t)
 
 
 def exp_t(x: Tensor, t: float) -> Tensor:
     """Tempered exponential ``exp_t(x) = [1 + (1-t) x]_+^(1/(1-t))``, ``exp``
-    at ``t = 1``."""
+    at ``t = 1``.
+
+    Computed as ``exp(log1p((1-t) x) / (1-t))`` where ``1 + (1-t) x > 0``,
+    which keeps float32's precision as ``t -> 1``. Elsewhere it is what the
+    power form gives: 0 for ``t < 1`` (outside the support) and ``inf`` for
+    ``t > 1`` (``0`` to a negative power).
+    """
     if t == 1.0:
         return torch.exp(x)
-    return torch.relu(1.0 + (1.0 - t) * x).pow(1.0 / (1.0 - t))
+    scaled = (1.0 - t) * x
+    inside = scaled > -1.0
+    # A safe argument outside the support keeps NaN out of the gradient.
+    safe = torch.where(inside, scaled, torch.zeros_like(scaled))
+    value = torch.exp(torch.log1p(safe) / (1.0 - t))
+    outside = 0.0 if t < 1.0 else float('inf')
+    return torch.where(inside, value, value.new_full((), outside))
 
 
 def _normalization_fixed_point(activations: Tensor, t: float,
@@ -121,6 +149,7 @@ def tempered_softmax(activations: Tensor,
     Returns:
         Tensor: Probabilities of the same shape, summing to 1.
     """
+    check_temperatures(None, t)
     if t == 1.0:
         return F.softmax(activations, dim=-1)
     steps = num_bisect_iters if t < 1.0 else num_iters
@@ -153,6 +182,7 @@ def bi_tempered_logistic_loss(activations: Tensor,
     Returns:
         Tensor: Loss ``[...]``.
     """
+    check_temperatures(t1, t2)
     # The tempered powers under- and overflow in half precision.
     activations = at_least_float32(activations)
     if t1 == 1.0 and t2 == 1.0:
@@ -179,10 +209,26 @@ def bi_tempered_logistic_loss(activations: Tensor,
 
 def smooth_labels(one_hot: Tensor, label_smoothing: float) -> Tensor:
     """Move ``label_smoothing`` of the mass of the true class evenly onto the
-    other ``C - 1`` classes, as the authors' reference code does."""
+    other ``C - 1`` classes, as the authors' reference code does.
+
+    ``label_smoothing`` must be below ``(C - 1) / C``: there the true class
+    keeps ``1 / C`` like every other class, and above it the target is
+    inverted.
+    """
     if label_smoothing == 0:
         return one_hot
     num_classes = one_hot.shape[-1]
+    if num_classes < 2:
+        raise ValueError(
+            f'label_smoothing={label_smoothing!r} needs at least 2 classes to '
+            f'move mass to, got {num_classes}; set label_smoothing=0')
+    limit = (num_classes - 1) / num_classes
+    if not label_smoothing < limit:
+        raise ValueError(
+            f'label_smoothing={label_smoothing!r} must be < (C - 1) / C = '
+            f'{limit:.4g} for C={num_classes} classes: at or above it the '
+            'true class gets no more mass than the others (the target is '
+            'uniform or inverted); lower label_smoothing')
     return (1 - num_classes / (num_classes - 1) * label_smoothing) * one_hot \
         + label_smoothing / (num_classes - 1)
 
@@ -215,9 +261,10 @@ class BiTemperedLogisticLoss(nn.Module):
         num_bisect_iters (int): Bisection steps of the normalisation for
             ``t2 < 1``; each halves an interval of width ``< 1 / (1 - t2)``.
             Defaults to 30.
-        label_smoothing (float): Mass in [0, 1) moved from the true class to
-            the others (to the negative class in sigmoid mode).
-            Defaults to 0.0.
+        label_smoothing (float): Mass moved from the true class to the
+            others (to the negative class in sigmoid mode); below
+            ``(C - 1) / C`` for ``C`` classes (checked in ``forward``), below
+            0.5 in sigmoid mode. Defaults to 0.0.
         use_sigmoid (bool): Per-class binary (tempered sigmoid) instead of
             softmax. Defaults to False.
         reduction (str): 'none', 'mean' or 'sum'. Defaults to 'mean'.
@@ -244,10 +291,7 @@ class BiTemperedLogisticLoss(nn.Module):
                  avg_non_ignore: bool = False,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
-        if not isinstance(t1, (int, float)) or not 0.0 <= t1 <= 1.0:
-            raise ValueError(f't1 must be in [0, 1], got {t1!r}')
-        if not isinstance(t2, (int, float)) or not t2 > 0.0:
-            raise ValueError(f't2 must be > 0, got {t2!r}')
+        check_temperatures(t1, t2)
         for key, value in (('num_iters', num_iters),
                            ('num_bisect_iters', num_bisect_iters)):
             if not isinstance(value, int) or isinstance(value, bool) \
@@ -256,6 +300,12 @@ class BiTemperedLogisticLoss(nn.Module):
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(
                 f'label_smoothing must be in [0, 1), got {label_smoothing!r}')
+        if use_sigmoid and not label_smoothing < 0.5:
+            # Each class is a 2-way problem: (C - 1) / C = 1 / 2.
+            raise ValueError(
+                f'label_smoothing must be < 0.5 with use_sigmoid=True (each '
+                f'class is a binary problem; 0.5 or more makes the target '
+                f'uniform or inverted), got {label_smoothing!r}')
         if reduction not in REDUCTIONS:
             raise ValueError(
                 f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
@@ -280,12 +330,14 @@ class BiTemperedLogisticLoss(nn.Module):
         """Unweighted loss: ``[N]`` (softmax) or ``[N, C]`` (sigmoid)."""
         num_classes = cls_score.shape[-1]
         valid = self.valid_labels(label)
+        # Targets in at least float32: half would round the smoothed mass.
+        dtype = torch.promote_types(cls_score.dtype, torch.float32)
         if self.use_sigmoid:
             # Background (label == C) and ignored labels give all-zero rows.
             keep = valid & (label < num_classes)
             one_hot = F.one_hot(
                 torch.where(keep, label, label.new_full((), num_classes)),
-                num_classes + 1)[:, :num_classes].to(cls_score.dtype)
+                num_classes + 1)[:, :num_classes].to(dtype)
             binary = torch.stack([one_hot, 1 - one_hot], dim=-1)
             logits = torch.stack(
                 [cls_score, torch.zeros_like(cls_score)], dim=-1)
@@ -297,7 +349,7 @@ class BiTemperedLogisticLoss(nn.Module):
                     f'cls_score, got max {int(label.max())}')
             one_hot = F.one_hot(
                 torch.where(valid, label, torch.zeros_like(label)),
-                num_classes).to(cls_score.dtype)
+                num_classes).to(dtype)
             logits, targets = cls_score, smooth_labels(
                 one_hot, self.label_smoothing)
         loss = bi_tempered_logistic_loss(logits, targets, self.t1, self.t2,

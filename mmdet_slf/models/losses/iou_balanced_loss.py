@@ -9,6 +9,10 @@ score learns to follow localisation quality (classification, ``eta``) and the
 regression is not dominated by badly localised outliers (localisation,
 ``lambda``). The weights are detached, as in the authors' code: the IoU and
 the normaliser only rescale gradients. Negatives are left unchanged.
+
+"The call" is one call of the loss: per FPN level for ``GFLHead``, which
+calls its losses once per level, whereas the paper normalises over the
+mini-batch (see the classes' docstrings).
 """
 from typing import Optional, Sequence, Tuple, Union
 
@@ -87,6 +91,13 @@ class IoUBalancedClsLoss(nn.Module):
     In sigmoid mode only the element of the positive's own class is
     re-weighted (as in the authors' code); the other classes of that sample
     and all negatives keep weight 1.
+
+    The normaliser keeps the loss sum over the positives of ONE call. The
+    paper keeps it over the mini-batch; that holds here only for heads that
+    call the loss once per batch. ``GFLHead`` (and other heads that loop
+    over FPN levels) call it once per level, so the sum is kept per level:
+    the weights only redistribute within a level, and a level with a single
+    positive gives it factor exactly 1 (no IoU weighting there at all).
 
     Args:
         eta (float): IoU exponent ``eta`` >= 0; 0 gives the unweighted loss.
@@ -205,6 +216,11 @@ class IoUBalancedSmoothL1Loss(nn.Module):
     scaling it, such as ``DeltaXYWHBBoxCoder`` without ``add_ctr_clamp``);
     else ``pred``/``target`` are read as decoded ``(x1, y1, x2, y2)`` boxes
     (``reg_decoded_bbox=True``, ``GFLHead``).
+
+    As in :class:`IoUBalancedClsLoss`, the normaliser keeps the loss sum
+    over the positives of ONE call, not of the mini-batch as in the paper:
+    ``GFLHead`` calls the loss once per FPN level, so the sum is kept per
+    level, and a level with a single positive gives it factor exactly 1.
 
     Args:
         beta (float): Smooth L1 threshold, > 0. Defaults to 1.0.

@@ -2,6 +2,7 @@
 import pytest
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet_slf.models.backbones import YOLOV1Darknet, YOLOVGG
 
@@ -10,22 +11,47 @@ def conv_layers(module):
     return [m for m in module.modules() if isinstance(m, nn.Conv2d)]
 
 
+# YOLO paper, Fig. 3, written out: ('conv', kernel, filters, stride) and
+# ('maxpool', 2, 2) in network order.
+POOL = ('maxpool', 2, 2)
+PAPER_FIG3 = (
+    [('conv', 7, 64, 2), POOL, ('conv', 3, 192, 1), POOL,
+     ('conv', 1, 128, 1), ('conv', 3, 256, 1), ('conv', 1, 256, 1),
+     ('conv', 3, 512, 1), POOL] +
+    [('conv', 1, 256, 1), ('conv', 3, 512, 1)] * 4 +
+    [('conv', 1, 512, 1), ('conv', 3, 1024, 1), POOL] +
+    [('conv', 1, 512, 1), ('conv', 3, 1024, 1)] * 2 +
+    [('conv', 3, 1024, 1), ('conv', 3, 1024, 2), ('conv', 3, 1024, 1),
+     ('conv', 3, 1024, 1)])
+
+
+def layer_sequence(module):
+    """Convs and max-pools in forward order, as in ``PAPER_FIG3``."""
+    layers = []
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            assert m.kernel_size[0] == m.kernel_size[1]
+            assert m.stride[0] == m.stride[1]
+            layers.append(
+                ('conv', m.kernel_size[0], m.out_channels, m.stride[0]))
+        elif isinstance(m, nn.MaxPool2d):
+            layers.append(('maxpool', m.kernel_size, m.stride))
+    return layers
+
+
 def test_yolo_has_24_convs_with_paper_filters():
     model = YOLOV1Darknet(arch='yolo')
     convs = conv_layers(model)
     assert len(convs) == model.num_conv_layers == 24
-    # YOLO paper, Fig. 3: 7x7x64-s-2, 3x3x192, then 1x1/3x3 pairs.
-    assert (convs[0].kernel_size, convs[0].stride, convs[0].out_channels) \
-        == ((7, 7), (2, 2), 64)
-    assert [c.out_channels for c in convs[:6]] == [
-        64, 192, 128, 256, 256, 512
-    ]
-    assert [c.out_channels for c in convs[-6:]] == [
-        512, 1024, 1024, 1024, 1024, 1024
-    ]
-    assert convs[-3].stride == (2, 2)  # 3x3x1024-s-2
-    assert sum(c.stride == (2, 2) for c in convs) == 2
-    assert sum(isinstance(m, nn.MaxPool2d) for m in model.modules()) == 4
+    assert sum(layer[0] == 'conv' for layer in PAPER_FIG3) == 24
+    assert layer_sequence(model) == PAPER_FIG3
+    # Every conv layer is followed by a leaky ReLU of slope 0.1.
+    activations = [m.activate for m in model.modules()
+                   if hasattr(m, 'activate')]
+    assert len(activations) == 24
+    assert all(
+        type(a) is nn.LeakyReLU and a.negative_slope == 0.1
+        for a in activations)
     assert model.out_channels == [1024]
 
 
@@ -65,6 +91,54 @@ def test_out_indices_and_frozen_stages():
         arch='fast', widen_factor=0.25, out_indices=(2, ), frozen_stages=3)
     every.train()
     assert not any(p.requires_grad for p in every.parameters())
+
+
+def test_frozen_stages_stop_requiring_grad_at_build():
+    """mmengine wraps the model in DDP before the loop calls train(): the
+    frozen parameters must already be off then."""
+    model = YOLOV1Darknet(arch='fast', widen_factor=0.25, frozen_stages=2)
+    for index, name in enumerate(model.stage_names):
+        stage = getattr(model, name)
+        assert all(p.requires_grad == (index >= 2)
+                   for p in stage.parameters()), name
+    vgg = YOLOVGG(extra_channels=16, frozen_stages=2)
+    # VGG-16 stages 0 and 1 are features[0:5] and features[5:10].
+    frozen = {f'features.{i}.{kind}' for i in (0, 2, 5, 7)
+              for kind in ('weight', 'bias')}
+    for name, param in vgg.named_parameters():
+        assert param.requires_grad == (name not in frozen), name
+
+
+def test_out_channels_follow_the_returned_maps():
+    # Fast YOLO at 0.25: stage 2 has 64 / 4 = 16, stage 5 512 / 4 = 128.
+    model = YOLOV1Darknet(arch='fast', widen_factor=0.25, out_indices=(5, 2))
+    outs = model(torch.rand(1, 3, 128, 128))
+    assert [o.shape[1] for o in outs] == model.out_channels == [16, 128]
+    assert model.out_indices == (2, 5)
+    # Stage 6 given twice, once as -1: one map, one channel count.
+    twice = YOLOV1Darknet(arch='fast', widen_factor=0.25, out_indices=(6, -1))
+    outs = twice(torch.rand(1, 3, 128, 128))
+    assert len(outs) == 1
+    assert [o.shape[1] for o in outs] == twice.out_channels == [256]
+
+
+def test_norm_eval_keeps_batch_norm_statistics():
+    model = YOLOV1Darknet(arch='fast', widen_factor=0.25, norm_eval=True)
+    model.train()
+    norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    assert len(norms) == 9
+    assert not any(m.training for m in norms)
+    before = [(m.running_mean.clone(), m.running_var.clone()) for m in norms]
+    model(torch.rand(2, 3, 128, 128) * 5 + 3)
+    for m, (mean, var) in zip(norms, before):
+        assert torch.equal(m.running_mean, mean)
+        assert torch.equal(m.running_var, var)
+    # Without norm_eval the same forward pass moves the statistics.
+    plain = YOLOV1Darknet(arch='fast', widen_factor=0.25)
+    plain.train()
+    plain(torch.rand(2, 3, 128, 128) * 5 + 3)
+    assert not torch.equal(plain.stage0[0].bn.running_mean,
+                           torch.zeros_like(plain.stage0[0].bn.running_mean))
 
 
 @pytest.mark.parametrize('kwargs, key', [

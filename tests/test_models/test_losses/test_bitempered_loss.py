@@ -11,6 +11,8 @@ import mmdet_slf  # noqa: F401
 from mmdet_slf.models.losses import (BiTemperedLogisticLoss,
                                      bi_tempered_logistic_loss,
                                      tempered_softmax)
+from mmdet_slf.models.losses.bitempered_loss import (exp_t, log_t,
+                                                     smooth_labels)
 
 # ---------------------------------------------------------------- reference
 # Written from the paper's definitions only, one sample at a time, in Python
@@ -104,7 +106,8 @@ def test_sigmoid_t1_t2_one_is_binary_cross_entropy():
                                              (0.8, 1.2, 0.1),
                                              (0.5, 0.8, 0.0),
                                              (0.2, 4.0, 0.05),
-                                             (1.0, 1.5, 0.0)])
+                                             (1.0, 1.5, 0.0),
+                                             (1.0, 1.0, 0.1)])
 def test_matches_float64_reference(t1, t2, smoothing):
     torch.manual_seed(2)
     logits = torch.randn(12, 6, dtype=torch.float64) * 3
@@ -123,6 +126,56 @@ def test_matches_float64_reference(t1, t2, smoothing):
     torch.testing.assert_close(
         got32, torch.tensor(expected, dtype=torch.float32), rtol=1e-4,
         atol=1e-5)
+
+
+def test_sigmoid_avg_non_ignore_and_sample_weight_match_mmdet():
+    """Sigmoid mode at t1 = t2 = 1 is mmdet's sigmoid CrossEntropyLoss:
+    avg_non_ignore divides by the non-ignored samples times C, and a
+    sample weight [N] applies to every class of its row."""
+    torch.manual_seed(10)
+    logits = torch.randn(30, 5) * 3
+    labels = torch.randint(0, 6, (30, ))  # 5 == background
+    labels[[3, 7, 11, 20]] = -100  # ignored
+    weight = torch.rand(30)
+    loss = BiTemperedLogisticLoss(
+        t1=1.0, t2=1.0, use_sigmoid=True, avg_non_ignore=True)
+    mmdet_ce = MODELS.build(
+        dict(type='CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True))
+    assert loss(logits, labels).item() == pytest.approx(
+        mmdet_ce(logits, labels).item(), rel=1e-6)
+    # By hand: BCE of the 26 kept rows, averaged over 26 * 5 elements.
+    keep = labels >= 0
+    one_hot = F.one_hot(labels[keep], 6)[:, :5].float()
+    by_hand = F.binary_cross_entropy_with_logits(
+        logits[keep], one_hot, reduction='sum') / (26 * 5)
+    assert loss(logits, labels).item() == pytest.approx(
+        by_hand.item(), rel=1e-6)
+    assert loss(logits, labels, weight=weight).item() == pytest.approx(
+        mmdet_ce(logits, labels, weight=weight).item(), rel=1e-6)
+    by_hand = (F.binary_cross_entropy_with_logits(
+        logits[keep], one_hot, reduction='none') *
+               weight[keep, None]).sum() / (26 * 5)
+    assert loss(logits, labels, weight=weight).item() == pytest.approx(
+        by_hand.item(), rel=1e-6)
+
+
+def test_half_precision_input_is_computed_in_float32():
+    torch.manual_seed(11)
+    logits = (torch.randn(64, 21) * 4).half()
+    labels = torch.randint(0, 21, (64, ))
+    for kwargs in (dict(t1=0.8, t2=1.2), dict(t1=1.0, t2=1.0),
+                   dict(t1=0.5, t2=0.8, label_smoothing=0.1)):
+        loss = BiTemperedLogisticLoss(**kwargs)
+        got = loss(logits, labels, reduction_override='none')
+        expected = loss(logits.float(), labels, reduction_override='none')
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    target = F.one_hot(labels, 21).float()
+    got = bi_tempered_logistic_loss(logits, target, 0.8, 1.2)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(
+        got, bi_tempered_logistic_loss(logits.float(), target, 0.8, 1.2),
+        rtol=1e-6, atol=1e-6)
 
 
 def test_sigmoid_matches_reference_per_class():
@@ -156,6 +209,46 @@ def test_tempered_softmax_sums_to_one(t2):
     torch.testing.assert_close(
         probs[0], torch.tensor(ref_tempered_softmax(logits[0].tolist(), t2),
                                dtype=torch.float64), rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize('t2', [1 + 1e-5, 1 + 1e-6])
+def test_float32_precise_as_t2_tends_to_one(t2):
+    """The power forms of exp_t / log_t cancel in float32 near t = 1 (the
+    probabilities summed to 1 +- 6e-3 at t2 = 1 + 1e-5)."""
+    torch.manual_seed(12)
+    logits = torch.randn(200, 21, dtype=torch.float64) * 3
+    probs32 = tempered_softmax(logits.float(), t2)
+    assert (probs32.sum(-1) - 1).abs().max().item() < 2e-6
+    torch.testing.assert_close(
+        probs32.double(), tempered_softmax(logits, t2), rtol=0, atol=1e-5)
+    for row in range(3):
+        expected = ref_tempered_softmax(logits[row].tolist(), t2)
+        torch.testing.assert_close(
+            probs32[row].double(), torch.tensor(expected, dtype=torch.float64),
+            rtol=0, atol=1e-5)
+    x = torch.tensor([0.01, 0.5, 2.0, 30.0], dtype=torch.float64)
+    torch.testing.assert_close(
+        log_t(x.float(), t2).double(),
+        torch.tensor([ref_log_t(v, t2) for v in x.tolist()],
+                     dtype=torch.float64), rtol=1e-6, atol=0)
+    torch.testing.assert_close(
+        exp_t(-x.float(), t2).double(),
+        torch.tensor([ref_exp_t(-v, t2) for v in x.tolist()],
+                     dtype=torch.float64), rtol=1e-6, atol=0)
+
+
+def test_exp_t_outside_its_support():
+    # 1 + (1 - t) x <= 0: 0 for t < 1 (compact support), 0^(negative) =
+    # inf for t > 1, with a finite (zero) gradient there.
+    x = torch.tensor([-3.0, -2.0, -1.0], requires_grad=True)
+    values = exp_t(x, 0.5)
+    torch.testing.assert_close(values.detach(), torch.tensor([0.0, 0.0, 0.25]))
+    values.sum().backward()
+    torch.testing.assert_close(x.grad, torch.tensor([0.0, 0.0, 0.5]))
+    assert exp_t(torch.tensor([2.0, 3.0]), 1.5).isinf().all()
+    assert exp_t(torch.tensor([1.0]), 1.5).item() == pytest.approx(4.0)
+    assert log_t(torch.tensor([0.0]), 0.5).item() == -2.0
+    assert log_t(torch.tensor([0.0]), 1.5).item() == -math.inf
 
 
 @pytest.mark.parametrize('t1,t2', [(0.8, 1.2), (0.2, 4.0), (0.5, 0.6),
@@ -256,6 +349,40 @@ def test_ignore_index_none_and_class_weight_length():
 def test_bad_settings_fail_at_build(kwargs, key):
     with pytest.raises(ValueError, match=key):
         MODELS.build(dict(type='BiTemperedLogisticLoss', **kwargs))
+
+
+def test_label_smoothing_that_inverts_the_target_is_refused():
+    with pytest.raises(ValueError, match=r'label_smoothing must be < 0.5 '
+                       r'with use_sigmoid=True'):
+        BiTemperedLogisticLoss(use_sigmoid=True, label_smoothing=0.5)
+    BiTemperedLogisticLoss(use_sigmoid=True, label_smoothing=0.49)
+    logits = torch.randn(4, 3)
+    labels = torch.tensor([0, 1, 2, 0])
+    # C = 3: (C - 1) / C = 2 / 3.
+    with pytest.raises(ValueError, match=r'label_smoothing=0.7 must be < '
+                       r'\(C - 1\) / C = 0.6667 for C=3 classes'):
+        BiTemperedLogisticLoss(label_smoothing=0.7)(logits, labels)
+    ok = BiTemperedLogisticLoss(label_smoothing=0.6)(
+        logits, labels, reduction_override='none')
+    assert torch.isfinite(ok).all()
+    with pytest.raises(ValueError, match='needs at least 2 classes'):
+        smooth_labels(torch.ones(4, 1), 0.1)
+    # Below the limit the true class keeps the most mass: 1 - 0.6 > 0.3.
+    torch.testing.assert_close(
+        smooth_labels(torch.tensor([[1.0, 0.0, 0.0]]), 0.6),
+        torch.tensor([[0.4, 0.3, 0.3]]))
+
+
+@pytest.mark.parametrize('t1,t2,key', [(2.0, 1.2, 't1'), (-0.1, 1.2, 't1'),
+                                       (0.8, -1.0, 't2'), (0.8, 0.0, 't2')])
+def test_functional_forms_check_temperatures(t1, t2, key):
+    logits = torch.randn(2, 3)
+    target = F.one_hot(torch.tensor([0, 2]), 3).float()
+    with pytest.raises(ValueError, match=f'{key} must be'):
+        bi_tempered_logistic_loss(logits, target, t1, t2)
+    if key == 't2':
+        with pytest.raises(ValueError, match='t2 must be > 0'):
+            tempered_softmax(logits, t2)
 
 
 def test_functional_form_matches_module():

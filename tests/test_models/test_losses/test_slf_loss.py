@@ -283,3 +283,53 @@ def _one_step(model, slf, forward, extra):
     assert all(torch.isfinite(p).all() for p in params)
     # The loss reads the updated model without error, still finite.
     assert torch.isfinite(slf(*forward(), **extra))
+
+
+# ------------------------------------------- arguments, by hand (Eq. 11)
+# L1 and MSE of pred against zeros, with fixed weights 2 and 0.5:
+#   |pred|  = [[1, 2], [3, 0.5]]     pred^2 = [[1, 4], [9, 0.25]]
+#   weight  = [[1, 0], [2, 1]]
+#   weighted sums: L1 1 + 6 + 0.5 = 7.5, MSE 1 + 18 + 0.25 = 19.25
+#   unweighted sums: L1 6.5, MSE 14.25 (means 1.625 and 3.5625)
+HAND_PRED = [[1.0, -2.0], [3.0, 0.5]]
+HAND_WEIGHT = [[1.0, 0.0], [2.0, 1.0]]
+
+
+def fixed_l1_mse(loss_weight=1.0):
+    return SLFLoss([dict(type='L1Loss'), dict(type='MSELoss')],
+                   names=['l1', 'mse'], loss_weight=loss_weight,
+                   weighting=dict(type='FixedWeighting', weights=[2.0, 0.5]))
+
+
+def test_weight_and_avg_factor_reach_the_candidates():
+    pred, target = torch.tensor(HAND_PRED), torch.zeros(2, 2)
+    weight = torch.tensor(HAND_WEIGHT)
+    slf = fixed_l1_mse()
+    # 2 * 7.5 + 0.5 * 19.25 (without the weight: 2 * 6.5 + 0.5 * 14.25)
+    total = slf(pred, target, weight=weight, reduction_override='sum')
+    assert total.item() == pytest.approx(24.625)
+    # avg_factor 5: 2 * 7.5 / 5 + 0.5 * 19.25 / 5 (not the 4 elements)
+    total = slf(pred, target, weight=weight, avg_factor=5.0)
+    assert total.item() == pytest.approx(4.925)
+
+
+def test_loss_weight_multiplies_the_result():
+    pred, target = torch.tensor(HAND_PRED), torch.zeros(2, 2)
+    weight = torch.tensor(HAND_WEIGHT)
+    total = fixed_l1_mse(loss_weight=3.0)(
+        pred, target, weight=weight, avg_factor=5.0)
+    assert total.item() == pytest.approx(3 * 4.925)
+
+
+def test_reduction_none_decides_on_the_means():
+    """The weighting reads one value per candidate: the mean of its
+    element-wise loss, as the 'mean' reduction would give."""
+    pred, target = torch.tensor(HAND_PRED), torch.zeros(2, 2)
+    slf = fixed_l1_mse()
+    total = slf(pred, target, reduction_override='none')
+    torch.testing.assert_close(
+        total, torch.tensor([[2.0 * 1 + 0.5 * 1, 2.0 * 2 + 0.5 * 4],
+                             [2.0 * 3 + 0.5 * 9, 2.0 * 0.5 + 0.5 * 0.25]]))
+    diagnostics = slf.last_diagnostics
+    assert diagnostics['slf_raw_l1'] == pytest.approx(6.5 / 4)
+    assert diagnostics['slf_raw_mse'] == pytest.approx(14.25 / 4)
