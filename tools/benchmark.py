@@ -190,6 +190,8 @@ def train_one(cfg: Config, key: str, seed: int, args,
         environment=environment(),
         data=data_fingerprint(dataset_dir(run_cfg)),
         **summary)
+    # the strategy whose model gave the start weights
+    result['reference'] = args.reference
     if digest is not None:
         result['config_digest'] = digest
     save_result(osp.join(work_dir, 'result.json'), result)

@@ -8,7 +8,9 @@ rest is ``train.txt``; the test images are never read), trains every
 setting once on train.txt at the strategy's budget, from the seed's initial
 weights and data order as ``tools/benchmark.py`` trains a strategy, and
 ranks the settings by the final VOC mAP on val.txt. Finished settings are
-kept (``runs/setting<i>/seed<s>/result.json``) and skipped on the next call:
+kept (``runs/setting<i>/seed<s>/result.json``, with the reference and the
+digest of its config as ``--cfg-options`` made it) and skipped on the next
+call, which refuses a work dir of another search before training anything:
 
     python tools/tune_fixed_lambdas.py --num-settings 8 --seed 0 \\
         --num-val 300 --work-dir work_dirs/tune_fixed --write-config
@@ -33,8 +35,9 @@ from mmengine.config import DictAction  # noqa: E402
 
 from mmdet_slf.benchmarking import tuned_config, tuning  # noqa: E402
 from mmdet_slf.benchmarking.report import prior_weights  # noqa: E402
-from mmdet_slf.benchmarking.runs import (find_strategies,  # noqa: E402
-                                         load_results, save_result)
+from mmdet_slf.benchmarking.runs import (config_digest,  # noqa: E402
+                                         find_strategies, load_results,
+                                         run_dir, save_result)
 
 TUNED_CONFIG = osp.join(CONFIG_DIR, 'fixed-tuned.py')
 
@@ -76,41 +79,91 @@ def parse_args(argv=None):
                      f'{args.num_settings} and {args.num_val}')
     if not args.spread > 1:
         parser.error(f'--spread must be > 1, got {args.spread}')
+    if args.seed < 0:
+        parser.error(f'--seed must be >= 0 (numpy draws the lambdas and the '
+                     f'split from it), got {args.seed}')
     if args.max_iters is not None and args.max_iters < 1:
         parser.error(f'--max-iters must be >= 1, got {args.max_iters}')
     return args
 
 
+def check_setting(args, key: str, saved: dict, lambdas, budget: int,
+                  digest: str) -> None:
+    """Refuse a saved setting that this search would not have trained: other
+    lambdas or budget, another validation split, another reference or
+    another config (``--cfg-options``); reusing it would rank lambdas
+    trained under another setting."""
+    if not (all(math.isclose(a, b) for a, b in zip(saved['prior'], lambdas))
+            and saved['max_iters'] == budget):
+        raise SystemExit(
+            f'{args.work_dir} holds {key} trained with lambdas '
+            f'{saved["prior"]} for {saved["max_iters"]} iterations, not '
+            f'{lambdas} for {budget}: another search; use another '
+            '--work-dir')
+    split = saved.get('eval_split', evaluation_split(args))
+    if split != evaluation_split(args):
+        raise SystemExit(
+            f'{args.work_dir} holds {key} scored on {split}, not on '
+            f'{evaluation_split(args)}: another search; use another '
+            '--work-dir')
+    if 'reference' not in saved or 'config_digest' not in saved:
+        raise SystemExit(
+            f'{args.work_dir} holds {key} saved without the reference and '
+            'config digest it was trained from (made before they were '
+            f'recorded), so it cannot be checked against --reference '
+            f'{args.reference} and these --cfg-options: use another '
+            f'--work-dir (or delete {run_dir(args.work_dir, key, args.seed)} '
+            'to train it again)')
+    if saved['reference'] != args.reference:
+        raise SystemExit(
+            f'{args.work_dir} holds {key} trained from reference '
+            f'{saved["reference"]!r}, not {args.reference!r}: another '
+            'search; use another --work-dir')
+    if saved['config_digest'] != digest:
+        raise SystemExit(
+            f'{args.work_dir} holds {key} trained from a config with digest '
+            f'{saved["config_digest"]}, but {args.reference!r} with these '
+            f'--cfg-options gives {digest} (other options, or its config '
+            'changed): another search; use another --work-dir')
+
+
+def train_setting(args, cfg, key: str, lambdas, data_split,
+                  digest: str) -> dict:
+    """Train one setting; its result records the reference and
+    ``digest``, that of ``cfg``, the config it was made from."""
+    result = train_one(tuning.tuning_config(cfg, lambdas, data_split), key,
+                       args.seed, args, digest=digest)
+    print(f'[tune] {key} {tuning.format_lambdas(lambdas)}: val mAP '
+          f'{result["mAP"]:.4f} ({result["train_minutes"]:.2f} min)',
+          flush=True)
+    return result
+
+
 def train_settings(args, cfg, settings, data_split) -> list:
     """The result of every setting: saved ones as they are, others
-    trained now."""
+    trained now. Every saved setting is checked before any is trained, so
+    a refused work dir is left as it was.
+
+    ``cfg`` is the reference's config with the ``--cfg-options`` merged,
+    before a setting's lambdas are put in; its :func:`config_digest` is
+    saved with every setting.
+    """
     done = load_results(args.work_dir)
     budget = args.max_iters if args.max_iters is not None \
         else cfg.train_cfg.max_iters
+    digest = config_digest(cfg)
+    keys = [f'setting{index}' for index in range(len(settings))]
+    for key, lambdas in zip(keys, settings):
+        saved = done.get(key, {}).get(args.seed)
+        if saved is not None:
+            check_setting(args, key, saved, lambdas, budget, digest)
     results = []
-    for index, lambdas in enumerate(settings):
-        key = f'setting{index}'
+    for key, lambdas in zip(keys, settings):
         result = done.get(key, {}).get(args.seed)
         if result is None:
-            result = train_one(
-                tuning.tuning_config(cfg, lambdas, data_split), key,
-                args.seed, args)
-            print(f'[tune] {key} {tuning.format_lambdas(lambdas)}: val mAP '
-                  f'{result["mAP"]:.4f} ({result["train_minutes"]:.2f} min)',
-                  flush=True)
-        saved = (result['prior'], result['max_iters'])
-        if not (all(math.isclose(a, b) for a, b in zip(saved[0], lambdas))
-                and saved[1] == budget):
-            raise SystemExit(
-                f'{args.work_dir} holds {key} trained with lambdas '
-                f'{saved[0]} for {saved[1]} iterations, not {lambdas} for '
-                f'{budget}: another search; give it another --work-dir')
-        split = result.get('eval_split', evaluation_split(args))
-        if split != evaluation_split(args):
-            raise SystemExit(
-                f'{args.work_dir} holds {key} scored on {split}, not on '
-                f'{evaluation_split(args)}: another search; give it another '
-                '--work-dir')
+            result = train_setting(args, cfg, key, lambdas, data_split,
+                                   digest)
+            check_setting(args, key, result, lambdas, budget, digest)
         results.append(result)
     return results
 

@@ -84,7 +84,8 @@ def write_tuned_config(path: str,
             Defaults to None.
 
     Returns:
-        str: The text written.
+        str: The text written, whole or not at all (a temporary file is
+        moved onto ``path``).
     """
     tree = nest_options(options)  # refuses what a config cannot carry
     lambdas = format_lambdas(search['lambdas'])
@@ -116,6 +117,8 @@ def write_tuned_config(path: str,
         f"_base_ = '{relative}'",
         f"strategy_name = 'Fixed, tuned lambdas {lambdas}'",
         f'search_runs = {search["num_runs"]}  # the cost of choosing them',
+        f'search_iters = {search["max_iters"]}  # the length of each search '
+        'run',
     ]
     head = tree.setdefault('model', {}).setdefault('bbox_head', {})
     head['weighting'] = dict(
@@ -126,7 +129,23 @@ def write_tuned_config(path: str,
         lines.append('# --cfg-options of the search')
     lines += [format_assignment(key, value) for key, value in tree.items()]
     text = '\n'.join(lines) + '\n'
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w') as f:
-        f.write(text)
+    _write_whole(path, text)
     return text
+
+
+def _write_whole(path: str, text: str) -> None:
+    """Write ``text`` to a temporary file next to ``path`` and move it
+    there, so that ``path`` holds the old text or the new, never a part:
+    a truncated config would be found and trained as a strategy. The
+    temporary file does not end in ``.py``, so it is never taken for one,
+    and it is removed when the write fails."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = path + '.tmp'
+    try:
+        with open(tmp, 'w') as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise

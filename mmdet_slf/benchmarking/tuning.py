@@ -22,7 +22,8 @@ import copy
 import math
 import os
 import os.path as osp
-from typing import List, Sequence, Tuple
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.config import Config, ConfigDict
@@ -122,6 +123,17 @@ def prepare_validation_split(cfg: Config, num_val: int,
     return write_validation_split(ann_dir, num_val, seed)
 
 
+def _round(value: float, direction: Optional[str] = None) -> float:
+    """``value`` at :data:`SIGNIFICANT_DIGITS` significant digits: the
+    nearest, or the next one up (``ROUND_CEILING``) or down
+    (``ROUND_FLOOR``)."""
+    if direction is None:
+        return float(f'{value:.{SIGNIFICANT_DIGITS}g}')
+    exact = Decimal(repr(float(value)))  # the shortest decimal of the float
+    step = Decimal(1).scaleb(exact.adjusted() - SIGNIFICANT_DIGITS + 1)
+    return float(exact.quantize(step, rounding=direction))
+
+
 def sample_lambdas(base: Sequence[float] = YOLO_LAMBDAS,
                    num_settings: int = 8,
                    spread: float = 4.0,
@@ -136,7 +148,9 @@ def sample_lambdas(base: Sequence[float] = YOLO_LAMBDAS,
     draws fill the settings in order, so the first ``n`` settings of a
     larger search under the same seed are the ``n`` of a smaller one. Each
     lambda is rounded to 3 significant digits (a shift of at most 0.005 in
-    its log) and kept within the bounds.
+    its log) and then kept within the bounds, themselves rounded inward to
+    3 significant digits (``1/3`` to ``0.334``), so that every lambda is the
+    value a config shows, and trains, and lies within the bounds.
 
     Args:
         base (Sequence[float]): The centre, one positive value per term.
@@ -161,9 +175,14 @@ def sample_lambdas(base: Sequence[float] = YOLO_LAMBDAS,
     rng = np.random.default_rng(seed)
     unit = rng.uniform(-1.0, 1.0, size=(num_settings, base.size))
     lambdas = base * spread**unit  # [num_settings, num_terms]
-    rounded = [[float(f'{value:.{SIGNIFICANT_DIGITS}g}') for value in row]
-               for row in lambdas]
-    return np.clip(rounded, base / spread, base * spread).tolist()
+    rounded = [[_round(value) for value in row] for row in lambdas]
+    low = [_round(value, ROUND_CEILING) for value in base / spread]
+    high = [_round(value, ROUND_FLOOR) for value in base * spread]
+    if any(a > b for a, b in zip(low, high)):
+        raise ValueError(f'spread {spread} leaves no lambda of '
+                         f'{SIGNIFICANT_DIGITS} significant digits around '
+                         f'{base.tolist()}; use a wider spread')
+    return np.clip(rounded, low, high).tolist()
 
 
 def tuning_config(cfg: Config, lambdas: Sequence[float],
@@ -201,6 +220,17 @@ def validation_config(cfg: Config, data_split: Sequence[str]) -> Config:
     """The config trained on the train list and validated and tested on the
     val list, so that every mAP it logs is validation mAP.
 
+    The val list holds ids of the training dataset's trainval set, so the
+    validation (and test) dataset reads them where the training dataset
+    reads its images: its ``data_root`` and ``data_prefix`` are the training
+    dataset's, whatever the strategy's val dataset set. A config that
+    points only the training dataset at another set (``--cfg-options
+    train_dataloader.dataset.data_root=...``) is therefore validated on
+    that set's held-out images, never on images of the set the val dataset
+    named (some of them its test images). Copying them, rather than
+    refusing when they differ, is what cannot go wrong: the val ids can
+    only be read from the set they were drawn from.
+
     Args:
         cfg (Config): A strategy config.
         data_split (Sequence[str]): The train and val lists, as
@@ -211,9 +241,16 @@ def validation_config(cfg: Config, data_split: Sequence[str]) -> Config:
     """
     train_file, val_file = data_split
     cfg = copy.deepcopy(cfg)
+    train_set = cfg.train_dataloader.dataset
     # Absolute: a relative ann_file would be read below data_root.
-    cfg.train_dataloader.dataset.ann_file = osp.abspath(train_file)
-    cfg.val_dataloader.dataset.ann_file = osp.abspath(val_file)
+    train_set.ann_file = osp.abspath(train_file)
+    val_set = cfg.val_dataloader.dataset
+    val_set.ann_file = osp.abspath(val_file)
+    for key in ('data_root', 'data_prefix'):
+        if key in train_set:
+            val_set[key] = copy.deepcopy(train_set[key])
+        else:
+            val_set.pop(key, None)
     cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
     return cfg
 

@@ -1,15 +1,18 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """The search for tuned fixed lambdas: the validation split, the log-uniform
 draws, the configs of the search and tools/tune_fixed_lambdas.py."""
+import builtins
 import json
 import math
 import os
 import os.path as osp
+import re
+import shutil
 import sys
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, refusal
+from conftest import REPO_ROOT, refusal, write_voc_xml
 from mmengine.config import Config
 
 import mmdet_slf  # noqa: F401
@@ -105,6 +108,43 @@ def test_sampled_lambdas_lie_in_the_bounds_and_are_seeded():
     assert (spread <= np.array([2.0, 3.0]) * 1.5).all()
 
 
+def test_sampled_lambdas_are_the_values_they_show_within_the_bounds():
+    """Bounds of more than 3 significant digits (5/3, 1/3, 1/6) are rounded
+    inward: a lambda drawn just above 1/3 and rounded to 0.333 becomes
+    0.334, not 0.3333333333333333, which a config would show as 0.333."""
+    base = np.array([5.0, 1.0, 1.0, 0.5])
+    settings = np.array(tuning.sample_lambdas(base, 2000, 3.0, seed=0))
+    for value in settings.ravel():
+        assert value == float(f'{value:.3g}'), value
+    assert (settings >= base / 3).all() and (settings <= base * 3).all()
+    # terms 1 and 2 reach their bound, 1/3 rounded up
+    assert settings[:, 1].min() == 0.334 and settings[:, 2].min() == 0.334
+    assert settings.max(axis=0).tolist() == [15.0, 3.0, 3.0, 1.5]
+    assert tuning._round(0.99996, 'ROUND_FLOOR') == 0.999
+    assert tuning._round(1 / 3, 'ROUND_CEILING') == 0.334
+    assert tuning._round(1.25, 'ROUND_CEILING') == 1.25
+    with pytest.raises(ValueError, match='spread 1.002 leaves no lambda of '
+                       r'3 significant digits around \[1.005\]'):
+        tuning.sample_lambdas([1.005], 1, 1.002)
+
+
+def test_sampled_lambdas_reproduce_the_committed_search():
+    """configs/demo/benchmark/fixed-tuned.py lists the settings its search
+    drew (8 within x4 of YOLO's, seed 0): the sampler still draws them."""
+    with open(osp.join(CONFIG_DIR, 'fixed-tuned.py')) as f:
+        text = f.read()
+    header = unwrap_header(text)
+    assert 'the best of 8 settings drawn log-uniformly within x4 of ' \
+        '(5, 1, 1, 0.5) (coord, pred, obj, noobj; each lambda ' \
+        'independently, seed 0)' in header
+    rows = re.findall(r'^# \| \d+(?: \(best\))? \| (.+?) \| 0\.\d{4} \|',
+                      text, re.MULTILINE)
+    committed = [[float(v) for v in row.split(' | ')] for row in rows]
+    assert len(committed) == 8
+    assert committed[1] == [11.9, 3.14, 1.34, 0.945]
+    assert tuning.sample_lambdas(YOLO, 8, 4.0, seed=0) == committed
+
+
 def test_sampled_log_lambdas_are_uniform_and_independent():
     """2000 settings: per term, log(lambda / base) / ln(spread) against
     U(-1, 1) by a KS test at alpha = 0.01, its mean and variance against
@@ -160,6 +200,52 @@ def test_tuning_config_trains_on_train_and_validates_on_val(ann_dir):
         tuning.tuning_config(cfg, [1.0, 2.0], split)
 
 
+def write_digits_set(root, trainval, test):
+    """A digits VOC set under ``root``: the id lists and one annotation
+    per image (the images themselves are not read)."""
+    main = osp.join(root, 'DIGITS', 'ImageSets', 'Main')
+    os.makedirs(main)
+    os.makedirs(osp.join(root, 'DIGITS', 'Annotations'))
+    write_ids(osp.join(main, 'trainval.txt'), trainval)
+    write_ids(osp.join(main, 'test.txt'), test)
+    for image_id in trainval + test:
+        write_voc_xml(osp.join(root, 'DIGITS', 'Annotations',
+                               f'{image_id}.xml'), f'{image_id}.jpg',
+                      (128, 128), [dict(name='3', bbox=(10, 10, 50, 50))])
+    return main
+
+
+def test_validation_reads_the_images_of_the_set_it_split(tmp_path):
+    """Only the training dataset points at set A: the val list, drawn from
+    A's trainval, is read from A, not from the val dataset's set B, whose
+    test images carry the same ids."""
+    from mmdet.registry import DATASETS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    ids = [f'{i:06d}' for i in range(20)]
+    root_a, root_b = str(tmp_path / 'a') + '/', str(tmp_path / 'b') + '/'
+    main_a = write_digits_set(root_a, ids[:12], ids[12:])
+    write_digits_set(root_b, ids[12:], ids[:12])
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, 'fixed.py'))
+    cfg.train_dataloader.dataset.data_root = root_a
+    cfg.val_dataloader.dataset.data_root = root_b
+    cfg.val_dataloader.dataset.data_prefix = dict(sub_data_root='OTHER/')
+    split = tuning.write_validation_split(main_a, 4, seed=0)
+    val_ids = read_ids(split[1])
+    assert len(val_ids) == 4 and set(val_ids) <= set(ids[:12])
+    tuned = tuning.validation_config(cfg, split)
+    for loader in (tuned.val_dataloader, tuned.test_dataloader):
+        assert loader.dataset.data_root == root_a
+        assert loader.dataset.data_prefix == dict(sub_data_root='DIGITS/')
+        dataset = DATASETS.build(loader.dataset)
+        assert [info['img_path'] for info in dataset.load_data_list()] == [
+            osp.join(root_a, 'DIGITS', 'JPEGImages', f'{image_id}.jpg')
+            for image_id in val_ids
+        ]
+    # the strategy's own config is unchanged
+    assert cfg.val_dataloader.dataset.data_root == root_b
+
+
 def fake_search(settings, maps):
     results = [dict(mAP=m, train_minutes=3.0) for m in maps]
     return tuning.summarize_search(
@@ -201,6 +287,11 @@ def test_written_config_builds_and_carries_the_chosen_weights(tmp_path):
     assert '# | 1 (best) | 6.1 | 0.52 | 2.3 | 0.31 | 0.8600 | 3.0 |' in text
     assert '--work-dir work_dirs/tune_fixed' in text
     assert 'search_runs = 2  # the cost of choosing them' in text
+    assert 'search_iters = 600  # the length of each search run' in text
+    header = unwrap_header(text)
+    assert 'once (600 iterations, training seed 0) on the 1700 images of ' \
+        'train.txt and ranked by the final VOC mAP on the 300 images of ' \
+        'val.txt' in header
     cfg = Config.fromfile(path)
     assert cfg.strategy_name == 'Fixed, tuned lambdas (6.1, 0.52, 2.3, 0.31)'
     assert cfg.train_cfg.max_iters == Config.fromfile(
@@ -210,6 +301,50 @@ def test_written_config_builds_and_carries_the_chosen_weights(tmp_path):
     weighting = model.bbox_head.weighting
     assert type(weighting).__name__ == 'FixedWeighting'
     assert weighting.weights.tolist() == pytest.approx([6.1, 0.52, 2.3, 0.31])
+
+
+def unwrap_header(text):
+    """The comment lines of a written config as one line."""
+    return ' '.join(line[2:] for line in text.splitlines()
+                    if line.startswith('# '))
+
+
+def test_a_config_cut_off_while_written_leaves_the_old_one(
+        tmp_path, monkeypatch):
+    """The disk fills halfway through the new text: the old config stays
+    whole (a truncated one would be trained as a strategy), and no
+    temporary file is left."""
+    path = str(tmp_path / 'fixed-tuned.py')
+    old = tuned_config.write_tuned_config(
+        path, fake_search([[1, 1, 1, 1]], [0.8]), BASE_CONFIG)
+
+    class FullDisk:
+
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, text):
+            self.f.write(text[:len(text) // 2])
+            raise OSError(28, 'No space left on device')
+
+    def full_disk_open(file, mode='r', *args, **kwargs):
+        f = builtins.open(file, mode, *args, **kwargs)
+        return FullDisk(f) if 'w' in mode else f
+
+    monkeypatch.setattr(tuned_config, 'open', full_disk_open, raising=False)
+    with pytest.raises(OSError, match='No space left'):
+        tuned_config.write_tuned_config(
+            path, fake_search([[6.1, 0.52, 2.3, 0.31]], [0.86]),
+            BASE_CONFIG)
+    with open(path) as f:
+        assert f.read() == old
+    assert os.listdir(tmp_path) == ['fixed-tuned.py']
 
 
 @pytest.fixture(scope='module')
@@ -272,6 +407,8 @@ def test_options_a_config_cannot_carry_are_refused(options, message):
     (['--num-settings', '0'], '--num-settings and --num-val must be >= 1'),
     (['--num-val', '0'], '--num-settings and --num-val must be >= 1'),
     (['--spread', '1'], '--spread must be > 1, got 1.0'),
+    (['--seed', '-1'], '--seed must be >= 0 (numpy draws the lambdas and '
+     'the split from it), got -1'),
 ])
 def test_tool_refuses_bad_arguments(extra, message, capsys):
     assert message in refusal(tune_fixed_lambdas.parse_args, extra, capsys)
@@ -295,7 +432,7 @@ def test_tool_selects_the_best_validation_map_and_resumes(
     settings = tuning.sample_lambdas(num_settings=4, seed=0)
     trained = []
 
-    def fake_train(cfg, key, seed, args):
+    def fake_train(cfg, key, seed, args, digest=None):
         index = int(key[len('setting'):])
         assert cfg.model.bbox_head.weighting.weights == settings[index]
         assert cfg.val_dataloader.dataset.ann_file.endswith('val.txt')
@@ -304,6 +441,8 @@ def test_tool_selects_the_best_validation_map_and_resumes(
                                                       'noobj'],
                       prior=settings[index], max_iters=600,
                       train_minutes=3.0, mAP=scores[index])
+        # recorded as the real train_one records them
+        result.update(reference=args.reference, config_digest=digest)
         runs.save_result(
             osp.join(runs.run_dir(args.work_dir, key, seed),
                      runs.RESULT_FILE), result)
@@ -321,6 +460,10 @@ def test_tool_selects_the_best_validation_map_and_resumes(
     assert (search['num_train'], search['num_val']) == (16, 8)
     written = Config.fromfile(out)
     assert written.model.bbox_head.weighting.weights == settings[2]
+    with open(out) as f:
+        header = unwrap_header(f.read())
+    assert 'on the 16 images of train.txt' in header
+    assert 'on the 8 images of val.txt' in header
     # the search's data options are the written config's
     assert written.train_dataloader.num_workers == 0
     assert written.train_dataloader.dataset.data_root == next(
@@ -344,13 +487,15 @@ def test_tool_refuses_saved_settings_scored_on_another_split(
     settings = tuning.sample_lambdas(num_settings=2, seed=0)
     trained = []
 
-    def fake_train(cfg, key, seed, args):
+    def fake_train(cfg, key, seed, args, digest=None):
         trained.append((key, args.num_val))
         result = dict(seed=seed, strategy=key,
                       terms=['coord', 'pred', 'obj', 'noobj'],
                       prior=settings[int(key[len('setting'):])],
                       max_iters=600, train_minutes=3.0, mAP=0.5,
                       eval_split=tune_fixed_lambdas.evaluation_split(args))
+        # recorded as the real train_one records them
+        result.update(reference=args.reference, config_digest=digest)
         runs.save_result(
             osp.join(runs.run_dir(args.work_dir, key, seed),
                      runs.RESULT_FILE), result)
@@ -403,3 +548,154 @@ def test_tool_trains_two_settings_for_two_iterations(tiny_options,
         'DIGITS/ImageSets/Main/val.txt')
     assert cfg.test_dataloader.dataset.ann_file.endswith(
         'DIGITS/ImageSets/Main/val.txt')
+
+
+def recording_train(trained):
+    """A ``train_one`` that saves, as the real one does, the weights and
+    budget it was given, with a score, and records ``(key, lr)``."""
+
+    def fake_train(cfg, key, seed, args, digest=None):
+        trained.append((key, cfg.optim_wrapper.optimizer.lr))
+        result = dict(seed=seed, strategy=key,
+                      terms=['coord', 'pred', 'obj', 'noobj'],
+                      prior=list(cfg.model.bbox_head.weighting.weights),
+                      max_iters=args.max_iters or cfg.train_cfg.max_iters,
+                      train_minutes=3.0, mAP=0.5,
+                      eval_split=tune_fixed_lambdas.evaluation_split(args))
+        # recorded as the real train_one records them
+        result.update(reference=args.reference, config_digest=digest)
+        runs.save_result(
+            osp.join(runs.run_dir(args.work_dir, key, seed),
+                     runs.RESULT_FILE), result)
+        return result
+
+    return fake_train
+
+
+def tiny_root(tiny_options):
+    return next(option.split('=', 1)[1] for option in tiny_options
+                if option.startswith('train_dataloader.dataset.data_root='))
+
+
+def test_tool_searches_around_the_references_lambdas_on_its_split(
+        tiny_options, tmp_path, monkeypatch):
+    """A reference with lambdas (2, 3, 0.7, 1.5): the settings are drawn
+    around them, and val.txt is the split of seed 0 the results name."""
+    trained = []
+    monkeypatch.setattr(tune_fixed_lambdas, 'train_one',
+                        recording_train(trained))
+    search = tune_fixed_lambdas.main(tool_args(
+        tmp_path / 'work', 3, '--cfg-options', *tiny_options,
+        'model.bbox_head.weighting.weights=[2.0,3.0,0.7,1.5]'))
+    expected = tuning.sample_lambdas([2.0, 3.0, 0.7, 1.5], 3, 4.0, seed=0)
+    assert expected != tuning.sample_lambdas(num_settings=3, seed=0)
+    assert search['base'] == [2.0, 3.0, 0.7, 1.5]
+    assert [row['lambdas'] for row in search['settings']] == expected
+    for index, lambdas in enumerate(expected):
+        saved = runs.load_results(str(tmp_path / 'work'))[
+            f'setting{index}'][0]
+        assert saved['prior'] == lambdas
+        assert saved['eval_split'] == 'val (8 of trainval, split seed 0)'
+    # val.txt is what write_validation_split draws with seed 0
+    main = osp.join(tiny_root(tiny_options), 'DIGITS', 'ImageSets', 'Main')
+    copy = tmp_path / 'copy'
+    copy.mkdir()
+    for name in ('trainval.txt', 'test.txt'):
+        shutil.copy(osp.join(main, name), copy / name)
+    _, val_path = tuning.write_validation_split(str(copy), 8, seed=0)
+    assert read_ids(osp.join(main, 'val.txt')) == read_ids(val_path)
+    assert read_ids(val_path) != read_ids(
+        tuning.write_validation_split(str(copy), 8, seed=1)[1])
+
+
+def test_tool_refuses_saved_settings_of_another_budget(
+        tiny_options, tmp_path, monkeypatch):
+    trained = []
+    monkeypatch.setattr(tune_fixed_lambdas, 'train_one',
+                        recording_train(trained))
+    work_dir = tmp_path / 'work'
+    tune_fixed_lambdas.main(tool_args(work_dir, 2, '--max-iters', '5',
+                                      '--cfg-options', *tiny_options))
+    assert len(trained) == 2
+    lambdas = re.escape(str(tuning.sample_lambdas(num_settings=1)[0]))
+    with pytest.raises(SystemExit, match=rf'{re.escape(str(work_dir))} holds '
+                       rf'setting0 trained with lambdas {lambdas} for 5 '
+                       rf'iterations, not {lambdas} for 6: another search; '
+                       'use another --work-dir'):
+        tune_fixed_lambdas.main(tool_args(work_dir, 2, '--max-iters', '6',
+                                          '--cfg-options', *tiny_options))
+    assert len(trained) == 2
+
+
+def test_tool_refuses_settings_trained_under_another_config(
+        tiny_options, tmp_path, monkeypatch):
+    """Each setting is saved with the reference and the digest of its
+    config with the --cfg-options merged, before its lambdas are put in;
+    another learning rate, another reference, or a setting saved without
+    them is refused, and nothing is trained."""
+    trained = []
+    monkeypatch.setattr(tune_fixed_lambdas, 'train_one',
+                        recording_train(trained))
+    work_dir = tmp_path / 'work'
+    args = tool_args(work_dir, 2, '--cfg-options', *tiny_options)
+    tune_fixed_lambdas.main(args)
+    assert trained == [('setting0', 4e-3), ('setting1', 4e-3)]
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, 'fixed.py'))
+    cfg.log_level = 'WARNING'  # as tools/benchmark.py loads a strategy
+    cfg.merge_from_dict(tune_fixed_lambdas.parse_args(args).cfg_options)
+    digest = runs.config_digest(cfg)
+    saved = runs.load_results(str(work_dir))
+    for key in ('setting0', 'setting1'):
+        assert saved[key][0]['reference'] == 'fixed'
+        assert saved[key][0]['config_digest'] == digest
+    trained.clear()
+
+    lr_args = args + ['optim_wrapper.optimizer.lr=0.1']
+    cfg.merge_from_dict({'optim_wrapper.optimizer.lr': 0.1})
+    with pytest.raises(SystemExit) as refused:
+        tune_fixed_lambdas.main(lr_args)
+    assert str(refused.value) == (
+        f'{work_dir} holds setting0 trained from a config with digest '
+        f"{digest}, but 'fixed' with these --cfg-options gives "
+        f'{runs.config_digest(cfg)} (other options, or its config '
+        'changed): another search; use another --work-dir')
+    with pytest.raises(SystemExit, match=r"holds setting0 trained from "
+                       r"reference 'fixed', not 'fixed-lr4x': another "
+                       'search; use another --work-dir'):
+        tune_fixed_lambdas.main(args + ['--reference', 'fixed-lr4x'])
+
+    # setting1 saved before the fields existed; setting0 not yet trained
+    path = osp.join(runs.run_dir(str(work_dir), 'setting1', 0),
+                    runs.RESULT_FILE)
+    with open(path) as f:
+        old = json.load(f)
+    del old['reference'], old['config_digest']
+    runs.save_result(path, old)
+    shutil.rmtree(runs.run_dir(str(work_dir), 'setting0', 0))
+    with pytest.raises(SystemExit, match=rf'{re.escape(str(work_dir))} holds '
+                       'setting1 saved without the reference and config '
+                       r'digest .* so it cannot be checked against '
+                       '--reference fixed and these --cfg-options: use '
+                       'another --work-dir'):
+        tune_fixed_lambdas.main(args)
+    assert trained == []
+    assert not osp.exists(runs.run_dir(str(work_dir), 'setting0', 0))
+
+
+def test_tool_checks_every_saved_setting_before_training_any(
+        tiny_options, tmp_path, monkeypatch):
+    """setting0 is missing and setting1 was drawn with another spread:
+    refused before setting0 is trained, so the work dir stays one search."""
+    trained = []
+    monkeypatch.setattr(tune_fixed_lambdas, 'train_one',
+                        recording_train(trained))
+    work_dir = tmp_path / 'work'
+    args = tool_args(work_dir, 2, '--cfg-options', *tiny_options)
+    tune_fixed_lambdas.main(args + ['--spread', '2'])
+    shutil.rmtree(runs.run_dir(str(work_dir), 'setting0', 0))
+    trained.clear()
+    with pytest.raises(SystemExit, match='holds setting1 trained with '
+                       'lambdas .* another search; use another --work-dir'):
+        tune_fixed_lambdas.main(args)
+    assert trained == []
+    assert not osp.exists(runs.run_dir(str(work_dir), 'setting0', 0))
