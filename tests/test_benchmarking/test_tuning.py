@@ -424,6 +424,20 @@ def test_tool_refuses_options_it_cannot_write_before_training(
     assert not osp.exists(tmp_path / 'work')
 
 
+def save_setting(args, key, seed, prior, max_iters, digest, mAP=0.5):
+    """Save and return the result of a setting as the real ``train_one``
+    saves it (with its reference and config digest), without training."""
+    result = dict(seed=seed, strategy=key,
+                  terms=['coord', 'pred', 'obj', 'noobj'], prior=prior,
+                  max_iters=max_iters, train_minutes=3.0, mAP=mAP,
+                  eval_split=tune_fixed_lambdas.evaluation_split(args),
+                  reference=args.reference, config_digest=digest)
+    runs.save_result(
+        osp.join(runs.run_dir(args.work_dir, key, seed), runs.RESULT_FILE),
+        result)
+    return result
+
+
 def test_tool_selects_the_best_validation_map_and_resumes(
         tiny_options, tmp_path, monkeypatch):
     """Training replaced by a score per setting: the tool picks the
@@ -437,16 +451,8 @@ def test_tool_selects_the_best_validation_map_and_resumes(
         assert cfg.model.bbox_head.weighting.weights == settings[index]
         assert cfg.val_dataloader.dataset.ann_file.endswith('val.txt')
         trained.append(key)
-        result = dict(seed=seed, strategy=key, terms=['coord', 'pred', 'obj',
-                                                      'noobj'],
-                      prior=settings[index], max_iters=600,
-                      train_minutes=3.0, mAP=scores[index])
-        # recorded as the real train_one records them
-        result.update(reference=args.reference, config_digest=digest)
-        runs.save_result(
-            osp.join(runs.run_dir(args.work_dir, key, seed),
-                     runs.RESULT_FILE), result)
-        return result
+        return save_setting(args, key, seed, settings[index], 600, digest,
+                            mAP=scores[index])
 
     monkeypatch.setattr(tune_fixed_lambdas, 'train_one', fake_train)
     out = str(tmp_path / 'fixed-tuned.py')
@@ -489,17 +495,8 @@ def test_tool_refuses_saved_settings_scored_on_another_split(
 
     def fake_train(cfg, key, seed, args, digest=None):
         trained.append((key, args.num_val))
-        result = dict(seed=seed, strategy=key,
-                      terms=['coord', 'pred', 'obj', 'noobj'],
-                      prior=settings[int(key[len('setting'):])],
-                      max_iters=600, train_minutes=3.0, mAP=0.5,
-                      eval_split=tune_fixed_lambdas.evaluation_split(args))
-        # recorded as the real train_one records them
-        result.update(reference=args.reference, config_digest=digest)
-        runs.save_result(
-            osp.join(runs.run_dir(args.work_dir, key, seed),
-                     runs.RESULT_FILE), result)
-        return result
+        return save_setting(args, key, seed,
+                            settings[int(key[len('setting'):])], 600, digest)
 
     monkeypatch.setattr(tune_fixed_lambdas, 'train_one', fake_train)
     work_dir = tmp_path / 'work'
@@ -556,18 +553,9 @@ def recording_train(trained):
 
     def fake_train(cfg, key, seed, args, digest=None):
         trained.append((key, cfg.optim_wrapper.optimizer.lr))
-        result = dict(seed=seed, strategy=key,
-                      terms=['coord', 'pred', 'obj', 'noobj'],
-                      prior=list(cfg.model.bbox_head.weighting.weights),
-                      max_iters=args.max_iters or cfg.train_cfg.max_iters,
-                      train_minutes=3.0, mAP=0.5,
-                      eval_split=tune_fixed_lambdas.evaluation_split(args))
-        # recorded as the real train_one records them
-        result.update(reference=args.reference, config_digest=digest)
-        runs.save_result(
-            osp.join(runs.run_dir(args.work_dir, key, seed),
-                     runs.RESULT_FILE), result)
-        return result
+        return save_setting(
+            args, key, seed, list(cfg.model.bbox_head.weighting.weights),
+            args.max_iters or cfg.train_cfg.max_iters, digest)
 
     return fake_train
 
