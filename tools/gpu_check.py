@@ -553,66 +553,74 @@ def cmd_summary(args):
     order = args.order.split(',') if args.order else sorted(stages)
     report = dict(stages=[stages[n] for n in order if n in stages] + [
         v for n, v in stages.items() if n not in order])
-    fps = {}
-    for name, entry in stages.items():
-        if not name.startswith('fps_') or entry['status'] != 'ok':
-            continue
-        details = entry.get('details') or {}
-        arch, dtype = name[4:].rsplit('_', 1)
-        results = details.get('results') or []
-        if len(results) == 2:
-            fps.setdefault(arch, {})[dtype] = dict(
-                fixed_fps=round(results[0]['fps'], 1),
-                slf_fps=round(results[1]['fps'], 1),
-                ratio_slf_over_fixed=round(details['ratio_slf_over_fixed'],
-                                           3),
-                ratio_2se=round(details['ratio_2se'], 3),
-                **_paired(details, 'ratio_paired'),
-                device=details.get('device'),
-                paper_titan_x_fps=PAPER_FPS.get(arch))
-    train_step = {}
-    for name, entry in stages.items():
-        details = entry.get('details') or {}
-        results = details.get('results') or []
-        if not name.startswith('step_') or entry['status'] not in (
-                'ok', 'timeout') or len(results) != 2:
-            continue
-        arch, dtype = name[5:].rsplit('_', 1)
-        train_step.setdefault(arch, {})[dtype] = dict(
-            stage_status=entry['status'],
-            batch_size=details.get('batch_size'),
-            log_reads=bool(details.get('log_reads')),
-            fixed_step_ms=round(results[0]['step_ms'], 2),
-            slf_step_ms=round(results[1]['step_ms'], 2),
-            step_ratio_slf_over_fixed=round(
-                details['step_ratio_slf_over_fixed'], 3),
-            step_ratio_2se=round(details['step_ratio_2se'], 3),
-            **_paired(details, 'step_ratio_paired'),
-            device=details.get('device'))
-        operators = details.get('operators')
-        if operators and 'difference' in operators:
-            # exact: operators dispatched in one step, fixed and SLF
-            train_step[arch][dtype]['operators'] = dict(
-                fixed=operators['totals']['0'], slf=operators['totals']['1'],
-                slf_minus_fixed=operators['difference'])
-        profile = details.get('profile')
-        if details.get('profile_error'):
-            train_step[arch][dtype]['profile_error'] = \
-                details['profile_error']
-        if profile:
-            # per step, fixed then SLF: host operator calls, device kernels
-            # and self times; the five operators that differ most
-            train_step[arch][dtype]['profile'] = dict(
-                totals=[{key: round(value, 2) for key, value in
-                         profile['totals'][model].items()}
-                        for model in ('0', '1')],
-                top_differences=[
-                    dict(name=row['name'],
-                         diff_calls=round(row['diff_calls'], 1),
-                         **{f'diff_{by}': round(row[f'diff_{by}'], 3)
-                            for by in ('self_cpu_ms', 'self_device_ms')})
-                    for row in profile.get('differences', [])[:5]
-                ])
+    fps, train_step = {}, {}
+    name = None
+    try:
+        for name, entry in stages.items():
+            if not name.startswith('fps_') or entry['status'] != 'ok':
+                continue
+            details = entry.get('details') or {}
+            arch, dtype = name[4:].rsplit('_', 1)
+            results = details.get('results') or []
+            if len(results) == 2:
+                fps.setdefault(arch, {})[dtype] = dict(
+                    fixed_fps=round(results[0]['fps'], 1),
+                    slf_fps=round(results[1]['fps'], 1),
+                    ratio_slf_over_fixed=round(details['ratio_slf_over_fixed'],
+                                               3),
+                    ratio_2se=round(details['ratio_2se'], 3),
+                    **_paired(details, 'ratio_paired'),
+                    device=details.get('device'),
+                    paper_titan_x_fps=PAPER_FPS.get(arch))
+        for name, entry in stages.items():
+            details = entry.get('details') or {}
+            results = details.get('results') or []
+            if not name.startswith('step_') or entry['status'] not in (
+                    'ok', 'timeout') or len(results) != 2:
+                continue
+            arch, dtype = name[5:].rsplit('_', 1)
+            train_step.setdefault(arch, {})[dtype] = dict(
+                stage_status=entry['status'],
+                batch_size=details.get('batch_size'),
+                log_reads=bool(details.get('log_reads')),
+                fixed_step_ms=round(results[0]['step_ms'], 2),
+                slf_step_ms=round(results[1]['step_ms'], 2),
+                step_ratio_slf_over_fixed=round(
+                    details['step_ratio_slf_over_fixed'], 3),
+                step_ratio_2se=round(details['step_ratio_2se'], 3),
+                **_paired(details, 'step_ratio_paired'),
+                device=details.get('device'))
+            operators = details.get('operators')
+            if operators and 'difference' in operators:
+                # exact: operators dispatched in one step, fixed and SLF
+                train_step[arch][dtype]['operators'] = dict(
+                    fixed=operators['totals']['0'],
+                    slf=operators['totals']['1'],
+                    slf_minus_fixed=operators['difference'])
+            profile = details.get('profile')
+            if details.get('profile_error'):
+                train_step[arch][dtype]['profile_error'] = \
+                    details['profile_error']
+            if profile:
+                # per step, fixed then SLF: host operator calls, device kernels
+                # and self times; the five operators that differ most
+                train_step[arch][dtype]['profile'] = dict(
+                    totals=[{key: round(value, 2) for key, value in
+                             profile['totals'][model].items()}
+                            for model in ('0', '1')],
+                    top_differences=[
+                        dict(name=row['name'],
+                             diff_calls=round(row['diff_calls'], 1),
+                             **{f'diff_{by}': round(row[f'diff_{by}'], 3)
+                                for by in ('self_cpu_ms', 'self_device_ms')})
+                        for row in profile.get('differences', [])[:5]
+                    ])
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise ValueError(
+            f'{args.state}: the record of stage {name!r} is malformed '
+            f'({type(error).__name__}: {error}); fps_ and step_ stages '
+            'are named <kind>_<arch>_<dtype> and hold the numbers that '
+            'tools/benchmark_fps.py writes') from error
     trains = {
         n: v for n, v in stages.items()
         if n.startswith('train_') and v['status'] in ('ok', 'failed')

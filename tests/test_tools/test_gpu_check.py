@@ -355,3 +355,26 @@ def test_summary_reports_the_weightings_host_cost(tmp_path):
         assert reported[name]['ci'] == [round(added['ci_low'], 1),
                                         round(added['ci_high'], 1)]
     assert 'host_cost_yolo' in summary['not_ok']
+
+
+@pytest.mark.parametrize('name,details,problem', [
+    ('fps_yolo', dict(results=[dict(fps=1.0), dict(fps=1.0)]),
+     'not enough values to unpack'),
+    ('step_yolo_fp32', dict(results=[dict(step_ms=1.0), dict(step_ms=1.0)],
+                            step_ratio_slf_over_fixed=None,
+                            step_ratio_2se=0.1),
+     'NoneType'),
+])
+def test_a_malformed_stage_record_is_named(tmp_path, name, details,
+                                           problem):
+    """A stage record without its numbers, or named without its dtype, is
+    refused with the stage's name, not a bare traceback from inside the
+    table."""
+    state = tmp_path / 'state'
+    state.mkdir()
+    (state / f'{name}.json').write_text(json.dumps(
+        dict(name=name, status='ok', details=details)))
+    with pytest.raises(ValueError, match=f"stage '{name}' is malformed "
+                       rf'\(.*{problem}.*\); fps_ and step_ stages'):
+        gpu_check.main(['summary', '--state', str(state), '--out',
+                        str(tmp_path / 'report.json')])
