@@ -11,8 +11,7 @@ import mmdet_slf  # noqa: F401
 from mmdet_slf.models.losses import (BiTemperedLogisticLoss,
                                      bi_tempered_logistic_loss,
                                      tempered_softmax)
-from mmdet_slf.models.losses.bitempered_loss import (exp_t, log_t,
-                                                     smooth_labels)
+from mmdet_slf.models.losses.tempered import exp_t, log_t, smooth_labels
 
 # ---------------------------------------------------------------- reference
 # Written from the paper's definitions only, one sample at a time, in Python
