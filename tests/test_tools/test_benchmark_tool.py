@@ -27,6 +27,13 @@ def fake_result(work_dir, seed, value, eval_split='test'):
         result)
 
 
+def saved_fixed_run(work_dir):
+    """Save Fixed's seed-0 run; its result file and what it holds."""
+    fake_result(work_dir, 0, 0.85)
+    path = osp.join(runs.run_dir(work_dir, 'fixed', 0), runs.RESULT_FILE)
+    return path, runs.load_results(work_dir)['fixed'][0]
+
+
 def test_report_of_another_budget_quotes_its_options(tmp_path):
     work_dir = str(tmp_path / 'bench-1200')
     for seed, value in enumerate([0.85, 0.86]):
@@ -157,9 +164,7 @@ def test_runs_on_another_demo_set_are_not_taken_as_done(tmp_path,
     """A saved run whose fingerprint differs from the set on disk is
     refused; one saved before fingerprints were recorded is taken."""
     work_dir = str(tmp_path / 'bench')
-    fake_result(work_dir, 0, 0.85)
-    path = osp.join(runs.run_dir(work_dir, 'fixed', 0), runs.RESULT_FILE)
-    saved = runs.load_results(work_dir)['fixed'][0]
+    path, saved = saved_fixed_run(work_dir)
     trained = []
     monkeypatch.setattr(
         benchmark, 'train_one', lambda cfg, key, seed, args, *_:
@@ -256,9 +261,7 @@ def test_runs_of_a_changed_config_are_not_taken_as_done(tmp_path,
     into fixed-tuned.py, say), naming both digests; a run saved before
     digests were recorded is taken and named as unchecked."""
     work_dir = str(tmp_path / 'bench')
-    fake_result(work_dir, 0, 0.85)
-    path = osp.join(runs.run_dir(work_dir, 'fixed', 0), runs.RESULT_FILE)
-    saved = runs.load_results(work_dir)['fixed'][0]
+    path, saved = saved_fixed_run(work_dir)
     trained = []
     monkeypatch.setattr(
         benchmark, 'train_one', lambda cfg, key, seed, args, digest:
