@@ -36,7 +36,8 @@ get their own page without changing the table made over the first five:
 With ``--num-val N`` every run trains on ``train.txt`` (trainval less ``N``
 held-out images, drawn under ``--split-seed``) and is scored on those
 images, ``val.txt``, so that strategies or settings can be chosen without
-reading the test images (in their own ``--work-dir``):
+reading the test images (in their own ``--work-dir``). Both lists lie in
+``ImageSets/Main/val<N>-seed<split seed>/``, one folder per split:
 
     python tools/benchmark.py --strategies fixed fixed-lr2x --seeds 0 1 \
         --num-val 300 --work-dir work_dirs/validation \
@@ -64,7 +65,7 @@ import mmdet_slf  # noqa: E402,F401
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
-from mmdet_slf.benchmarking import report, tuning  # noqa: E402
+from mmdet_slf.benchmarking import report, tuning, workdir  # noqa: E402
 from mmdet_slf.benchmarking.archive import read_archive  # noqa: E402
 from mmdet_slf.benchmarking.environment import (  # noqa: E402
     data_fingerprint, environment)
@@ -162,6 +163,9 @@ def train_one(cfg: Config, key: str, seed: int, args,
     init_path = make_init_checkpoint(
         reference_cfg, seed, init_checkpoint_path(args.work_dir, seed))
     run_cfg = run_config(cfg, seed, work_dir, init_path, args.max_iters)
+    # Also before: a Runner built earlier in this process, not by this
+    # function, left its visualizer, whose scalars would go to its files.
+    forget_global_instances()
     start = time.time()
     runner = Runner.from_cfg(run_cfg)
     runner.train()
@@ -188,7 +192,7 @@ def train_one(cfg: Config, key: str, seed: int, args,
         work_dir=runner.work_dir,
         eval_split=evaluation_split(args),
         environment=environment(),
-        data=data_fingerprint(dataset_dir(run_cfg)),
+        data=data_fingerprint(workdir.dataset_dir(run_cfg)),
         **summary)
     # the strategy whose model gave the start weights
     result['reference'] = args.reference
@@ -215,98 +219,16 @@ def forget_global_instances() -> None:
 
 
 def evaluation_split(args) -> str:
-    """What the runs are scored on, as their results record it."""
-    if args.num_val is None:
-        return 'test'
-    return f'val ({args.num_val} of trainval, split seed {args.split_seed})'
+    """What this call's runs are scored on, as their results record it."""
+    return workdir.evaluation_split(args.num_val, args.split_seed)
 
 
 def check_split(args, done: dict) -> None:
-    """Refuse a work dir whose saved runs were scored on other images than
-    these options score on, so no page or table mixes test and validation
-    mAP."""
-    split = evaluation_split(args)
-    for key, runs in done.items():
-        for seed, saved in runs.items():
-            # results from before the option was added were all on test
-            if saved.get('eval_split', 'test') != split:
-                hint = ('give these runs another --work-dir'
-                        if not args.report_only else
-                        'pass the --num-val and --split-seed they were '
-                        'trained with')
-                raise SystemExit(
-                    f'{args.work_dir} holds {key} seed {seed} scored on '
-                    f"{saved.get('eval_split', 'test')}, not on {split}: "
-                    f'{hint}')
-
-
-def check_budget(args, done: dict, strategies: dict) -> None:
-    """Refuse a work dir whose saved runs trained for another number of
-    iterations than these options train their strategy for: such a run
-    would be skipped as done and paired with runs of this budget."""
-    for key, runs in done.items():
-        if args.max_iters is not None:
-            budget = args.max_iters
-        elif key in strategies:
-            budget = Config.fromfile(strategies[key]).train_cfg.max_iters
-        else:
-            continue
-        for seed, saved in runs.items():
-            if saved.get('max_iters', budget) != budget:
-                raise SystemExit(
-                    f'{args.work_dir} holds {key} seed {seed} trained for '
-                    f"{saved['max_iters']} iterations, not {budget}: give "
-                    '--max-iters as for the saved runs, or another '
-                    '--work-dir')
-
-
-def dataset_dir(cfg: Config) -> str:
-    """The folder of the set a config trains on (``.../VOCdevkit/DIGITS``)."""
-    dataset = cfg.train_dataloader.dataset
-    return osp.join(dataset.data_root, dataset.data_prefix.sub_data_root)
-
-
-def check_data(args, done: dict, cfg: Config) -> None:
-    """Refuse a work dir whose saved runs read another set of images than
-    the one ``cfg`` reads now (runs saved before the fingerprint was
-    recorded pass: nothing says what they read)."""
-    saved_sets = {(key, seed): saved['data'] for key, runs in done.items()
-                  for seed, saved in runs.items() if saved.get('data')}
-    if not saved_sets:
-        return
-    current = data_fingerprint(dataset_dir(cfg))
-    for (key, seed), fingerprint in saved_sets.items():
-        if fingerprint != current:
-            raise SystemExit(
-                f'{args.work_dir} holds {key} seed {seed} trained on the '
-                f'demo set with fingerprint {fingerprint}, but the set on '
-                f'disk has {current} (regenerated, or made by other package '
-                'versions): give these runs another --work-dir')
-
-
-def check_configs(args, done: dict, digests: dict) -> None:
-    """Refuse a work dir whose saved runs were trained from another version
-    of their strategy's config than the one on disk (new lambdas written by
-    ``tune_fixed_lambdas.py --write-config``, another learning rate): such
-    a run would be skipped as done, and the page would pool two settings
-    under one name. Runs saved before the digest was recorded cannot be
-    checked; they are named on the console."""
-    unchecked = []
-    for key, digest in digests.items():
-        for seed, saved in done.get(key, {}).items():
-            if 'config_digest' not in saved:
-                unchecked.append(f'{key} seed {seed}')
-            elif saved['config_digest'] != digest:
-                raise SystemExit(
-                    f'{args.work_dir} holds {key} seed {seed} trained from '
-                    f"a config with digest {saved['config_digest']}, but "
-                    f'{args.config_dir}/{key}.py now gives {digest}: the '
-                    'config changed since; give the new runs another '
-                    '--work-dir (or delete runs/' + key + ' to retrain)')
-    if unchecked:
-        print('[benchmark] saved without a config digest, so not checked '
-              f'against the configs on disk: {", ".join(unchecked)}',
-              flush=True)
+    """Refuse saved runs scored on other images than this call scores on,
+    so no page or table mixes test and validation mAP."""
+    hint = ('pass the --num-val and --split-seed they were trained with'
+            if args.report_only else 'give these runs another --work-dir')
+    workdir.check_split(args.work_dir, done, evaluation_split(args), hint)
 
 
 def train_all(args, strategies: dict, data_split=None) -> None:
@@ -315,11 +237,23 @@ def train_all(args, strategies: dict, data_split=None) -> None:
     list, scored on the val list."""
     done = load_results(args.work_dir)
     check_split(args, done)
-    check_budget(args, done, strategies)
-    check_data(args, done, load_strategy(strategies[args.reference]))
+    if args.max_iters is not None:
+        budgets = dict.fromkeys(done, args.max_iters)
+    else:
+        budgets = {key: Config.fromfile(strategies[key]).train_cfg.max_iters
+                   for key in done if key in strategies}
+    workdir.check_budget(args.work_dir, done, budgets)
+    workdir.check_data(
+        args.work_dir, done,
+        workdir.dataset_dir(load_strategy(strategies[args.reference])))
     digests = {key: config_digest(load_strategy(strategies[key]))
                for key in args.strategy_keys}
-    check_configs(args, done, digests)
+    unchecked = workdir.check_configs(args.work_dir, done, digests,
+                                      args.config_dir)
+    if unchecked:
+        print('[benchmark] saved without a config digest, so not checked '
+              f'against the configs on disk: {", ".join(unchecked)}',
+              flush=True)
     if (data_split is None) != (args.num_val is None):
         raise ValueError(f'--num-val {args.num_val} needs the train and val '
                          f'lists and only then, got data_split={data_split}')

@@ -4,7 +4,8 @@
 Draws ``--num-settings`` lambda settings log-uniformly within
 x``--spread`` of the reference strategy's (YOLO's 5, 1, 1, 0.5), holds
 ``--num-val`` images of the demo's trainval set out as ``val.txt`` (the
-rest is ``train.txt``; the test images are never read), trains every
+rest is ``train.txt``, both in ``ImageSets/Main/val<N>-seed<seed>/``; the
+test images are never read), trains every
 setting once on train.txt at the strategy's budget, from the seed's initial
 weights and data order as ``tools/benchmark.py`` trains a strategy, and
 ranks the settings by the final VOC mAP on val.txt. Finished settings are

@@ -45,7 +45,7 @@ def _write_if_changed(path: str, ids: Sequence[str]) -> None:
         with open(path) as f:
             if f.read() == text:
                 return
-    tmp = path + '.tmp'
+    tmp = f'{path}.{os.getpid()}.tmp'  # concurrent writers never share it
     with open(tmp, 'w') as f:
         f.write(text)
     os.replace(tmp, path)
@@ -57,9 +57,12 @@ def write_validation_split(ann_dir: str, num_val: int,
 
     The names keep VOC's meaning: trainval is the disjoint union of train
     and val. ``num_val`` ids are drawn without replacement under ``seed``;
-    both files list their ids in trainval's order. ``test.txt`` is read only
-    to check that it shares no id with trainval, and never written. A file
-    that already holds the split is left untouched, so calls are idempotent.
+    both files list their ids in trainval's order. They are written to a
+    folder of their own, ``val{num_val}-seed{seed}`` beside trainval.txt,
+    so that calls with other sizes or seeds, concurrent ones included,
+    never change each other's lists. ``test.txt`` is read only to check
+    that it shares no id with trainval, and never written. A file that
+    already holds the split is left untouched, so calls are idempotent.
 
     Args:
         ann_dir (str): The ``ImageSets/Main`` folder holding trainval.txt.
@@ -89,7 +92,9 @@ def write_validation_split(ann_dir: str, num_val: int,
     train = [
         image_id for i, image_id in enumerate(trainval) if i not in held_out
     ]
-    paths = osp.join(ann_dir, TRAIN_FILE), osp.join(ann_dir, VAL_FILE)
+    split_dir = osp.join(ann_dir, f'val{num_val}-seed{seed}')
+    os.makedirs(split_dir, exist_ok=True)
+    paths = osp.join(split_dir, TRAIN_FILE), osp.join(split_dir, VAL_FILE)
     for path, ids in zip(paths, (train, val)):
         _write_if_changed(path, ids)
     return paths

@@ -9,7 +9,8 @@ import torch
 from mmengine.config import Config
 
 import mmdet_slf  # noqa: F401
-from mmdet_slf.benchmarking import environment, figures, report, runs
+from mmdet_slf.benchmarking import (environment, figures, report, runs,
+                                    tuning)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(REPO, 'configs/demo/benchmark')
@@ -521,8 +522,7 @@ def test_data_fingerprint_follows_the_images_and_boxes(digits_root,
             digest.update(f.read())
     assert first == digest.hexdigest()[:16]
     # A validation split's own lists do not change it ...
-    with open(osp.join(copy, 'ImageSets/Main/val.txt'), 'w') as f:
-        f.write('000000\n')
+    tuning.write_validation_split(osp.join(copy, 'ImageSets/Main'), 5, 0)
     assert environment.data_fingerprint(copy) == first
     # ... one box moved by a pixel does.
     xml = osp.join(copy, 'Annotations', sorted(

@@ -49,8 +49,9 @@ def test_validation_split_partitions_trainval_and_leaves_test(ann_dir):
     test = read_ids(osp.join(ann_dir, 'test.txt'))
     test_mtime = os.stat(osp.join(ann_dir, 'test.txt')).st_mtime_ns
     train_path, val_path = tuning.write_validation_split(ann_dir, 10, seed=0)
-    assert (train_path, val_path) == (osp.join(ann_dir, 'train.txt'),
-                                      osp.join(ann_dir, 'val.txt'))
+    split_dir = osp.join(ann_dir, 'val10-seed0')
+    assert (train_path, val_path) == (osp.join(split_dir, 'train.txt'),
+                                      osp.join(split_dir, 'val.txt'))
     train, val = read_ids(train_path), read_ids(val_path)
     assert len(val) == 10 and len(train) == 30
     assert not set(train) & set(val)
@@ -70,10 +71,16 @@ def test_validation_split_is_deterministic_and_idempotent(ann_dir):
     assert [read_ids(path) for path in paths] == first
     # the files already held the split: not rewritten
     assert [os.stat(path).st_mtime_ns for path in paths] == mtimes
-    tuning.write_validation_split(ann_dir, 10, seed=1)
-    assert read_ids(paths[1]) != first[1]
-    tuning.write_validation_split(ann_dir, 10, seed=0)
+    # other sizes and seeds have lists of their own and leave these alone
+    other = tuning.write_validation_split(ann_dir, 10, seed=1)
+    bigger = tuning.write_validation_split(ann_dir, 20, seed=0)
+    assert len({paths[1], other[1], bigger[1]}) == 3
+    assert read_ids(other[1]) != first[1]
+    assert len(read_ids(bigger[1])) == 20
     assert [read_ids(path) for path in paths] == first
+    assert [os.stat(path).st_mtime_ns for path in paths] == mtimes
+    assert not [name for name in os.listdir(osp.dirname(paths[0]))
+                if name.endswith('.tmp')]
 
 
 def test_validation_split_refuses_bad_sizes_and_a_leaking_test_list(
@@ -181,12 +188,13 @@ def test_tuning_config_trains_on_train_and_validates_on_val(ann_dir):
     cfg = Config.fromfile(osp.join(CONFIG_DIR, 'fixed.py'))
     split = tuning.write_validation_split(ann_dir, 10, seed=0)
     tuned = tuning.tuning_config(cfg, [2.5, 1.7, 0.4, 1.0], split)
+    split_dir = osp.join(ann_dir, 'val10-seed0')
     assert tuned.train_dataloader.dataset.ann_file == osp.join(
-        ann_dir, 'train.txt')
+        split_dir, 'train.txt')
     assert tuned.val_dataloader.dataset.ann_file == osp.join(
-        ann_dir, 'val.txt')
+        split_dir, 'val.txt')
     assert tuned.test_dataloader.dataset.ann_file == osp.join(
-        ann_dir, 'val.txt')
+        split_dir, 'val.txt')
     assert tuned.model.bbox_head.weighting == dict(
         type='FixedWeighting', weights=[2.5, 1.7, 0.4, 1.0])
     assert tuned.strategy_name == 'Fixed (2.5, 1.7, 0.4, 1)'
@@ -513,6 +521,13 @@ def test_tool_refuses_saved_settings_scored_on_another_split(
 
 def test_tool_trains_two_settings_for_two_iterations(tiny_options,
                                                      tmp_path):
+    """Two real runs, after a training in this process left its visualizer
+    behind (mmengine keeps one per name): each run logs to its own work
+    dir, not the earlier run's."""
+    from mmdet.visualization import DetLocalVisualizer
+    DetLocalVisualizer.get_instance(
+        'visualizer', vis_backends=[dict(type='LocalVisBackend')],
+        save_dir=str(tmp_path / 'earlier'))
     work_dir = tmp_path / 'work'
     search = tune_fixed_lambdas.main(
         tool_args(work_dir, 2, '--max-iters', '2', '--cfg-options',
@@ -540,11 +555,11 @@ def test_tool_trains_two_settings_for_two_iterations(tiny_options,
     ]
     cfg = Config.fromfile(osp.join(result['work_dir'], dumped[0]))
     assert cfg.train_dataloader.dataset.ann_file.endswith(
-        'DIGITS/ImageSets/Main/train.txt')
+        'DIGITS/ImageSets/Main/val8-seed0/train.txt')
     assert cfg.val_dataloader.dataset.ann_file.endswith(
-        'DIGITS/ImageSets/Main/val.txt')
+        'DIGITS/ImageSets/Main/val8-seed0/val.txt')
     assert cfg.test_dataloader.dataset.ann_file.endswith(
-        'DIGITS/ImageSets/Main/val.txt')
+        'DIGITS/ImageSets/Main/val8-seed0/val.txt')
 
 
 def recording_train(trained):
@@ -591,7 +606,8 @@ def test_tool_searches_around_the_references_lambdas_on_its_split(
     for name in ('trainval.txt', 'test.txt'):
         shutil.copy(osp.join(main, name), copy / name)
     _, val_path = tuning.write_validation_split(str(copy), 8, seed=0)
-    assert read_ids(osp.join(main, 'val.txt')) == read_ids(val_path)
+    assert read_ids(osp.join(main, 'val8-seed0', 'val.txt')) == \
+        read_ids(val_path)
     assert read_ids(val_path) != read_ids(
         tuning.write_validation_split(str(copy), 8, seed=1)[1])
 

@@ -12,7 +12,7 @@ from mmengine.config import Config
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 import benchmark  # noqa: E402
 
-from mmdet_slf.benchmarking import report, runs, tuning  # noqa: E402
+from mmdet_slf.benchmarking import report, runs, tuning, workdir  # noqa: E402
 
 
 def fake_result(work_dir, seed, value, eval_split='test'):
@@ -170,7 +170,7 @@ def test_runs_on_another_demo_set_are_not_taken_as_done(tmp_path,
         benchmark, 'train_one', lambda cfg, key, seed, args, *_:
         trained.append((key, seed)) or dict(mAP=0.5, train_minutes=1.0))
     read = []
-    monkeypatch.setattr(benchmark, 'data_fingerprint',
+    monkeypatch.setattr(workdir, 'data_fingerprint',
                         lambda root: read.append(root) or 'new')
     strategies = runs.find_strategies(benchmark.CONFIG_DIR)
     args = benchmark.parse_args(['--strategies', 'fixed', 'dwa', '--seeds',
@@ -189,7 +189,7 @@ def test_runs_on_another_demo_set_are_not_taken_as_done(tmp_path,
                        'new'):
         benchmark.train_all(args, strategies)
     assert trained == []
-    assert read == [benchmark.dataset_dir(
+    assert read == [workdir.dataset_dir(
         benchmark.load_strategy(strategies['fixed']))]
 
 
