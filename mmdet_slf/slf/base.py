@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from .checks import check_term_name, stack_terms
-from .cuda_graph import CapturedCalls
+from .captured_calls import CapturedCalls
 from .nonfinite import NonFinitePolicy
 from .ranks import mean_over_ranks
 

@@ -48,16 +48,24 @@ undone). These calls run eagerly:
 
 A moved weighting (``.to()``, ``.half()``, ``load_state_dict(assign=True)``)
 drops its graphs and captures again; a move during training may make that
-capture fail, for the reason given in :meth:`CapturedCalls.lookup`. A
-capture that fails is an error naming ``cuda_graph=False``. Parameters
-frozen or unfrozen after the capture are not seen by it: set
-``cuda_graph=False`` for such a schedule.
+capture fail, for the reason given in
+:meth:`~.captured_calls.CapturedCalls.lookup`.
+Parameters or buffers replaced where no hook sees it (``param.data = ...``,
+a DataParallel replica) are found at the next call, which compares the
+tensors with the captured ones: that call and the later ones run eagerly,
+with a warning. Capture and replay run with the weighting's device as the
+current device, whichever device the process has current. A capture that
+fails is an error naming ``cuda_graph=False``. Parameters frozen or unfrozen
+after the capture are not seen by it: set ``cuda_graph=False`` for such a
+schedule.
+
+Which call replays and which runs eagerly is decided by
+:class:`~.captured_calls.CapturedCalls`.
 """
 from functools import partial
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
-from mmengine.dist import get_world_size
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
@@ -125,6 +133,7 @@ class CapturedCall:
                  warmup: int = 2,
                  graphs: CUDAGraphs = CUDAGraphs()) -> None:
         device = raw.device
+        self.device = device
         self.graphs = graphs
         self.replays = 0  # forward replays: a backward must follow its own
         # A replay whose backward has not run yet: the backward graph reads
@@ -163,11 +172,12 @@ class CapturedCall:
         try:
             # Errors of the call itself (missing features, ...) surface
             # here, eagerly, as they would without graphs.
-            with graphs.side_stream(device):
+            with graphs.on_device(device), graphs.side_stream(device):
                 for _ in range(warmup):
                     self._warm_up(run, gradients, autocast)
             try:
-                self._capture(run, gradients, autocast)
+                with graphs.on_device(device):
+                    self._capture(run, gradients, autocast)
             except Exception as error:
                 # Not a silent fall back to eager calls: a failed capture
                 # can leave CUDA's random generator in capture mode, and the
@@ -244,7 +254,8 @@ class CapturedCall:
             for static, value in zip(self.static_inputs, inputs):
                 if static.data_ptr() != value.data_ptr():
                     static.copy_(value)
-        self.graphs.replay(self.forward_graph)
+        with self.graphs.on_device(self.device):
+            self.graphs.replay(self.forward_graph)
         self.replays += 1
         self.pending = bool(self.differentiable)
         return tuple(self.outputs[i].clone() for i in self.differentiable)
@@ -257,7 +268,8 @@ class CapturedCall:
         a parameter's ``.grad``, which the next replay would overwrite)."""
         for static, grad in zip(self.grad_outputs, grads):
             static.copy_(grad)
-        self.graphs.replay(self.backward_graph)
+        with self.graphs.on_device(self.device):
+            self.graphs.replay(self.backward_graph)
         self.pending = False
         found = iter(self.grads)
         param_grads = [next(found) for _ in self.params]
@@ -294,91 +306,3 @@ class CapturedCall:
         saved = outputs[3 + count:]
         return (weights, objective, list(self.diagnostic_keys), values,
                 finite, saved)
-
-
-class CapturedCalls:
-    """The captured call of a weighting: its first training call's
-    signature (later signatures run eagerly); off by default.
-
-    Args:
-        enabled (bool): Capture training calls on CUDA. Defaults to False.
-        graphs (CUDAGraphs): How to capture and replay, and on which device
-            type. Defaults to :class:`CUDAGraphs`.
-    """
-
-    def __init__(self,
-                 enabled: bool = False,
-                 graphs: CUDAGraphs = CUDAGraphs()) -> None:
-        if not isinstance(enabled, bool):
-            raise ValueError(
-                f'cuda_graph must be True or False, got {enabled!r}')
-        self.enabled = enabled
-        self.graphs = graphs
-        self.call: Optional[CapturedCall] = None
-        self.signature: Optional[tuple] = None
-        # The weighting's parameters and buffers when the call was
-        # captured: the graphs read and write exactly these.
-        self._tensors: List[Tuple[int, int, torch.dtype]] = []
-
-    def __getstate__(self) -> dict:
-        # Graphs are bound to this process's device memory: a copy (a
-        # deepcopy of the model, a pickle) captures its own.
-        return dict(self.__dict__, call=None, signature=None, _tensors=[])
-
-    @staticmethod
-    def _identify(weighting) -> List[Tuple[int, int, torch.dtype]]:
-        return [(id(tensor), tensor.data_ptr(), tensor.dtype)
-                for tensor in list(weighting.parameters()) +
-                list(weighting.buffers())]
-
-    def drop_if_moved(self, weighting) -> None:
-        """Forget the capture if the weighting's parameters or buffers are
-        other tensors or in other memory than when captured (``.to()``,
-        ``load_state_dict(assign=True)``): the graphs would read and write
-        the old ones. The next training call is captured again."""
-        if self.call is not None \
-                and self._identify(weighting) != self._tensors:
-            self.call = self.signature = None
-
-    def lookup(self, weighting, raw: Tensor,
-               features: Optional[Tensor]) -> Optional[CapturedCall]:
-        """The captured call for these inputs (captured now if new), or None
-        where the call must run eagerly."""
-        if not (self.enabled and weighting.training
-                and raw.device.type == self.graphs.device_type
-                and torch.is_grad_enabled()):
-            return None
-        if features is not None and features.device != raw.device:
-            return None  # the eager call reports what is wrong
-        if self.graphs.capturing() or get_world_size() > 1:
-            return None
-        device_type = raw.device.type
-        autocast = torch.is_autocast_enabled(device_type)
-        signature = (tuple(raw.shape), raw.dtype, raw.device, autocast,
-                     torch.get_autocast_dtype(device_type)
-                     if autocast else None)
-        if features is not None:
-            signature += (tuple(features.shape), features.dtype,
-                          features.requires_grad)
-        if self.call is None:
-            self.call = CapturedCall(weighting, raw, features,
-                                     graphs=self.graphs)
-            self.signature = signature
-            self._tensors = self._identify(weighting)
-            return self.call
-        if signature != self.signature:
-            # One signature per weighting, its first training call's (a
-            # last, smaller batch runs eagerly). A later capture would run
-            # while the last step's autograd graph is alive (mmengine's
-            # logged losses keep it), with the parameters' gradient
-            # accumulators on the default stream: the backward capture
-            # would synchronise with it, which fails
-            # (cudaErrorStreamCaptureImplicit, on an H200).
-            return None
-        if self.call.pending:
-            # A second call before the backward pass of the last replay (a
-            # loss called once per feature level, such as SLFLoss in
-            # GFLHead): replaying now would give the earlier call this
-            # call's gradient, so this one runs eagerly.
-            return None
-        return self.call

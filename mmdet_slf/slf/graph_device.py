@@ -64,6 +64,14 @@ class CUDAGraphs:
     def capturing() -> bool:
         return torch.cuda.is_current_stream_capturing()
 
+    @staticmethod
+    def on_device(device: torch.device) -> contextlib.AbstractContextManager:
+        """``device`` as the current device for the block: a capture runs
+        on a stream of the current device, and a replay is launched on the
+        current stream, so both must be on the device of the tensors the
+        graph reads, whichever device the process has current."""
+        return torch.cuda.device(device)
+
 
 def autocast_without_cache(
         device_type: str) -> contextlib.AbstractContextManager:

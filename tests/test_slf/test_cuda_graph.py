@@ -17,7 +17,7 @@ import pytest
 import torch
 from mmdet.registry import MODELS
 
-from mmdet_slf.slf.cuda_graph import CapturedCalls
+from mmdet_slf.slf.captured_calls import CapturedCalls
 from mmdet_slf.slf.graph_device import CUDAGraphs
 
 CUDA = torch.cuda.is_available()
@@ -36,19 +36,31 @@ class RerunGraphs(CUDAGraphs):
     def __init__(self):
         self.captures = 0
         self.replays = 0
+        self.device = None  # as on_device sets it
+        self.devices = []  # the current device of each capture and replay
 
     @staticmethod
     def new_graph():
         return types.SimpleNamespace()
 
+    @contextlib.contextmanager
+    def on_device(self, device):
+        outer, self.device = self.device, device
+        try:
+            yield
+        finally:
+            self.device = outer
+
     def capture(self, graph, fn, pool=None):
         self.captures += 1
+        self.devices.append(self.device)
         graph.fn = fn
         graph.result = fn()
         return graph.result
 
     def replay(self, graph):
         self.replays += 1
+        self.devices.append(self.device)
         # a replay inside the autograd function's forward (no grad mode)
         # must still record the backward that the next replay runs
         with torch.enable_grad():
@@ -398,6 +410,97 @@ def test_a_frozen_decision_network_reading_features_with_gradient():
     graphs = RerunGraphs()
     assert_bitwise(run(graphs), run(None))
     assert graphs.replays >= 1
+
+
+@pytest.mark.parametrize('switch', ['feature gradient', 'autocast'])
+def test_a_call_that_switches_feature_gradient_or_autocast_runs_eagerly(
+        switch):
+    """Whether the features require grad, and whether autocast is on, are
+    part of the captured signature: on every other step the call differs
+    from the captured one in one of them and runs eagerly (a replay would
+    return no feature gradient, or compute in the other precision). Both
+    kinds of step train bitwise as without graphs."""
+    def run(graphs):
+        torch.manual_seed(0)
+        weighting = MODELS.build(dict(
+            type='SLFWeighting', terms=TERMS4, in_channels=3,
+            decision_objective='joint', estimator='gumbel',
+            detach_features=False, cuda_graph=graphs is not None))
+        if graphs is not None:
+            weighting._captured_calls.graphs = graphs
+        weighting.diagnostics_logged_by_hook = True
+        weighting.train()
+        record = []
+        for step in range(4):
+            other = step % 2 == 1
+            features = torch.linspace(-1, 1, 12).view(4, 3).mul(step + 1)
+            features.requires_grad_(switch != 'feature gradient' or not other)
+            raw = torch.linspace(1, 2, 16).view(4, 4).mul(
+                step + 1).requires_grad_(True)
+            with torch.autocast('cpu', dtype=torch.bfloat16,
+                                enabled=switch == 'autocast' and other):
+                out = weighting({f'loss_{t}': raw[:, i]
+                                 for i, t in enumerate(TERMS4)}, features)
+            total = sum(v.sum() for k, v in out.items() if 'loss' in k)
+            total.backward()
+            record += [total.detach(), raw.grad.clone()]
+            if features.requires_grad:
+                record.append(features.grad.clone())
+            record += [p.grad.clone() for p in weighting.parameters()]
+            weighting.zero_grad()
+        return record
+
+    graphs = RerunGraphs()
+    assert_bitwise(run(None), run(graphs))
+    # captured at step 0 (forward and backward), replayed at steps 0 and 2
+    assert graphs.captures == 2 and graphs.replays == 2 * 2
+
+
+def test_capture_and_replay_run_on_the_weightings_device():
+    """A capture runs on a stream of the current device and a replay is
+    launched on the current stream: both run with the weighting's device
+    current (on a GPU: a weighting on cuda:1 while cuda:0 is current)."""
+    graphs = RerunGraphs()
+    weighting = MODELS.build(
+        dict(type='SLFWeighting', terms=['cls', 'box'], cuda_graph=True))
+    weighting._captured_calls.graphs = graphs
+    for _ in range(2):
+        raw = torch.tensor([1.0, 2.0], requires_grad=True)
+        out = weighting(dict(loss_cls=raw[0], loss_box=raw[1]))
+        sum(v for k, v in out.items() if 'loss' in k).backward()
+    assert graphs.captures == 2 and graphs.replays == 2 * 2
+    assert graphs.devices == [torch.device('cpu')] * (2 + 2 * 2)
+
+
+def test_tensors_replaced_behind_the_weightings_back_run_eagerly():
+    """``param.data = ...`` (or a DataParallel replica) replaces a tensor
+    where no hook sees it; the graphs would still read and write the
+    captured one. The next call finds it, warns once, and it and the later
+    calls run eagerly and train the new tensors."""
+    graphs = RerunGraphs()
+    weighting = MODELS.build(
+        dict(type='SLFWeighting', terms=['cls', 'box'], cuda_graph=True))
+    weighting._captured_calls.graphs = graphs
+
+    def step():
+        raw = torch.tensor([1.0, 2.0], requires_grad=True)
+        out = weighting(dict(loss_cls=raw[0], loss_box=raw[1]))
+        sum(v for k, v in out.items() if 'loss' in k).backward()
+
+    step()
+    step()
+    assert graphs.replays == 2 * 2
+    for param in weighting.parameters():
+        param.data = param.data.clone()
+    weighting.zero_grad(set_to_none=True)
+    with pytest.warns(UserWarning, match='not the tensors its CUDA graphs '
+                      'captured'):
+        step()
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        step()  # warned once
+    assert graphs.replays == 2 * 2
+    assert all(p.grad is not None for p in weighting.parameters())
 
 
 def test_errors_of_the_call_itself_are_not_reported_as_capture_failures():
