@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from .tempered import (bi_tempered_logistic_loss, check_temperatures,
                        smooth_labels)
+from .utils import element_weight
 
 REDUCTIONS = ('none', 'mean', 'sum')
 
@@ -167,8 +168,9 @@ class BiTemperedLogisticLoss(nn.Module):
         Args:
             cls_score (Tensor): Logits ``[N, C]``.
             label (Tensor): Class indices ``[N]``.
-            weight (Tensor, optional): Sample weights ``[N]`` (or ``[N, C]``
-                in sigmoid mode). Defaults to None.
+            weight (Tensor, optional): Sample weights ``[N]`` (or ``[N, 1]``
+                or ``[N, C]`` in sigmoid mode); other shapes are refused.
+                Defaults to None.
             avg_factor (float, optional): Divisor of the 'mean' reduction.
                 Defaults to None.
             reduction_override (str, optional): Overrides ``reduction``.
@@ -203,10 +205,7 @@ class BiTemperedLogisticLoss(nn.Module):
             else:
                 loss = loss * class_weight[label.clamp(0, len(class_weight) -
                                                        1)]
-        if weight is not None:
-            weight = weight.to(loss.dtype)
-            if loss.dim() == 2 and weight.dim() == 1:
-                weight = weight[:, None]
+        weight = element_weight(weight, loss, type(self).__name__)
         if avg_factor is None and self.avg_non_ignore and reduction == 'mean':
             valid = self.valid_labels(label)
             avg_factor = valid.sum().item() * (

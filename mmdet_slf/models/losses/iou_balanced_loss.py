@@ -24,6 +24,8 @@ from mmdet.structures.bbox import bbox_overlaps
 from mmdet.utils import ConfigType, OptConfigType
 from torch import Tensor, nn
 
+from .utils import element_weight
+
 REDUCTIONS = ('none', 'mean', 'sum')
 
 
@@ -147,8 +149,9 @@ class IoUBalancedClsLoss(nn.Module):
             cls_score (Tensor): Scores ``[N, C]``.
             target (Tensor | tuple[Tensor, Tensor]): Labels ``[N]``, or
                 ``(labels [N], iou [N])``.
-            weight (Tensor, optional): Sample weights ``[N]`` (or ``[N, C]``
-                in sigmoid mode). Defaults to None.
+            weight (Tensor, optional): Sample weights ``[N]`` (or ``[N, 1]``
+                or ``[N, C]`` in sigmoid mode); other shapes are refused.
+                Defaults to None.
             avg_factor (float, optional): Divisor of 'mean'. Defaults to None.
             reduction_override (str, optional): Overrides ``reduction``.
                 Defaults to None.
@@ -190,10 +193,7 @@ class IoUBalancedClsLoss(nn.Module):
                 f'loss_cls {type(self.loss_cls).__name__} returned shape '
                 f'{tuple(loss.shape)} for reduction "none"; expected [N] or '
                 '[N, C]')
-        if weight is not None:
-            weight = weight.to(loss.dtype)
-            if loss.dim() == 2 and weight.dim() == 1:
-                weight = weight[:, None]
+        weight = element_weight(weight, loss, type(self).__name__)
         factors = iou_balanced_factors(loss, positive, iou, self.eta, weight)
         loss = weight_reduce_loss(
             loss * factors,
@@ -277,8 +277,8 @@ class IoUBalancedSmoothL1Loss(nn.Module):
         Args:
             pred (Tensor): Predicted deltas or boxes ``[N, 4]``.
             target (Tensor): Targets of the same form ``[N, 4]``.
-            weight (Tensor, optional): Weights ``[N, 4]`` or ``[N]``.
-                Defaults to None.
+            weight (Tensor, optional): Weights ``[N, 4]``, ``[N, 1]`` or
+                ``[N]``; other shapes are refused. Defaults to None.
             avg_factor (float, optional): Divisor of 'mean'. Defaults to None.
             reduction_override (str, optional): Overrides ``reduction``.
                 Defaults to None.
@@ -307,10 +307,8 @@ class IoUBalancedSmoothL1Loss(nn.Module):
                              f'{tuple(iou.shape)}')
         loss = smooth_l1_loss(
             pred, target, beta=self.beta, reduction='none')  # [N, 4]
+        weight = element_weight(weight, loss, type(self).__name__)
         if weight is not None:
-            weight = weight.to(loss.dtype)
-            if weight.dim() == 1:
-                weight = weight[:, None]
             positive = (weight > 0).any(dim=-1, keepdim=True).expand_as(loss)
         else:
             positive = torch.ones_like(loss, dtype=torch.bool)
