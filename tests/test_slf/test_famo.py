@@ -63,6 +63,15 @@ def test_weights_after_two_steps_match_the_hand_computation():
     assert int(famo.adam_step) == 2
 
 
+def test_min_losses_offset_the_gaps():
+    """D = l - min + eps: with min = [1, 0.5, 0] the first call's gaps
+    are [1, 0.5, 0.5] (z uniform), so w = 3 * [1, 2, 2] / 5 (without the
+    offset, 3 * [1, 2, 4] / 7)."""
+    famo = FAMOWeighting(TERMS, min_losses=[1.0, 0.5, 0.0])
+    np.testing.assert_allclose(weights_of(famo(raw(CALLS[0]))),
+                               3 * np.array([1, 2, 2]) / 5, rtol=1e-6)
+
+
 def test_update_matches_the_reference_procedure_with_torch_adam():
     """The rule as FAMO's reference code runs it: autograd through softmax
     with grad_outputs=delta, then torch.optim.Adam on the logits."""

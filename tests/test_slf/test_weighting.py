@@ -297,6 +297,20 @@ def test_dwa_weighting_hand_worked():
     assert third['loss_b'].item() == pytest.approx(expected[1].item())
 
 
+def test_dwa_default_momentum_blends_the_averages():
+    """The default momentum 0.9: after L(1) = [1, 1] and L(2) = [0.5, 1]
+    the averages are [1, 1] and [0.95, 1], so r = [0.95, 1]."""
+    weighting = DWAWeighting(['a', 'b'], temperature=2.0)
+    assert weighting.momentum == 0.9
+    for a in (1.0, 0.5):
+        weighting({'loss_a': torch.tensor(a), 'loss_b': torch.tensor(1.0)})
+    third = weighting({'loss_a': torch.tensor(1.0),
+                       'loss_b': torch.tensor(1.0)})
+    expected = 2 * torch.softmax(torch.tensor([0.95, 1.0]) / 2, 0)
+    assert third['slf_w_a'].item() == pytest.approx(expected[0].item())
+    assert third['slf_w_b'].item() == pytest.approx(expected[1].item())
+
+
 @pytest.mark.parametrize('temperature', [0.0, math.inf, '2'])
 def test_bad_dwa_temperature_fails_at_build(temperature):
     # T = inf gave uniform weights forever; a string a TypeError.
@@ -317,6 +331,10 @@ def test_random_weighting_sums_to_scale_and_is_unbiased():
     std = draws.std(0) / math.sqrt(2000)
     assert ((draws.mean(0) - 7.5 / 4).abs() < 5 * std).all()
     assert len({round(v, 4) for v in draws[:, 0].tolist()}) > 100
+    # In eval mode: the expectation, scale / n each, drawn from nothing.
+    weighting.eval()
+    out = weighting(raw_terms([1.0] * 4))
+    assert [out[f'slf_w_{t}'].item() for t in TERMS] == [7.5 / 4] * 4
 
 
 @pytest.mark.parametrize('kwargs, match', [
