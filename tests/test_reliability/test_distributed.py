@@ -175,7 +175,11 @@ WEIGHTINGS = dict(
         type='FAMOWeighting',
         terms=['coord', 'pred', 'obj', 'noobj'],
         init_weights=[5.0, 1.0, 1.0, 0.5]),
-    dwa=dict(type='DWAWeighting', terms=['coord', 'pred', 'obj', 'noobj']),
+    # Windows of one call, so that the weights move within the 4 steps.
+    dwa=dict(
+        type='DWAWeighting',
+        terms=['coord', 'pred', 'obj', 'noobj'],
+        window=1),
     slf_progress=dict(
         type='SLFWeighting',
         prior=[5.0, 1.0, 1.0, 0.5],
@@ -189,7 +193,7 @@ WEIGHTINGS = dict(
 STATE_KEYS = dict(
     uncertainty='log_vars',
     famo='logits',
-    dwa='ema',
+    dwa='last_mean',
     slf_progress='signal.slow.value')
 
 

@@ -123,11 +123,11 @@ def test_half_precision_decision_with_a_vanishing_term_is_finite(
 
 
 def test_dwa_term_with_a_zero_average_has_ratio_one():
-    dwa = DWAWeighting(['a', 'b'], temperature=2.0, momentum=0.0)
+    dwa = DWAWeighting(['a', 'b'], window=1, temperature=2.0)
     for a in (0.0, 1.0):
         dwa({'loss_a': torch.tensor(a), 'loss_b': torch.tensor(2.0)})
     third = dwa({'loss_a': torch.tensor(1.0), 'loss_b': torch.tensor(2.0)})
-    # r = [1 (no rate from an average of 0), 2 / 2]: uniform weights, not
+    # r = [1 (no rate from a mean of 0), 2 / 2]: uniform weights, not
     # the one-hot of 1 / 1e-12
     assert third['slf_w_a'].item() == pytest.approx(1.0)
     assert third['slf_w_b'].item() == pytest.approx(1.0)

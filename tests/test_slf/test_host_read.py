@@ -120,7 +120,7 @@ def test_a_call_copies_exactly_the_state_a_checkpoint_saves(key):
              if id(value) not in parameters]
     assert [id(b) for b in weighting.state_buffers()] == [id(b)
                                                           for b in saved]
-    expected = {'fixed': 0, 'slf-default': 3, 'famo': 7, 'dwa': 3}
+    expected = {'fixed': 0, 'slf-default': 3, 'famo': 7, 'dwa': 5}
     if key in expected:
         assert len(saved) == expected[key]
     weighting(per_image_terms(0))

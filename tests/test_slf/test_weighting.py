@@ -278,37 +278,92 @@ def test_entropy_bonus_value_and_gradient():
     torch.testing.assert_close(grad, expected)
 
 
+def dwa_call(weighting, a, b=1.0):
+    return weighting({'loss_a': torch.tensor(a), 'loss_b': torch.tensor(b)})
+
+
 def test_dwa_weighting_hand_worked():
-    weighting = DWAWeighting(['a', 'b'], temperature=2.0, momentum=0.0)
-    first = weighting({'loss_a': torch.tensor(1.0),
-                       'loss_b': torch.tensor(3.0)})
-    assert first['slf_w_a'].item() == pytest.approx(1.0)
-    # One average exists: still uniform, though the terms differ.
-    second = weighting({'loss_a': torch.tensor(2.0),
-                        'loss_b': torch.tensor(3.0)})
-    assert second['slf_w_a'].item() == pytest.approx(1.0)
-    assert second['slf_w_b'].item() == pytest.approx(1.0)
-    third = weighting({'loss_a': torch.tensor(1.0),
-                       'loss_b': torch.tensor(1.0)})
-    # r = L(t-1) / L(t-2) = [2/1, 3/3]; w = 2 * softmax(r / 2).
-    r = torch.tensor([2.0, 1.0])
-    expected = 2 * torch.softmax(r / 2, 0)
-    assert third['slf_w_a'].item() == pytest.approx(expected[0].item())
-    assert third['loss_b'].item() == pytest.approx(expected[1].item())
+    """Windows of 2 calls, worked by hand: the window means, the uniform
+    weights until two windows finish, and weights that hold within a
+    window."""
+    weighting = DWAWeighting(['a', 'b'], window=2, temperature=2.0)
+    # Two windows must finish before the weights move: 4 calls, uniform,
+    # though the terms differ.
+    for a, b in ((1.0, 3.0), (2.0, 3.0), (1.0, 1.0), (1.0, 3.0)):
+        out = dwa_call(weighting, a, b)
+        assert out['slf_w_a'].item() == pytest.approx(1.0)
+        assert out['slf_w_b'].item() == pytest.approx(1.0)
+    # Window means: L(1) = [1.5, 3], L(2) = [1, 2]; r = [2/3, 2/3], equal
+    # rates, so the fifth call's weights are still (1, 1).
+    torch.testing.assert_close(weighting.prev_mean, torch.tensor([1.5, 3.0]))
+    torch.testing.assert_close(weighting.last_mean, torch.tensor([1.0, 2.0]))
+    fifth = dwa_call(weighting, 4.0, 1.0)
+    assert fifth['slf_w_a'].item() == pytest.approx(1.0)
+    # The weights hold within a window; window 3 is L(3) = [4, 1]:
+    # r = L(3) / L(2) = [4, 0.5], w = 2 * softmax(r / 2).
+    sixth = dwa_call(weighting, 4.0, 1.0)
+    assert sixth['slf_w_a'].item() == pytest.approx(1.0)
+    seventh = dwa_call(weighting, 1.0, 1.0)
+    expected = 2 * torch.softmax(torch.tensor([4.0, 0.5]) / 2, 0)
+    assert seventh['slf_w_a'].item() == pytest.approx(expected[0].item())
+    assert seventh['loss_b'].item() == pytest.approx(expected[1].item())
+    assert weighting.num_windows.item() == 3
 
 
-def test_dwa_default_momentum_blends_the_averages():
-    """The default momentum 0.9: after L(1) = [1, 1] and L(2) = [0.5, 1]
-    the averages are [1, 1] and [0.95, 1], so r = [0.95, 1]."""
-    weighting = DWAWeighting(['a', 'b'], temperature=2.0)
-    assert weighting.momentum == 0.9
+def test_dwa_follows_the_rate_of_fall_over_windows():
+    """The paper's rule on a term that halves every 70 calls beside a
+    flat one. The means of two consecutive 70-call windows of a geometric
+    sequence are in the ratio 1/2 exactly, so once two windows have
+    finished w = 2 * softmax([0.5, 1] / 2) = (0.8756, 1.1244), the weights
+    the paper's DWA gives; the per-iteration EMA ratio that this class used
+    before kept them within 1% of (1, 1)."""
+    weighting = DWAWeighting(['a', 'b'], window=70, temperature=2.0)
+    assert DWAWeighting(['a', 'b']).window == 100
+    weights = []
+    for t in range(350):
+        out = dwa_call(weighting, 2.0**(-t / 70))
+        weights.append(out['slf_w_a'].item())
+    expected = 2 * torch.sigmoid(torch.tensor(0.25 - 0.5)).item()
+    assert expected == pytest.approx(0.8756, abs=1e-4)
+    assert weights[:140] == pytest.approx([1.0] * 140)
+    assert weights[140:] == pytest.approx([expected] * 210, rel=1e-5)
+
+
+def test_dwa_weights_stay_still_in_eval_mode():
+    weighting = DWAWeighting(['a', 'b'], window=1, temperature=2.0)
     for a in (1.0, 0.5):
-        weighting({'loss_a': torch.tensor(a), 'loss_b': torch.tensor(1.0)})
-    third = weighting({'loss_a': torch.tensor(1.0),
-                       'loss_b': torch.tensor(1.0)})
-    expected = 2 * torch.softmax(torch.tensor([0.95, 1.0]) / 2, 0)
-    assert third['slf_w_a'].item() == pytest.approx(expected[0].item())
-    assert third['slf_w_b'].item() == pytest.approx(expected[1].item())
+        dwa_call(weighting, a)
+    weighting.eval()
+    state = [b.clone() for b in weighting.buffers()]
+    for _ in range(3):
+        out = dwa_call(weighting, 8.0)
+    expected = 2 * torch.softmax(torch.tensor([0.5, 1.0]) / 2, 0)
+    assert out['slf_w_a'].item() == pytest.approx(expected[0].item())
+    for before, after in zip(state, weighting.buffers()):
+        assert torch.equal(before, after)
+
+
+@pytest.mark.parametrize('window', [0, -3, 2.5, True, '63'])
+def test_bad_dwa_window_fails_at_build(window):
+    with pytest.raises(ValueError, match='window must be an int >= 1'):
+        DWAWeighting(TERMS, window=window)
+
+
+def test_dwa_refuses_the_state_of_the_earlier_ema_rule():
+    """A checkpoint of the per-iteration EMA DWA is refused by name; mmengine
+    would otherwise load it with strict=False, drop its averages and start
+    the windows anew without a word."""
+    weighting = DWAWeighting(['a', 'b'])
+    old = dict(ema=torch.ones(2), prev_ema=torch.ones(2),
+               num_updates=torch.tensor(5))
+    with pytest.raises(ValueError, match='ema: this checkpoint holds the '
+                       'state of the earlier per-iteration EMA'):
+        weighting.load_state_dict(old, strict=False)
+    fresh = DWAWeighting(['a', 'b'], window=1)
+    for a in (1.0, 0.5):
+        dwa_call(fresh, a)
+    weighting.load_state_dict(fresh.state_dict())
+    torch.testing.assert_close(weighting.last_mean, torch.tensor([0.5, 1.0]))
 
 
 @pytest.mark.parametrize('temperature', [0.0, math.inf, '2'])
