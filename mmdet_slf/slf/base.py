@@ -280,7 +280,8 @@ class BaseWeighting(nn.Module):
         :class:`CapturedCalls` captures exactly this.
         """
         # on the device, no read
-        finite = NonFinitePolicy.all_valid(raw, self.term_floor)
+        finite = NonFinitePolicy.all_valid(self._checked_terms(raw),
+                                           self.term_floor)
         shared = self._batch_statistic(raw.detach()) if self.training \
             else None
         if shared is not None:
@@ -322,12 +323,24 @@ class BaseWeighting(nn.Module):
         set a floor, and a term below it is an error, not a weight."""
         return None
 
+    #: Whether :attr:`term_floor` bounds the batch-level terms (the sum over
+    #: the images), for a strategy that reads only those; else each entry.
+    floor_on_batch_terms = False
+
+    def _checked_terms(self, raw: Tensor) -> Tensor:
+        """What the finite and floor checks read: ``raw``, or its batch-level
+        terms under :attr:`floor_on_batch_terms` (a NaN or Inf entry makes
+        its term's sum non-finite, so no bad entry goes unseen)."""
+        return batch_level(raw.detach()) if self.floor_on_batch_terms \
+            else raw
+
     def _invalid_terms(self, raw: Tensor) -> List[str]:
         """After the flag of :meth:`_issue` said no: raise for terms below
         :attr:`term_floor`, else the names of the non-finite terms."""
-        NonFinitePolicy.check_floor(raw, self.term_floor, self.terms,
+        checked = self._checked_terms(raw)
+        NonFinitePolicy.check_floor(checked, self.term_floor, self.terms,
                                     type(self).__name__)
-        return NonFinitePolicy.find(raw, self.terms)
+        return NonFinitePolicy.find(checked, self.terms)
 
     def state_buffers(self) -> List[Tensor]:
         """The buffers a checkpoint saves: the state a call may change.

@@ -62,6 +62,7 @@ class DWAWeighting(BaseWeighting):
 
     _batch_statistic = staticmethod(batch_level)
     term_floor = 0.0  # ratios of averages of the terms
+    floor_on_batch_terms = True  # the only terms DWA reads
 
     def _compute_weights(self, raw: Tensor, features: Optional[Tensor],
                          shared: Optional[Tensor]) -> WeightsAndExtra:

@@ -93,6 +93,8 @@ class FAMOWeighting(BaseWeighting):
         self.register_buffer('adam_step', torch.zeros((), dtype=torch.long))
 
     _batch_statistic = staticmethod(batch_level)
+    # min_losses bounds the batch-level terms, the only ones FAMO reads.
+    floor_on_batch_terms = True
 
     @property
     def term_floor(self) -> Tensor:

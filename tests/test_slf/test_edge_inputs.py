@@ -49,8 +49,10 @@ def test_a_negative_term_is_refused_where_sizes_are_weighted(cls, kwargs):
     weighting = cls(TERMS, **kwargs).train()
     before = {k: v.clone() for k, v in weighting.state_dict().items()}
     raw = torch.tensor([[0.5, 0.2, 1.0, 0.0], [0.4, -0.3, 1.0, 0.1]])
-    with pytest.raises(ValueError,
-                       match=r'loss_pred = -0\.3 < 0\. Use a loss'):
+    # FAMO and DWA read only the batch-level terms: their check names the
+    # sum over the images, 0.2 - 0.3; the others each image's entry.
+    low = '-0\\.1' if cls.floor_on_batch_terms else '-0\\.3'
+    with pytest.raises(ValueError, match=f'loss_pred = {low} < 0\\. Use a'):
         weighting({f'loss_{t}': raw[:, i] for i, t in enumerate(TERMS)})
     # the refused call left no trace in the running statistics
     for key, value in weighting.state_dict().items():
@@ -65,6 +67,26 @@ def test_famo_refuses_a_term_below_its_bound():
     with pytest.raises(ValueError, match=r'loss_pred = 0\.3 < 0\.5'):
         famo(raw_terms([1.0, 0.3, 1.0, 1.0]))
     famo(raw_terms([1.0, 0.6, 1.0, 1.0]))
+
+
+def test_famo_bounds_the_batch_level_terms_not_each_image():
+    """min_losses is on the scale of the batch-level terms: per-image
+    entries 0.3 + 0.4 of a term bounded by 0.5 are a batch term of 0.7, as
+    valid as the scalar 0.7, and weighted the same."""
+    bounds = [0.0, 0.5, 0.0, 0.0]
+    per_image = torch.tensor([[0.6, 0.3, 0.5, 0.2], [0.4, 0.4, 0.5, 0.3]])
+    famo = FAMOWeighting(TERMS, init_weights=LAMBDAS, min_losses=bounds)
+    scalar = FAMOWeighting(TERMS, init_weights=LAMBDAS, min_losses=bounds)
+    for step in range(3):
+        rows = per_image * (1 - 0.1 * step)
+        out = famo({f'loss_{t}': rows[:, i] for i, t in enumerate(TERMS)})
+        ref = scalar(raw_terms(rows.sum(0).tolist()))
+        for t in TERMS:
+            assert out[f'slf_w_{t}'].item() == pytest.approx(
+                ref[f'slf_w_{t}'].item(), rel=1e-6), (step, t)
+    # a batch term below the bound is still refused, by its sum
+    with pytest.raises(ValueError, match=r'loss_pred = 0\.45 < 0\.5'):
+        famo({f'loss_{t}': torch.tensor([0.2, 0.25]) for t in TERMS})
 
 
 @pytest.mark.parametrize('weighting', [
