@@ -48,7 +48,11 @@ def stratified_sample(probs: Tensor,
             f'num_samples must be an int >= 1, got {num_samples!r}')
     # Half-precision cdfs and points are too coarse for the 1/K grid and
     # for small p: they are drawn in float32 (float32 input as it is).
-    cdf = at_least_float32(probs.detach()).cumsum(dim=-1).contiguous()
+    cdf = at_least_float32(probs.detach()).cumsum(dim=-1)
+    # Normalised by its last entry, which is then exactly 1: a row that sums
+    # a hair below 1 would otherwise send the points above its sum to the
+    # last term, even one of probability 0.
+    cdf = (cdf / cdf[..., -1:]).contiguous()
     dtype = cdf.dtype
     shift = torch.rand(
         probs.shape[:-1] + (1, ),
@@ -58,7 +62,7 @@ def stratified_sample(probs: Tensor,
     steps = torch.arange(num_samples, device=probs.device, dtype=dtype)
     points = ((steps + shift) / num_samples).contiguous()  # [..., K]
     index = torch.searchsorted(cdf, points, right=True)
-    # Rounding can leave cdf_n a hair below 1: such points go to the last term.
+    # (k + U) / K can round to 1.0 itself for U just below 1.
     index = index.clamp(max=probs.shape[-1] - 1)
     counts = torch.zeros_like(cdf).scatter_add_(
         -1, index, torch.ones_like(points))

@@ -78,9 +78,13 @@ def multiple_gumbel_softmax(logits: Tensor,
     shape = (num_samples, ) + tuple(logits.shape)
     noise = sample_gumbel(
         torch.Size(shape), logits.device, logits.dtype, generator=generator)
-    soft = F.softmax((log_probs.unsqueeze(0) + noise) / tau, dim=-1)
+    perturbed = log_probs.unsqueeze(0) + noise
+    soft = F.softmax(perturbed / tau, dim=-1)
     if hard:
-        index = soft.argmax(dim=-1, keepdim=True)
+        # The index of the largest perturbed logit, the categorical draw
+        # itself: the tempered softmax would tie at very large tau and
+        # overflow at very small tau.
+        index = perturbed.detach().argmax(dim=-1, keepdim=True)
         one_hot = torch.zeros_like(soft).scatter_(-1, index, 1.0)
         # Straight-through: forward value one_hot, gradient of ``soft``.
         samples = one_hot - soft.detach() + soft

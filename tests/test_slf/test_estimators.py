@@ -62,6 +62,23 @@ def test_stratified_mean_variance_and_zero_share(num_samples):
             binomial_bound(zero_expected, DRAWS)).all()
 
 
+def test_stratified_draws_follow_a_row_that_does_not_sum_to_one():
+    """A row is drawn as the distribution it defines, p / sum(p): a term of
+    probability 0 never gets weight. Before the cdf was normalised, the
+    points above a sum of 0.99 went to the last term, whatever its p: it
+    had weight in 4% of the rows at K = 4."""
+    probs = torch.tensor([0.5, 0.49, 0.0])
+    generator = torch.Generator().manual_seed(0)
+    p_hat = stratified_sample(probs.expand(DRAWS, 3).contiguous(), 4,
+                              generator=generator)
+    assert (p_hat[:, 2] == 0).all()
+    assert torch.equal(p_hat.sum(-1), torch.ones(DRAWS))
+    target = probs / probs.sum()
+    frac = 4 * target - torch.floor(4 * target)
+    bound = 5 * torch.sqrt(frac * (1 - frac) / 16 / DRAWS) + 1e-6
+    assert ((p_hat.mean(0) - target).abs() < bound).all()
+
+
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
 def test_stratified_draws_half_precision_probabilities_in_float32(dtype):
     """A bfloat16 cdf put a rare term's mean at 0.0036 for p = 0.002 and
@@ -73,8 +90,9 @@ def test_stratified_draws_half_precision_probabilities_in_float32(dtype):
     assert p_hat.dtype == dtype
     assert torch.equal(p_hat.sum(-1), torch.ones(DRAWS, dtype=dtype))
     assert torch.equal(p_hat * 4, (p_hat * 4).round())  # 1/4 is exact
-    # mean p, variance f (1 - f) / K^2 with f = K p (K p < 1)
-    target = probs.float()
+    # mean p / sum(p) (the rounded row sums to 1 + 5e-5), variance
+    # f (1 - f) / K^2 with f = frac(K p)
+    target = probs.float() / probs.float().sum()
     frac = 4 * target - torch.floor(4 * target)
     bound = 5 * torch.sqrt(frac * (1 - frac) / 16 / DRAWS) + 1e-6
     assert ((p_hat.float().mean(0) - target).abs() < bound).all()
@@ -118,3 +136,18 @@ def test_unknown_estimator_is_named():
         estimate_p_hat(LOGITS, 'mc', 4)
     with pytest.raises(ValueError, match='num_samples'):
         stratified_sample(PROBS, 0)
+
+
+@pytest.mark.parametrize('hard', [True, False])
+def test_slf_weighting_passes_hard_to_its_samples(hard):
+    """``SLFWeighting(hard=...)`` reaches the draws: one-hot samples put
+    each image's weights on the grid ``scale * k / K``; soft ones do not."""
+    from mmdet_slf.slf import SLFWeighting
+    terms = ['coord', 'pred', 'obj', 'noobj']
+    weighting = SLFWeighting(terms, prior=[5.0, 1.0, 1.0, 0.5],
+                             estimator='gumbel', num_samples=4, hard=hard)
+    torch.manual_seed(0)
+    raw = torch.rand(16, 4) + 0.5
+    weights, _ = weighting.weigh(raw)
+    grid = weights * 4 / 7.5
+    assert torch.allclose(grid, grid.round(), atol=1e-5) == hard

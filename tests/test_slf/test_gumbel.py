@@ -132,3 +132,45 @@ def test_straight_through_gradient_is_the_soft_samples(tau):
     counts = torch.zeros(4).index_add_(0, soft.argmax(-1),
                                        torch.ones(num_samples))
     torch.testing.assert_close(p_hat.detach(), counts / num_samples)
+
+
+@pytest.mark.parametrize('hard', [False, True])
+def test_samples_are_the_mean_of_k_draws_of_the_same_noise(hard):
+    """``p_hat`` against the K draws made by hand from the same noise: the
+    mean of ``softmax((log p + g_k) / tau)`` (soft) or of the one-hot of
+    ``argmax(log p + g_k)`` (hard), through ``estimate_p_hat``."""
+    from mmdet_slf.slf import estimate_p_hat
+    from mmdet_slf.slf.gumbel import sample_gumbel
+    num_samples, tau, rows = 5, 0.7, 3
+    logits = torch.randn(rows, 4, generator=torch.Generator().manual_seed(8))
+    p_hat = estimate_p_hat(logits, 'gumbel', num_samples, tau=tau, hard=hard,
+                           generator=torch.Generator().manual_seed(9))
+    noise = sample_gumbel(torch.Size((num_samples, rows, 4)), logits.device,
+                          logits.dtype,
+                          generator=torch.Generator().manual_seed(9))
+    perturbed = torch.log_softmax(logits, -1) + noise  # [K, rows, n]
+    if hard:
+        draws = torch.nn.functional.one_hot(perturbed.argmax(-1), 4).float()
+    else:
+        draws = torch.softmax(perturbed / tau, -1)
+    torch.testing.assert_close(p_hat, draws.mean(0))
+    # soft draws are off the 1/K grid that one-hot draws lie on
+    on_grid = torch.equal(p_hat * num_samples, (p_hat * num_samples).round())
+    assert on_grid == hard
+
+
+def test_the_one_hot_draw_does_not_depend_on_tau():
+    """The hard sample is the categorical draw ``argmax(log p + g)`` at any
+    temperature. Taken from the tempered softmax, as before, it tied at
+    tau = 1e9 (every entry 0.25 in float32) and the first term won the
+    tie: its share was 1, not 0.5."""
+    draws = 20000
+    shares = []
+    for tau in (1.0, 1e9):
+        p_hat = multiple_gumbel_softmax(
+            LOGITS.expand(draws, 4), num_samples=1, tau=tau,
+            generator=torch.Generator().manual_seed(10))
+        shares.append(p_hat.mean(0))
+    torch.testing.assert_close(shares[0], shares[1])
+    bound = 5 * torch.sqrt(PROBS * (1 - PROBS) / draws)
+    assert ((shares[1] - PROBS).abs() < bound).all(), shares[1]

@@ -386,6 +386,13 @@ def test_random_weighting_sums_to_scale_and_is_unbiased():
     std = draws.std(0) / math.sqrt(2000)
     assert ((draws.mean(0) - 7.5 / 4).abs() < 5 * std).all()
     assert len({round(v, 4) for v in draws[:, 0].tolist()}) > 100
+    # The distribution: log(w_i / w_j) = z_i - z_j ~ N(0, 2). A sample
+    # variance of 2000 draws has standard deviation 2 * sqrt(2 / 1999) =
+    # 0.063; a noise of 1.5 z would give 4.5.
+    for i, j in ((0, 1), (2, 3)):
+        log_ratio = (draws[:, i] / draws[:, j]).log()
+        assert abs(log_ratio.var().item() - 2.0) < 5 * 0.063, (i, j)
+        assert abs(log_ratio.mean().item()) < 5 * math.sqrt(2 / 2000)
     # In eval mode: the expectation, scale / n each, drawn from nothing.
     weighting.eval()
     out = weighting(raw_terms([1.0] * 4))
