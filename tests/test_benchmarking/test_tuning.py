@@ -83,6 +83,31 @@ def test_validation_split_is_deterministic_and_idempotent(ann_dir):
                 if name.endswith('.tmp')]
 
 
+def test_two_processes_writing_one_split_do_not_share_a_temporary_file(
+        tmp_path, monkeypatch):
+    """Two writers of the same list, the second one between the first's
+    write and its rename: with one temporary name for both, the second
+    moved the file away and the first's rename failed (FileNotFoundError).
+    Each process writes its own temporary file."""
+    path = str(tmp_path / 'train.txt')
+    real_replace = os.replace
+    pids = iter([100, 200])
+    monkeypatch.setattr(tuning.os, 'getpid', lambda: next(pids))
+    sources = []
+
+    def replace(src, dst):
+        sources.append(src)
+        if len(sources) == 1:  # the other process runs now
+            tuning._write_if_changed(path, ['000002', '000001'])
+        real_replace(src, dst)
+
+    monkeypatch.setattr(tuning.os, 'replace', replace)
+    tuning._write_if_changed(path, ['000002', '000001'])
+    assert sources == [f'{path}.100.tmp', f'{path}.200.tmp']
+    assert read_ids(path) == ['000002', '000001']
+    assert sorted(os.listdir(tmp_path)) == ['train.txt']
+
+
 def test_validation_split_refuses_bad_sizes_and_a_leaking_test_list(
         ann_dir):
     for num_val in (0, 40):
