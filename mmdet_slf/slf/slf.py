@@ -175,6 +175,16 @@ class SLFWeighting(BaseWeighting):
             slow_momentum,
             check_nonnegative('signal_min_scale', signal_min_scale))
         self.reads_terms = in_channels is None
+        if not isinstance(decision_net, dict) or 'type' not in decision_net:
+            raise ValueError(f'decision_net must be a dict with a type, e.g. '
+                             f"dict(type='SLFDecisionNetwork'), got "
+                             f'{decision_net!r}')
+        if 'in_channels' in decision_net:
+            # It would be overwritten below: the input is the raw terms or
+            # the head's features, whichever SLFWeighting reads.
+            raise ValueError(
+                'set in_channels on SLFWeighting, not in decision_net (got '
+                f"decision_net in_channels={decision_net['in_channels']!r})")
         decision_cfg = dict(decision_net)
         decision_cfg.update(
             in_channels=self.num_terms if in_channels is None else in_channels,

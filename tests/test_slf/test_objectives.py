@@ -256,9 +256,76 @@ def test_faithful_algorithm_1_is_one_line():
      "detach_features=False applies to decision_objective='joint' only"),
     (dict(decision_objective='progress', fast_momentum=0.99,
           slow_momentum=0.9), 'fast_momentum must be < slow_momentum'),
+    (dict(decision_objective='progress', fast_momentum=0.9,
+          slow_momentum=0.9), 'fast_momentum must be < slow_momentum'),
     (dict(scale_momentum=1.0), r'scale_momentum must be in \[0, 1\)'),
+    (dict(decision_net=None), 'decision_net must be a dict with a type'),
+    (dict(decision_net=dict(in_channels=7)),
+     'decision_net must be a dict with a type'),
+    (dict(decision_net=dict(type='SLFDecisionNetwork', in_channels=7)),
+     "set in_channels on SLFWeighting, not in decision_net"),
     (dict(per_image='yes'), 'per_image must be True or False'),
 ])
 def test_bad_objective_settings_fail_at_build(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MODELS.build(dict(type='SLFWeighting', terms=TERMS, **kwargs))
+
+
+def test_progress_signal_does_not_update_in_eval_mode():
+    """Evaluation reads the averages of training and changes none of them:
+    the fast, slow and square averages, values and counts."""
+    signal = ProgressSignal(2)
+    for loss in ([1.0, 2.0], [0.8, 1.9], [0.7, 1.7]):
+        signal(torch.tensor([loss]), PRIOR[:2])
+    before = {k: v.clone() for k, v in signal.state_dict().items()}
+    trained = signal(torch.tensor([[0.6, 1.6]]), PRIOR[:2])
+    signal.load_state_dict(before)
+    signal.eval()
+    for _ in range(3):
+        out = signal(torch.tensor([[0.6, 1.6]]), PRIOR[:2])
+    for key, value in signal.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    # the training call's signal from the same state differs: it updated
+    assert not torch.allclose(out, trained)
+
+
+def test_scale_free_signal_before_any_training_call_reads_the_batch():
+    """Evaluated before it has trained, the running mean falls back to the
+    batch mean: s = rows / mean(rows), 1 for a batch of equal rows."""
+    signal = ScaleFreeSignal(2).eval()
+    out = signal(torch.tensor([[2.0, 0.5], [4.0, 1.5]]), PRIOR[:2])
+    torch.testing.assert_close(out, torch.tensor([[2 / 3, 0.5], [4 / 3, 1.5]]))
+    assert int(signal.mean.count) == 0
+
+
+def test_teacher_signal_of_a_batch_of_zeros_is_zero_not_nan():
+    out = TeacherSignal()(torch.zeros(3, 4), PRIOR)
+    assert torch.equal(out, torch.zeros(3, 4))
+
+
+def test_per_batch_draws_read_the_batch_level_terms():
+    """per_image=False: the decision network reads log1p of the batch-level
+    terms (the sum over images), and the scale-free signal is that sum over
+    its own running mean, so it is 1 on the first call whatever N is."""
+    weighting = SLFWeighting(TERMS, prior=LAMBDAS, per_image=False)
+    # Away from the prior start, whose zero last layer ignores the input.
+    torch.nn.init.normal_(weighting.decision_net.fc_out.weight, std=0.5,
+                          generator=torch.Generator().manual_seed(0))
+    raw = torch.tensor([[0.2, 1.0, 0.5, 0.1], [0.4, 3.0, 0.5, 0.3],
+                        [0.6, 2.0, 1.0, 0.2]])
+    out = weighting({f'loss_{t}': raw[:, i] for i, t in enumerate(TERMS)})
+    expected = weighting.decision_net(torch.log1p(raw.sum(0))[None])
+    torch.testing.assert_close(
+        torch.stack([out[f'slf_p_{t}'] for t in TERMS]),
+        torch.softmax(expected[0], -1).detach())
+    torch.testing.assert_close(
+        torch.stack([out[f'slf_signal_{t}'] for t in TERMS]), torch.ones(4))
+
+
+def test_one_feature_row_for_several_images_is_refused():
+    weighting = SLFWeighting(TERMS, prior=LAMBDAS, in_channels=3)
+    raw = torch.rand(4, 4) + 0.1
+    with pytest.raises(ValueError, match='decision features give 1 rows but '
+                       'the raw terms have 4 images'):
+        weighting({f'loss_{t}': raw[:, i] for i, t in enumerate(TERMS)},
+                  features=torch.rand(1, 3))
