@@ -82,8 +82,8 @@ def multiple_gumbel_softmax(logits: Tensor,
     soft = F.softmax(perturbed / tau, dim=-1)
     if hard:
         # The index of the largest perturbed logit, the categorical draw
-        # itself: the tempered softmax would tie at very large tau and
-        # overflow at very small tau.
+        # itself at any tau; the tempered softmax ties at very large tau.
+        # (Its gradient, below, still overflows at tau below about 1e-38.)
         index = perturbed.detach().argmax(dim=-1, keepdim=True)
         one_hot = torch.zeros_like(soft).scatter_(-1, index, 1.0)
         # Straight-through: forward value one_hot, gradient of ``soft``.
