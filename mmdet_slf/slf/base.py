@@ -273,15 +273,14 @@ class BaseWeighting(nn.Module):
         """The device work of a call, issued without a host read.
 
         Returns the weights, the extra objective terms, the diagnostics'
-        keys and packed values, :meth:`NonFinitePolicy.all_valid` of
-        ``raw`` (finite, and not below :attr:`term_floor`), and a copy of
-        each :meth:`state_buffers` from before the call (none in eval mode),
-        which :meth:`weigh` restores if the terms are not finite.
-        :class:`CapturedCalls` captures exactly this.
+        keys and packed values, :meth:`NonFinitePolicy.all_valid` of the
+        :meth:`_checked_terms` (finite, and not below :attr:`term_floor`),
+        and a copy of each :meth:`state_buffers` from before the call (none
+        in eval mode), which :meth:`weigh` restores if the terms are not
+        finite. :class:`CapturedCalls` captures exactly this.
         """
-        # on the device, no read
-        finite = NonFinitePolicy.all_valid(self._checked_terms(raw),
-                                           self.term_floor)
+        checked = self._checked_terms(raw)
+        finite = NonFinitePolicy.all_valid(checked, self.term_floor)  # no read
         shared = self._batch_statistic(raw.detach()) if self.training \
             else None
         if shared is not None:
@@ -323,16 +322,14 @@ class BaseWeighting(nn.Module):
         set a floor, and a term below it is an error, not a weight."""
         return None
 
-    #: Whether :attr:`term_floor` bounds the batch-level terms (the sum over
-    #: the images), for a strategy that reads only those; else each entry.
+    #: Check the floor on the batch-level terms (the sum over the images),
+    #: for a strategy that reads only those; else on each entry.
     floor_on_batch_terms = False
 
     def _checked_terms(self, raw: Tensor) -> Tensor:
-        """What the finite and floor checks read: ``raw``, or its batch-level
-        terms under :attr:`floor_on_batch_terms` (a NaN or Inf entry makes
-        its term's sum non-finite, so no bad entry goes unseen)."""
-        return batch_level(raw.detach()) if self.floor_on_batch_terms \
-            else raw
+        """``raw``, or its batch-level terms under :attr:`floor_on_batch_terms`
+        (a NaN or Inf entry makes its term's sum non-finite too)."""
+        return batch_level(raw.detach()) if self.floor_on_batch_terms else raw
 
     def _invalid_terms(self, raw: Tensor) -> List[str]:
         """After the flag of :meth:`_issue` said no: raise for terms below
