@@ -5,6 +5,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 from mmdet.registry import MODELS
+from mmengine.dist import broadcast, get_world_size
 from torch import Tensor
 
 from .base import BaseWeighting, WeightsAndExtra
@@ -16,7 +17,11 @@ class RandomWeighting(BaseWeighting):
     """Random Loss Weighting (RLW; Lin et al., TMLR 2022).
 
     Each training call draws ``w = scale * softmax(z)``, ``z ~ N(0, I)``;
-    in eval mode the weights are the expectation ``scale / n``.
+    in eval mode the weights are the expectation ``scale / n``. In a
+    distributed run rank 0's draw is broadcast, so every rank weights its
+    loss alike, also under a rank-dependent seed (``diff_rank_seed``): the
+    averaged gradient is then that of one weighted loss over the whole
+    batch.
 
     Args:
         terms (Sequence[str]): Term names.
@@ -37,4 +42,6 @@ class RandomWeighting(BaseWeighting):
             return raw.new_full((self.num_terms, ),
                                 self.scale / self.num_terms), {}
         noise = torch.randn(self.num_terms, device=raw.device, dtype=raw.dtype)
+        if get_world_size() > 1:  # no collective in one process
+            broadcast(noise, src=0)
         return self.scale * F.softmax(noise, dim=0), {}

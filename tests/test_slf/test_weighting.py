@@ -675,3 +675,44 @@ def test_the_faithful_algorithm_1_line_of_the_docs_samples():
     weights, _ = weighting.weigh(torch.ones(8, 4))
     grid = weights.detach() * 4
     assert torch.equal(grid, grid.round())
+
+
+def _draw_rlw_weights(rank: int, port: int, out_dir: str) -> None:
+    """One rank of a 2-process gloo run, seeded by its rank, as mmengine's
+    ``diff_rank_seed=True`` does."""
+    import os
+    from datetime import timedelta
+
+    import torch.distributed as torch_dist
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    torch_dist.init_process_group('gloo', rank=rank, world_size=2,
+                                  timeout=timedelta(seconds=60))
+    torch.manual_seed(rank)
+    weighting = RandomWeighting(TERMS, scale=7.5)
+    draws = []
+    for _ in range(3):
+        out = weighting(raw_terms([1.0] * 4))
+        draws.append([out[f'slf_w_{t}'].item() for t in TERMS])
+    torch.save(torch.tensor(draws), f'{out_dir}/rank{rank}.pt')
+    torch_dist.destroy_process_group()
+
+
+def test_random_weighting_draws_alike_on_every_rank(tmp_path):
+    """Two ranks seeded differently weight their losses alike: rank 0's
+    draw, a new one each step. Without the broadcast, rank 1 drew its own."""
+    import socket
+
+    import torch.multiprocessing as mp
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    mp.start_processes(_draw_rlw_weights, args=(port, str(tmp_path)),
+                       nprocs=2, start_method='spawn')
+    draws = [torch.load(tmp_path / f'rank{rank}.pt') for rank in range(2)]
+    assert torch.equal(draws[0], draws[1])
+    # rank 0's own draws: softmax of its generator's normals, step by step
+    torch.manual_seed(0)
+    expected = torch.stack(
+        [7.5 * torch.softmax(torch.randn(4), 0) for _ in range(3)])
+    torch.testing.assert_close(draws[0], expected)
+    assert len({tuple(row.tolist()) for row in draws[0]}) == 3
