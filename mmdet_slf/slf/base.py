@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from .checks import check_term_name, stack_terms
 from .captured_calls import CapturedCalls
 from .nonfinite import NonFinitePolicy
+from .precision import keep_buffers_in_float32
 from .ranks import mean_over_ranks
 
 WeightsAndExtra = Tuple[Optional[Tensor], Dict[str, Tensor]]
@@ -306,11 +307,10 @@ class BaseWeighting(nn.Module):
         return weights, objective, keys, values, finite, saved
 
     def _apply(self, fn, recurse=True):
-        # .to(), .half(), .cuda() may put parameters and buffers in new
-        # memory, where captured graphs would not see them. A call that
-        # moves nothing (.cuda() of a model on the GPU) keeps the graphs:
-        # capturing again during training can fail (see CapturedCalls).
+        # New memory is unseen by captured graphs; a call that moves nothing
+        # keeps them (capturing again in training can fail: CapturedCalls).
         module = super()._apply(fn, recurse)
+        keep_buffers_in_float32(self)
         self._captured_calls.drop_if_moved(self)
         return module
 

@@ -170,3 +170,24 @@ def test_two_terms_are_read_by_size_not_only_by_order():
     logits = weighting.decision_logits(
         torch.tensor([[0.1, 5.0], [0.01, 300.0]]), None)
     assert (logits[0] - logits[1]).abs().max().item() > 1e-3
+
+
+def test_half_keeps_the_running_averages_in_float32():
+    """After ``.half()`` the buffers stay float32 and the parameters become
+    float16. In float16 ``0.99 m + 0.01 x`` rounds back to ``m``: the
+    scale-free signal of constant terms settled at 1.02-1.07, not 1."""
+    weighting = SLFWeighting(TERMS, prior=LAMBDAS).half()
+    floating = [b for b in weighting.buffers() if b.is_floating_point()]
+    assert floating and all(b.dtype == torch.float32 for b in floating)
+    assert all(p.dtype == torch.float16 for p in weighting.parameters())
+    raw = torch.tensor([0.37, 1.3, 0.05, 2.2]).half()
+    for step in range(3000):
+        # the first 300 calls at other sizes, then constant terms
+        scale = 1.0 + 0.5 * math.sin(step) if step < 300 else 1.0
+        out = weighting({f'loss_{t}': torch.stack([raw[i] * scale] * 2)
+                         for i, t in enumerate(TERMS)})
+    signal = torch.stack([out[f'slf_signal_{t}'] for t in TERMS]).float()
+    torch.testing.assert_close(signal, torch.ones(4), atol=2e-3, rtol=0)
+    for cls in (FAMOWeighting, DWAWeighting):
+        half = cls(TERMS).half()
+        assert all(b.dtype != torch.float16 for b in half.buffers()), cls
