@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from .checks import check_term_name, stack_terms
 from .captured_calls import CapturedCalls
 from .nonfinite import NonFinitePolicy
-from .precision import keep_buffers_in_float32
+from .precision import buffers_before_conversion, keep_buffers_wide
 from .ranks import mean_over_ranks
 
 WeightsAndExtra = Tuple[Optional[Tensor], Dict[str, Tensor]]
@@ -307,10 +307,10 @@ class BaseWeighting(nn.Module):
         return weights, objective, keys, values, finite, saved
 
     def _apply(self, fn, recurse=True):
-        # New memory is unseen by captured graphs; a call that moves nothing
-        # keeps them (capturing again in training can fail: CapturedCalls).
+        # Graphs see no new memory; a call that moves nothing keeps them.
+        before = buffers_before_conversion(self)
         module = super()._apply(fn, recurse)
-        keep_buffers_in_float32(self)
+        keep_buffers_wide(self, before)
         self._captured_calls.drop_if_moved(self)
         return module
 

@@ -84,8 +84,10 @@ class DWAWeighting(BaseWeighting):
             done = calls >= self.window
             self.prev_mean.copy_(
                 torch.where(done, self.last_mean, self.prev_mean))
+            # Divided by the calls summed, which is the window unless a
+            # resumed run was given a shorter one.
             self.last_mean.copy_(
-                torch.where(done, total / self.window, self.last_mean))
+                torch.where(done, total / calls, self.last_mean))
             self.window_sum.copy_(
                 torch.where(done, torch.zeros_like(total), total))
             self.window_calls.copy_(torch.where(done, 0, calls))

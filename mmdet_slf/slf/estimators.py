@@ -60,9 +60,13 @@ def stratified_sample(probs: Tensor,
         dtype=dtype,
         generator=generator)
     steps = torch.arange(num_samples, device=probs.device, dtype=dtype)
-    points = ((steps + shift) / num_samples).contiguous()  # [..., K]
-    index = torch.searchsorted(cdf, points, right=True)
-    # (k + U) / K can round to 1.0 itself for U just below 1.
+    # (k + U) / K can round to 1.0 for U just below 1: such a point is put
+    # just below 1, where it falls in the last term of probability > 0.
+    below_one = torch.nextafter(cdf.new_ones(()), cdf.new_zeros(()))
+    points = ((steps + shift) / num_samples).clamp(max=below_one)
+    index = torch.searchsorted(cdf, points.contiguous(), right=True)
+    # A NaN row (non-finite terms, dropped later by the non-finite policy)
+    # must still index inside the row.
     index = index.clamp(max=probs.shape[-1] - 1)
     counts = torch.zeros_like(cdf).scatter_add_(
         -1, index, torch.ones_like(points))

@@ -188,6 +188,27 @@ def test_half_keeps_the_running_averages_in_float32():
                          for i, t in enumerate(TERMS)})
     signal = torch.stack([out[f'slf_signal_{t}'] for t in TERMS]).float()
     torch.testing.assert_close(signal, torch.ones(4), atol=2e-3, rtol=0)
-    for cls in (FAMOWeighting, DWAWeighting):
-        half = cls(TERMS).half()
-        assert all(b.dtype != torch.float16 for b in half.buffers()), cls
+    for dtype in (torch.float16, torch.bfloat16):
+        for cls in (FAMOWeighting, DWAWeighting):
+            converted = cls(TERMS).to(dtype)
+            assert all(b.dtype == torch.float32 for b in converted.buffers()
+                       if b.is_floating_point()), (cls, dtype)
+
+
+def test_half_keeps_the_values_of_the_buffers():
+    """The buffers keep their values across ``.half()``, not values rounded
+    to float16 on the way: 2e5 would be inf and 2e-8 zero, and the next
+    call's weights NaN. The SLF prior stays exact too."""
+    dwa = DWAWeighting(['a', 'b'], window=1)
+    for a, b in ((1e5, 1e-8), (2e5, 2e-8)):
+        dwa({'loss_a': torch.tensor(a), 'loss_b': torch.tensor(b)})
+    state = {k: v.clone() for k, v in dwa.state_dict().items()}
+    dwa.half()
+    for key, value in dwa.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    out = dwa({'loss_a': torch.tensor(2e4).half(),
+               'loss_b': torch.tensor(1.0).half()})
+    assert math.isfinite(out['slf_w_a'].item())
+    slf = SLFWeighting(TERMS, prior=LAMBDAS)
+    prior = slf.prior.clone()
+    assert torch.equal(slf.half().float().prior, prior)

@@ -79,6 +79,24 @@ def test_stratified_draws_follow_a_row_that_does_not_sum_to_one():
     assert ((p_hat.mean(0) - target).abs() < bound).all()
 
 
+def test_a_point_that_rounds_to_one_stays_off_a_zero_last_term(monkeypatch):
+    """With U = 1 - 2^-24 the last point (K - 1 + U) / K rounds to 1.0 in
+    float32; it falls in the last term of probability > 0, not in a last
+    term of probability 0 (before, 6 rows in 200,000 at K = 1000)."""
+    from mmdet_slf.slf import estimators
+    real_rand = torch.rand
+
+    def rand_below_one(*args, **kwargs):
+        return real_rand(*args, **kwargs).fill_(1 - 2**-24)
+
+    monkeypatch.setattr(estimators.torch, 'rand', rand_below_one)
+    assert float((3 + torch.tensor(1 - 2**-24)) / 4) == 1.0
+    p_hat = stratified_sample(torch.tensor([[0.5, 0.5, 0.0]]), 4)
+    # The points round to 0.25, 0.5, 0.75 and 1.0 (kept just below 1): the
+    # cdf [0.5, 1, 1] puts one in the first term and three in the second.
+    torch.testing.assert_close(p_hat, torch.tensor([[0.25, 0.75, 0.0]]))
+
+
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
 def test_stratified_draws_half_precision_probabilities_in_float32(dtype):
     """A bfloat16 cdf put a rare term's mean at 0.0036 for p = 0.002 and

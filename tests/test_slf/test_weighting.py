@@ -343,6 +343,20 @@ def test_dwa_weights_stay_still_in_eval_mode():
         assert torch.equal(before, after)
 
 
+def test_dwa_resumed_with_a_shorter_window_averages_the_calls_summed():
+    """Three calls into a window of 4, resumed with a window of 2: the
+    fourth call finishes the window, whose mean is over the 4 calls summed
+    (1 for terms of 1), not the sum over the new window (2)."""
+    long = DWAWeighting(['a', 'b'], window=4)
+    for _ in range(3):
+        dwa_call(long, 1.0)
+    short = DWAWeighting(['a', 'b'], window=2)
+    short.load_state_dict(long.state_dict())
+    dwa_call(short, 1.0)
+    torch.testing.assert_close(short.last_mean, torch.ones(2))
+    assert int(short.num_windows) == 1 and int(short.window_calls) == 0
+
+
 @pytest.mark.parametrize('window', [0, -3, 2.5, True, '63'])
 def test_bad_dwa_window_fails_at_build(window):
     with pytest.raises(ValueError, match='window must be an int >= 1'):
