@@ -99,6 +99,13 @@ def check_choice(key: str, value, choices: Sequence) -> None:
             f'{key} must be one of {tuple(choices)}, got {value!r}')
 
 
+def check_count(key: str, value) -> int:
+    """A whole number >= 1 (a bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f'{key} must be an int >= 1, got {value!r}')
+    return value
+
+
 def check_momentum(key: str, value) -> float:
     """A momentum in ``[0, 1)``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) \

@@ -7,6 +7,8 @@ import torch
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
+from .checks import check_count
+
 
 def normalize_prior(prior: Optional[Sequence[float]], num_terms: int,
                     key: str = 'prior') -> Tensor:
@@ -69,14 +71,8 @@ class SLFDecisionNetwork(nn.Module):
                  prior_init: bool = True,
                  norm_input: bool = True) -> None:
         super().__init__()
-        if not isinstance(in_channels, int) or isinstance(in_channels, bool) \
-                or in_channels < 1:
-            raise ValueError(
-                f'in_channels must be an int >= 1, got {in_channels!r}')
-        if not isinstance(num_terms, int) or isinstance(num_terms, bool) \
-                or num_terms < 1:
-            raise ValueError(
-                f'num_terms must be an int >= 1, got {num_terms!r}')
+        check_count('in_channels', in_channels)
+        check_count('num_terms', num_terms)
         if not isinstance(hidden_channels, int) \
                 or isinstance(hidden_channels, bool) or hidden_channels < 0:
             raise ValueError('hidden_channels must be an int >= 0, '

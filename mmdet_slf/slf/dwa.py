@@ -8,15 +8,7 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 from .base import BaseWeighting, WeightsAndExtra, batch_level
-from .checks import check_positive, resolve_scale
-
-
-def check_window(value) -> int:
-    """A whole number of training calls >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f'window must be an int >= 1 (training calls per '
-                         f'average), got {value!r}')
-    return value
+from .checks import check_count, check_positive, resolve_scale
 
 
 @MODELS.register_module()
@@ -48,7 +40,7 @@ class DWAWeighting(BaseWeighting):
                  scale: Optional[float] = None,
                  nonfinite: str = 'raise') -> None:
         super().__init__(terms, nonfinite)
-        self.window = check_window(window)
+        self.window = check_count('window', window)
         self.temperature = check_positive('temperature', temperature)
         self.scale = resolve_scale(scale, None, self.num_terms)
         # The running window, the means of the last two finished windows,

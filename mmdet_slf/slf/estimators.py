@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .checks import check_count
 from .gumbel import multiple_gumbel_softmax
 from .precision import at_least_float32
 
@@ -43,9 +44,7 @@ def stratified_sample(probs: Tensor,
     Returns:
         Tensor: ``p_hat`` of the shape of ``probs``, on the ``1/K`` grid.
     """
-    if not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(
-            f'num_samples must be an int >= 1, got {num_samples!r}')
+    check_count('num_samples', num_samples)
     # Half-precision cdfs and points are too coarse for the 1/K grid and
     # for small p: they are drawn in float32 (float32 input as it is).
     cdf = at_least_float32(probs.detach()).cumsum(dim=-1)

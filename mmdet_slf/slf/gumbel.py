@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .checks import check_count
 from .precision import at_least_float32
 
 
@@ -64,9 +65,7 @@ def multiple_gumbel_softmax(logits: Tensor,
         Tensor: ``p_hat`` of the same shape as ``logits``; float32 for
         float16 or bfloat16 logits, which are sampled in float32.
     """
-    if not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(
-            f'num_samples must be an int >= 1, got {num_samples!r}')
+    check_count('num_samples', num_samples)
     if not isinstance(tau, Tensor) and not tau > 0:
         raise ValueError(f'tau must be > 0, got {tau!r}')
     # Half-precision uniforms take a few thousand values at most, which cuts

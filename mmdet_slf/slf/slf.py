@@ -8,7 +8,7 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 from .base import BaseWeighting, WeightsAndExtra
-from .checks import (Lambdas, check_choice, check_nonnegative,
+from .checks import (Lambdas, check_choice, check_count, check_nonnegative,
                      check_positive, positive_lambdas, resolve_scale)
 from .decision import normalize_prior
 from .estimators import ESTIMATORS, estimate_p_hat
@@ -144,10 +144,7 @@ class SLFWeighting(BaseWeighting):
                  nonfinite: str = 'raise',
                  cuda_graph: bool = False) -> None:
         super().__init__(terms, nonfinite, cuda_graph)
-        if not isinstance(num_samples, int) or isinstance(num_samples, bool) \
-                or num_samples < 1:
-            raise ValueError(
-                f'num_samples (K) must be an int >= 1, got {num_samples!r}')
+        check_count('num_samples (K)', num_samples)
         check_positive('temperature', temperature)
         lambdas = positive_lambdas(prior, self.terms, 'prior')
         prior_probs = normalize_prior(
