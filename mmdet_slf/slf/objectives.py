@@ -195,10 +195,11 @@ class ProgressSignal(nn.Module):
 
 @MODELS.register_module()
 class TeacherSignal(nn.Module):
-    """``s_i = -l_i / M``, ``M = sum_j prior_j mean(l_j)``: the network
-    ascends Eq. (11) under the KL guard, so the hardest term gains weight.
-    Fixed point ``p_i ~ prior_i * exp(l_i / (beta M))``. No state: each
-    rank reads its own batch."""
+    """``s_i = -l_i / M``, ``M = sum_j prior_j l_j`` of the same row: the
+    network ascends Eq. (11) under the KL guard, so the hardest term of
+    each image gains weight. Fixed point ``p_i ~ prior_i * exp(l_i /
+    (beta M))``; as ``l_i / M <= 1 / prior_i``, no image's terms can be
+    starved beyond the floor derived in ``docs/slf.md``. No state."""
 
     follows_batches = False
 
@@ -207,7 +208,7 @@ class TeacherSignal(nn.Module):
                 prior: Tensor,
                 batch_mean: Optional[Tensor] = None) -> Tensor:
         """Signal ``[R, n]`` for detached raw rows ``[R, n]``."""
-        magnitude = (prior.to(rows) * rows.mean(dim=0)).sum()
+        magnitude = (prior.to(rows) * rows).sum(dim=-1, keepdim=True)
         return -rows / magnitude.clamp(min=_EPS)
 
 

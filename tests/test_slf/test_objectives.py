@@ -130,8 +130,10 @@ def test_mean_over_ranks_is_the_identity_in_one_process():
 def test_teacher_signal_hand_values():
     rows = torch.tensor([[1.0, 3.0], [3.0, 1.0]])
     prior = torch.tensor([0.75, 0.25])
-    # M = 0.75 * 2 + 0.25 * 2 = 2.
-    torch.testing.assert_close(TeacherSignal()(rows, prior), -rows / 2)
+    # Each row's own M: 0.75 * 1 + 0.25 * 3 = 1.5 and 0.75 * 3 + 0.25 = 2.5.
+    torch.testing.assert_close(
+        TeacherSignal()(rows, prior),
+        torch.tensor([[-1 / 1.5, -3 / 1.5], [-3 / 2.5, -1 / 2.5]]))
 
 
 def per_image_weighting(objective, beta, **kwargs):
@@ -166,7 +168,7 @@ def test_teacher_fixed_point():
     beta = 2.0
     probs = train_decision(per_image_weighting('teacher', beta),
                            lambda step: RAW, steps=300)
-    magnitude = (PRIOR * RAW.mean(0)).sum()
+    magnitude = (PRIOR * RAW).sum(1, keepdim=True)  # one M per image
     expected = gibbs(-RAW / magnitude, beta)  # prior * exp(l / (beta M))
     assert (probs - expected).abs().max() < TOLERANCE, (probs, expected)
     # The hardest term gains weight; every ratio keeps the derived bound
@@ -176,6 +178,44 @@ def test_teacher_fixed_point():
     bound = torch.exp(-(RAW.max(1, keepdim=True)[0] - RAW) /
                       (beta * magnitude))
     assert (ratio >= bound - TOLERANCE).all()
+
+
+def teacher_floor(beta):
+    """The floor of p_i* / prior_i derived in docs/slf.md: the worst row
+    puts all of M on one other term j, l_j / M = 1 / prior_j."""
+    worst = 1 - PRIOR + PRIOR * torch.exp(1 / (beta * PRIOR))
+    return 1 / worst.max()
+
+
+def test_teacher_floor_holds_for_any_row_and_is_attained():
+    beta = 5.0
+    floor = teacher_floor(beta)
+    # 1 / (1 - 1/15 + e**3 / 15) = 0.44007: YOLO's prior, no-object term.
+    assert abs(floor.item() - 0.44007) < 1e-5
+    rows = torch.cat([
+        torch.rand(2000, 4, generator=torch.Generator().manual_seed(0)) *
+        torch.tensor([0.1, 30.0, 1.0, 3.0]),
+        torch.eye(4) * 7.0,  # the vertices: one term carries all of M
+    ])
+    ratio = gibbs(TeacherSignal()(rows, PRIOR), beta) / PRIOR
+    assert ratio.min() >= floor - 1e-6
+    # Attained where the no-object term (the smallest prior) is alone.
+    torch.testing.assert_close(ratio[-1, :3], floor.expand(3))
+
+
+def test_teacher_keeps_the_floor_for_an_image_far_above_its_batch():
+    """One image's ``pred`` at 20 in a batch of 8 whose other images have
+    the terms 0.05 / 1 / 0.5 / 0.1: with M the batch mean that image's coord
+    term kept 0.006 of its prior; with each image's own M it keeps the
+    floor."""
+    beta = 5.0
+    raw = torch.tensor([[0.05, 1.0, 0.5, 0.1]]).repeat(8, 1)
+    raw[0, 1] = 20.0
+    ratio = gibbs(TeacherSignal()(raw, PRIOR), beta) / PRIOR
+    assert ratio.min() >= teacher_floor(beta)
+    batch_mean = (PRIOR * raw.mean(0)).sum()
+    old = gibbs(-raw / batch_mean, beta) / PRIOR
+    assert old.min() < 0.01  # what the batch-mean M gave
 
 
 def test_scale_free_fixed_point():
