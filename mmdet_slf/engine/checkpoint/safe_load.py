@@ -16,7 +16,6 @@ or code calls :func:`enable_safe_loading`.
 """
 import os.path as osp
 import pickle
-import zipfile
 from typing import Callable, List, Optional
 
 import numpy as np
@@ -163,8 +162,11 @@ def safe_torch_load(filename: str,
             'and dicts, or allow the named global with '
             'torch.serialization.add_safe_globals if you trust its source.'
         ) from error
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile,
-            ValueError) as error:
+    except Exception as error:
+        # Damaged bytes reach the unpickler's internals as well: besides
+        # the RuntimeError, EOFError, BadZipFile and ValueError of truncated
+        # files, they raise KeyError (an unknown memo), IndexError (an empty
+        # stack) or struct.error. Whichever, the file cannot be read.
         raise _unreadable(filename, error) from error
 
 

@@ -105,9 +105,13 @@ class CrashSafeCheckpointHook(CheckpointHook):
             if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
                 expired = self.keep_ckpt_ids.popleft()
             self.keep_ckpt_ids.append(step)
-            # Saved in this checkpoint's message hub, as mmengine does.
-            runner.message_hub.update_info('keep_ckpt_ids',
-                                           list(self.keep_ckpt_ids))
+            # Saved in this checkpoint's message hub, as mmengine does, with
+            # the expired step still first: a run killed before the removal
+            # below resumes with one step too many listed, and
+            # CheckpointHook.before_train removes its file then.
+            pending = [] if expired is None else [expired]
+            runner.message_hub.update_info(
+                'keep_ckpt_ids', pending + list(self.keep_ckpt_ids))
         ckpt_filename = self.filename_tmpl.format(step)
         self.last_ckpt = self.file_backend.join_path(self.out_dir,
                                                      ckpt_filename)
@@ -122,6 +126,9 @@ class CrashSafeCheckpointHook(CheckpointHook):
             by_epoch=self.by_epoch,
             backend_args=self.backend_args,
             **self.args)
+        if expired is not None:
+            runner.message_hub.update_info('keep_ckpt_ids',
+                                           list(self.keep_ckpt_ids))
         if not is_main_process():
             return
         atomic_write(osp.join(runner.work_dir, LAST_CHECKPOINT),

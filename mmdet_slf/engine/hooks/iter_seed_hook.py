@@ -55,6 +55,23 @@ class _SeededIterator:
         return next(self.iterator)
 
 
+def _shared_seed(runner) -> int:
+    """``runner.seed`` of rank 0: mmengine's ``set_random_seed`` adds the
+    rank to it under ``diff_rank_seed``."""
+    randomness = getattr(runner, '_randomness_cfg', None) or {}
+    if randomness.get('diff_rank_seed', False):
+        return runner.seed - get_rank()
+    return runner.seed
+
+
+def _sampler_seed_configured(runner) -> bool:
+    """Whether the config sets ``train_dataloader.sampler.seed``."""
+    cfg = getattr(runner, 'cfg', None)
+    loader = cfg.get('train_dataloader') if cfg is not None else None
+    sampler = loader.get('sampler') if isinstance(loader, dict) else None
+    return isinstance(sampler, dict) and sampler.get('seed') is not None
+
+
 @HOOKS.register_module()
 class IterSeedHook(Hook):
     """Make the random streams a function of the iteration, not history.
@@ -74,9 +91,13 @@ class IterSeedHook(Hook):
     of SLF are independent across GPUs (mmengine's default seeds every rank
     alike, which repeats the same noise on every GPU).
 
-    It also gives the train sampler and the data workers ``runner.seed``: a
+    It also gives the train sampler and the data workers the run's seed: a
     resumed run whose config sets no seed has the checkpoint's seed there,
-    and its sampler and workers would otherwise draw from a new one.
+    and its sampler and workers would otherwise draw from a new one. The
+    sampler gets the seed of rank 0 on every rank (under
+    ``randomness=dict(diff_rank_seed=True)`` mmengine adds the rank to
+    ``runner.seed``), since the ranks must shuffle alike to take disjoint
+    slices of one order; a seed set on the sampler in the config is kept.
 
     Dataloader worker processes have their own generators, which mmengine
     seeds from ``(seed, worker, rank)`` when they start: without
@@ -128,8 +149,10 @@ class IterSeedHook(Hook):
         dataloader = getattr(loop, 'dataloader', None)
         changed = False
         sampler = getattr(dataloader, 'sampler', None)
-        if getattr(sampler, 'seed', None) not in (None, runner.seed):
-            sampler.seed = runner.seed
+        seed = _shared_seed(runner)
+        if getattr(sampler, 'seed', None) not in (None, seed) and \
+                not _sampler_seed_configured(runner):
+            sampler.seed = seed
             changed = True
         init = getattr(dataloader, 'worker_init_fn', None)
         if isinstance(init, partial) and init.keywords.get(

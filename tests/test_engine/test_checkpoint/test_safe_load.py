@@ -1,7 +1,9 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """Safe checkpoint loading: mmengine's own objects load, crafted ones don't."""
+import io
 import os
 import pickle
+import random
 
 import numpy as np
 import pytest
@@ -135,3 +137,34 @@ def test_truncated_and_missing_checkpoints(tmp_path):
         safe_torch_load(garbage)
     with pytest.raises(FileNotFoundError, match='does not exist'):
         safe_torch_load(str(tmp_path / 'missing.pth'))
+
+
+def test_any_damaged_legacy_pickle_is_a_checkpoint_error(tmp_path):
+    """Bytes flipped in, or cut from, a checkpoint in torch's legacy
+    (non-zip) format, or bytes that are no pickle: whatever the unpickler
+    raises (KeyError, IndexError, struct.error as well as the errors of a
+    truncated file), the caller gets a CheckpointError naming the file,
+    which auto-resume reads as "skip this checkpoint"."""
+    buffer = io.BytesIO()
+    torch.save(dict(weight=torch.arange(50.)), buffer,
+               _use_new_zipfile_serialization=False)
+    sources = [buffer.getvalue(), b'\x80', b'hello world']
+    rng = random.Random(0)
+    path = str(tmp_path / 'damaged.pth')
+    raised = set()
+    for trial in range(300):
+        data = bytearray(sources[trial % len(sources)])
+        if trial >= len(sources):  # the first few as they are
+            for _ in range(rng.randint(1, 4)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            if rng.random() < 0.5:
+                data = data[:rng.randrange(1, len(data) + 1)]
+        with open(path, 'wb') as f:
+            f.write(bytes(data))
+        try:
+            safe_torch_load(path)
+        except CheckpointError as error:
+            assert 'damaged.pth' in str(error)
+            raised.add(error.__cause__.__class__.__name__)
+    # The unpickler's own errors were among them.
+    assert {'KeyError', 'IndexError'} <= raised, raised

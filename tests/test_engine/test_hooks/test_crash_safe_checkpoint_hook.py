@@ -259,6 +259,32 @@ def test_killed_save_never_leaves_a_partial_last_checkpoint(
     assert stale_temporaries(work_dir) == []
 
 
+def checkpoint_names(work_dir: str) -> list:
+    return sorted(n for n in os.listdir(work_dir) if n.endswith('.pth'))
+
+
+def test_a_resumed_run_keeps_max_keep_ckpts(tmp_path):
+    work_dir = str(tmp_path)
+    toy_runner(work_dir, 3, max_keep_ckpts=2).train()
+    toy_runner(work_dir, 6, max_keep_ckpts=2, resume=True).train()
+    assert checkpoint_names(work_dir) == ['iter_5.pth', 'iter_6.pth']
+
+
+def test_a_checkpoint_whose_removal_was_killed_goes_on_resume(tmp_path):
+    """Killed after iter_3.pth and last_checkpoint were written, before
+    iter_2.pth (expired by max_keep_ckpts=1) was removed: iter_3.pth still
+    lists step 2, so the resumed run removes it."""
+    work_dir = str(tmp_path)
+    runner = toy_runner(work_dir, 2, max_keep_ckpts=1)
+    runner.train()
+    save_in_killed_child(
+        runner, lambda: setattr(os, 'remove', lambda *args: kill_self()))
+    assert checkpoint_names(work_dir) == ['iter_2.pth', 'iter_3.pth']
+    assert read_last_checkpoint(work_dir) == osp.join(work_dir, 'iter_3.pth')
+    toy_runner(work_dir, 4, max_keep_ckpts=1, resume=True).train()
+    assert checkpoint_names(work_dir) == ['iter_4.pth']
+
+
 def test_auto_resume_skips_an_unreadable_latest(tmp_path):
     work_dir, reference_dir = str(tmp_path / 'work'), str(tmp_path / 'ref')
     toy_runner(work_dir, 3).train()
