@@ -176,6 +176,46 @@ def test_wrapper_skips_a_nonfinite_total_loss():
     assert not torch.equal(params[0], next(model.parameters()))
 
 
+def test_a_skipped_accumulation_window_restores_its_start():
+    """accumulative_counts=2: a window of a finite micro-batch then a NaN
+    one is skipped whole, and the BatchNorm statistics go back to where the
+    window began, not to before its second forward."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    wrapper = SkipNonFiniteOptimWrapper(
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+        accumulative_counts=2)
+    inputs = torch.randn(5, 3)
+
+    def step(scale):
+        with wrapper.optim_context(model):
+            loss = model(inputs * scale).square().mean() * scale
+        wrapper.update_params(loss)
+
+    step(1.0)
+    step(1.0)  # one whole window
+    params = [p.detach().clone() for p in model.parameters()]
+    buffers = [b.clone() for b in model.buffers()]
+    step(2.0)
+    step(float('nan'))
+    assert wrapper.skipped_steps == 1
+    for old, new in zip(params + buffers, list(model.parameters()) +
+                        list(model.buffers())):
+        assert torch.equal(old, new)
+    assert int(model[1].num_batches_tracked) == 2
+
+
+def test_no_buffer_restore_is_refused_with_several_ranks(monkeypatch):
+    import mmdet_slf.engine.optimizers.skip_nonfinite_optim_wrapper as module
+    monkeypatch.setattr(module, 'get_world_size', lambda: 2)
+    optimizer = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r'restore_buffers=False in a '
+                       r'distributed run: after a skipped step the ranks\' '
+                       'weighting states would part'):
+        SkipNonFiniteOptimWrapper(optimizer=optimizer, restore_buffers=False)
+    SkipNonFiniteOptimWrapper(optimizer=optimizer)  # the default is fine
+
+
 def test_skip_counters_survive_a_checkpoint():
     """A resumed run goes on counting skipped steps: the counters are in
     the wrapper's state dict, which a plain optimizer still loads."""

@@ -29,7 +29,12 @@ class SkipNonFiniteOptimWrapper(OptimWrapper):
     the bad batch, and the weighting's counters) are restored to their
     values before the forward, so a skipped step is as if the batch had not
     been seen. With several ranks the decision is reduced over ranks, so
-    every rank skips the same steps and the replicas never drift apart.
+    every rank skips the same steps; restoring the buffers on every rank
+    keeps the replicas equal too, since only the rank that saw the bad term
+    left its weighting's state untouched. Without the restore, a skipped
+    step would leave the other ranks' weighting counters (and buffers that
+    DDP does not broadcast) updated and this rank's not, so
+    ``restore_buffers=False`` is refused in a distributed run.
 
     Example::
 
@@ -44,7 +49,8 @@ class SkipNonFiniteOptimWrapper(OptimWrapper):
             diverged run, not a bad batch. 0 disables the limit.
             Defaults to 100.
         restore_buffers (bool): Restore the model's buffers on a skipped
-            step (one copy of the buffers per step). Defaults to True.
+            step (one copy of the buffers per step). Must be True with
+            several ranks. Defaults to True.
         **kwargs: Arguments of :class:`mmengine.optim.OptimWrapper`.
     """
 
@@ -58,6 +64,12 @@ class SkipNonFiniteOptimWrapper(OptimWrapper):
                 max_consecutive_skips < 0:
             raise ValueError('max_consecutive_skips must be an int >= 0, got '
                              f'{max_consecutive_skips!r}')
+        if not restore_buffers and get_world_size() > 1:
+            raise ValueError(
+                'restore_buffers=False in a distributed run: after a skipped '
+                'step the ranks\' weighting states would part (the rank that '
+                'saw the non-finite term leaves its counters as they were, '
+                'the others update theirs); keep restore_buffers=True')
         self.max_consecutive_skips = max_consecutive_skips
         self.restore_buffers = restore_buffers
         self.skipped_steps = 0

@@ -67,7 +67,12 @@ class LossGroups:
         for name, keys in terms.items():
             check_term_name(name, where=' in terms')
             keys = [keys] if isinstance(keys, str) else keys
-            if not isinstance(keys, Sequence) or len(keys) == 0:
+            if not isinstance(keys, Sequence):
+                raise ValueError(
+                    f'terms.{name} must be a list of the loss keys it '
+                    f"groups, e.g. terms.{name}=['loss_cls']; got "
+                    f'{type(keys).__name__} {keys!r}')
+            if len(keys) == 0:
                 raise ValueError(
                     f'terms.{name} is empty: list the loss keys it groups, '
                     f"e.g. terms.{name}=['loss_cls']; got {keys!r}")
@@ -121,10 +126,12 @@ class LossGroups:
                         f'{sorted(keys)}')
                 for key in matched:
                     if key in owner:
+                        where = (f'twice by terms.{name}' if owner[key] ==
+                                 name else f'by terms.{owner[key]} and '
+                                 f'terms.{name}')
                         raise ValueError(
-                            f'loss key {key!r} is matched by terms.'
-                            f'{owner[key]} and terms.{name}; a key may be in '
-                            f'one group only')
+                            f'loss key {key!r} is matched {where}; a key may '
+                            'be in one group only, once')
                     owner[key] = name
                     members[name].append(key)
         return members

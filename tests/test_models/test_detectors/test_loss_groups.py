@@ -80,6 +80,8 @@ def test_patterns_group_decoder_layers():
      r"'loss_cls' is in terms.cls and terms.box"),
     (dict(cls=['loss_cls', 'loss_cls']), r"'loss_cls' is twice in terms.cls"),
     (dict(cls=[], box=['loss_bbox']), r'terms.cls is empty'),
+    (dict(cls={'loss_cls'}), r"terms.cls must be a list of the loss keys it "
+     r"groups, e.g. terms.cls=\['loss_cls'\]; got set \{'loss_cls'\}"),
     (dict(), r'terms must be a non-empty dict'),
     (['loss_cls'], r'terms must be a non-empty dict'),
     (dict(loss_cls=['loss_cls']), r"term name 'loss_cls' .* must not contain"),
@@ -106,6 +108,11 @@ def test_pattern_overlap_fails_at_step():
     with pytest.raises(ValueError,
                        match=r"'loss_cls' is matched by terms.cls and "
                        r'terms.all'):
+        groups.group(faster_rcnn_like_losses())
+    # A pattern and a key of one group that overlap.
+    groups = LossGroups(dict(cls=['*loss_cls', 'loss_cls']))
+    with pytest.raises(ValueError, match=r"'loss_cls' is matched twice by "
+                       r'terms.cls; a key may be in one group only, once'):
         groups.group(faster_rcnn_like_losses())
 
 
