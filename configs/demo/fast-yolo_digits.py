@@ -20,7 +20,7 @@
 _base_ = '../fast-yolo_voc.py'
 
 input_size = 192  # square input
-num_grids = 6  # S: 32-pixel cells for digits of 8-63 x 21-73 pixels
+num_grids = 6  # S: 32-pixel cells for digits of 12-68 x 25-80 pixels
 widen_factor = 0.5  # Fast YOLO at half its filters: 2-core CPU
 # The head reads the stride-32 map (6 x 6, stage 4): one cell per position.
 out_stage = 4

@@ -133,10 +133,19 @@ def _normalize_params(num_trainval, num_test, image_size, seed,
                       digits_per_image, digit_size, max_overlap,
                       overlap_prob, test_fraction, jpeg_quality) -> dict:
     """Check every parameter; return them JSON-ready for the manifest."""
-    if isinstance(image_size, int):
+    if isinstance(image_size, int) and not isinstance(image_size, bool):
         image_size = (image_size, image_size)
-    image_size = tuple(int(v) for v in image_size)
+    whole = dict(num_trainval=num_trainval, num_test=num_test,
+                 image_size=image_size, seed=seed,
+                 digits_per_image=digits_per_image, jpeg_quality=jpeg_quality)
+    for key, value in whole.items():
+        parts = value if isinstance(value, (tuple, list)) else [value]
+        if not all(isinstance(v, (int, np.integer)) and
+                   not isinstance(v, bool) for v in parts):
+            # int() would truncate 2.7 to 2 without a word.
+            raise ValueError(f'{key} must be made of ints, got {value!r}')
     checks = [
+        ('seed', seed, 0 <= seed < 2**32, 'in [0, 2**32)'),
         ('num_trainval', num_trainval, num_trainval >= 1, '>= 1'),
         ('num_test', num_test, num_test >= 1, '>= 1'),
         ('image_size', image_size,

@@ -6,6 +6,7 @@ import filecmp
 import importlib.util
 import os
 import os.path as osp
+import re
 import xml.etree.ElementTree as ET
 
 import cv2
@@ -170,6 +171,43 @@ def test_sources_disjoint_and_match_labels(digits_root):
         assert in_test == round((targets == label).sum() * 0.25)
 
 
+def test_each_class_cycles_through_its_scans(digits_root):
+    """Every scan of a class's pool is used as often as the others, give or
+    take one: the class draws its pool again only once it is used up."""
+    root, summary = digits_root
+    _, targets = load_digit_scans()
+    manifest = read_manifest(root)
+    for split in ('trainval', 'test'):
+        uses = {}
+        for image_id in read_split(root, split):
+            for source in manifest['images'][image_id]['sources']:
+                uses[source] = uses.get(source, 0) + 1
+        pool = np.array(summary['splits'][split]['source_pool'])
+        for label in range(10):
+            scans = pool[targets[pool] == label]
+            counts = [uses.get(int(s), 0) for s in scans]
+            assert max(counts) - min(counts) <= 1, (split, label)
+
+
+def test_boxes_keep_the_overlap_limit(digits_root):
+    """No two boxes of an image overlap by more than ``max_overlap`` (0.25,
+    the default) of the smaller box's area, and some overlap on purpose."""
+    root, _ = digits_root
+    largest = 0.0
+    for split in ('trainval', 'test'):
+        for image_id, ann in read_split(root, split).items():
+            boxes = np.array([box for _, box in ann['objects']], float)
+            low = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+            high = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+            inter = np.clip(high - low + 1, 0, None).prod(-1)
+            area = (boxes[:, 2:] - boxes[:, :2] + 1).prod(-1)
+            overlap = inter / np.minimum(area[:, None], area[None, :])
+            np.fill_diagonal(overlap, 0)
+            assert overlap.max() <= 0.25, (image_id, overlap.max())
+            largest = max(largest, overlap.max())
+    assert largest > 0.1, largest
+
+
 def test_same_seed_identical_other_seed_different(digits_root, tmp_path):
     root, _ = digits_root
     again = str(tmp_path / 'again')
@@ -224,10 +262,19 @@ def test_skip_regenerate_and_bad_settings(digits_root, tmp_path):
     assert (foreign / 'keep.txt').exists()
     for key, value in [('num_test', 0), ('digit_size', (0.3, 0.1)),
                        ('max_overlap', 1.0), ('digits_per_image', (0, 3)),
-                       ('image_size', 16)]:
+                       ('image_size', 16), ('seed', -1)]:
         with pytest.raises(ValueError, match=key):
             make_digits_voc(str(tmp_path / 'bad'), **dict(SMALL, **{
                 key: value}))
+    # A float or a bool where an int is meant is refused, not truncated.
+    for key, value in [('num_trainval', 2.7), ('num_test', True),
+                       ('image_size', (64.9, 64)), ('jpeg_quality', 90.5),
+                       ('digits_per_image', (1.5, 2))]:
+        with pytest.raises(ValueError, match=f'{key} must be made of ints, '
+                           f'got {re.escape(repr(value))}'):
+            make_digits_voc(str(tmp_path / 'bad'), **dict(SMALL, **{
+                key: value}))
+    assert not osp.exists(tmp_path / 'bad')
 
 
 def test_cli_writes_then_skips(tmp_path, capsys):
