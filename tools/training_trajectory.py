@@ -22,11 +22,11 @@ reduction order) shows up here, while a mAP benchmark would drown it in
 seed noise.
 
 A record is of the checkout the script runs from: it imports that
-checkout's ``mmdet_slf`` (through ``tools/benchmark_fps.py``). To record
-an older commit, check it out beside this one (``git worktree add
-../old COMMIT``), copy this file into its ``tools/`` if it is not there, and
-run it from there with the same relative config paths, so that the two
-records name their configs alike.
+checkout's ``mmdet_slf`` (one without ``benchmarking/speed.py`` through
+``tools/benchmark_fps.py``). To record an older commit, check it out beside
+this one (``git worktree add ../old COMMIT``), copy this file into its
+``tools/`` if it is not there, and run it from there with the same relative
+config paths, so that the two records name their configs alike.
 """
 import argparse
 import os.path as osp
@@ -35,10 +35,17 @@ from typing import Dict, List
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+TOOLS = osp.dirname(osp.abspath(__file__))
+sys.path[:0] = [osp.dirname(TOOLS), TOOLS]  # this checkout's mmdet_slf first
 
-from benchmark_fps import (build_model, load_cfg, num_classes,  # noqa: E402
-                           random_train_batches, test_resize_hw)
+try:
+    from mmdet_slf.benchmarking.speed import (  # noqa: E402
+        build_model, load_cfg, num_classes, random_train_batches,
+        test_resize_hw)
+except ImportError:  # an older checkout (see above)
+    from benchmark_fps import (build_model, load_cfg,  # noqa: E402
+                               num_classes, random_train_batches,
+                               test_resize_hw)
 
 
 def parse_args(argv=None):

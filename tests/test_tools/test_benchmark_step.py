@@ -10,6 +10,8 @@ import pytest
 import torch
 from conftest import REPO_ROOT, refusal, small_yolo_cfg
 
+from mmdet_slf.benchmarking import speed
+
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 import benchmark_fps  # noqa: E402
 
@@ -20,9 +22,32 @@ SMALL_OPTIONS = [
 ]
 
 
+def test_every_compared_model_gets_the_same_batches():
+    """The rounds of an interleaved timing pair up only if both models see
+    the same images, boxes and labels in the same order."""
+    cfgs = [speed.load_cfg(osp.join(REPO_ROOT, 'configs/demo/benchmark',
+                                    name), None)
+            for name in ('fixed.py', 'slf-scale-free-expected.py')]
+    for train in (True, False):
+        streams, batch_size = speed.input_streams(cfgs, train=train,
+                                                  batch_size=2)
+        assert batch_size == (2 if train else 1)
+        for _ in range(3):
+            first, second = next(streams[0]), next(streams[1])
+            for a, b in zip(first['inputs'], second['inputs']):
+                assert torch.equal(a, b)
+            for a, b in zip(first['data_samples'], second['data_samples']):
+                assert a.metainfo == b.metainfo
+                if train:
+                    assert torch.equal(a.gt_instances.bboxes,
+                                       b.gt_instances.bboxes)
+                    assert torch.equal(a.gt_instances.labels,
+                                       b.gt_instances.labels)
+
+
 def test_random_train_batches_are_valid_and_reproducible():
-    first = benchmark_fps.random_train_batches((96, 160), 3, classes=5)
-    second = benchmark_fps.random_train_batches((96, 160), 3, classes=5)
+    first = speed.random_train_batches((96, 160), 3, classes=5)
+    second = speed.random_train_batches((96, 160), 3, classes=5)
     for _ in range(4):
         batch, again = next(first), next(second)
         assert len(batch['inputs']) == len(batch['data_samples']) == 3
@@ -43,7 +68,7 @@ def test_random_train_batches_are_valid_and_reproducible():
 
 def test_random_train_batches_refuse_images_smaller_than_a_box():
     with pytest.raises(ValueError, match='got 8 x 160'):
-        next(benchmark_fps.random_train_batches((8, 160), 1, classes=5))
+        next(speed.random_train_batches((8, 160), 1, classes=5))
 
 
 def test_bad_arguments_exit_the_script_with_status_2():
@@ -89,10 +114,10 @@ def test_num_classes_takes_the_largest_in_the_model():
         rpn_head=dict(type='RPNHead', num_classes=1),
         roi_head=dict(bbox_head=[dict(num_classes=20),
                                  dict(num_classes=20)]))
-    assert benchmark_fps.num_classes(two_stage) == 20
-    assert benchmark_fps.num_classes(small_yolo_cfg('yolo_voc.py').model) == 20
+    assert speed.num_classes(two_stage) == 20
+    assert speed.num_classes(small_yolo_cfg('yolo_voc.py').model) == 20
     with pytest.raises(ValueError, match='no num_classes'):
-        benchmark_fps.num_classes(dict(backbone=dict(depth=50)))
+        speed.num_classes(dict(backbone=dict(depth=50)))
 
 
 def test_without_pretrained_drops_only_pretrained_initialisers():
@@ -101,17 +126,17 @@ def test_without_pretrained_drops_only_pretrained_initialisers():
             type='Pretrained', checkpoint='torchvision://resnet50')),
         neck=[dict(type='FPN', init_cfg=dict(type='Xavier'))],
         bbox_head=dict(init_cfg=dict(type='Normal', std=0.01)))
-    assert benchmark_fps.without_pretrained(model) == dict(
+    assert speed.without_pretrained(model) == dict(
         backbone=dict(type='ResNet'),
         neck=[dict(type='FPN', init_cfg=dict(type='Xavier'))],
         bbox_head=dict(init_cfg=dict(type='Normal', std=0.01)))
     # the input is left as it was
     assert model['backbone']['init_cfg']['type'] == 'Pretrained'
-    retinanet = benchmark_fps.load_cfg(
+    retinanet = speed.load_cfg(
         'mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py', None)
     assert 'Pretrained' in str(retinanet.model)
     assert 'Pretrained' not in str(
-        benchmark_fps.without_pretrained(retinanet.model))
+        speed.without_pretrained(retinanet.model))
 
 
 def test_timed_step_trains_the_detector_and_runs_the_weighting():
@@ -121,14 +146,14 @@ def test_timed_step_trains_the_detector_and_runs_the_weighting():
     register_all_modules()
     cfg = small_yolo_cfg('fast-yolo_slf_voc.py')
     torch.manual_seed(0)
-    model = benchmark_fps.build_model(cfg, None, 'cpu', False, train=True)
+    model = speed.build_model(cfg, None, 'cpu', False, train=True)
     assert model.training
     calls = []
     model.bbox_head.weighting.register_forward_hook(
         lambda *args: calls.append(1))
     before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
-    step = benchmark_fps.training_step(model, cfg)
-    batches = benchmark_fps.random_train_batches((128, 128), 2, classes=20)
+    step = speed.training_step(model, cfg)
+    batches = speed.random_train_batches((128, 128), 2, classes=20)
     assert step(next(batches)) == 2
     assert calls == [1]
     moved = [
@@ -141,7 +166,7 @@ def test_timed_step_trains_the_detector_and_runs_the_weighting():
 def test_read_log_vars_gives_the_runner_its_numbers():
     log_vars = {'loss': torch.tensor(1.5), 'slf_w_box': torch.tensor(0.25),
                 'count': 3}
-    read = benchmark_fps.read_log_vars(log_vars)
+    read = speed.read_log_vars(log_vars)
     assert read == {'loss': 1.5, 'slf_w_box': 0.25, 'count': 3}
     assert all(type(value) in (float, int) for value in read.values())
 
