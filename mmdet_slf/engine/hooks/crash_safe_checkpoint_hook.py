@@ -109,7 +109,7 @@ class CrashSafeCheckpointHook(CheckpointHook):
             # the expired step still first: a run killed before the removal
             # below resumes with one step too many listed, and
             # CheckpointHook.before_train removes its file then.
-            pending = [] if expired is None else [expired]
+            pending = [] if expired in (None, step) else [expired]
             runner.message_hub.update_info(
                 'keep_ckpt_ids', pending + list(self.keep_ckpt_ids))
         ckpt_filename = self.filename_tmpl.format(step)
