@@ -133,17 +133,20 @@ def _normalize_params(num_trainval, num_test, image_size, seed,
                       digits_per_image, digit_size, max_overlap,
                       overlap_prob, test_fraction, jpeg_quality) -> dict:
     """Check every parameter; return them JSON-ready for the manifest."""
-    if isinstance(image_size, int) and not isinstance(image_size, bool):
+    if isinstance(image_size, (int, np.integer)) and \
+            not isinstance(image_size, bool):
         image_size = (image_size, image_size)
     whole = dict(num_trainval=num_trainval, num_test=num_test,
                  image_size=image_size, seed=seed,
                  digits_per_image=digits_per_image, jpeg_quality=jpeg_quality)
     for key, value in whole.items():
-        parts = value if isinstance(value, (tuple, list)) else [value]
+        parts = list(value) if isinstance(
+            value, (tuple, list, np.ndarray)) else [value]
         if not all(isinstance(v, (int, np.integer)) and
-                   not isinstance(v, bool) for v in parts):
+                   not isinstance(v, (bool, np.bool_)) for v in parts):
             # int() would truncate 2.7 to 2 without a word.
             raise ValueError(f'{key} must be made of ints, got {value!r}')
+    image_size = tuple(int(v) for v in image_size)
     checks = [
         ('seed', seed, 0 <= seed < 2**32, 'in [0, 2**32)'),
         ('num_trainval', num_trainval, num_trainval >= 1, '>= 1'),
@@ -196,10 +199,12 @@ def _is_complete(root: str, subset: str, params: dict) -> Optional[dict]:
     """The manifest if the set under ``root`` was made with ``params`` and
     all its files are present (the split lists with the manifest's ids),
     else None."""
+    base = osp.join(root, subset)
+    if osp.exists(osp.join(base, _PARTIAL_NAME)):
+        return None  # a write that did not finish
     manifest = read_manifest(root, subset)
     if manifest is None or manifest.get('params') != params:
         return None
-    base = osp.join(root, subset)
     for image_id in manifest['images']:
         for sub, ext in (('Annotations', 'xml'), ('JPEGImages', 'jpg')):
             if not osp.isfile(osp.join(base, sub, f'{image_id}.{ext}')):
@@ -364,8 +369,11 @@ def _generate(root: str, subset: str, params: dict, progress: bool) -> dict:
         classes=list(DIGIT_CLASSES),
         splits=splits,
         images=images)
-    with open(osp.join(base, MANIFEST_NAME), 'w') as f:
-        json.dump(manifest, f, sort_keys=True)
+    text = json.dumps(manifest, sort_keys=True)  # fails before writing
+    path = osp.join(base, MANIFEST_NAME)
+    with open(path + '.tmp', 'w') as f:
+        f.write(text)
+    os.replace(path + '.tmp', path)
     os.remove(osp.join(base, _PARTIAL_NAME))
     return manifest
 

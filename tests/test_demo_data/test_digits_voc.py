@@ -277,6 +277,35 @@ def test_skip_regenerate_and_bad_settings(digits_root, tmp_path):
     assert not osp.exists(tmp_path / 'bad')
 
 
+def test_numpy_ints_make_the_same_set(tmp_path):
+    """Counts from numpy (a config computing them, say) are ints: the
+    manifest records them as Python ints, so a call with Python ints finds
+    the set made already."""
+    root = str(tmp_path / 'VOCdevkit')
+    made = make_digits_voc(root, num_trainval=np.int64(3), num_test=2,
+                           image_size=np.array([64, 64]),
+                           digits_per_image=(np.int32(1), 2))
+    assert not made['skipped']
+    again = make_digits_voc(root, num_trainval=3, num_test=2,
+                            image_size=64, digits_per_image=(1, 2))
+    assert again['skipped']
+
+
+def test_an_unfinished_set_is_made_again(tmp_path):
+    """A write that stopped (its marker left, the manifest cut short) is
+    not taken for a finished set."""
+    root = str(tmp_path / 'VOCdevkit')
+    params = dict(num_trainval=3, num_test=2, image_size=64)
+    make_digits_voc(root, **params)
+    base = osp.join(root, 'VOC2007')
+    with open(osp.join(base, 'digits_voc.json'), 'r+') as f:
+        f.truncate(100)
+    open(osp.join(base, '.digits_voc.partial'), 'w').close()
+    assert not make_digits_voc(root, **params)['skipped']
+    assert make_digits_voc(root, **params)['skipped']
+    assert read_manifest(root)['params']['num_trainval'] == 3
+
+
 def test_cli_writes_then_skips(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location(
         'make_demo_data',

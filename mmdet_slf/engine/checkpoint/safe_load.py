@@ -162,6 +162,8 @@ def safe_torch_load(filename: str,
             'and dicts, or allow the named global with '
             'torch.serialization.add_safe_globals if you trust its source.'
         ) from error
+    except MemoryError:
+        raise  # a large file on a small machine, not a damaged one
     except Exception as error:
         # Damaged bytes reach the unpickler's internals as well: besides
         # the RuntimeError, EOFError, BadZipFile and ValueError of truncated

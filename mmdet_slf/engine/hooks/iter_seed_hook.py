@@ -65,9 +65,11 @@ def _shared_seed(runner) -> int:
 
 
 def _sampler_seed_configured(runner) -> bool:
-    """Whether the config sets ``train_dataloader.sampler.seed``."""
-    cfg = getattr(runner, 'cfg', None)
-    loader = cfg.get('train_dataloader') if cfg is not None else None
+    """Whether the runner's ``train_dataloader`` dict (from a config or
+    given to ``Runner``; mmengine builds from a copy) sets
+    ``sampler.seed``. A DataLoader built outside the runner says nothing
+    of how its sampler's seed was chosen."""
+    loader = getattr(runner, '_train_dataloader', None)
     sampler = loader.get('sampler') if isinstance(loader, dict) else None
     return isinstance(sampler, dict) and sampler.get('seed') is not None
 
@@ -97,7 +99,9 @@ class IterSeedHook(Hook):
     sampler gets the seed of rank 0 on every rank (under
     ``randomness=dict(diff_rank_seed=True)`` mmengine adds the rank to
     ``runner.seed``), since the ranks must shuffle alike to take disjoint
-    slices of one order; a seed set on the sampler in the config is kept.
+    slices of one order. A seed set on the sampler in the
+    ``train_dataloader`` dict is kept; the sampler of a DataLoader object
+    given to the runner gets the run's seed.
 
     Dataloader worker processes have their own generators, which mmengine
     seeds from ``(seed, worker, rank)`` when they start: without
@@ -153,6 +157,10 @@ class IterSeedHook(Hook):
         if getattr(sampler, 'seed', None) not in (None, seed) and \
                 not _sampler_seed_configured(runner):
             sampler.seed = seed
+            if hasattr(sampler, '_indices_of_rank'):
+                # mmengine's InfiniteSampler: its index generator, which
+                # worker prefetching has started, read the old seed.
+                sampler.indices = sampler._indices_of_rank()
             changed = True
         init = getattr(dataloader, 'worker_init_fn', None)
         if isinstance(init, partial) and init.keywords.get(

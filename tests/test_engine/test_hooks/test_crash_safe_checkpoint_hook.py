@@ -119,7 +119,10 @@ def test_save_order_and_max_keep(tmp_path, monkeypatch):
     monkeypatch.setattr(os, 'replace', spy_replace)
     monkeypatch.setattr(os, 'remove', spy_remove)
     work_dir = str(tmp_path)
-    toy_runner(work_dir, 3, max_keep_ckpts=2).train()
+    runner = toy_runner(work_dir, 3, max_keep_ckpts=2)
+    runner.train()
+    # iter_1.pth is gone, so the next checkpoint lists only 2 and 3.
+    assert runner.message_hub.get_info('keep_ckpt_ids') == [2, 3]
     # Checkpoint, then last_checkpoint (each from a hidden temporary file),
     # then the expired checkpoint.
     assert events[-3:] == [('rename', True, 'iter_3.pth'),

@@ -1,13 +1,19 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """IterSeedHook's sampler seed: the checkpoint's seed after a resume, one
 seed on every rank, and a seed set in the config left alone."""
+import itertools
 from types import SimpleNamespace
 
 import mmengine.dataset.sampler as sampler_module
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.dataset import DefaultSampler
+from mmengine.dataset import DefaultSampler, InfiniteSampler
+from mmengine.model import BaseModel
+from mmengine.registry import DATASETS, MODELS
+from mmengine.runner import Runner
+from torch import nn
+from torch.utils.data import Dataset
 
 import mmdet_slf.engine.hooks.iter_seed_hook as hook_module
 from mmdet_slf.engine.hooks import IterSeedHook
@@ -23,9 +29,11 @@ def shard(monkeypatch, rank, sampler_seed, runner_seed, randomness,
     sampler = DefaultSampler(list(range(NUM_IMAGES)), seed=sampler_seed)
     loop = SimpleNamespace(
         dataloader=SimpleNamespace(sampler=sampler, worker_init_fn=None))
-    cfg = Config(dict(train_dataloader=dict(
-        sampler=dict(type='DefaultSampler', seed=configured))))
-    runner = SimpleNamespace(seed=runner_seed, train_loop=loop, cfg=cfg,
+    # The dict mmengine's Runner keeps (and builds the dataloader from).
+    train_dataloader = dict(sampler=dict(type='DefaultSampler',
+                                         seed=configured))
+    runner = SimpleNamespace(seed=runner_seed, train_loop=loop,
+                             _train_dataloader=train_dataloader,
                              _randomness_cfg=randomness)
     IterSeedHook._follow_resumed_seed(runner, loop)
     return sampler.seed, list(sampler)
@@ -58,8 +66,67 @@ def test_a_resumed_run_takes_the_checkpoints_seed(monkeypatch):
     assert indices == order.tolist()[0::2]
 
 
+def test_a_started_infinite_sampler_takes_the_new_seed(monkeypatch):
+    """An iteration-based loop's workers start the sampler's index stream
+    before the hook runs; the resumed run must still read seed 100's."""
+    monkeypatch.setattr(sampler_module, 'get_dist_info', lambda: (0, 1))
+    sampler = InfiniteSampler(list(range(NUM_IMAGES)), seed=7)
+    next(iter(sampler))  # prefetched with the new process's seed
+    loop = SimpleNamespace(
+        dataloader=SimpleNamespace(sampler=sampler, worker_init_fn=None))
+    runner = SimpleNamespace(seed=100, train_loop=loop,
+                             _train_dataloader=dict(),
+                             _randomness_cfg=dict(seed=100))
+    IterSeedHook._follow_resumed_seed(runner, loop)
+    expected = InfiniteSampler(list(range(NUM_IMAGES)), seed=100)
+    assert list(itertools.islice(iter(sampler), 2 * NUM_IMAGES)) == list(
+        itertools.islice(iter(expected), 2 * NUM_IMAGES))
+
+
 @pytest.mark.parametrize('randomness', [dict(seed=100),
                                         dict(seed=100, diff_rank_seed=True)])
 def test_a_sampler_seed_set_in_the_config_is_kept(monkeypatch, randomness):
     assert shard(monkeypatch, 1, 123, 101, randomness, configured=123)[0] \
         == 123
+
+
+@MODELS.register_module(force=True)
+class IterSeedToyModel(BaseModel):
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(1, 1)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        return dict(loss=self.linear(inputs.float()[:, None]).sum())
+
+
+@DATASETS.register_module(force=True)
+class IterSeedToyDataset(Dataset):
+
+    def __len__(self) -> int:
+        return NUM_IMAGES
+
+    def __getitem__(self, index: int) -> dict:
+        return dict(inputs=index)
+
+
+@pytest.mark.parametrize('from_cfg', [True, False])
+def test_a_runner_keeps_the_sampler_seed_of_its_dataloader_dict(
+        tmp_path, from_cfg):
+    """The dict given to ``Runner(train_dataloader=...)`` counts as much as
+    a config's: mmengine builds the dataloader from a copy of it."""
+    loader = dict(dataset=dict(type='IterSeedToyDataset'),
+                  sampler=dict(type='DefaultSampler', seed=123),
+                  batch_size=2, num_workers=0,
+                  collate_fn=dict(type='default_collate'))
+    kwargs = dict(model=dict(type='IterSeedToyModel'),
+                  work_dir=str(tmp_path), train_dataloader=loader,
+                  train_cfg=dict(by_epoch=True, max_epochs=1),
+                  optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+                  randomness=dict(seed=0), default_scope='mmdet',
+                  custom_hooks=[dict(type='IterSeedHook')])
+    runner = Runner.from_cfg(Config(kwargs)) if from_cfg else Runner(
+        **kwargs)
+    runner.train()
+    assert runner.train_dataloader.sampler.seed == 123
