@@ -26,7 +26,8 @@ import shutil
 import subprocess
 import sys
 
-from gpu_check_report import cmd_record, cmd_summary
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # loaded by path
+from gpu_check_report import cmd_record, cmd_summary  # noqa: E402
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
