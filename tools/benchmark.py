@@ -67,6 +67,7 @@ from mmengine.config import Config  # noqa: E402
 
 from mmdet_slf.benchmarking import report, tuning, workdir  # noqa: E402
 from mmdet_slf.benchmarking.archive import read_archive  # noqa: E402
+from mmdet_slf.benchmarking.cost import measure_cost  # noqa: E402
 from mmdet_slf.benchmarking.environment import (  # noqa: E402
     data_fingerprint, environment)
 from mmdet_slf.benchmarking.runs import (config_digest,  # noqa: E402
@@ -270,52 +271,18 @@ def train_all(args, strategies: dict, data_split=None) -> None:
 
 
 def timing(args, strategies: dict) -> dict:
-    """Interleaved step-time and FPS of every strategy, same weights."""
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    from mmengine.optim import build_optim_wrapper
-    from mmengine.runner import Runner
-
-    from mmdet_slf.utils.timing import inference_fps, train_step_seconds
-    register_all_modules(init_default_scope=True)
+    """Interleaved step-time and FPS of every strategy, same weights,
+    written to the work dir's ``timing.json``."""
     reference_cfg = load_strategy(strategies[args.reference])
     init_path = make_init_checkpoint(
         reference_cfg, args.seeds[0],
         init_checkpoint_path(args.work_dir, args.seeds[0]))
-    weights = torch.load(init_path, map_location='cpu',
-                         weights_only=True)['state_dict']
-    cfg = run_config(reference_cfg, args.seeds[0],
-                     osp.join(args.work_dir, 'timing'), init_path)
-    runner = Runner.from_cfg(cfg)
-    train_batches, test_batches = [], []
-    for batch in runner.build_dataloader(
-            dict(cfg.train_dataloader, num_workers=0,
-                 persistent_workers=False)):
-        train_batches.append(batch)
-        if len(train_batches) == 4:
-            break
-    for batch in runner.build_dataloader(
-            dict(cfg.test_dataloader, batch_size=1, num_workers=0,
-                 persistent_workers=False)):
-        test_batches.append(batch)
-        if len(test_batches) == 20:
-            break
-    runs, models = {}, {}
-    for key in args.strategy_keys:
-        scfg = load_strategy(strategies[key])
-        model = MODELS.build(scfg.model)
-        model.init_weights()
-        model.load_state_dict(weights, strict=False)
-        runs[key] = (model, build_optim_wrapper(model, scfg.optim_wrapper))
-        inference_model = MODELS.build(scfg.model)
-        inference_model.load_state_dict(weights, strict=False)
-        models[key] = inference_model
-    step = train_step_seconds(runs, train_batches, rounds=args.timing_rounds,
-                              calls_per_round=3, warmup=2)
-    fps = inference_fps(models, test_batches, rounds=args.timing_rounds,
-                        calls_per_round=20, warmup=5)
-    result = dict(step_seconds=step, fps=fps, machine=machine(),
-                  date=datetime.date.today().isoformat(),
+    result = measure_cost(
+        reference_cfg,
+        {key: load_strategy(strategies[key]) for key in args.strategy_keys},
+        init_path, args.seeds[0], osp.join(args.work_dir, 'timing'),
+        rounds=args.timing_rounds)
+    result.update(machine=machine(), date=datetime.date.today().isoformat(),
                   command=command_line())
     # One measurement of all the strategies asked for: ratios are only
     # meaningful within one interleaved run, so nothing is merged.

@@ -570,3 +570,47 @@ def test_a_damaged_or_misplaced_result_is_named(tmp_path):
     with pytest.raises(ValueError, match=f"{path} records seed 2 but lies "
                        'in seed1'):
         runs.load_results(work_dir)
+
+
+def test_cost_measures_every_strategy_from_the_same_start(digits_root,
+                                                          tmp_path,
+                                                          monkeypatch):
+    """measure_cost hands the timers one training model and one inference
+    model per strategy, all holding the seed's initial detector weights,
+    the requested number of batches, and the interleaving settings."""
+    from mmdet_slf.benchmarking.cost import measure_cost
+    from mmdet_slf.utils import timing
+    seen = {}
+
+    def fake_steps(runs_, batches, rounds, calls_per_round, warmup):
+        seen['train'] = (runs_, batches, rounds)
+        return {key: 0.1 for key in runs_}
+
+    def fake_fps(models, batches, rounds, calls_per_round, warmup):
+        seen['test'] = (models, batches, rounds)
+        return {key: 10.0 for key in models}
+
+    monkeypatch.setattr(timing, 'train_step_seconds', fake_steps)
+    monkeypatch.setattr(timing, 'inference_fps', fake_fps)
+    fixed = strategy_cfg('fixed', digits_root)
+    fixed.train_dataloader.batch_size = 4  # 24 images: 6 batches
+    cfgs = {key: strategy_cfg(key, digits_root)
+            for key in ('fixed', 'slf-scale-free-expected')}
+    init_path = runs.make_init_checkpoint(
+        fixed, 0, runs.init_checkpoint_path(str(tmp_path), 0))
+    result = measure_cost(fixed, cfgs, init_path, 0, str(tmp_path / 'w'),
+                          rounds=3, num_train_batches=2, num_test_images=3)
+    assert result == dict(step_seconds={k: 0.1 for k in cfgs},
+                          fps={k: 10.0 for k in cfgs})
+    runs_, train_batches, rounds = seen['train']
+    models, test_batches, _ = seen['test']
+    assert rounds == 3 and len(train_batches) == 2 and len(test_batches) == 3
+    assert all(len(batch['inputs']) == 4 for batch in train_batches)
+    assert all(len(batch['inputs']) == 1 for batch in test_batches)
+    start = torch.load(init_path, weights_only=True)['state_dict']
+    for key in cfgs:
+        for model in (runs_[key][0], models[key]):
+            state = runs.detector_state(model)
+            assert state.keys() == start.keys()
+            for name, value in start.items():
+                assert torch.equal(state[name], value), (key, name)
