@@ -131,3 +131,22 @@ def test_a_rank_whose_weightings_have_not_run_joins_the_reduction(
                 'train/bbox.slf_raw_l1': 3.0, 'train/bbox.slf_raw_iou': 4.0,
                 'train/bbox.slf_skipped': 0.0}
     assert logged == [expected, expected]
+
+
+def test_a_diagnostic_still_in_the_loss_dict_is_logged_once():
+    """Called without before_train, the hook finds the diagnostics in the
+    loss dict, which the runner has logged already: it replaces that entry
+    instead of adding a second one for the iteration."""
+    torch.manual_seed(0)
+    model = two_weightings_model()
+    outputs = model(torch.randn(4, 3))
+    hub = MessageHub.get_instance('test_a_diagnostic_still_in_the_loss_dict')
+    for key, value in outputs.items():  # what RuntimeInfoHook logs
+        hub.update_scalar(f'train/{key}', float(value) + 100.0)
+    runner = SimpleNamespace(model=model, message_hub=hub)
+    SLFLoggerHook().after_train_iter(runner, 0, outputs=outputs)
+    history = hub.log_scalars['train/slf_w_coord']._log_history
+    assert list(history) == [model.weighting.last_diagnostics['slf_w_coord']]
+    # A nested weighting's diagnostics reach the loss dict under its prefix.
+    nested = hub.log_scalars['train/cls.slf_w_x']._log_history
+    assert list(nested) == [2.0]
