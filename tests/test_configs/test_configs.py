@@ -121,6 +121,59 @@ def test_slf_configs_differ_from_their_baseline_only_in_weighting():
         assert slf == fixed, slf_path
 
 
+# The paper's lambda_coord, lambda_pred, lambda_obj, lambda_noobj.
+PAPER_LAMBDAS = [5.0, 1.0, 1.0, 0.5]
+
+
+def test_yolov1_baselines_carry_the_papers_lambdas():
+    from mmdet_slf.models.dense_heads import YOLOV1Head
+    assert YOLOV1Head.TERMS == ('coord', 'pred', 'obj', 'noobj')
+    baselines = [path for path in CONFIGS if osp.basename(path).startswith(
+        'yolov1_')]
+    assert len(baselines) == 4, baselines
+    for path in baselines:
+        weighting = Config.fromfile(path).model.bbox_head.weighting
+        assert weighting == dict(type='FixedWeighting',
+                                 weights=PAPER_LAMBDAS), path
+
+
+def test_yolov3_baseline_is_mmdets_loss(tmp_path):
+    """mmdet's YOLOv3 weights xy and wh by 2 in its loss modules and conf
+    (here obj + noobj) and cls by 1; the baseline moves those weights into
+    its FixedWeighting over coord, pred, obj, noobj."""
+    (tmp_path / 'mmdet_yolov3.py').write_text(
+        "_base_ = 'mmdet::yolo/yolov3_d53_8xb8-ms-608-273e_coco.py'\n")
+    mmdet_head = Config.fromfile(str(tmp_path / 'mmdet_yolov3.py')).model \
+        .bbox_head
+    head = Config.fromfile(osp.join(
+        CONFIG_ROOT, 'yolov3', 'yolov3_d53_8xb8-273e_voc0712.py')).model \
+        .bbox_head
+    coord = mmdet_head.loss_xy.loss_weight
+    assert coord == mmdet_head.loss_wh.loss_weight == 2.0
+    assert head.loss_xy.loss_weight == head.loss_wh.loss_weight == 1.0
+    conf = mmdet_head.loss_conf.loss_weight
+    assert head.weighting.weights == [
+        coord, mmdet_head.loss_cls.loss_weight, conf, conf]
+
+
+@pytest.mark.parametrize(
+    'path', [p for p in ALL_CONFIGS if '/demo/' not in p],
+    ids=lambda path: osp.relpath(path, CONFIG_ROOT))
+def test_voc_configs_train_on_07_plus_12_and_score_voc07_test(path):
+    """The paper's protocol: trained on VOC 2007+2012 trainval, scored on
+    VOC 2007 test with VOC2007's 11-point mAP."""
+    cfg = Config.fromfile(path)
+    train = sorted(leaf.ann_file for leaf in leaf_datasets(
+        cfg.train_dataloader.dataset))
+    assert train == ['VOC2007/ImageSets/Main/trainval.txt',
+                     'VOC2012/ImageSets/Main/trainval.txt']
+    for split in ('val', 'test'):
+        assert cfg[f'{split}_dataloader'].dataset.ann_file == \
+            'VOC2007/ImageSets/Main/test.txt'
+        assert cfg[f'{split}_evaluator'].type == 'VOCMetric'
+        assert cfg[f'{split}_evaluator'].eval_mode == '11points'
+
+
 def test_demo_schedule_is_the_one_docs_describe():
     """The demo's optimiser and schedule, and the row of docs/yolo.md that
     describes them."""

@@ -214,12 +214,14 @@ class SLFDetector(BaseDetector):
     def _check_loss_weights(self) -> None:
         # Loss modules' ``loss_weight`` and the heads' own multipliers of
         # their loss keys: ``stage_loss_weights`` of cascade RoI heads,
-        # ``pos_loss_weight`` (and the like) of AutoAssign.
+        # ``pos_loss_weight`` (and the like) of AutoAssign,
+        # ``loss_mask_weight`` of YOLACT's protonet.
         scaled = [
             f'model.{name}.{attr}={value}'
             for name, module in self.named_modules()
             for attr, value in vars(module).items()
-            if attr.endswith(('loss_weight', 'loss_weights'))
+            if (attr.endswith(('loss_weight', 'loss_weights')) or (
+                attr.startswith('loss_') and attr.endswith('_weight')))
             and _scales(value)
         ]
         if scaled:

@@ -436,3 +436,47 @@ def test_a_head_that_weights_its_own_keys_fails_at_build_unless_ones():
     assert losses['loss_coord'].item() == pytest.approx(5.0 * raw)
     assert diagnostics['slf_w_coord'] == 5.0
     assert diagnostics['bbox_head.slf_w_coord'] == 1.0
+
+
+def test_a_heads_own_loss_multiplier_of_another_name_fails_at_build(
+        tmp_path):
+    """YOLACT's protonet multiplies its mask loss by ``loss_mask_weight``
+    (6.125) inside the head: named at build, like a ``loss_weight``."""
+    register_all_modules()
+    (tmp_path / 'yolact.py').write_text(
+        "_base_ = 'mmdet::yolact/yolact_r50_1xb8-55e_coco.py'\n")
+    cfg = Config.fromfile(str(tmp_path / 'yolact.py'))
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.backbone.init_cfg = None
+    model_cfg.bbox_head.loss_bbox.loss_weight = 1.0
+    model_cfg.update(
+        type='SLFDetector', detector_type='YOLACT',
+        terms=dict(cls=['loss_cls'], box=['loss_bbox'], mask=['loss_mask'],
+                   segm=['loss_segm']),
+        weighting=dict(type='FixedWeighting'))
+    with pytest.raises(ValueError,
+                       match=r'YOLACT scales loss terms inside its modules '
+                       r'\(model.mask_head.loss_mask_weight=6.125\)'):
+        MODELS.build(model_cfg)
+
+
+def test_an_slf_loss_inside_the_parent_is_not_a_second_weighting():
+    """An SLFLoss combines candidate losses into one key, which SLFDetector
+    then weights once: the Faster R-CNN with SLFLoss classification and box
+    losses builds inside SLFDetector, its SLFLoss weightings untouched."""
+    from mmdet_slf.models.losses import SLFLoss
+    register_all_modules()
+    cfg = Config.fromfile(osp.join(
+        REPO_ROOT, 'configs', 'losses',
+        'faster-rcnn_r50_fpn_slf-bitempered-iou-balanced_1x_voc0712.py'))
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.backbone.init_cfg = None
+    model_cfg.update(
+        type='SLFDetector', detector_type='FasterRCNN',
+        terms=dict(rpn_cls=['loss_rpn_cls'], rpn_box=['loss_rpn_bbox'],
+                   cls=['loss_cls'], box=['loss_bbox']),
+        weighting=dict(type='FixedWeighting'))
+    model = MODELS.build(model_cfg)
+    inner = [m for m in model.modules() if isinstance(m, SLFLoss)]
+    assert len(inner) == 2
+    assert list(model.weighting.terms) == ['rpn_cls', 'rpn_box', 'cls', 'box']
