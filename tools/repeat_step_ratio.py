@@ -133,7 +133,8 @@ def run_one(args, passthrough: List[str], other: str, out: str) -> float:
 def combine(first: dict, second: dict, target: float) -> dict:
     """Pool two runs whose configs are swapped: the ratios of ``second``
     are inverted, so that all are ``first['compare']`` over
-    ``first['config']``; the controls of both runs are pooled. Runs that
+    ``first['config']``, and its controls too, so that the pooled control
+    estimates the slot bias the pooled ratio keeps. Runs that
     differ in anything else they record (mode, device, iterations, warm-up,
     options passed through) are refused.
 
@@ -147,7 +148,12 @@ def combine(first: dict, second: dict, target: float) -> dict:
     so ``slot_bias_left`` gives that factor (with the Welch p-value of the
     two runs' controls differing) and ``corrected`` the pooled ratio
     divided by it (its interval scaled alike, the factor's own uncertainty
-    left out). The verdict reads the pooled ratio, as planned.
+    left out). The verdict reads the pooled ratio, as planned, and is
+    "not decisive" when the pooled control leaves out 1: that control, its
+    second run's ratios inverted like the compare ratios, estimates the
+    same ``sqrt(b_1 / b_2)``. (Pooled without the inversion it would
+    estimate ``sqrt(b_1 b_2)``, a bias the pool cancels, and miss the one
+    it keeps.)
 
     Returns:
         dict: ``ratios`` (pooled), ``summary`` and ``control`` (geometric
@@ -163,7 +169,8 @@ def combine(first: dict, second: dict, target: float) -> dict:
     ratios = dict(
         compare=first['ratios']['compare'] +
         [1 / value for value in second['ratios']['compare']],
-        control=first['ratios']['control'] + second['ratios']['control'])
+        control=first['ratios']['control'] +
+        [1 / value for value in second['ratios']['control']])
     summary = geometric_mean_interval(ratios['compare'])
     control = geometric_mean_interval(ratios['control'])
     if first.get('mode', 'train') != second.get('mode', 'train'):

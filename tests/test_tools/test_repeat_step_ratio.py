@@ -136,7 +136,9 @@ def test_combine_pools_a_swapped_run_by_hand(tmp_path, capsys):
         math.exp(mean - half), rel=1e-5)
     assert result['summary']['ci_high'] == pytest.approx(
         math.exp(mean + half), rel=1e-5)
-    assert result['ratios']['control'] == [1.0, 0.99, 1.01, 1.0]
+    # The controls are pooled as the ratios are: run B's inverted.
+    assert result['ratios']['control'] == pytest.approx(
+        [1.0, 0.99, 1 / 1.01, 1.0])
     # ratio 1.0253, interval [1.0158, 1.0349]: it holds 1.02
     assert result['summary']['ci_low'] < 1.02 < result['summary']['ci_high']
     assert result['verdict'] == 'neither'
@@ -145,11 +147,43 @@ def test_combine_pools_a_swapped_run_by_hand(tmp_path, capsys):
     # log difference of the controls is left in the pool.
     left = math.sqrt(math.sqrt(1.0 * 0.99) / math.sqrt(1.01 * 1.0))
     assert result['slot_bias_left']['ratio'] == pytest.approx(left)
-    assert result['corrected']['ratio'] == pytest.approx(
-        math.exp(mean) / left)
+    for key in ('ratio', 'ci_low', 'ci_high'):
+        assert result['corrected'][key] == pytest.approx(
+            result['summary'][key] / left)
+    # The pooled control estimates that same factor.
+    assert result['control']['ratio'] == pytest.approx(left)
     printed = capsys.readouterr().out
     assert 'ratio <= 1.02: neither' in printed
     assert f'slot bias left in the pool: {left:.4f}' in printed
+
+
+def swapped_runs(ratio, bias_a, bias_b, noise=(0.997, 1.0, 1.003)):
+    """Run A times SLF in the second slot (bias ``bias_a``), run B Fixed
+    (``bias_b``); each ratio carries the slot's bias and a little noise."""
+    first = dict(config='fixed.py', compare='slf.py', ratios=dict(
+        compare=[ratio * bias_a * e for e in noise],
+        control=[bias_a * e for e in noise]))
+    second = dict(config='slf.py', compare='fixed.py', ratios=dict(
+        compare=[bias_b / ratio * e for e in noise],
+        control=[bias_b * e for e in noise]))
+    return first, second
+
+
+def test_the_control_gate_reads_the_bias_the_pool_keeps():
+    """A slot bias the same in both runs cancels in the pool: the verdict
+    stands. One that differs stays in the pooled ratio, sqrt(b_a / b_b),
+    and the pooled control, which estimates it, voids the verdict (pooled
+    without inverting run B's controls it would sit on 1 here, and leave
+    out 1 in the first case)."""
+    result = repeat_step_ratio.combine(*swapped_runs(1.0, 1.01, 1.01), 1.02)
+    assert result['summary']['ratio'] == pytest.approx(1.0)
+    assert result['verdict'] == 'met'
+    result = repeat_step_ratio.combine(*swapped_runs(1.01, 1.012, 0.988),
+                                       1.02)
+    assert result['summary']['ratio'] == pytest.approx(
+        1.01 * math.sqrt(1.012 / 0.988))
+    assert result['control']['ci_low'] > 1.0
+    assert result['verdict'] == 'not decisive'
 
 
 def test_combine_refuses_runs_that_are_not_swapped():
