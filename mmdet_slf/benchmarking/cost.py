@@ -2,6 +2,7 @@
 """What each strategy costs: its training-step time and inference FPS,
 measured interleaved in one process from the same weights and batches, so
 that the ratios to the reference are free of drifts in machine speed."""
+from itertools import islice
 from typing import Dict
 
 import torch
@@ -53,14 +54,14 @@ def measure_cost(reference_cfg: Config,
                          weights_only=True)['state_dict']
     cfg = run_config(reference_cfg, seed, work_dir, init_path)
     runner = Runner.from_cfg(cfg)
-    train_batches = _first(
+    train_batches = list(islice(
         runner.build_dataloader(
             dict(cfg.train_dataloader, num_workers=0,
-                 persistent_workers=False)), num_train_batches)
-    test_batches = _first(
+                 persistent_workers=False)), num_train_batches))
+    test_batches = list(islice(
         runner.build_dataloader(
             dict(cfg.test_dataloader, batch_size=1, num_workers=0,
-                 persistent_workers=False)), num_test_images)
+                 persistent_workers=False)), num_test_images))
     runs, models = {}, {}
     for key, strategy_cfg in strategy_cfgs.items():
         model = MODELS.build(strategy_cfg.model)
@@ -76,12 +77,3 @@ def measure_cost(reference_cfg: Config,
     fps = inference_fps(models, test_batches, rounds=rounds,
                         calls_per_round=20, warmup=5)
     return dict(step_seconds=step, fps=fps)
-
-
-def _first(loader, count: int) -> list:
-    batches = []
-    for batch in loader:
-        batches.append(batch)
-        if len(batches) == count:
-            break
-    return batches
