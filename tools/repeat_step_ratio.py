@@ -53,6 +53,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmdet_slf.utils.timing import geometric_mean_interval  # noqa: E402
 
 BENCHMARK = osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark_fps.py')
+RUN_DEFAULTS = dict(processes=6, num_iters=60, warmup=10, device='cpu')
 
 
 def verdict(summary: Dict[str, float], target: float,
@@ -80,11 +81,16 @@ def parse_args(argv=None):
         '--combine', nargs=2, metavar=('RUN_A', 'RUN_B'),
         help='pool the summaries of two runs with the configs swapped '
         'instead of running anything')
-    parser.add_argument('--processes', type=int, default=6,
-                        help='processes of each kind (default 6)')
-    parser.add_argument('--num-iters', type=int, default=60)
-    parser.add_argument('--warmup', type=int, default=10)
-    parser.add_argument('--device', default='cpu')
+    # Run options default to None, so that --combine can tell them given.
+    parser.add_argument('--processes', type=int,
+                        help=f'processes of each kind (default '
+                        f'{RUN_DEFAULTS["processes"]})')
+    parser.add_argument('--num-iters', type=int,
+                        help=f'default {RUN_DEFAULTS["num_iters"]}')
+    parser.add_argument('--warmup', type=int,
+                        help=f'default {RUN_DEFAULTS["warmup"]}')
+    parser.add_argument('--device',
+                        help=f'default {RUN_DEFAULTS["device"]}')
     parser.add_argument(
         '--inference', action='store_true',
         help='time inference at batch 1 instead of the training step; '
@@ -94,17 +100,29 @@ def parse_args(argv=None):
     parser.add_argument('--out',
                         help='summary JSON; each run\'s JSON goes beside it')
     args, passthrough = parser.parse_known_args(argv)
+    if not args.target > 0:
+        parser.error(f'--target must be a ratio > 0, got {args.target}')
     if args.combine:
-        if args.config or args.compare or passthrough:
+        given = [f'--{key.replace("_", "-")}' for key in RUN_DEFAULTS
+                 if getattr(args, key) is not None]
+        given += ['--inference'] if args.inference else []
+        if args.config or args.compare or passthrough or given:
             parser.error('--combine takes two summaries and no configs or '
-                         f'benchmark options, got {args.config, args.compare}'
-                         f' and {passthrough}')
+                         'run options (it reads them from the summaries), '
+                         f'got {args.config, args.compare} and '
+                         f'{given + passthrough}')
         return args, passthrough
+    for key, value in RUN_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if not (args.config and args.compare and args.out):
         parser.error('CONFIG, COMPARE and --out are needed (or --combine)')
     if args.processes < 2:
         parser.error('--processes must be >= 2: an interval over processes '
                      f'needs two, got {args.processes}')
+    if args.num_iters < 1 or args.warmup < 0:
+        parser.error('--num-iters must be >= 1 and --warmup >= 0, got '
+                     f'{args.num_iters} and {args.warmup}')
     return args, passthrough
 
 

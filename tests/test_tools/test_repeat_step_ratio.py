@@ -28,6 +28,24 @@ def test_verdict_against_the_target(low, high, expected):
         'not decisive'
 
 
+def test_verdict_at_its_boundaries():
+    """``met`` is ``ci_high <= target``, ``missed`` is ``ci_low > target``
+    (an interval that ends on the target is not beyond it), and a control
+    interval that ends on 1 still holds 1."""
+    control = dict(ci_low=0.99, ci_high=1.01)
+    verdict = repeat_step_ratio.verdict
+    assert verdict(dict(ci_low=1.0, ci_high=1.02), 1.02, control) == 'met'
+    assert verdict(dict(ci_low=1.02, ci_high=1.03), 1.02,
+                   control) == 'neither'
+    assert verdict(dict(ci_low=1.0201, ci_high=1.03), 1.02,
+                   control) == 'missed'
+    for edge in (dict(ci_low=1.0, ci_high=1.01),
+                 dict(ci_low=0.99, ci_high=1.0)):
+        assert verdict(dict(ci_low=1.0, ci_high=1.02), 1.02, edge) == 'met'
+    assert verdict(dict(ci_low=1.0, ci_high=1.02), 1.02,
+                   dict(ci_low=0.98, ci_high=0.9999)) == 'not decisive'
+
+
 def test_runs_alternate_and_are_summarised(tmp_path, monkeypatch):
     ratios = dict(compare=iter([1.05, 1.051, 1.049]),
                   control=iter([1.0, 0.999, 1.001]))
@@ -207,7 +225,59 @@ def test_combine_refuses_runs_of_other_settings():
     assert repeat_step_ratio.combine(first, second, 1.02)['summary'][
         'n'] == 4
     for key, value in (('passthrough', []), ('num_iters', 200),
-                       ('device', 'cuda')):
+                       ('device', 'cuda'), ('warmup', 20)):
         with pytest.raises(ValueError, match=f"only in the order.*'{key}'"):
             repeat_step_ratio.combine(first, dict(second, **{key: value}),
                                       1.02)
+
+
+def test_slot_bias_welch_p_by_hand():
+    """Welch's t on the log control ratios, worked by hand: logs
+    a = (0.00, 0.02, 0.04) and b = (-0.01, -0.03) have means 0.02 and
+    -0.02, variances 4e-4 and 2e-4, so t = 0.04 / sqrt(4e-4/3 + 2e-4/2)
+    = 2.6186 with Welch-Satterthwaite df = (7/3e-4)**2 / ((4e-4/3)**2 / 2
+    + (1e-4)**2 / 1) = 2.8824; p = 2 * (1 - F_t(2.6186; 2.8824))."""
+    from scipy.stats import t as t_dist
+    first = [math.exp(v) for v in (0.0, 0.02, 0.04)]
+    second = [math.exp(v) for v in (-0.01, -0.03)]
+    left = repeat_step_ratio.slot_bias_left(first, second)
+    var_a, var_b = 4e-4 / 3, 2e-4 / 2
+    t = 0.04 / math.sqrt(var_a + var_b)
+    df = (var_a + var_b)**2 / (var_a**2 / 2 + var_b**2 / 1)
+    assert t == pytest.approx(2.6186, abs=1e-4)
+    assert df == pytest.approx(2.8824, abs=1e-4)
+    assert left['p'] == pytest.approx(2 * t_dist.sf(t, df), rel=1e-9)
+    assert left['ratio'] == pytest.approx(math.exp(0.02))
+    # a pooled-variance t-test gives another p here (3 dof, t = 2.4)
+    assert abs(left["p"] - 2 * t_dist.sf(2.4, 3)) > 1e-3
+    # one control per run leaves no variance to test
+    assert math.isnan(repeat_step_ratio.slot_bias_left([1.0], [1.0])['p'])
+
+
+@pytest.mark.parametrize('options', [['--inference'], ['--num-iters', '200'],
+                                     ['--processes', '4'],
+                                     ['--device', 'cuda'],
+                                     ['--warmup', '5']])
+def test_combine_refuses_run_options(options, capsys):
+    """The pooled runs' settings come from their summaries; an option that
+    would only be ignored is refused, by name."""
+    with pytest.raises(SystemExit):
+        repeat_step_ratio.parse_args(['--combine', 'a.json', 'b.json',
+                                      *options])
+    assert options[0] in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('options,name', [
+    (['--target', '-1.02'], '--target'), (['--target', '0'], '--target'),
+    (['--num-iters', '0'], '--num-iters'), (['--warmup', '-1'], '--warmup')])
+def test_bad_numbers_are_refused(options, name, capsys):
+    with pytest.raises(SystemExit):
+        repeat_step_ratio.parse_args(['a.py', 'b.py', '--out', 'x.json',
+                                      *options])
+    assert name in capsys.readouterr().err
+
+
+def test_run_options_keep_their_defaults():
+    args, _ = repeat_step_ratio.parse_args(['a.py', 'b.py', '--out', 'x'])
+    assert (args.processes, args.num_iters, args.warmup, args.device) == \
+        (6, 60, 10, 'cpu')

@@ -139,3 +139,27 @@ def test_added_time_is_the_variant_minus_no_weighting(monkeypatch):
         assert added['us'] == pytest.approx(cost[name] - 100.0)
         assert added['ci_low'] == pytest.approx(added['us'])
         assert added['ci_high'] == pytest.approx(added['us'])
+
+
+def test_each_step_reads_the_diagnostics_as_the_logger_does(monkeypatch):
+    """Every weighted step copies its weighting's diagnostic vector to the
+    host once, with ``tolist`` as ``SLFLoggerHook`` does: that copy is a
+    host cost of training with a weighting, so the timed step pays it."""
+    steps = build(['--terms', 'coord', 'pred', 'obj', 'noobj'])
+    read = []
+    tolist = torch.Tensor.tolist
+
+    def counted(tensor):
+        read.append(tensor)
+        return tolist(tensor)
+
+    monkeypatch.setattr(torch.Tensor, 'tolist', counted)
+    for name in ('fixed', 'slf', 'slf_graph'):
+        read.clear()
+        steps[name]()
+        _, values = steps[name].weighting.diagnostic_vector
+        assert [tensor is values for tensor in read] == [True], name
+        assert values.numel() > 0
+    read.clear()
+    steps['none']()
+    assert read == []

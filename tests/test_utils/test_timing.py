@@ -192,6 +192,10 @@ def test_geometric_mean_interval_by_hand():
     assert stats['ratio'] == pytest.approx(1.1)
     assert stats['ci_low'] == pytest.approx(1.1**(1 - 12.706205), rel=1e-5)
     assert stats['ci_high'] == pytest.approx(1.1**(1 + 12.706205), rel=1e-5)
+    # 90% coverage: t(0.95, 1 dof) = 6.313752 in place of 12.706205
+    stats = geometric_mean_interval([1.0, 1.21], confidence=0.9)
+    assert stats['ci_low'] == pytest.approx(1.1**(1 - 6.313752), rel=1e-5)
+    assert stats['ci_high'] == pytest.approx(1.1**(1 + 6.313752), rel=1e-5)
     with pytest.raises(ValueError, match='ratios must be > 0'):
         geometric_mean_interval([1.0, 0.0])
 
