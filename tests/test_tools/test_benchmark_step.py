@@ -242,7 +242,8 @@ def test_a_failed_profile_keeps_the_timing(tmp_path, monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise RuntimeError('no device tracing')
 
-    monkeypatch.setattr(benchmark_fps, 'profile_calls', broken)
+    from mmdet_slf.benchmarking import step_operators
+    monkeypatch.setattr(step_operators, 'profile_calls', broken)
     out = tmp_path / 'step.json'
     monkeypatch.setattr(sys, 'argv', [
         'benchmark_fps.py', 'configs/fast-yolo_voc.py', '--train',
