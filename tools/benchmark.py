@@ -45,9 +45,10 @@ reading the test images (in their own ``--work-dir``). Both lists lie in
 
 The report gives per strategy the mean, std and 95% t-interval of mAP, the
 paired difference to the reference (Fixed) with its 95% interval and the
-two-sided paired t-test p-value, and the mean weight of each term relative to
-its prior; ``--timing`` measures training-step time and inference FPS of
-every strategy in one process, interleaved, as ratios to the reference.
+two-sided paired t-test p-value, and the smallest weight share of a term
+relative to the reference's lambdas (over the terms and the seeds);
+``--timing`` measures training-step time and inference FPS of every
+strategy in one process, interleaved, as ratios to the reference.
 """
 import argparse
 import datetime

@@ -34,36 +34,82 @@ def prior_weights(cfg: Config) -> Optional[List[float]]:
     return None
 
 
-def weight_share(result: dict,
-                 reference_prior: Optional[List[float]]) -> float:
-    """Smallest ratio, over terms, of a term's mean weight during training
-    to its reference lambda, after scaling both to the same total (nan when
-    no weights were logged)."""
+def weight_share(result: dict, reference_terms: Sequence[str],
+                 reference_prior: Optional[Sequence[float]]) -> float:
+    """Smallest ratio, over terms, of a term's mean logged weight to its
+    reference lambda, after scaling both to the same total (nan when no
+    weights were logged). Terms are matched by name, so a strategy may
+    list them in another order than the reference."""
     weights = result.get('mean_weights') or {}
     if not weights or not reference_prior:
         return math.nan
-    return min(weight_shares(weights, result['terms'],
+    return min(weight_shares(weights, reference_terms,
                              reference_prior).values())
+
+
+def _is_finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(
+        value, bool) and math.isfinite(value)
+
+
+def check_runs(results: Dict[str, Dict[int, dict]], reference: str) -> None:
+    """Refuse runs that a page cannot compare, naming them: a strategy whose
+    seeds disagree on its name, terms, lambdas or budget; strategies of
+    different budgets; terms other than the reference's; lambdas that do
+    not match the terms in number; an mAP that is not a finite number."""
+    budgets = {}
+    for key, runs in sorted(results.items()):
+        seeds = sorted(runs)
+        bad = [s for s in seeds if not _is_finite_number(runs[s].get('mAP'))]
+        if bad:
+            raise ValueError(
+                f'{key} has no finite mAP for seeds {bad} (a run that logged '
+                'no validation): train them again, or leave them out with '
+                '--seeds')
+        for field in ('name', 'terms', 'prior', 'max_iters'):
+            values = {s: runs[s].get(field) for s in seeds}
+            if any(value != values[seeds[0]] for value in values.values()):
+                raise ValueError(
+                    f'the seeds of {key} disagree on {field}: {values}; '
+                    'runs of another config are not one strategy')
+        first = runs[seeds[0]]
+        prior = first.get('prior')
+        if prior is not None and len(prior) != len(first['terms']):
+            raise ValueError(
+                f'{key} has {len(prior)} lambdas {prior} for its '
+                f'{len(first["terms"])} terms {first["terms"]}')
+        budgets[key] = first['max_iters']
+    if len(set(budgets.values())) > 1:
+        raise ValueError(
+            f'the runs have different budgets {budgets} (max_iters); a page '
+            'compares one budget: limit it with --strategies or --seeds, or '
+            'keep each budget in its own work dir')
+    if reference in results:
+        terms = next(iter(results[reference].values()))['terms']
+        for key, runs in results.items():
+            other = next(iter(runs.values()))['terms']
+            if sorted(other) != sorted(terms):
+                raise ValueError(
+                    f'{key} has the terms {other}, the reference {reference} '
+                    f'{terms}: their weights cannot be compared')
 
 
 def strategy_rows(results: Dict[str, Dict[int, dict]],
                   reference: str) -> List[dict]:
-    """One row of statistics per strategy (the reference first)."""
-    ref_prior = None
+    """One row of statistics per strategy (the reference first), after
+    :func:`check_runs`. ``min_share`` is the smallest weight share over
+    the terms and the seeds; nan unless every seed logged its weights."""
+    check_runs(results, reference)
+    ref_terms, ref_prior = None, None
     if reference in results:
-        ref_prior = next(iter(results[reference].values())).get('prior')
+        first = next(iter(results[reference].values()))
+        ref_terms, ref_prior = first['terms'], first.get('prior')
     keys = sorted(results, key=lambda k: (k != reference, k))
     rows = []
     for key in keys:
         runs = results[key]
         seeds = sorted(runs)
         maps = [runs[s]['mAP'] for s in seeds]
-        bad = [s for s, value in zip(seeds, maps) if not math.isfinite(value)]
-        if bad:
-            raise ValueError(
-                f'{key} has no finite mAP for seeds {bad} (a run that logged '
-                'no validation): train them again, or leave them out with '
-                '--seeds')
         minutes = [runs[s]['train_minutes'] for s in seeds
                    if runs[s].get('train_minutes') is not None]
         row = dict(key=key, name=next(iter(runs.values()))['name'],
@@ -75,9 +121,10 @@ def strategy_rows(results: Dict[str, Dict[int, dict]],
             row['paired'] = paired_comparison(
                 [runs[s]['mAP'] for s in common],
                 [results[reference][s]['mAP'] for s in common])
-        shares = [weight_share(runs[s], ref_prior) for s in seeds]
-        shares = [s for s in shares if math.isfinite(s)]
-        row['min_share'] = min(shares) if shares else math.nan
+        shares = [weight_share(runs[s], ref_terms, ref_prior) for s in seeds]
+        # a seed without weights leaves the minimum unknown
+        row['min_share'] = min(shares) if all(
+            math.isfinite(share) for share in shares) else math.nan
         rows.append(row)
     return rows
 
@@ -93,16 +140,28 @@ def reference_label(results: Dict[str, Dict[int, dict]],
 
 def choose_slf_default(rows: List[dict],
                        prefix: str = 'slf') -> Optional[dict]:
-    """The SLF variant with the best mean mAP among those with at least
-    ``MIN_SEEDS`` seeds in which every term keeps, averaged over training,
-    at least ``MIN_PRIOR_SHARE`` of its prior weight (None when no variant
-    qualifies)."""
-    eligible = [
-        row for row in rows if row['key'].startswith(prefix)
-        and row['n'] >= MIN_SEEDS and math.isfinite(row['min_share'])
-        and row['min_share'] >= MIN_PRIOR_SHARE
-    ]
-    return max(eligible, key=lambda row: row['mean']) if eligible else None
+    """The SLF variant with the best mean mAP among those that
+    :func:`why_not_default` finds nothing against (None when there is
+    none)."""
+    candidates = [row for row in rows if row['key'].startswith(prefix)
+                  and why_not_default(row) is None]
+    return max(candidates, key=lambda row: row['mean']) if candidates \
+        else None
+
+
+def why_not_default(row: dict) -> Optional[str]:
+    """Why a row cannot be the default (None when it can): fewer than
+    ``MIN_SEEDS`` seeds, weights not logged on every seed, or a term whose
+    weight share, averaged over the logged iterations, fell below
+    ``MIN_PRIOR_SHARE`` of its share under the reference lambdas on some
+    seed."""
+    if row['n'] < MIN_SEEDS:
+        return f'{row["n"]} seeds'
+    if not math.isfinite(row['min_share']):
+        return 'no weights logged on every seed'
+    if row['min_share'] < MIN_PRIOR_SHARE:
+        return f'min weight / prior {row["min_share"]:.3f}'
+    return None
 
 
 def verdict(results: Dict[str, Dict[int, dict]],
@@ -121,9 +180,11 @@ def verdict(results: Dict[str, Dict[int, dict]],
     if not any(row['key'].startswith('slf') for row in rows):
         return ['No SLF variant has finished runs yet.']
     if chosen is None:
+        reasons = '; '.join(f'{row["key"]}: {why_not_default(row)}'
+                            for row in rows if row['key'].startswith('slf'))
         return [f'No SLF variant with {MIN_SEEDS} seeds kept every term at '
                 f'>= {MIN_PRIOR_SHARE:.0%} of its prior weight, so none '
-                'qualifies as the default.']
+                f'qualifies as the default ({reasons}).']
     lines = [f'Chosen SLF variant (best mean mAP among those with >= '
              f'{MIN_SEEDS} seeds keeping every term at >= '
              f'{MIN_PRIOR_SHARE:.0%} of its prior weight): '
@@ -134,9 +195,14 @@ def verdict(results: Dict[str, Dict[int, dict]],
     for other in (reference, tuned):
         seeds = paired_seeds(results, chosen['key'], other)
         if len(seeds) < 2:
-            if other == tuned:
+            if other == tuned and tuned not in results:
                 lines.append('Fixed with tuned lambdas has not been run, so '
                              'the comparison with it is missing.')
+            elif other == tuned:
+                lines.append(
+                    f'Target 2: n/a ({len(seeds)} seeds of {chosen["name"]} '
+                    f'paired with the tuned lambdas, which ran seeds '
+                    f'{sorted(results[tuned])}; a paired test needs 2).')
             else:
                 lines.append(
                     f'Target 1: n/a ({len(seeds)} seeds of '
@@ -257,6 +323,11 @@ def write_report(work_dir: str,
         raise FileNotFoundError(
             f'no finished runs of seeds {list(seeds or [])} and strategies '
             f'{list(keys or [])} in {source}')
+    if reference not in results:
+        raise ValueError(
+            f'the reference {reference!r} has no finished run of seeds '
+            f'{sorted({s for runs in results.values() for s in runs})} in '
+            f'{source}: every difference on the page is taken against it')
     if archive is None:
         attach_weight_records(results, work_dir)
     if keys is not None:
@@ -296,10 +367,7 @@ def write_report(work_dir: str,
         'detector weights and the same data order; the difference to '
         f'{reference_name} is taken seed by seed (two-sided paired t-test, '
         '95% t-interval).',
-        '- "min weight / prior": the smallest, over the four terms, of the '
-        "term's share of the total of the weights averaged over training, "
-        "divided by its share under the fixed lambdas 5/1/1/0.5 (1 = the "
-        'prior; below 0.25 the term is starved).',
+        share_note(results, reference),
         '- "min / run": the median wall-clock training minutes of the '
         "strategy's runs as each recorded it; a run made while another job "
         'used the machine is slower, so compare speed with the cost table.',
@@ -373,7 +441,51 @@ def write_report(work_dir: str,
         if key in files:
             rel = osp.relpath(files[key], osp.dirname(out))
             lines += [f'![{label}]({rel})', '']
+    notes = notes_kept(out)
+    if notes:
+        lines[2:2] = notes + ['']  # under the title
     text = '\n'.join(lines)
     with open(out, 'w') as f:
         f.write(text)
     return text
+
+
+def share_note(results: Dict[str, Dict[int, dict]], reference: str) -> str:
+    """The page's line on its "min weight / prior" column."""
+    first = next(iter(results[reference].values()))
+    terms, prior = first['terms'], first.get('prior') or []
+    lambdas = '/'.join(f'{value:g}' for value in prior)
+    return (
+        '- "min weight / prior": the smallest, over the '
+        f'{len(terms)} terms and the seeds, of a term\'s share of the total '
+        'of the weights averaged over training, divided by its share under '
+        f'the reference\'s lambdas {lambdas} (1 = that balance; below '
+        f'{MIN_PRIOR_SHARE:g} the term is starved). The average is over the '
+        'values the logger recorded, one every logging interval (50 '
+        'iterations in the demo configs); the column is rounded down, so '
+        f'{MIN_PRIOR_SHARE:.2f} means at least {MIN_PRIOR_SHARE:g}.')
+
+
+NOTE_PREFIX = '> Note added'
+
+
+def notes_kept(out: str) -> List[str]:
+    """The quoted notes under the title of the page ``out`` already has
+    (paragraphs starting with ``> Note added``, with their ``>`` lines),
+    which a rewrite of the page keeps."""
+    if not osp.exists(out):
+        return []
+    with open(out) as f:
+        lines = f.read().split('\n')
+    kept, index = [], 1
+    while index < len(lines) and (not lines[index]
+                                  or lines[index].startswith('>')):
+        kept.append(lines[index])
+        index += 1
+    while kept and not kept[-1]:
+        kept.pop()
+    while kept and not kept[0]:
+        kept.pop(0)
+    if kept and not kept[0].startswith(NOTE_PREFIX):
+        return []
+    return kept

@@ -214,6 +214,11 @@ def load_results(work_dir: str) -> Dict[str, Dict[int, dict]]:
                 'result moved or copied by hand would replace that seed\'s '
                 'run; put it back in its own seed folder')
         key = osp.basename(osp.dirname(osp.dirname(path)))
+        if result.get('strategy', key) != key:
+            raise ValueError(
+                f'{path} records strategy {result["strategy"]!r} but lies in '
+                f'runs/{key}: a result copied by hand would count as '
+                f'{key}\'s run; put it back in runs/{result["strategy"]}')
         results.setdefault(key, {})[int(result['seed'])] = result
     return results
 

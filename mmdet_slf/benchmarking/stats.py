@@ -13,6 +13,10 @@ from typing import Dict, Sequence
 
 import numpy as np
 
+# Relative size of float rounding in a difference of two values: a std of
+# differences at most this times the values' size counts as zero.
+ROUNDING = 1e-12
+
 
 def _t_quantile(prob: float, dof: int) -> float:
     from scipy.stats import t
@@ -69,7 +73,9 @@ def paired_comparison(values: Sequence[float],
         dict: ``n``, ``mean_diff`` (values - reference), ``std_diff``,
         ``ci_low``, ``ci_high`` (t-interval of the mean difference),
         ``t`` and ``p`` (two-sided paired t-test; ``p = 1`` when every
-        difference is 0, ``nan`` for one seed), and ``test`` naming it.
+        difference is 0, ``nan`` for one seed), ``test`` naming it, and
+        ``tolerance``, the rounding below which the differences' std (and
+        their mean) count as 0.
     """
     values = np.asarray(values, dtype=np.float64)
     reference = np.asarray(reference, dtype=np.float64)
@@ -83,17 +89,23 @@ def paired_comparison(values: Sequence[float],
     diffs = values - reference
     summary = summarize(diffs, confidence)
     n, mean, std = summary['n'], summary['mean'], summary['std']
+    # Differences equal up to rounding (0.81 - 0.80 and 0.82 - 0.81) are
+    # constant: their std of 1e-17 is not evidence of anything.
+    tolerance = ROUNDING * max(1.0, float(np.abs(values).max()),
+                               float(np.abs(reference).max()))
     if n == 1:
         statistic, p_value = math.nan, math.nan
-    elif std == 0:
-        statistic = 0.0 if mean == 0 else math.copysign(math.inf, mean)
-        p_value = 1.0 if mean == 0 else 0.0
+    elif std <= tolerance:
+        zero = abs(mean) <= tolerance
+        statistic = 0.0 if zero else math.copysign(math.inf, mean)
+        p_value = 1.0 if zero else 0.0
     else:
         statistic = mean / (std / math.sqrt(n))
         p_value = _t_two_sided_p(statistic, n - 1)
     return dict(n=n, mean_diff=mean, std_diff=std,
                 ci_low=summary['ci_low'], ci_high=summary['ci_high'],
-                t=statistic, p=p_value, test='paired t-test (two-sided)')
+                t=statistic, p=p_value, test='paired t-test (two-sided)',
+                tolerance=tolerance)
 
 
 def p_gain_below(comparison: Dict, margin: float) -> float:
@@ -105,7 +117,8 @@ def p_gain_below(comparison: Dict, margin: float) -> float:
         comparison['std_diff']
     if n < 2:
         return math.nan
-    if std == 0:
-        return 0.0 if mean > margin else 1.0
+    tolerance = comparison.get('tolerance', 0.0)
+    if std <= tolerance:
+        return 0.0 if mean - margin > tolerance else 1.0
     from scipy.stats import t
     return float(t.sf((mean - margin) / (std / math.sqrt(n)), n - 1))

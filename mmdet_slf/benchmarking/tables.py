@@ -14,6 +14,16 @@ def fmt_value(value: float, digits: int = 3) -> str:
         f'{value:.{digits}f}'
 
 
+def fmt_floor(value: float, digits: int = 2) -> str:
+    """``value`` rounded down, so that a threshold it misses is never
+    printed as reached (0.2496 is 0.24, not 0.25)."""
+    if value is None or not math.isfinite(value):
+        return 'n/a'
+    scale = 10**digits
+    # the nudge keeps 0.29 (28.999... in binary) at 0.29
+    return f'{math.floor(value * scale + 1e-9) / scale:.{digits}f}'
+
+
 def fmt_p(value: float) -> str:
     if value is None or not math.isfinite(value):
         return 'n/a'
@@ -43,7 +53,7 @@ def table(rows: List[dict], reference_name: str = 'Fixed') -> str:
             f'{row["std"]:.3f} | [{fmt_value(row["ci_low"])}, '
             f'{fmt_value(row["ci_high"])}] | {diff} | '
             f'{fmt_p(paired["p"]) if paired else "-"} | '
-            f'{fmt_value(row["min_share"], 2)} | '
+            f'{fmt_floor(row["min_share"])} | '
             f'{fmt_value(row["minutes"], 2)} |')
     return '\n'.join(lines)
 

@@ -139,12 +139,16 @@ def test_weight_share_is_the_starved_terms_share_of_its_prior():
     prior = [5.0, 1.0, 1.0, 0.5]
     at_prior = dict(terms=TERMS, mean_weights=dict(
         coord=5.0, pred=1.0, obj=1.0, noobj=0.5))
-    assert report.weight_share(at_prior, prior) == pytest.approx(1.0)
+    assert report.weight_share(at_prior, TERMS, prior) == pytest.approx(1.0)
     # pred at a tenth of its lambda, the total kept: share of pred
     # 0.1 / 7.5 against 1 / 7.5 before rescaling to the same total
     starved = dict(terms=TERMS, mean_weights=dict(
         coord=5.9, pred=0.1, obj=1.0, noobj=0.5))
-    assert report.weight_share(starved, prior) == pytest.approx(0.1)
+    assert report.weight_share(starved, TERMS, prior) == pytest.approx(0.1)
+    # terms are matched by name: a strategy listing them in another order
+    # at the prior's weights keeps the prior's balance
+    reordered = dict(terms=TERMS[::-1], mean_weights=at_prior['mean_weights'])
+    assert report.weight_share(reordered, TERMS, prior) == pytest.approx(1.0)
 
 
 def fake_result(work_dir, key, seed, value, name=None):

@@ -68,3 +68,34 @@ def test_degenerate_and_bad_input():
         summarize([])
     with pytest.raises(ValueError, match='confidence'):
         summarize([1.0, 2.0], confidence=95)
+
+
+def test_a_constant_difference_up_to_rounding_is_constant():
+    """0.81 - 0.80, 0.82 - 0.81 and 0.83 - 0.82 differ in the last bits
+    (std about 4e-18 in float64), which is not evidence: the difference is
+    the constant 0.01, so the test is decided exactly: t = +inf, p = 0, and
+    the one-sided test of a gain above 0.01 has p = 1, as for an exact
+    constant 0.01. Below 0 the sign of t follows."""
+    from mmdet_slf.benchmarking.stats import p_gain_below
+    values, reference = [0.81, 0.82, 0.83], [0.80, 0.81, 0.82]
+    diffs = np.subtract(values, reference)
+    assert 0 < diffs.std(ddof=1) < 1e-15  # rounding, not noise
+    up = paired_comparison(values, reference)
+    assert up['t'] == math.inf and up['p'] == 0.0
+    assert p_gain_below(up, 0.01) == 1.0
+    # a mean above the margin by rounding only is not above it
+    assert p_gain_below(up, up['mean_diff'] - 1e-15) == 1.0
+    assert p_gain_below(up, 0.005) == 0.0
+    down = paired_comparison(reference, values)
+    assert down['t'] == -math.inf and down['p'] == 0.0
+    assert p_gain_below(down, 0.0) == 1.0
+    # an exactly constant difference equal to the margin: not above it
+    exact = paired_comparison([0.75, 0.5], [0.5, 0.25])
+    assert exact['std_diff'] == 0.0
+    assert p_gain_below(exact, 0.25) == 1.0
+    assert p_gain_below(exact, 0.125) == 0.0
+    # a difference that is noise, however small, keeps scipy's test
+    noisy = paired_comparison([0.8, 0.8 + 1e-6, 0.8], [0.8, 0.8, 0.8 + 1e-6])
+    assert noisy['p'] == pytest.approx(
+        stats.ttest_rel([0.8, 0.8 + 1e-6, 0.8],
+                        [0.8, 0.8, 0.8 + 1e-6]).pvalue)

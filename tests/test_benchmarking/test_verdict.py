@@ -111,3 +111,103 @@ def test_the_margin_test_is_scipys_one_sided_test(margin):
                                        alternative='greater').pvalue
     assert p_gain_below(comparison, margin) == pytest.approx(expected,
                                                              rel=1e-9)
+
+
+def test_a_share_of_exactly_a_quarter_qualifies():
+    """The rule is ``>= 25%``: pred at weight 0.25 with the total kept at
+    7.5 has a share of exactly 0.25 (the arithmetic is exact in binary),
+    and the variant is chosen; at 0.24 it is not, and the page says why."""
+    results = results_of(fixed=[0.8] * 5)
+    results['slf-a'] = {s: run('slf-a', s, 0.85, [5.75, 0.25, 1.0, 0.5])
+                        for s in range(5)}
+    rows = report.strategy_rows(results, 'fixed')
+    assert rows[1]['min_share'] == 0.25
+    assert report.choose_slf_default(rows)['key'] == 'slf-a'
+    results['slf-a'] = {s: run('slf-a', s, 0.85, [5.76, 0.24, 1.0, 0.5])
+                        for s in range(5)}
+    rows = report.strategy_rows(results, 'fixed')
+    assert report.choose_slf_default(rows) is None
+    lines = report.verdict(results, rows, 'fixed')
+    assert lines[0].endswith('(slf-a: min weight / prior 0.240).')
+
+
+def test_a_variant_without_weights_on_every_seed_is_not_chosen():
+    """A seed that logged no weights leaves the minimum over seeds unknown:
+    the share is n/a, and the variant cannot be the default however good
+    the seeds with weights look."""
+    results = results_of(fixed=[0.8] * 5)
+    results['slf-a'] = {s: run('slf-a', s, 0.9) for s in range(5)}
+    for seed in range(1, 5):
+        results['slf-a'][seed]['mean_weights'] = {}
+    rows = report.strategy_rows(results, 'fixed')
+    assert math.isnan(rows[1]['min_share'])
+    assert report.choose_slf_default(rows) is None
+    assert 'slf-a: no weights logged on every seed' in report.verdict(
+        results, rows, 'fixed')[0]
+    assert '| n/a |' in report.table(rows)
+
+
+def test_shares_match_terms_by_name():
+    """A variant that lists its terms in another order, at the prior's
+    weights, keeps the prior's balance (share 1, not 0.2)."""
+    results = results_of(fixed=[0.8] * 5)
+    results['slf-a'] = {}
+    for seed in range(5):
+        entry = run('slf-a', seed, 0.85)
+        entry['terms'] = TERMS[::-1]
+        entry['prior'] = PRIOR[::-1]
+        results['slf-a'][seed] = entry
+    rows = report.strategy_rows(results, 'fixed')
+    assert rows[1]['min_share'] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize('field,value,ci_high,expected', [
+    ('mean_diff', report.TARGET_GAIN, 0.0, ('Target 1', '**met**')),
+    ('ci_high', 0.0, 0.0, ('Target 2', '**met**')),
+    ('ci_high', -1e-9, -1e-9, ('Target 2', '**missed**')),
+])
+def test_the_targets_at_their_boundaries(monkeypatch, field, value, ci_high,
+                                         expected):
+    """Target 1 is ``gain >= 0.01`` with p < 0.05, target 2 is an interval
+    reaching 0: a gain of exactly 0.01 and an interval ending on 0 meet
+    them."""
+    def comparison(values, reference):
+        cmp = dict(n=5, mean_diff=0.0, std_diff=0.01, ci_low=-0.02,
+                   ci_high=ci_high, p=0.01, t=5.0)
+        cmp[field] = value
+        return cmp
+
+    results = results_of(fixed=[0.8] * 5, **{'fixed-tuned': [0.8] * 5,
+                                             'slf-a': [0.81] * 5})
+    rows = report.strategy_rows(results, 'fixed')
+    monkeypatch.setattr(report, 'paired_comparison', comparison)
+    line = target_line(report.verdict(results, rows, 'fixed'),
+                       expected[0][-1])
+    assert expected[1] in line
+
+
+def test_target_2_names_tuned_lambdas_run_on_other_seeds():
+    results = results_of(fixed=[0.8] * 5, **{'slf-a': [0.81] * 5})
+    results['fixed-tuned'] = {s: run('fixed-tuned', s, 0.8)
+                              for s in range(10, 15)}
+    rows = report.strategy_rows(results, 'fixed')
+    line = target_line(report.verdict(results, rows, 'fixed'), 2)
+    assert line == ('Target 2: n/a (0 seeds of SLF-A paired with the tuned '
+                    'lambdas, which ran seeds [10, 11, 12, 13, 14]; a paired '
+                    'test needs 2).')
+
+
+def test_pairing_skips_the_references_extra_seeds():
+    """The reference ran seeds 0-3, the strategy 0, 2, 3: the difference is
+    over those three, seed by seed (+0.01, +0.03, +0.02), not over the
+    reference's first three."""
+    results = {'fixed': {s: run('fixed', s, v) for s, v in
+                         enumerate([0.80, 0.70, 0.81, 0.82])},
+               'slf-a': {s: run('slf-a', s, v) for s, v in
+                         ((0, 0.81), (2, 0.84), (3, 0.84))}}
+    rows = report.strategy_rows(results, 'fixed')
+    assert rows[1]['paired']['n'] == 3
+    assert rows[1]['paired']['mean_diff'] == pytest.approx(0.02)
+    from mmdet_slf.benchmarking.tables import variant_table
+    table = variant_table(results, {'slf-a': 'fixed'})
+    assert '| SLF-A | FIXED | 3 | +0.020 [' in table

@@ -1,0 +1,140 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""What a results page refuses to be made from (runs that cannot be
+compared, each named), and what a rewrite of a page keeps."""
+import math
+import os.path as osp
+import shutil
+
+import pytest
+
+from mmdet_slf.benchmarking import report, runs
+from mmdet_slf.benchmarking.tables import fmt_floor
+from mmdet_slf.benchmarking.terms import weight_shares
+
+TERMS = ['coord', 'pred', 'obj', 'noobj']
+PRIOR = [5.0, 1.0, 1.0, 0.5]
+
+
+def run(key, seed, value=0.8, **changes):
+    entry = dict(seed=seed, strategy=key, name=key, terms=TERMS,
+                 prior=PRIOR, max_iters=600, train_minutes=1.0, mAP=value,
+                 curve=[[600, value]], mean_weights=dict(zip(TERMS, PRIOR)))
+    entry.update(changes)
+    return entry
+
+
+def two_strategies(**changes_of_b_seed_1):
+    results = {key: {s: run(key, s) for s in range(3)}
+               for key in ('fixed', 'slf-b')}
+    results['slf-b'][1].update(changes_of_b_seed_1)
+    return results
+
+
+@pytest.mark.parametrize('changes,message', [
+    (dict(max_iters=1200), r'seeds of slf-b disagree on max_iters: '
+     r'\{0: 600, 1: 1200, 2: 600\}'),
+    (dict(name='other'), 'seeds of slf-b disagree on name'),
+    (dict(prior=[1.0, 1.0, 1.0, 1.0]), 'seeds of slf-b disagree on prior'),
+    (dict(mAP=None), r'slf-b has no finite mAP for seeds \[1\]'),
+    (dict(mAP='0.8'), r'slf-b has no finite mAP for seeds \[1\]'),
+    (dict(mAP=math.inf), r'slf-b has no finite mAP for seeds \[1\]'),
+])
+def test_runs_of_one_strategy_must_agree(changes, message):
+    with pytest.raises(ValueError, match=message):
+        report.strategy_rows(two_strategies(**changes), 'fixed')
+
+
+def test_strategies_of_other_budgets_or_terms_are_not_compared():
+    results = two_strategies()
+    for seed in range(3):
+        results['slf-b'][seed]['max_iters'] = 1200
+    with pytest.raises(ValueError, match=r"different budgets \{'fixed': 600,"
+                       r" 'slf-b': 1200\}"):
+        report.strategy_rows(results, 'fixed')
+    results = two_strategies()
+    for seed in range(3):
+        results['slf-b'][seed]['terms'] = ['cls', 'box', 'obj', 'noobj']
+    with pytest.raises(ValueError, match="slf-b has the terms .*'cls'.* the "
+                       'reference fixed'):
+        report.strategy_rows(results, 'fixed')
+    results = two_strategies()
+    for seed in range(3):
+        results['slf-b'][seed]['prior'] = [5.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match=r'slf-b has 3 lambdas \[5.0, 1.0, '
+                       r'1.0\] for its 4 terms'):
+        report.strategy_rows(results, 'fixed')
+
+
+def test_a_result_in_another_strategys_folder_is_refused(tmp_path):
+    work_dir = str(tmp_path)
+    for key in ('fixed', 'slf-a'):
+        path = osp.join(runs.run_dir(work_dir, key, 0), runs.RESULT_FILE)
+        runs.save_result(path, run(key, 0))
+    assert sorted(runs.load_results(work_dir)) == ['fixed', 'slf-a']
+    shutil.copy(osp.join(runs.run_dir(work_dir, 'slf-a', 0), runs.RESULT_FILE),
+                osp.join(runs.run_dir(work_dir, 'fixed', 0), runs.RESULT_FILE))
+    with pytest.raises(ValueError, match=r"records strategy 'slf-a' but lies "
+                       r'in runs/fixed'):
+        runs.load_results(work_dir)
+
+
+def save(work_dir, key, seeds):
+    for seed in seeds:
+        runs.save_result(osp.join(runs.run_dir(work_dir, key, seed),
+                                  runs.RESULT_FILE), run(key, seed))
+
+
+def test_a_page_without_its_reference_is_refused(tmp_path):
+    """The reference ran seeds 10-12 only: a page of seeds 0-2 would have
+    no difference to show, and say that no variant kept its terms."""
+    work_dir = str(tmp_path / 'bench')
+    save(work_dir, 'fixed', range(10, 13))
+    save(work_dir, 'slf-a', range(3))
+    out = str(tmp_path / 'page.md')
+    with pytest.raises(ValueError, match=r"the reference 'fixed' has no "
+                       r'finished run of seeds \[0, 1, 2\]'):
+        report.write_report(work_dir, out, 'fixed', {}, seeds=range(3))
+    assert not osp.exists(out)
+
+
+def test_a_rewrite_keeps_the_notes_under_the_title(tmp_path):
+    work_dir = str(tmp_path / 'bench')
+    save(work_dir, 'fixed', range(2))
+    save(work_dir, 'slf-a', range(2))
+    out = str(tmp_path / 'page.md')
+    first = report.write_report(work_dir, out, 'fixed', {})
+    assert '> Note' not in first
+    lines = first.split('\n')
+    note = ['> Note added on 2026-11-28: Fixed\'s runs were copied from',
+            '> another work dir.', '', '> Note added later: a second one.']
+    with open(out, 'w') as f:
+        f.write('\n'.join(lines[:2] + note + [''] + lines[2:]))
+    again = report.write_report(work_dir, out, 'fixed', {})
+    assert again.split('\n') == lines[:2] + note + [''] + lines[2:]
+    # written once more, the page stays the same
+    assert report.write_report(work_dir, out, 'fixed', {}) == again
+    # other text under the title is the tool's own, not a note to keep
+    with open(out, 'w') as f:
+        f.write('\n'.join(lines[:2] + ['> a quote', ''] + lines[2:]))
+    assert report.write_report(work_dir, out, 'fixed', {}) == first
+
+
+def test_the_share_column_never_rounds_up_to_the_threshold():
+    assert fmt_floor(0.2496) == '0.24'
+    assert fmt_floor(0.25) == '0.25'
+    assert fmt_floor(0.29) == '0.29'  # 28.999... in binary
+    assert fmt_floor(1.0) == '1.00'
+    assert fmt_floor(math.nan) == 'n/a'
+
+
+def test_the_page_explains_the_share_with_the_references_lambdas():
+    lambdas = [2.0, 1.0, 1.0, 0.25]
+    results = {'fixed-lr4x': {0: run('fixed-lr4x', 0, prior=lambdas)}}
+    line = report.share_note(results, 'fixed-lr4x')
+    assert 'over the 4 terms and the seeds' in line
+    assert "the reference's lambdas 2/1/1/0.25" in line
+
+
+def test_all_zero_weights_give_every_term_share_zero():
+    shares = weight_shares(dict(zip(TERMS, [0.0] * 4)), TERMS, PRIOR)
+    assert shares == dict.fromkeys(TERMS, 0.0)
