@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from mmdet_slf.benchmarking import report
+from mmdet_slf.benchmarking import report, rules
 from mmdet_slf.benchmarking.stats import p_gain_below, paired_comparison
 
 TERMS = ['coord', 'pred', 'obj', 'noobj']
@@ -180,7 +180,7 @@ def test_the_targets_at_their_boundaries(monkeypatch, field, value, ci_high,
     results = results_of(fixed=[0.8] * 5, **{'fixed-tuned': [0.8] * 5,
                                              'slf-a': [0.81] * 5})
     rows = report.strategy_rows(results, 'fixed')
-    monkeypatch.setattr(report, 'paired_comparison', comparison)
+    monkeypatch.setattr(rules, 'paired_comparison', comparison)
     line = target_line(report.verdict(results, rows, 'fixed'),
                        expected[0][-1])
     assert expected[1] in line
