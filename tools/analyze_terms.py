@@ -50,7 +50,7 @@ def parse_args(argv=None):
 def main(argv=None) -> str:
     args = parse_args(argv)
     saved = load_results(args.work_dir)
-    unknown = sorted(set(args.strategies or []) | set(args.exclude)
+    unknown = sorted((set(args.strategies or []) | set(args.exclude))
                      - set(saved))
     if saved and unknown:
         raise SystemExit(f'no saved runs of {unknown} under '

@@ -45,9 +45,11 @@ device idles. The JSON gets them under ``profile``.
 
 ``--count-ops`` counts the operators one more step of each model
 dispatches, and those in which the two differ (JSON: ``operators``). The
-count is exact and does not depend on the machine; where a step is
-host-bound (small batches on a GPU), what a weighting adds to it is mostly
-this count times the host's cost per operator.
+count is exact and repeatable (a training step's optimizer update
+dispatches fewer operators on CUDA, where torch's optimizers use their
+``foreach`` kernels by default); where a step is host-bound (small
+batches on a GPU), what a weighting adds to it is mostly this count times
+the host's cost per operator.
 """
 import argparse
 import json

@@ -8,6 +8,7 @@ Prints the metrics of the config's ``test_evaluator`` (VOC mAP for the VOC
 configs) and writes them to ``<work-dir>/<timestamp>/<timestamp>.json``.
 """
 import argparse
+import numbers
 import os
 import os.path as osp
 import warnings
@@ -151,7 +152,15 @@ def main():
 
     # start testing
     metrics = runner.test()
-    print({key: round(float(value), 4) for key, value in metrics.items()})
+    print(printable_metrics(metrics))
+
+
+def printable_metrics(metrics: dict) -> dict:
+    """The metrics with numbers rounded to 4 places; other values (a
+    metric may return a list or a string) as they are."""
+    return {key: round(float(value), 4) if isinstance(value, numbers.Real)
+            and not isinstance(value, bool) else value
+            for key, value in metrics.items()}
 
 
 if __name__ == '__main__':

@@ -1,9 +1,10 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """Where two models' steps differ, for ``tools/benchmark_fps.py``: the
-operators one step dispatches (exact, machine-independent), the host syncs
-of a loss forward, and a per-iteration ``torch.profiler`` comparison. Each
-prints its table and returns it for the JSON summary; model ``'0'`` is the
-reference and ``'1'`` the one compared with it."""
+operators one step dispatches (exact; see :func:`count_operators` on the
+optimizer), the host syncs of a loss forward, and a per-iteration
+``torch.profiler`` comparison. Each prints its table and returns it for the
+JSON summary; model ``'0'`` is the reference and ``'1'`` the one compared
+with it."""
 from mmdet_slf.utils.profiling import (count_operators, host_syncs,
                                        op_differences, profile_calls,
                                        profile_totals)

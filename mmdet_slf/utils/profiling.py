@@ -27,8 +27,10 @@ def profile_calls(fn: Callable[..., Any],
         fn (Callable): One unit of work, e.g. a training step; with
             ``prepare`` it takes the prepared input.
         num_calls (int): Calls profiled (>= 1).
-        prepare (Callable, optional): Gives the next input; its work is
-            not profiled. Defaults to None.
+        prepare (Callable, optional): Gives an input; its work is not
+            profiled. All ``num_calls`` inputs are made before the profile
+            starts and held together (mind the memory of GPU batches).
+            Defaults to None.
         device (torch.device, optional): A CUDA device adds the device
             activity (kernels) and a synchronisation after every call.
             Defaults to None (CPU only).
@@ -36,27 +38,41 @@ def profile_calls(fn: Callable[..., Any],
     Returns:
         dict: Operator or kernel name -> ``calls`` (per call of ``fn``),
         ``self_cpu_ms`` and ``self_device_ms`` (per call of ``fn``) and
-        ``on_device`` (1.0 for a device kernel, 0.0 for a host operator).
+        ``on_device`` (1.0 for a device kernel, 0.0 for a host event). Host
+        events are operators and the ranges that torch marks with
+        ``record_function`` (the optimizer's step, autograd's nodes), whose
+        self time is host work of their own. The device's copies of those
+        ranges are left out: they span kernels listed on their own. A
+        kernel named like a host event is listed as ``'<name> [device]'``.
     """
     from torch.profiler import ProfilerActivity, profile
-    if not isinstance(num_calls, int) or num_calls < 1:
+    if type(num_calls) is not int or num_calls < 1:
         raise ValueError(f'num_calls must be an int >= 1, got {num_calls!r}')
     cuda = device is not None and torch.device(device).type == 'cuda'
     activities = [ProfilerActivity.CPU]
     if cuda:
         activities.append(ProfilerActivity.CUDA)
     inputs = [prepare() if prepare else None for _ in range(num_calls)]
+    if cuda:  # the inputs' own kernels finish outside the profile
+        torch.cuda.synchronize(device)
     with profile(activities=activities) as prof:
         for value in inputs:
             fn(value) if prepare else fn()
             if cuda:
                 torch.cuda.synchronize(device)
+    events = [(event, event.device_type != torch.autograd.DeviceType.CPU)
+              for event in prof.key_averages()]
+    host_names = {event.key for event, on_device in events if not on_device}
     stats: OpStats = {}
-    for event in prof.key_averages():
-        on_device = event.device_type != torch.autograd.DeviceType.CPU
+    for event, on_device in events:
+        if on_device and getattr(event, 'is_user_annotation', False):
+            continue
+        name = event.key
+        if on_device and name in host_names:
+            name += ' [device]'
         entry = stats.setdefault(
-            event.key, dict(calls=0.0, self_cpu_ms=0.0, self_device_ms=0.0,
-                            on_device=float(on_device)))
+            name, dict(calls=0.0, self_cpu_ms=0.0, self_device_ms=0.0,
+                       on_device=float(on_device)))
         entry['calls'] += event.count / num_calls
         entry['self_cpu_ms'] += event.self_cpu_time_total / 1e3 / num_calls
         entry['self_device_ms'] += \
@@ -86,7 +102,7 @@ def op_differences(first: OpStats,
 
     Args:
         first (dict), second (dict): :func:`profile_calls` results.
-        top (int): Rows returned. Defaults to 15.
+        top (int): Rows returned (>= 1). Defaults to 15.
         by (str): ``'self_device_ms'``, ``'self_cpu_ms'`` or ``'calls'``;
             the rows are sorted by the absolute difference of this field,
             then of the calls. Defaults to 'self_device_ms'.
@@ -99,6 +115,8 @@ def op_differences(first: OpStats,
     fields = ('calls', 'self_cpu_ms', 'self_device_ms')
     if by not in fields:
         raise ValueError(f'by must be one of {fields}, got {by!r}')
+    if type(top) is not int or top < 1:
+        raise ValueError(f'top must be an int >= 1, got {top!r}')
     empty = dict.fromkeys(fields, 0.0)
     rows = []
     for name in set(first) | set(second):
@@ -115,10 +133,13 @@ def op_differences(first: OpStats,
 
 
 # Operators that make the host wait for a CUDA device: a scalar read
-# (``.item()``, ``bool(t)``), and those whose output size depends on values.
+# (``.item()``, ``bool(t)``), those whose output size depends on values
+# (``bincount`` reads the largest value), and those that return a Python
+# bool. ``repeat_interleave`` with tensor repeats and no ``output_size``
+# reads their sum; it is renamed ``_repeat_interleave_read`` then.
 HOST_READ_OPERATORS = frozenset({
     '_local_scalar_dense', 'nonzero', 'masked_select', '_unique2',
-    'unique_consecutive', 'unique_dim', 'equal', 'is_nonzero'
+    'unique_consecutive', 'unique_dim', 'bincount', 'equal', 'allclose'
 })
 # Python-level calls that copy Python data to the device; with a pageable
 # source such a copy waits for the device's queue as well.
@@ -165,6 +186,9 @@ class _OperatorLog(TorchDispatchMode):
                         and index.dtype == torch.bool
                         for index in args[1] if index is not None):
             name = '_mask_index'  # a boolean mask: nonzero inside
+        elif name == 'repeat_interleave' and func._overloadname in (
+                'Tensor', 'self_Tensor') and kwargs.get('output_size') is None:
+            name = '_repeat_interleave_read'  # the repeats' sum
         self.names.append(name)
         return func(*args, **kwargs)
 
@@ -186,13 +210,16 @@ class _PythonDataLog(TorchFunctionMode):
             data = args[1] if name == 'new_tensor' else args[0]
             if name == 'new_tensor' and device is None:
                 device = args[0].device
+            elif device is None:  # torch.device(...) as a context, say
+                device = torch.get_default_device()
             # A tensor passed in is copied by the dispatcher, if at all.
             if not isinstance(data, torch.Tensor) and not _on_host(device):
                 self.log.names.append('_from_host')
         return func(*args, **kwargs)
 
 
-SYNC_NAMES = HOST_READ_OPERATORS | {'_to_host', '_from_host', '_mask_index'}
+SYNC_NAMES = HOST_READ_OPERATORS | {'_to_host', '_from_host', '_mask_index',
+                                    '_repeat_interleave_read'}
 
 
 def dispatched_operators(fn: Callable[[], Any]) -> List[str]:
@@ -212,8 +239,11 @@ def count_operators(fn: Callable[[], Any]) -> Dict[str, int]:
     Every operator costs the host its dispatch, however small its kernel:
     at the batch sizes where a step is host-bound, what a loss weighting
     adds to it is mostly its operator count. Unlike a time, the count is
-    exact and the same on every machine, so it can be compared, and
-    checked, on a CPU.
+    exact and repeatable, so it can be compared, and checked, on a CPU.
+    It is the same on every device for a forward and backward pass; an
+    optimizer step is not: torch's optimizers loop per tensor on a CPU and
+    use their ``foreach`` kernels on CUDA by default, so a step that
+    includes one dispatches fewer operators there.
 
     Args:
         fn (Callable): One call, e.g. a training step on a prepared batch.

@@ -56,12 +56,16 @@ def load_scalars(path: str, require: str = 'slf_') -> Records:
     read as is."""
     if not osp.isfile(path):
         path = find_scalars_file(path, require)
-    with open(path) as f:
-        lines = [line for line in f if line.strip()]
+    try:
+        with open(path) as f:
+            lines = [line for line in f if line.strip()]
+    except UnicodeDecodeError as error:
+        raise ValueError(f'{path} is not an mmengine scalars.json (one JSON '
+                         f'record per line): not text ({error})') from None
     records = []
     for index, line in enumerate(lines):
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as error:
             if index == 0 or index < len(lines) - 1:
                 raise ValueError(
@@ -70,6 +74,13 @@ def load_scalars(path: str, require: str = 'slf_') -> Records:
             # a run stopped while it wrote its last record
             warnings.warn(f'{path}: its last line is cut off ({error}); '
                           f'reading the {len(records)} records before it')
+            continue
+        if not isinstance(record, dict):
+            raise ValueError(
+                f'{path} is not an mmengine scalars.json (one JSON record '
+                f'per line): line {index + 1} is a JSON '
+                f'{type(record).__name__}, not an object')
+        records.append(record)
     return records
 
 

@@ -140,3 +140,47 @@ def test_the_tool_prints_the_analysis(tmp_path, capsys):
         with pytest.raises(SystemExit):
             analyze_terms.main(['--work-dir', work_dir, *bad])
     assert '--window must be >= 1' in capsys.readouterr().err
+
+
+def load_analyze_terms():
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    try:
+        import analyze_terms
+    finally:
+        sys.path.pop(0)
+    return analyze_terms
+
+
+def test_the_tool_reads_the_strategies_and_window_asked_for(tmp_path):
+    """``--strategies fixed light`` analyses those two (6 runs), and
+    ``--window`` sets the iterations the raw terms average: noobj's raw
+    term is 0.8 at iteration 100 and 2.0 at 300, so a window of 100 gives
+    2.0 and one of 300 their mean, 1.4."""
+    work_dir = str(tmp_path)
+    for seed in range(3):
+        for key in ('fixed', 'light', 'heavy'):
+            weights = [5.0, 1.0, 1.0, 0.5]
+            fake_run(work_dir, key, seed,
+                     [record(100, [0.1, 0.2, 0.3, 0.8], weights),
+                      record(300, [0.1, 0.2, 0.3, 2.0], weights)],
+                     [[300, 0.8 + 0.01 * seed]], dict(zip(TERMS, weights)))
+    tool = load_analyze_terms()
+    text = tool.main(['--work-dir', work_dir, '--strategies', 'fixed',
+                      'light', '--window', '100'])
+    assert '6 runs of 2 strategies' in text
+    assert '| heavy |' not in text and '| light | 3 |' in text
+    raw = {window: terms.run_rows(runs.load_results(work_dir), work_dir,
+                                  PRIOR, window)[0]['raw']['noobj']
+           for window in (100, 300)}
+    assert raw == pytest.approx({100: 2.0, 300: 1.4})
+    # the tool passes its window on: 2.0 at 100, 1.4 at 300
+    assert '2.000' in text and '1.400' not in text
+    text = tool.main(['--work-dir', work_dir, '--strategies', 'fixed',
+                      '--window', '300'])
+    assert '1.400' in text and '2.000' not in text
+
+
+def test_the_tool_names_a_work_dir_without_runs(tmp_path):
+    tool = load_analyze_terms()
+    with pytest.raises(SystemExit, match='no finished runs under'):
+        tool.main(['--work-dir', str(tmp_path), '--strategies', 'fixed'])

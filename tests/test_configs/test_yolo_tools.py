@@ -149,3 +149,21 @@ def test_decision_network_is_not_run_at_inference():
     # nothing of the weighting moved (its counter, running means)
     for key, value in weighting.state_dict().items():
         assert torch.equal(value, state[key]), key
+
+
+def test_test_tool_prints_numbers_rounded_and_other_values_as_they_are():
+    """A metric may return a list or a string (a per-class table, say):
+    the printed dict rounds the numbers only, where float() of the rest
+    raised after the metrics had been computed."""
+    import importlib.util
+    import numpy as np
+    spec = importlib.util.spec_from_file_location(
+        'mmdet_test_tool', osp.join(REPO_ROOT, 'tools', 'test.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    metrics = {'pascal_voc/mAP': 0.123456, 'pascal_voc/AP50': np.float32(
+        0.5), 'count': 3, 'per_class': [0.1, 0.2], 'note': 'n/a',
+               'flag': True}
+    assert tool.printable_metrics(metrics) == {
+        'pascal_voc/mAP': 0.1235, 'pascal_voc/AP50': 0.5, 'count': 3,
+        'per_class': [0.1, 0.2], 'note': 'n/a', 'flag': True}

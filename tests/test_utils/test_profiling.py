@@ -155,3 +155,170 @@ def test_host_syncs_counts_scalar_copies_between_devices():
         dict(index=7, operator='_to_host')
     ]
     assert trace['operators_after_last_sync'] == 1
+
+
+def hand_stats():
+    """Two host operators and a kernel, per call: (calls, host ms, device
+    ms, on device)."""
+    rows = {'aten::mm': (2.0, 0.5, 0.0, 0.0),
+            'aten::add': (1.0, 0.25, 0.0, 0.0),
+            'gemm_kernel': (2.0, 0.0, 1.5, 1.0)}
+    return {name: dict(calls=c, self_cpu_ms=h, self_device_ms=d, on_device=o)
+            for name, (c, h, d, o) in rows.items()}
+
+
+def test_totals_sum_host_operators_and_kernels_apart():
+    totals = profile_totals(hand_stats())
+    assert totals == dict(host_op_calls=3.0, device_kernels=2.0,
+                          self_cpu_ms=0.75, self_device_ms=1.5)
+
+
+def test_times_are_per_call():
+    """Three calls that each sleep 20 ms in one traced range: its self
+    time per call is about 20 ms, not 60."""
+    import time
+
+    def step():
+        with torch.profiler.record_function('sleep_range'):
+            time.sleep(0.02)
+
+    stats = profile_calls(step, 3)
+    assert stats['sleep_range']['calls'] == pytest.approx(1.0)
+    assert 19.0 < stats['sleep_range']['self_cpu_ms'] < 40.0
+
+
+def test_differences_sort_by_size_whatever_the_sign_then_by_calls():
+    first = hand_stats()
+    second = hand_stats()
+    # binary fractions, so that equal differences are equal
+    second['aten::mm']['self_cpu_ms'] = 0.0  # -0.5: the largest change
+    second['aten::add']['self_cpu_ms'] = 0.375  # +0.125
+    second['aten::add']['calls'] = 3.0
+    second['aten::relu'] = dict(calls=1.0, self_cpu_ms=0.375,
+                                self_device_ms=0.0, on_device=0.0)
+    second['aten::abs'] = dict(calls=2.0, self_cpu_ms=0.125,
+                               self_device_ms=0.0, on_device=0.0)
+    names = [row['name'] for row in op_differences(first, second, top=10,
+                                                   by='self_cpu_ms')]
+    # add and abs tie at +0.125: add's two extra calls against abs's two
+    # tie too, so the name decides
+    assert names[:4] == ['aten::mm', 'aten::relu', 'aten::abs', 'aten::add']
+    second['aten::add']['calls'] = 4.0  # now add changed more calls
+    names = [row['name'] for row in op_differences(first, second, top=10,
+                                                   by='self_cpu_ms')]
+    assert names[:4] == ['aten::mm', 'aten::relu', 'aten::add', 'aten::abs']
+    for top in (0, -1, 1.5):
+        with pytest.raises(ValueError, match='top must be an int >= 1'):
+            op_differences(first, second, top=top)
+
+
+def test_a_bool_is_not_a_number_of_calls():
+    with pytest.raises(ValueError, match='num_calls'):
+        profile_calls(step_a, True, prepare=inputs)
+
+
+def test_every_host_read_operator_is_a_sync():
+    """Each operator that reads a device value on the host, by name."""
+    x = torch.tensor([1.0, 0.0, 2.0])
+    counts = torch.tensor([1, 0, 2])
+    calls = [
+        ('nonzero', lambda: x.nonzero()),
+        ('masked_select', lambda: x.masked_select(x > 0)),
+        ('_unique2', lambda: torch.unique(x)),
+        ('unique_consecutive', lambda: torch.unique_consecutive(x)),
+        ('unique_dim', lambda: torch.unique(x[None], dim=0)),
+        ('equal', lambda: torch.equal(x, x)),
+        ('allclose', lambda: torch.allclose(x, x)),
+        ('bincount', lambda: torch.bincount(counts)),
+        ('_repeat_interleave_read', lambda: x.repeat_interleave(counts)),
+    ]
+    for name, call in calls:
+        syncs = [sync['operator'] for sync in host_syncs(call)['syncs']]
+        assert name in syncs, (name, syncs)
+    # with its output size given, repeat_interleave reads nothing
+    trace = host_syncs(lambda: x.repeat_interleave(counts, output_size=3))
+    assert trace['syncs'] == []
+
+
+def test_copy_into_the_device_waits_only_when_blocking():
+    """``copy_`` from host memory into the device: a non-blocking copy
+    queues behind the device's work, a blocking one waits for it."""
+    host = torch.empty(2)
+
+    def step():
+        target = torch.empty(2, device='meta')  # empty
+        target.copy_(host, non_blocking=True)  # copy_
+        target.copy_(host, True)  # copy_ (non_blocking given by position)
+        target.copy_(host)  # [from host]
+        return target
+
+    trace = host_syncs(step)
+    assert trace['operators'] == 4
+    assert trace['syncs'] == [dict(index=3, operator='_from_host')]
+
+
+def test_a_default_device_counts_as_the_tensors_device():
+    """Python data made while another device is the default (a
+    ``torch.device`` context around the trace) is copied to it, as with
+    that ``device=`` given."""
+    with torch.device('meta'):
+        trace = host_syncs(lambda: torch.tensor([1.0, 2.0]))
+    assert [sync['operator'] for sync in trace['syncs']] == ['_from_host']
+
+    # inside the trace the context hands the device to torch.tensor itself
+    def step():
+        with torch.device('meta'):
+            return torch.tensor([1.0, 2.0])
+
+    assert [sync['operator'] for sync in host_syncs(step)['syncs']] == [
+        '_from_host']
+    # on the host nothing is copied
+    assert host_syncs(lambda: torch.tensor([1.0]))['syncs'] == []
+
+
+def test_device_events_are_kept_apart_from_host_events(monkeypatch):
+    """What a CUDA profile lists, made by hand (no GPU here): a kernel
+    named like a host operator keeps its own entry, and the device's copy
+    of a ``record_function`` range, which spans kernels listed on their
+    own, is left out."""
+    from types import SimpleNamespace
+
+    import torch.profiler as profiler
+    cpu, cuda = torch.autograd.DeviceType.CPU, torch.autograd.DeviceType.CUDA
+
+    def event(key, device_type, count, cpu_us, device_us, annotation=False):
+        return SimpleNamespace(key=key, device_type=device_type, count=count,
+                               self_cpu_time_total=cpu_us,
+                               self_device_time_total=device_us,
+                               is_user_annotation=annotation)
+
+    events = [event('Optimizer.step#SGD.step', cpu, 2, 400.0, 0.0),
+              event('Optimizer.step#SGD.step', cuda, 2, 0.0, 900.0, True),
+              event('aten::mm', cpu, 4, 200.0, 0.0),
+              event('aten::mm', cuda, 4, 0.0, 600.0),
+              event('gemm_kernel', cuda, 4, 0.0, 800.0)]
+
+    class FakeProfile:
+        def __init__(self, activities):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *args):
+            return False
+
+        def key_averages(self):
+            return events
+
+    monkeypatch.setattr(profiler, 'profile', FakeProfile)
+    stats = profile_calls(lambda: None, 2)
+    assert sorted(stats) == ['Optimizer.step#SGD.step', 'aten::mm',
+                             'aten::mm [device]', 'gemm_kernel']
+    assert stats['aten::mm'] == dict(calls=2.0, self_cpu_ms=0.1,
+                                     self_device_ms=0.0, on_device=0.0)
+    assert stats['aten::mm [device]']['self_device_ms'] == 0.3
+    totals = profile_totals(stats)
+    # the kernels only: 0.3 + 0.4 ms, not the range's 0.45 on top
+    assert totals['self_device_ms'] == pytest.approx(0.7)
+    assert totals['device_kernels'] == 4.0

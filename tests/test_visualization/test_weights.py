@@ -291,3 +291,38 @@ def test_real_run_scalars_are_plotted(tmp_path):
     weights = lines['slf_w_coord'].get_ydata() + lines[
         'slf_w_obj'].get_ydata()
     assert weights == pytest.approx([6.0] * 3)
+
+
+def test_cli_out_title_and_the_file_form(tmp_path, capsys):
+    """``--out`` and ``--title`` reach the figure; a scalars.json given as
+    a file puts the default PNG beside it; the count is of the longest
+    series (4 logged weights, not the 1 validation point)."""
+    tool = load_tool()
+    path = write_scalars(tmp_path / 'run' / '20240102_000000',
+                         fake_records(4))
+    seen = {}
+
+    def fake_plot(series, out, title):
+        seen.update(series=series, out=out, title=title)
+
+    tool.plot_slf_weights = fake_plot
+    out = tool.main([str(tmp_path / 'run'), '--out', str(tmp_path / 'w.png'),
+                     '--title', 'run 7'])
+    assert out == seen['out'] == str(tmp_path / 'w.png')
+    assert seen['title'] == 'run 7'
+    assert 'over 4 logged iterations' in capsys.readouterr().out
+    assert tool.main([path]) == osp.join(osp.dirname(path), 'slf_weights.png')
+
+
+@pytest.mark.parametrize('content,message', [
+    (b'[1, 2]\n', r'line 1 is a JSON list, not an object'),
+    (b'{"iter": 1}\n"text"\n', r'line 2 is a JSON str, not an object'),
+    (b'\x89PNG\r\n\x1a\n\x00\x80\xff', r'not text'),
+])
+def test_a_file_of_other_json_or_bytes_is_named(tmp_path, content, message):
+    tool = load_tool()
+    path = tmp_path / 'scalars.json'
+    path.write_bytes(content)
+    with pytest.raises(SystemExit, match=r'scalars.json is not an mmengine '
+                       r'scalars.json .*' + message):
+        tool.main([str(path)])
