@@ -130,6 +130,12 @@ def parse_args(argv=None):
         parser.error(f'--max-iters must be >= 1, got {args.max_iters}')
     if args.num_val is not None and args.num_val < 1:
         parser.error(f'--num-val must be >= 1, got {args.num_val}')
+    if not 0 <= args.split_seed < 2**32:
+        parser.error(f'--split-seed must be in [0, 2**32) (numpy draws the '
+                     f'split from it), got {args.split_seed}')
+    negative = [seed for seed in args.seeds or () if seed < 0]
+    if negative:
+        parser.error(f'--seeds must be >= 0, got {negative}')
     if args.timing_rounds < 2:
         parser.error('--timing-rounds must be >= 2 (an interval needs two), '
                      f'got {args.timing_rounds}')
@@ -233,6 +239,24 @@ def check_split(args, done: dict) -> None:
     workdir.check_split(args.work_dir, done, evaluation_split(args), hint)
 
 
+def check_configs(args, strategies: dict, done: dict) -> dict:
+    """Refuse saved runs of any strategy on the page, trained now or not,
+    whose config on disk changed since (new lambdas written by
+    ``tune_fixed_lambdas.py --write-config``, say). Returns the digests
+    of the configs on disk, by key."""
+    keys = set(args.strategy_keys) | {key for key in done if key in
+                                      strategies}
+    digests = {key: config_digest(load_strategy(strategies[key]))
+               for key in sorted(keys)}
+    unchecked = workdir.check_configs(args.work_dir, done, digests,
+                                      args.config_dir)
+    if unchecked:
+        print('[benchmark] saved without a config digest, so not checked '
+              f'against the configs on disk: {", ".join(unchecked)}',
+              flush=True)
+    return digests
+
+
 def train_all(args, strategies: dict, data_split=None) -> None:
     """Train every (strategy, seed) not yet saved; with ``data_split``
     (train and val lists, given exactly when ``--num-val`` is) on the train
@@ -248,14 +272,7 @@ def train_all(args, strategies: dict, data_split=None) -> None:
     workdir.check_data(
         args.work_dir, done,
         workdir.dataset_dir(load_strategy(strategies[args.reference])))
-    digests = {key: config_digest(load_strategy(strategies[key]))
-               for key in args.strategy_keys}
-    unchecked = workdir.check_configs(args.work_dir, done, digests,
-                                      args.config_dir)
-    if unchecked:
-        print('[benchmark] saved without a config digest, so not checked '
-              f'against the configs on disk: {", ".join(unchecked)}',
-              flush=True)
+    digests = check_configs(args, strategies, done)
     if (data_split is None) != (args.num_val is None):
         raise ValueError(f'--num-val {args.num_val} needs the train and val '
                          f'lists and only then, got data_split={data_split}')
@@ -367,8 +384,11 @@ def main(argv=None):
                 cfg, args.num_val, args.split_seed)
         train_all(args, strategies, data_split)
     if not args.no_report:
-        check_split(args, archived if archived is not None else
-                    load_results(args.work_dir))
+        saved = archived if archived is not None else load_results(
+            args.work_dir)
+        check_split(args, saved)
+        if archived is None:  # an archive keeps a page as it was made
+            check_configs(args, strategies, saved)
         report.write_report(args.work_dir, args.out, args.reference,
                             strategies, tuned=args.tuned,
                             options=page_options(args), seeds=page_seeds,

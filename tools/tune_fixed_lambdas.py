@@ -34,7 +34,7 @@ from benchmark import (CONFIG_DIR, REFERENCE,  # noqa: E402
                        evaluation_split, load_strategy, train_one)
 from mmengine.config import DictAction  # noqa: E402
 
-from mmdet_slf.benchmarking import tuned_config, tuning  # noqa: E402
+from mmdet_slf.benchmarking import tuned_config, tuning, workdir  # noqa: E402
 from mmdet_slf.benchmarking.report import prior_weights  # noqa: E402
 from mmdet_slf.benchmarking.runs import (config_digest,  # noqa: E402
                                          find_strategies, load_results,
@@ -158,6 +158,8 @@ def train_settings(args, cfg, settings, data_split) -> list:
         saved = done.get(key, {}).get(args.seed)
         if saved is not None:
             check_setting(args, key, saved, lambdas, budget, digest)
+    # a setting trained on a demo set made again since is another search
+    workdir.check_data(args.work_dir, done, workdir.dataset_dir(cfg))
     results = []
     for key, lambdas in zip(keys, settings):
         result = done.get(key, {}).get(args.seed)

@@ -79,6 +79,21 @@ def detector_state(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
     }
 
 
+def detector_digest(cfg: Config) -> str:
+    """The :func:`config_digest` of ``cfg.model`` without its loss
+    weighting (every ``weighting`` key), which the initial detector weights
+    leave out: strategies that differ only in the weighting share them."""
+    def strip(node):
+        if isinstance(node, dict):
+            return {key: strip(value) for key, value in node.items()
+                    if key != 'weighting'}
+        if isinstance(node, (list, tuple)):
+            return [strip(value) for value in node]
+        return node
+
+    return config_digest(Config(dict(model=strip(cfg.model.to_dict()))))
+
+
 def make_init_checkpoint(reference_cfg: Config, seed: int,
                          path: str) -> str:
     """Draw the initial detector weights of ``seed`` once and save them.
@@ -86,9 +101,22 @@ def make_init_checkpoint(reference_cfg: Config, seed: int,
     The weights come from the reference strategy's model, initialised as the
     runner would initialise it (``init_weights``) under ``seed``. Nothing is
     done when the file exists, so every strategy of a seed, in this call or a
-    later one, starts from the same weights.
+    later one, starts from the same weights. The file records the digest of
+    the detector's config (:func:`detector_digest`), and one drawn for
+    another detector is refused (files from before the digest was recorded
+    are taken as they are).
     """
+    digest = detector_digest(reference_cfg)
     if osp.exists(path):
+        meta = torch.load(path, map_location='cpu',
+                          weights_only=True).get('meta', {})
+        if meta.get('detector_digest', digest) != digest:
+            raise ValueError(
+                f'{path} holds the initial weights of another detector '
+                f'(digest {meta["detector_digest"]}, the reference\'s model '
+                f'now gives {digest}): its layers would not match; delete '
+                'the init folder and the runs made from it, or use another '
+                'work dir')
         return path
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
@@ -98,9 +126,9 @@ def make_init_checkpoint(reference_cfg: Config, seed: int,
     model = MODELS.build(copy.deepcopy(reference_cfg.model))
     model.init_weights()
     os.makedirs(osp.dirname(path), exist_ok=True)
-    tmp = path + '.tmp'
-    torch.save(dict(state_dict=detector_state(model), meta=dict(seed=seed)),
-               tmp)
+    tmp = f'{path}.{os.getpid()}.tmp'  # calls may draw the same seed
+    torch.save(dict(state_dict=detector_state(model),
+                    meta=dict(seed=seed, detector_digest=digest)), tmp)
     os.replace(tmp, path)
     return path
 

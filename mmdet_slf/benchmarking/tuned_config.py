@@ -140,7 +140,7 @@ def _write_whole(path: str, text: str) -> None:
     temporary file does not end in ``.py``, so it is never taken for one,
     and it is removed when the write fails."""
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = path + '.tmp'
+    tmp = f'{path}.{os.getpid()}.tmp'  # two writers never share one
     try:
         with open(tmp, 'w') as f:
             f.write(text)

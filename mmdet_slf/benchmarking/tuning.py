@@ -74,6 +74,11 @@ def write_validation_split(ann_dir: str, num_val: int,
         tuple[str, str]: The paths of train.txt and val.txt.
     """
     trainval = _read_ids(osp.join(ann_dir, 'trainval.txt'))
+    repeated = sorted({i for i in trainval if trainval.count(i) > 1})
+    if repeated:
+        raise ValueError(f'trainval.txt of {ann_dir} lists {repeated[:5]} '
+                         'more than once; a split by position could put one '
+                         'image in both train and val')
     if not 1 <= num_val < len(trainval):
         raise ValueError(f'num_val must be in [1, {len(trainval) - 1}] '
                          f'(trainval.txt of {ann_dir} has {len(trainval)} '

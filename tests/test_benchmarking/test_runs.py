@@ -618,3 +618,30 @@ def test_cost_measures_every_strategy_from_the_same_start(digits_root,
             assert state.keys() == start.keys()
             for name, value in start.items():
                 assert torch.equal(state[name], value), (key, name)
+
+
+def test_initial_weights_are_a_function_of_the_seed_and_the_detector(
+        tmp_path):
+    """Two work dirs draw the same weights for seed 0 and others for seed
+    1; a file drawn for another detector (a head with 3 boxes per cell) is
+    refused, while a change of the weighting alone is not."""
+    fixed = Config.fromfile(osp.join(CONFIG_DIR, 'fixed.py'))
+    states = {}
+    for name, seed in (('a', 0), ('b', 0), ('b', 1)):
+        path = runs.make_init_checkpoint(
+            fixed, seed, runs.init_checkpoint_path(str(tmp_path / name),
+                                                   seed))
+        states[name, seed] = torch.load(path, weights_only=True)[
+            'state_dict']
+    first, again, other = (states['a', 0], states['b', 0], states['b', 1])
+    assert all(torch.equal(first[key], again[key]) for key in first)
+    assert not all(torch.equal(first[key], other[key]) for key in first
+                   if first[key].is_floating_point())
+    path = runs.init_checkpoint_path(str(tmp_path / 'a'), 0)
+    slf = Config.fromfile(osp.join(CONFIG_DIR, 'slf-scale-free-expected.py'))
+    assert runs.make_init_checkpoint(slf, 0, path) == path
+    bigger = Config.fromfile(osp.join(CONFIG_DIR, 'fixed.py'))
+    bigger.model.bbox_head.num_boxes = 3
+    with pytest.raises(ValueError, match='initial weights of another '
+                       'detector'):
+        runs.make_init_checkpoint(bigger, 0, path)

@@ -116,6 +116,12 @@ def test_validation_split_refuses_bad_sizes_and_a_leaking_test_list(
     write_ids(osp.join(ann_dir, 'test.txt'), ['000003', '000045'])
     with pytest.raises(ValueError, match='share 1 ids'):
         tuning.write_validation_split(ann_dir, 10, seed=0)
+    # an id listed twice could fall on both sides of a split by position
+    ids = [f'{i:06d}' for i in range(40)] + ['000003']
+    write_ids(osp.join(ann_dir, 'trainval.txt'), ids)
+    with pytest.raises(ValueError, match=r"lists \['000003'\] more than "
+                       'once'):
+        tuning.write_validation_split(ann_dir, 10, seed=0)
 
 
 def test_sampled_lambdas_lie_in_the_bounds_and_are_seeded():
@@ -728,3 +734,76 @@ def test_tool_checks_every_saved_setting_before_training_any(
         tune_fixed_lambdas.main(args)
     assert trained == []
     assert not osp.exists(runs.run_dir(str(work_dir), 'setting0', 0))
+
+
+def test_tool_refuses_settings_trained_on_another_demo_set(
+        tiny_options, tmp_path, monkeypatch):
+    """Settings whose saved fingerprint is not that of the demo set on disk
+    (it was made again since) are another search, not reused."""
+    settings = tuning.sample_lambdas(num_settings=2, seed=0)
+    trained = []
+
+    def fake_train(cfg, key, seed, args, digest=None):
+        trained.append(key)
+        result = save_setting(args, key, seed,
+                              settings[int(key[len('setting'):])], 600,
+                              digest)
+        result['data'] = 'fingerprint-of-another-set'
+        runs.save_result(osp.join(runs.run_dir(args.work_dir, key, seed),
+                                  runs.RESULT_FILE), result)
+        return result
+
+    monkeypatch.setattr(tune_fixed_lambdas, 'train_one', fake_train)
+    work_dir = tmp_path / 'work'
+    tune_fixed_lambdas.main(
+        tool_args(work_dir, 2, '--cfg-options', *tiny_options))
+    assert trained == ['setting0', 'setting1']
+    with pytest.raises(SystemExit, match='setting0 seed 0 trained on the demo '
+                       'set'):
+        tune_fixed_lambdas.main(
+            tool_args(work_dir, 2, '--cfg-options', *tiny_options))
+    assert len(trained) == 2
+
+
+def test_written_config_replaces_a_weighting_of_other_arguments(tmp_path):
+    """Over an SLF reference the tuned config's FixedWeighting replaces the
+    base's weighting whole: merged, it would keep SLF's arguments
+    (decision_objective=...), which FixedWeighting does not take."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    search = fake_search([[1, 1, 1, 1], [6.1, 0.52, 2.3, 0.31]],
+                         [0.81, 0.86])
+    path = str(tmp_path / 'fixed-tuned.py')
+    base = osp.join(osp.dirname(BASE_CONFIG), 'slf-joint.py')
+    tuned_config.write_tuned_config(path, search, base, 'python tools/...')
+    weighting = MODELS.build(Config.fromfile(path).model).bbox_head.weighting
+    assert type(weighting).__name__ == 'FixedWeighting'
+    assert weighting.weights.tolist() == pytest.approx([6.1, 0.52, 2.3, 0.31])
+
+
+def test_tool_draws_its_split_and_lambdas_from_its_seed(
+        tiny_options, tmp_path, monkeypatch):
+    """--seed 1 draws both the validation split and the lambdas under seed
+    1, and the saved settings record that split."""
+    calls = []
+    real_split = tuning.prepare_validation_split
+
+    def split(cfg, num_val, seed):
+        calls.append(seed)
+        return real_split(cfg, num_val, seed)
+
+    def fake_train(cfg, key, seed, args, digest=None):
+        assert cfg.train_dataloader.dataset.ann_file.endswith(
+            'val8-seed1/train.txt')
+        return save_setting(args, key, seed, settings[int(key[7:])], 600,
+                            digest)
+
+    settings = tuning.sample_lambdas(num_settings=2, seed=1)
+    monkeypatch.setattr(tuning, 'prepare_validation_split', split)
+    monkeypatch.setattr(tune_fixed_lambdas, 'train_one', fake_train)
+    args = tool_args(tmp_path / 'work', 2, '--cfg-options', *tiny_options)
+    args[args.index('--seed') + 1] = '1'
+    search = tune_fixed_lambdas.main(args)
+    assert calls == [1]
+    assert [row['lambdas'] for row in search['settings']] == settings

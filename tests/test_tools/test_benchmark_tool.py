@@ -124,6 +124,8 @@ def test_validation_and_test_runs_never_share_a_work_dir(tmp_path):
     (['--seeds', '0', '1', '0'], '--seeds lists [0] more than once'),
     (['--strategies', 'dwa', 'fixed', 'dwa'],
      "--strategies lists ['dwa'] more than once"),
+    (['--split-seed', '-1'], '--split-seed must be in [0, 2**32)'),
+    (['--seeds', '0', '-3'], '--seeds must be >= 0, got [-3]'),
 ])
 def test_bad_arguments_are_refused(extra, message, capsys):
     assert message in refusal(benchmark.parse_args, extra, capsys)
@@ -290,3 +292,52 @@ def test_runs_of_a_changed_config_are_not_taken_as_done(tmp_path,
                        f'gives {digests["fixed"]}'):
         benchmark.train_all(args, strategies)
     assert trained == []
+
+
+def test_a_changed_config_is_refused_for_strategies_not_trained_now(
+        tmp_path, monkeypatch):
+    """Fixed's saved run comes from an older fixed.py: training only DWA
+    would still put it on the page, so it is refused, and so is a page
+    written from the work dir with --report-only."""
+    work_dir = str(tmp_path / 'bench')
+    path, saved = saved_fixed_run(work_dir)
+    runs.save_result(path, dict(saved, config_digest='0123456789abcdef'))
+    trained = []
+    monkeypatch.setattr(
+        benchmark, 'train_one', lambda cfg, key, seed, args, digest:
+        trained.append(key) or dict(mAP=0.5, train_minutes=1.0))
+    strategies = runs.find_strategies(benchmark.CONFIG_DIR)
+    args = benchmark.parse_args(['--strategies', 'dwa', '--seeds', '0',
+                                 '--max-iters', '1200', '--work-dir',
+                                 work_dir])
+    args.strategy_keys = args.strategies
+    with pytest.raises(SystemExit, match='fixed seed 0 trained from a config '
+                       'with digest 0123456789abcdef'):
+        benchmark.train_all(args, strategies)
+    assert trained == []
+    with pytest.raises(SystemExit, match='fixed seed 0 trained from a config '
+                       'with digest 0123456789abcdef'):
+        benchmark.main(['--report-only', '--seeds', '0', '--max-iters',
+                        '1200', '--work-dir', work_dir, '--out',
+                        str(tmp_path / 'page.md')])
+    assert not (tmp_path / 'page.md').exists()
+
+
+def test_the_split_seed_reaches_the_split(tmp_path, monkeypatch):
+    """--split-seed 2 draws the validation split under seed 2 (a run that
+    records seed 2 must have been trained on that split)."""
+    import mmdet_slf.demo_data as demo_data
+    calls = []
+    monkeypatch.setattr(demo_data, 'make_digits_voc',
+                        lambda **kwargs: None)
+    monkeypatch.setattr(
+        tuning, 'prepare_validation_split',
+        lambda cfg, num_val, seed: calls.append((num_val, seed)) or
+        ('train.txt', 'val.txt'))
+    monkeypatch.setattr(benchmark, 'train_all',
+                        lambda args, strategies, data_split: calls.append(
+                            data_split))
+    benchmark.main(['--strategies', 'fixed', '--seeds', '0', '--num-val',
+                    '50', '--split-seed', '2', '--no-report', '--work-dir',
+                    str(tmp_path / 'val')])
+    assert calls == [(50, 2), ('train.txt', 'val.txt')]
