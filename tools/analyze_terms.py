@@ -64,7 +64,7 @@ def main(argv=None) -> str:
     if len(args.prior) != len(terms):
         raise SystemExit(f'--prior needs one lambda per term {terms}, got '
                          f'{args.prior}')
-    rows = run_rows(results, args.work_dir, args.prior, args.window)
+    rows = run_rows(results, args.work_dir, args.prior, args.window, terms)
     text = '\n'.join(format_analysis(rows, terms, args.exclude))
     print(text)
     return text

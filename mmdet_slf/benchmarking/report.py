@@ -5,6 +5,7 @@ The rules that make its verdict are in :mod:`.rules`; their names are
 also reachable from here, where the pages and the tools first had them."""
 import json
 import os.path as osp
+import warnings
 from typing import Dict, List, Optional, Sequence
 
 from mmengine.config import Config
@@ -238,22 +239,30 @@ NOTE_PREFIX = '> Note added'
 
 
 def notes_kept(out: str) -> List[str]:
-    """The quoted notes under the title of the page ``out`` already has
-    (paragraphs starting with ``> Note added``, with their ``>`` lines),
-    which a rewrite of the page keeps."""
+    """The notes under the title of the page ``out`` already has, which a
+    rewrite of the page keeps: the quoted paragraphs (``>`` lines between
+    blank ones) whose first line starts with ``> Note added``. Other
+    quoted paragraphs there are not the tool's and are dropped, with a
+    warning naming them."""
     if not osp.exists(out):
         return []
     with open(out) as f:
         lines = f.read().split('\n')
-    kept, index = [], 1
-    while index < len(lines) and (not lines[index]
+    paragraphs, current, index = [], [], 1
+    while index < len(lines) and (not lines[index].strip()
                                   or lines[index].startswith('>')):
-        kept.append(lines[index])
+        if lines[index].strip():
+            current.append(lines[index])
+        elif current:
+            paragraphs.append(current)
+            current = []
         index += 1
-    while kept and not kept[-1]:
-        kept.pop()
-    while kept and not kept[0]:
-        kept.pop(0)
-    if kept and not kept[0].startswith(NOTE_PREFIX):
-        return []
-    return kept
+    if current:
+        paragraphs.append(current)
+    kept = [p for p in paragraphs if p[0].startswith(NOTE_PREFIX)]
+    dropped = [p[0] for p in paragraphs if not p[0].startswith(NOTE_PREFIX)]
+    if dropped:
+        warnings.warn(f'{out}: quoted paragraphs under the title that are '
+                      f'not notes ("{NOTE_PREFIX} ...") are not kept: '
+                      f'{dropped}')
+    return [line for paragraph in kept for line in paragraph + ['']][:-1]

@@ -9,7 +9,7 @@ import numpy as np
 
 from .runs import paired_seeds
 from .stats import p_gain_below, paired_comparison, summarize
-from .tables import fmt_p
+from .tables import fmt_floor, fmt_p
 from .terms import weight_shares
 
 MIN_PRIOR_SHARE = 0.25  # a term below 25% of its prior weight is starved
@@ -144,7 +144,7 @@ def why_not_default(row: dict) -> Optional[str]:
     if not math.isfinite(row['min_share']):
         return 'no weights logged on every seed'
     if row['min_share'] < MIN_PRIOR_SHARE:
-        return f'min weight / prior {row["min_share"]:.3f}'
+        return f'min weight / prior {fmt_floor(row["min_share"], 3)}'
     return None
 
 

@@ -13,9 +13,10 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-# Relative size of float rounding in a difference of two values: a std of
-# differences at most this times the values' size counts as zero.
-ROUNDING = 1e-12
+# Float rounding in a difference of two values, relative to their size (a
+# few units in the last place): a std of differences, or a mean, at most
+# this times the largest value counts as zero.
+ROUNDING = 64 * float(np.finfo(np.float64).eps)
 
 
 def _t_quantile(prob: float, dof: int) -> float:
@@ -91,7 +92,7 @@ def paired_comparison(values: Sequence[float],
     n, mean, std = summary['n'], summary['mean'], summary['std']
     # Differences equal up to rounding (0.81 - 0.80 and 0.82 - 0.81) are
     # constant: their std of 1e-17 is not evidence of anything.
-    tolerance = ROUNDING * max(1.0, float(np.abs(values).max()),
+    tolerance = ROUNDING * max(float(np.abs(values).max()),
                                float(np.abs(reference).max()))
     if n == 1:
         statistic, p_value = math.nan, math.nan

@@ -3,6 +3,7 @@
 strategy, the mAP of every seed, the variants against the strategy each
 varies, and the cost ratios."""
 import math
+from decimal import ROUND_FLOOR, Decimal
 from typing import Dict, List
 
 from .runs import paired_seeds
@@ -16,12 +17,13 @@ def fmt_value(value: float, digits: int = 3) -> str:
 
 def fmt_floor(value: float, digits: int = 2) -> str:
     """``value`` rounded down, so that a threshold it misses is never
-    printed as reached (0.2496 is 0.24, not 0.25)."""
+    printed as reached (0.2496 is 0.24, not 0.25). It rounds the shortest
+    decimal that gives ``value`` back (``repr``), so 0.29, which is
+    0.28999... in binary, stays 0.29."""
     if value is None or not math.isfinite(value):
         return 'n/a'
-    scale = 10**digits
-    # the nudge keeps 0.29 (28.999... in binary) at 0.29
-    return f'{math.floor(value * scale + 1e-9) / scale:.{digits}f}'
+    exact = Decimal(repr(float(value)))
+    return str(exact.quantize(Decimal(1).scaleb(-digits), ROUND_FLOOR))
 
 
 def fmt_p(value: float) -> str:

@@ -84,33 +84,46 @@ def drop_after_peak(curve: Sequence[Sequence[float]]) -> float:
 
 
 def run_rows(results: Dict[str, Dict[int, dict]], work_dir: str,
-             prior: Sequence[float], window: int = 200) -> List[dict]:
+             prior: Sequence[float], window: int = 200,
+             prior_terms: Optional[Sequence[str]] = None) -> List[dict]:
     """One row per run: strategy, seed, mAP, drop after the peak, and per
     term the raw value at the end and the weight share.
 
     Args:
         results (dict): ``{strategy: {seed: result}}`` of saved runs.
         work_dir (str): The benchmark's work dir (runs are read from it).
-        prior (Sequence[float]): The reference lambdas, in term order.
+        prior (Sequence[float]): The reference lambdas, in the order of
+            ``prior_terms``.
         window (int): Iterations at the end averaged for the raw terms.
             Defaults to 200.
+        prior_terms (Sequence[str], optional): The terms ``prior`` is
+            ordered by; shares match a run's terms to them by name.
+            Defaults to None: the terms of the first run (by strategy and
+            seed).
 
     Returns:
         list[dict]: Rows with ``key``, ``seed``, ``mAP``, ``drop``,
         ``raw`` and ``share`` (dicts by term).
     """
+    if prior_terms is None:
+        first = results[sorted(results)[0]]
+        prior_terms = first[sorted(first)[0]]['terms']
     rows = []
     for key in sorted(results):
         for seed in sorted(results[key]):
             result = results[key][seed]
             terms = result['terms']
+            if sorted(terms) != sorted(prior_terms):
+                raise ValueError(
+                    f'{key} seed {seed} has the terms {terms}, the lambdas '
+                    f'{list(prior)} are for {list(prior_terms)}')
             records = load_scalars(run_dir(work_dir, key, seed))
             rows.append(dict(
                 key=key, seed=seed, mAP=result['mAP'],
                 drop=drop_after_peak(result['curve']),
                 raw=raw_terms_at_end(records, terms, window),
-                share=weight_shares(result.get('mean_weights'), terms,
-                                    prior)))
+                share=weight_shares(result.get('mean_weights'),
+                                    prior_terms, prior)))
     return rows
 
 

@@ -186,9 +186,11 @@ class _OperatorLog(TorchDispatchMode):
                         and index.dtype == torch.bool
                         for index in args[1] if index is not None):
             name = '_mask_index'  # a boolean mask: nonzero inside
-        elif name == 'repeat_interleave' and func._overloadname in (
-                'Tensor', 'self_Tensor') and kwargs.get('output_size') is None:
-            name = '_repeat_interleave_read'  # the repeats' sum
+        elif name == 'repeat_interleave' and func._overloadname.startswith(
+                'Tensor') and kwargs.get('output_size') is None:
+            # x.repeat_interleave(repeats) reaches the dispatcher as this
+            # overload of the repeats alone, which reads their sum
+            name = '_repeat_interleave_read'
         self.names.append(name)
         return func(*args, **kwargs)
 

@@ -34,6 +34,7 @@ def two_strategies(**changes_of_b_seed_1):
     (dict(max_iters=1200), r'seeds of slf-b disagree on max_iters: '
      r'\{0: 600, 1: 1200, 2: 600\}'),
     (dict(name='other'), 'seeds of slf-b disagree on name'),
+    (dict(terms=TERMS[::-1]), 'seeds of slf-b disagree on terms'),
     (dict(prior=[1.0, 1.0, 1.0, 1.0]), 'seeds of slf-b disagree on prior'),
     (dict(mAP=None), r'slf-b has no finite mAP for seeds \[1\]'),
     (dict(mAP='0.8'), r'slf-b has no finite mAP for seeds \[1\]'),
@@ -113,10 +114,13 @@ def test_a_rewrite_keeps_the_notes_under_the_title(tmp_path):
     assert again.split('\n') == lines[:2] + note + [''] + lines[2:]
     # written once more, the page stays the same
     assert report.write_report(work_dir, out, 'fixed', {}) == again
-    # other text under the title is the tool's own, not a note to keep
+    # a line of spaces between notes still separates them, and a quote
+    # that is not a note is dropped with a warning, the notes after it kept
+    page = lines[:2] + ['> a quote', '  '] + note + [''] + lines[2:]
     with open(out, 'w') as f:
-        f.write('\n'.join(lines[:2] + ['> a quote', ''] + lines[2:]))
-    assert report.write_report(work_dir, out, 'fixed', {}) == first
+        f.write('\n'.join(page))
+    with pytest.warns(UserWarning, match=r"not kept: \['> a quote'\]"):
+        assert report.write_report(work_dir, out, 'fixed', {}) == again
 
 
 def test_the_share_column_never_rounds_up_to_the_threshold():

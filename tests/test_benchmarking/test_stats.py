@@ -94,8 +94,17 @@ def test_a_constant_difference_up_to_rounding_is_constant():
     assert exact['std_diff'] == 0.0
     assert p_gain_below(exact, 0.25) == 1.0
     assert p_gain_below(exact, 0.125) == 0.0
-    # a difference that is noise, however small, keeps scipy's test
-    noisy = paired_comparison([0.8, 0.8 + 1e-6, 0.8], [0.8, 0.8, 0.8 + 1e-6])
-    assert noisy['p'] == pytest.approx(
-        stats.ttest_rel([0.8, 0.8 + 1e-6, 0.8],
-                        [0.8, 0.8, 0.8 + 1e-6]).pvalue)
+    # differences that are 0 up to rounding: 0.1 + 0.2 is not 0.3
+    zero = paired_comparison([0.1 + 0.2, 0.7 + 0.1, 0.4], [0.3, 0.8, 0.4])
+    assert zero['std_diff'] > 0
+    assert zero['t'] == 0.0 and zero['p'] == 1.0
+    # differences of noise, however small against the values, and values
+    # of any size keep scipy's test
+    for values, reference in (
+            ([0.8, 0.8 + 1e-12, 0.8], [0.8, 0.8, 0.8 + 1e-12]),
+            ([1e-13, 2e-13, 3.5e-13, 4e-13], [0.0] * 4),
+            ([0.5 + 1e-13, 0.5 + 1.1e-13, 0.5 + 0.9e-13, 0.5 + 1.05e-13],
+             [0.5] * 4)):
+        noisy = paired_comparison(values, reference)
+        assert noisy['p'] == pytest.approx(
+            stats.ttest_rel(values, reference).pvalue, rel=1e-6), values

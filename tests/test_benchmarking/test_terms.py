@@ -184,3 +184,20 @@ def test_the_tool_names_a_work_dir_without_runs(tmp_path):
     tool = load_analyze_terms()
     with pytest.raises(SystemExit, match='no finished runs under'):
         tool.main(['--work-dir', str(tmp_path), '--strategies', 'fixed'])
+
+
+def test_shares_match_the_lambdas_to_terms_by_name(tmp_path):
+    """A run that lists its terms in another order, at the prior's
+    weights, keeps the prior's balance: share 1 for every term, where
+    matching by position gave 0.1 to 10. A run of other terms is refused."""
+    work_dir = str(tmp_path)
+    fake_run(work_dir, 'fixed', 0, [record(100, [0.1] * 4, PRIOR)],
+             [[100, 0.8]], dict(zip(TERMS, PRIOR)))
+    results = runs.load_results(work_dir)
+    results['fixed'][0]['terms'] = TERMS[::-1]
+    rows = terms.run_rows(results, work_dir, PRIOR, prior_terms=TERMS)
+    assert rows[0]['share'] == pytest.approx(dict.fromkeys(TERMS, 1.0))
+    results['fixed'][0]['terms'] = ['cls', 'box', 'obj', 'noobj']
+    with pytest.raises(ValueError, match=r"fixed seed 0 has the terms "
+                       r"\['cls'"):
+        terms.run_rows(results, work_dir, PRIOR, prior_terms=TERMS)

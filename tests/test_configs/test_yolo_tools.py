@@ -164,6 +164,8 @@ def test_test_tool_prints_numbers_rounded_and_other_values_as_they_are():
     metrics = {'pascal_voc/mAP': 0.123456, 'pascal_voc/AP50': np.float32(
         0.5), 'count': 3, 'per_class': [0.1, 0.2], 'note': 'n/a',
                'flag': True}
-    assert tool.printable_metrics(metrics) == {
+    printed = tool.printable_metrics(metrics)
+    assert printed == {
         'pascal_voc/mAP': 0.1235, 'pascal_voc/AP50': 0.5, 'count': 3,
         'per_class': [0.1, 0.2], 'note': 'n/a', 'flag': True}
+    assert type(printed['flag']) is bool  # True == 1.0 would pass above
