@@ -16,11 +16,16 @@ refused):
     python tools/benchmark.py --timing          # step-time and FPS ratios
     python tools/benchmark.py --report-only     # rewrite docs/results.md
 
-Each page keeps its runs beside its figures (``docs/results/runs.json``:
-every run's result and logged weights, a few kB a run), and ``--archive``
-writes a page from that file instead of the work dir, on any machine:
+A page written by this version keeps its runs beside its figures
+(``docs/<page>/runs.json``: every run's result and logged weights, a few kB
+a run; pages older than the archive, such as ``docs/results.md``, have
+none), and ``--archive`` writes the page from that file instead of the
+work dir, on any machine, with the options the page quotes:
 
-    python tools/benchmark.py --report-only --archive docs/results/runs.json
+    python tools/benchmark.py --report-only --strategies fixed dwa \
+        --seeds 0 1 2 3 4 --work-dir work_dirs/benchmark-dwa \
+        --out docs/results-dwa-window.md \
+        --archive docs/results-dwa-window/runs.json
 
 The page covers the seeds given with ``--seeds`` (every saved seed when not
 given) and, with ``--report-only``, the strategies given with
