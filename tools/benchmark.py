@@ -78,6 +78,7 @@ from mmdet_slf.benchmarking.environment import (  # noqa: E402
     data_fingerprint, environment)
 from mmdet_slf.benchmarking.runs import (config_digest,  # noqa: E402
                                          find_strategies,
+                                         forget_global_instances,
                                          init_checkpoint_path, load_results,
                                          load_scalars,
                                          make_init_checkpoint, run_config,
@@ -214,21 +215,6 @@ def train_one(cfg: Config, key: str, seed: int, args,
     save_result(osp.join(work_dir, 'result.json'), result)
     forget_global_instances()
     return result
-
-
-def forget_global_instances() -> None:
-    """Drop mmengine's process-wide loggers, visualizers and message hubs.
-
-    ``ManagerMixin`` keeps one instance per name and per class (the runner's
-    ``DetLocalVisualizer`` is not in ``Visualizer._instance_dict``); a new
-    Runner would otherwise write into the previous run's files.
-    """
-    from mmengine.utils import ManagerMixin
-    pending = [ManagerMixin]
-    while pending:
-        cls = pending.pop()
-        cls._instance_dict.clear()
-        pending.extend(cls.__subclasses__())
 
 
 def evaluation_split(args) -> str:

@@ -277,3 +277,18 @@ def select_results(results: Dict[str, Dict[int, dict]],
         if runs:
             selected[key] = runs
     return selected
+
+
+def forget_global_instances() -> None:
+    """Drop mmengine's process-wide loggers, visualizers and message hubs.
+
+    ``ManagerMixin`` keeps one instance per name and per class (the runner's
+    ``DetLocalVisualizer`` is not in ``Visualizer._instance_dict``); a new
+    Runner would otherwise write into the previous run's files.
+    """
+    from mmengine.utils import ManagerMixin
+    pending = [ManagerMixin]
+    while pending:
+        cls = pending.pop()
+        cls._instance_dict.clear()
+        pending.extend(cls.__subclasses__())
