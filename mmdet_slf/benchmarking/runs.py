@@ -16,13 +16,15 @@ merges whatever results exist, so the table can be built over several calls.
 import copy
 import glob
 import hashlib
+import io
 import json
-import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmengine.config import Config
+
+from mmdet_slf.engine.checkpoint.atomic_io import atomic_write
 
 RESULT_FILE = 'result.json'
 WEIGHTING_KEY = '.weighting.'
@@ -125,11 +127,10 @@ def make_init_checkpoint(reference_cfg: Config, seed: int,
     set_random_seed(seed)
     model = MODELS.build(copy.deepcopy(reference_cfg.model))
     model.init_weights()
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    tmp = f'{path}.{os.getpid()}.tmp'  # calls may draw the same seed
+    buffer = io.BytesIO()
     torch.save(dict(state_dict=detector_state(model),
-                    meta=dict(seed=seed, detector_digest=digest)), tmp)
-    os.replace(tmp, path)
+                    meta=dict(seed=seed, detector_digest=digest)), buffer)
+    atomic_write(path, buffer.getvalue())  # calls may draw the same seed
     return path
 
 
@@ -213,11 +214,7 @@ def summarize_run(records: List[dict],
 
 
 def save_result(path: str, result: dict) -> None:
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(result, f, indent=1)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(result, indent=1).encode())
 
 
 def load_results(work_dir: str) -> Dict[str, Dict[int, dict]]:
