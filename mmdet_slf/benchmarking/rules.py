@@ -7,6 +7,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..slf.checks import is_finite_number
 from .runs import paired_seeds
 from .stats import p_gain_below, paired_comparison, summarize
 from .tables import fmt_floor, fmt_p
@@ -31,11 +32,6 @@ def weight_share(result: dict, reference_terms: Sequence[str],
                              reference_prior).values())
 
 
-def _is_finite_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(
-        value, bool) and math.isfinite(value)
-
-
 def check_runs(results: Dict[str, Dict[int, dict]], reference: str) -> None:
     """Refuse runs that a page cannot compare, naming them: a strategy whose
     seeds disagree on its name, terms, lambdas or budget; strategies of
@@ -44,7 +40,7 @@ def check_runs(results: Dict[str, Dict[int, dict]], reference: str) -> None:
     budgets = {}
     for key, runs in sorted(results.items()):
         seeds = sorted(runs)
-        bad = [s for s in seeds if not _is_finite_number(runs[s].get('mAP'))]
+        bad = [s for s in seeds if not is_finite_number(runs[s].get('mAP'))]
         if bad:
             raise ValueError(
                 f'{key} has no finite mAP for seeds {bad} (a run that logged '

@@ -9,6 +9,12 @@ from torch import Tensor
 Lambdas = Optional[Union[Sequence[float], Dict[str, float]]]
 
 
+def is_finite_number(value) -> bool:
+    """A finite int or float; a bool is not a number here."""
+    return isinstance(value, (int, float)) and not isinstance(
+        value, bool) and math.isfinite(value)
+
+
 def as_lambdas(weights: Lambdas, terms: Sequence[str], key: str) -> Tensor:
     """Turn ``[5, 1, ...]`` or ``{'coord': 5, ...}`` into a tensor ``[n]``.
 
@@ -71,8 +77,7 @@ def resolve_scale(scale: Union[None, float, str], lambdas: Optional[Tensor],
     if scale is None:
         return float(lambdas.sum()) if lambdas is not None else \
             float(num_terms)
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) \
-            or not math.isfinite(scale) or scale <= 0:
+    if not is_finite_number(scale) or scale <= 0:
         raise ValueError(f'scale must be a number > 0 or None, got {scale!r}')
     return float(scale)
 
@@ -116,16 +121,14 @@ def check_momentum(key: str, value) -> float:
 
 def check_nonnegative(key: str, value) -> float:
     """A finite number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or value < 0:
+    if not is_finite_number(value) or value < 0:
         raise ValueError(f'{key} must be >= 0, got {value!r}')
     return float(value)
 
 
 def check_positive(key: str, value) -> float:
     """A finite number > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or value <= 0:
+    if not is_finite_number(value) or value <= 0:
         raise ValueError(f'{key} must be > 0, got {value!r}')
     return float(value)
 

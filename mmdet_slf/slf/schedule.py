@@ -6,13 +6,9 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
+from .checks import is_finite_number
+
 SCHEDULE_TYPES = ('exp', 'linear', 'cosine')
-
-
-def _is_number(value) -> bool:
-    """A finite int or float, not a bool."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
 
 
 def check_temperature_schedule(schedule: Optional[dict]) -> Optional[dict]:
@@ -37,11 +33,11 @@ def check_temperature_schedule(schedule: Optional[dict]) -> Optional[dict]:
         raise ValueError(f'temperature_schedule.type must be one of '
                          f'{SCHEDULE_TYPES}, got {schedule.get("type")!r}')
     final = schedule.get('final')
-    if not _is_number(final) or not final > 0:
+    if not is_finite_number(final) or not final > 0:
         raise ValueError(
             f'temperature_schedule.final must be > 0, got {final!r}')
     num_iters = schedule.get('num_iters')
-    if not _is_number(num_iters) or not num_iters >= 1:
+    if not is_finite_number(num_iters) or not num_iters >= 1:
         raise ValueError('temperature_schedule.num_iters must be >= 1, '
                          f'got {num_iters!r}')
     unknown = sorted(set(schedule) - {'type', 'final', 'num_iters'})

@@ -39,6 +39,7 @@ def two_strategies(**changes_of_b_seed_1):
     (dict(mAP=None), r'slf-b has no finite mAP for seeds \[1\]'),
     (dict(mAP='0.8'), r'slf-b has no finite mAP for seeds \[1\]'),
     (dict(mAP=math.inf), r'slf-b has no finite mAP for seeds \[1\]'),
+    (dict(mAP=True), r'slf-b has no finite mAP for seeds \[1\]'),
 ])
 def test_runs_of_one_strategy_must_agree(changes, message):
     with pytest.raises(ValueError, match=message):

@@ -444,6 +444,11 @@ def test_random_weighting_sums_to_scale_and_is_unbiased():
      "signal_min_scale must be >= 0, got '1e-3'"),
     (dict(prior_init='no'), "prior_init must be True or False, got 'no'"),
     (dict(scale=[7.5]), r'scale must be a number > 0 or None, got \[7.5\]'),
+    # a bool is not a number, though True > 0 in Python
+    (dict(scale=True), 'scale must be a number > 0 or None, got True'),
+    (dict(signal_min_scale=True), 'signal_min_scale must be >= 0, got True'),
+    (dict(temperature_schedule=dict(type='exp', final=True, num_iters=10),
+          estimator='gumbel'), 'temperature_schedule.final must be > 0'),
     (dict(prior=5.0), 'prior must be one number per term'),
     # a typo in the paper's recipe names the choices, not the KL guard
     (dict(decision_objective='Joint', kl_weight=0.0),
