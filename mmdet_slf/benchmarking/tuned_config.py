@@ -5,10 +5,11 @@ The config inherits the strategy the search trained, carries the search's
 ``--cfg-options`` and replaces the weighting by :class:`FixedWeighting` of
 the best lambdas; its header records the search (:mod:`.tuning`).
 """
-import os
 import os.path as osp
 import textwrap
 from typing import List, Optional
+
+from mmdet_slf.engine.checkpoint.atomic_io import atomic_write
 
 from .tuning import format_lambdas, format_table
 
@@ -129,23 +130,7 @@ def write_tuned_config(path: str,
         lines.append('# --cfg-options of the search')
     lines += [format_assignment(key, value) for key, value in tree.items()]
     text = '\n'.join(lines) + '\n'
-    _write_whole(path, text)
+    # Old text or new, never a part: a truncated config would be found and
+    # trained as a strategy. The temporary name does not end in .py.
+    atomic_write(path, text.encode())
     return text
-
-
-def _write_whole(path: str, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path`` and move it
-    there, so that ``path`` holds the old text or the new, never a part:
-    a truncated config would be found and trained as a strategy. The
-    temporary file does not end in ``.py``, so it is never taken for one,
-    and it is removed when the write fails."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.{os.getpid()}.tmp'  # two writers never share one
-    try:
-        with open(tmp, 'w') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -28,6 +28,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.config import Config, ConfigDict
 
+from mmdet_slf.engine.checkpoint.atomic_io import atomic_write
+
 YOLO_LAMBDAS = (5.0, 1.0, 1.0, 0.5)  # coord, pred, obj, noobj
 SIGNIFICANT_DIGITS = 3  # lambdas are rounded so a config shows them whole
 TRAIN_FILE = 'train.txt'
@@ -45,10 +47,7 @@ def _write_if_changed(path: str, ids: Sequence[str]) -> None:
         with open(path) as f:
             if f.read() == text:
                 return
-    tmp = f'{path}.{os.getpid()}.tmp'  # concurrent writers never share it
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, text.encode())  # concurrent writers never collide
 
 
 def write_validation_split(ann_dir: str, num_val: int,

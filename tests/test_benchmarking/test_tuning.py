@@ -1,7 +1,6 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """The search for tuned fixed lambdas: the validation split, the log-uniform
 draws, the configs of the search and tools/tune_fixed_lambdas.py."""
-import builtins
 import json
 import math
 import os
@@ -17,6 +16,7 @@ from mmengine.config import Config
 
 import mmdet_slf  # noqa: F401
 from mmdet_slf.benchmarking import environment, runs, tuned_config, tuning
+from mmdet_slf.engine.checkpoint import atomic_io
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 import tune_fixed_lambdas  # noqa: E402
@@ -80,7 +80,7 @@ def test_validation_split_is_deterministic_and_idempotent(ann_dir):
     assert [read_ids(path) for path in paths] == first
     assert [os.stat(path).st_mtime_ns for path in paths] == mtimes
     assert not [name for name in os.listdir(osp.dirname(paths[0]))
-                if name.endswith('.tmp')]
+                if atomic_io.TEMP_INFIX in name]
 
 
 def test_two_processes_writing_one_split_do_not_share_a_temporary_file(
@@ -92,7 +92,7 @@ def test_two_processes_writing_one_split_do_not_share_a_temporary_file(
     path = str(tmp_path / 'train.txt')
     real_replace = os.replace
     pids = iter([100, 200])
-    monkeypatch.setattr(tuning.os, 'getpid', lambda: next(pids))
+    monkeypatch.setattr(atomic_io.os, 'getpid', lambda: next(pids))
     sources = []
 
     def replace(src, dst):
@@ -101,9 +101,11 @@ def test_two_processes_writing_one_split_do_not_share_a_temporary_file(
             tuning._write_if_changed(path, ['000002', '000001'])
         real_replace(src, dst)
 
-    monkeypatch.setattr(tuning.os, 'replace', replace)
+    monkeypatch.setattr(atomic_io.os, 'replace', replace)
     tuning._write_if_changed(path, ['000002', '000001'])
-    assert sources == [f'{path}.100.tmp', f'{path}.200.tmp']
+    assert [re.sub('[0-9a-f]{8}$', '', osp.basename(src))
+            for src in sources] == [
+        '.train.txt.tmp-100-', '.train.txt.tmp-200-']
     assert read_ids(path) == ['000002', '000001']
     assert sorted(os.listdir(tmp_path)) == ['train.txt']
 
@@ -357,6 +359,8 @@ def test_a_config_cut_off_while_written_leaves_the_old_one(
     old = tuned_config.write_tuned_config(
         path, fake_search([[1, 1, 1, 1]], [0.8]), BASE_CONFIG)
 
+    real_fdopen = os.fdopen
+
     class FullDisk:
 
         def __init__(self, f):
@@ -368,15 +372,12 @@ def test_a_config_cut_off_while_written_leaves_the_old_one(
         def __exit__(self, *exc):
             self.f.close()
 
-        def write(self, text):
-            self.f.write(text[:len(text) // 2])
+        def write(self, data):
+            self.f.write(data[:len(data) // 2])
             raise OSError(28, 'No space left on device')
 
-    def full_disk_open(file, mode='r', *args, **kwargs):
-        f = builtins.open(file, mode, *args, **kwargs)
-        return FullDisk(f) if 'w' in mode else f
-
-    monkeypatch.setattr(tuned_config, 'open', full_disk_open, raising=False)
+    monkeypatch.setattr(atomic_io.os, 'fdopen',
+                        lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
     with pytest.raises(OSError, match='No space left'):
         tuned_config.write_tuned_config(
             path, fake_search([[6.1, 0.52, 2.3, 0.31]], [0.86]),
