@@ -101,17 +101,18 @@ def make_init_checkpoint(reference_cfg: Config, seed: int,
     """Draw the initial detector weights of ``seed`` once and save them.
 
     The weights come from the reference strategy's model, initialised as the
-    runner would initialise it (``init_weights``) under ``seed``. Nothing is
-    done when the file exists, so every strategy of a seed, in this call or a
+    runner would initialise it (``init_weights``) under ``seed``. An
+    existing file is kept, so every strategy of a seed, in this call or a
     later one, starts from the same weights. The file records the digest of
     the detector's config (:func:`detector_digest`), and one drawn for
     another detector is refused (files from before the digest was recorded
-    are taken as they are).
+    are taken as they are); so is one whose layer names or shapes differ
+    from the model the reference builds now (its code changed).
     """
     digest = detector_digest(reference_cfg)
     if osp.exists(path):
-        meta = torch.load(path, map_location='cpu',
-                          weights_only=True).get('meta', {})
+        saved = torch.load(path, map_location='cpu', weights_only=True)
+        meta = saved.get('meta', {})
         if meta.get('detector_digest', digest) != digest:
             raise ValueError(
                 f'{path} holds the initial weights of another detector '
@@ -119,19 +120,48 @@ def make_init_checkpoint(reference_cfg: Config, seed: int,
                 f'now gives {digest}): its layers would not match; delete '
                 'the init folder and the runs made from it, or use another '
                 'work dir')
+        model = _build_detector(reference_cfg, seed, init=False)
+        _check_layers(path, saved['state_dict'], detector_state(model))
         return path
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    from mmengine.runner import set_random_seed
-    register_all_modules(init_default_scope=True)
-    set_random_seed(seed)
-    model = MODELS.build(copy.deepcopy(reference_cfg.model))
-    model.init_weights()
+    model = _build_detector(reference_cfg, seed)
     buffer = io.BytesIO()
     torch.save(dict(state_dict=detector_state(model),
                     meta=dict(seed=seed, detector_digest=digest)), buffer)
     atomic_write(path, buffer.getvalue())  # calls may draw the same seed
     return path
+
+
+def _build_detector(cfg: Config, seed: int,
+                    init: bool = True) -> torch.nn.Module:
+    """``cfg.model`` initialised as the runner would under ``seed``
+    (``init=False``: as built, for its layer names and shapes only)."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.runner import set_random_seed
+    register_all_modules(init_default_scope=True)
+    set_random_seed(seed)
+    model = MODELS.build(copy.deepcopy(cfg.model))
+    if init:
+        model.init_weights()
+    return model
+
+
+def _check_layers(path: str, saved: Dict[str, torch.Tensor],
+                  expected: Dict[str, torch.Tensor]) -> None:
+    """Refuse saved weights whose names or shapes differ from the model's:
+    the runner loads them non-strictly, so such layers would stay random
+    (a change to the model's code that leaves its config alone)."""
+    missing = sorted(set(expected) - set(saved))
+    unexpected = sorted(set(saved) - set(expected))
+    shapes = sorted(key for key in set(saved) & set(expected)
+                    if saved[key].shape != expected[key].shape)
+    if missing or unexpected or shapes:
+        raise ValueError(
+            f'{path} does not fit the reference\'s model: missing '
+            f'{missing[:3]}, unexpected {unexpected[:3]}, other shapes '
+            f'{shapes[:3]} ({len(missing)}, {len(unexpected)} and '
+            f'{len(shapes)} in all); delete the init folder and the runs '
+            'made from it, or use another work dir')
 
 
 def run_config(cfg: Config, seed: int, work_dir: str, init_path: str,

@@ -3,6 +3,7 @@
 import json
 import os
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -645,3 +646,29 @@ def test_initial_weights_are_a_function_of_the_seed_and_the_detector(
     with pytest.raises(ValueError, match='initial weights of another '
                        'detector'):
         runs.make_init_checkpoint(bigger, 0, path)
+
+
+def test_initial_weights_of_other_layers_are_refused(tmp_path):
+    """The model's code changed and its config did not (same digest): a
+    layer of another shape, a missing one or an extra one would be loaded
+    non-strictly and stay random. Each is refused, naming the layer."""
+    fixed = Config.fromfile(osp.join(CONFIG_DIR, 'fixed.py'))
+    path = runs.make_init_checkpoint(
+        fixed, 0, runs.init_checkpoint_path(str(tmp_path), 0))
+    saved = torch.load(path, weights_only=True)
+    name = next(key for key in saved['state_dict'] if key.endswith('weight'))
+    original = saved['state_dict'][name]
+    quoted = re.escape(repr([name]))
+    for change, message in (
+            (lambda state: state.update({name: original[:1]}),
+             'other shapes ' + quoted),
+            (lambda state: state.pop(name), 'missing ' + quoted),
+            (lambda state: state.update(extra=original),
+             'unexpected ' + re.escape("['extra']"))):
+        state = dict(saved['state_dict'])
+        change(state)
+        torch.save(dict(saved, state_dict=state), path)
+        with pytest.raises(ValueError, match=message):
+            runs.make_init_checkpoint(fixed, 0, path)
+    torch.save(saved, path)
+    assert runs.make_init_checkpoint(fixed, 0, path) == path
