@@ -308,6 +308,14 @@ class SLFWeighting(BaseWeighting):
                                straight_through=joint, probs=probs)
         if joint:
             weights = self.scale * p_hat  # Eq. (11)
+            if self._guards_reach_features(features):
+                # The guards (ours) train h only: read the features again,
+                # detached, so that they do not train the detector through
+                # them (Eq. (11) still does). Same values, other graph.
+                probs = F.softmax(at_least_float32(self.decision_logits(
+                    raw.sum(0) if batch_level else raw, features.detach())),
+                                  dim=-1)
+                log_probs = probs.clamp(min=1e-12).log()
             extra = self._guards(raw, probs, log_probs)
         else:
             weights = p_hat.detach() * self.scale  # Eq. (11), for w only
@@ -339,6 +347,11 @@ class SLFWeighting(BaseWeighting):
         extra = {'loss_slf_decision': objective}
         extra['slf_signal_'] = signal.mean(dim=0)
         return extra
+
+    def _guards_reach_features(self, features: Optional[Tensor]) -> bool:
+        return (self.kl_weight > 0 or self.entropy_weight > 0) \
+            and not self.detach_features and not self.reads_terms \
+            and features is not None and features.requires_grad
 
     def _guards(self, raw: Tensor, probs: Tensor,
                 log_probs: Tensor) -> Dict[str, Tensor]:

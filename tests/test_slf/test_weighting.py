@@ -196,6 +196,82 @@ def test_gradients_flow_to_features_only_when_not_detached():
         assert (features.grad is None) == detach
 
 
+@pytest.mark.parametrize('guard, key', [
+    (dict(kl_weight=2.0), 'loss_slf_kl'),
+    (dict(kl_weight=0.0, entropy_weight=0.5), 'loss_slf_entropy'),
+])
+def test_guards_train_the_decision_network_not_the_features(guard, key):
+    """With detach_features=False, Eq. (11) reaches the detector through
+    the features; the KL and entropy guards (ours) do not, and they give h
+    the gradient they give it with detached features."""
+    grads = {}
+    for detach in (True, False):
+        torch.manual_seed(0)
+        weighting = SLFWeighting(TERMS, in_channels=3, detach_features=detach,
+                                 decision_objective='joint',
+                                 estimator='expected', prior_init=False,
+                                 **guard)
+        features = torch.randn(2, 3, requires_grad=True)
+        out = weighting(raw_terms(torch.rand(4, 2) + 0.1), features=features)
+        params = list(weighting.decision_net.parameters())
+        on_features, *on_h = torch.autograd.grad(
+            out[key], [features] + params, allow_unused=True,
+            retain_graph=True)
+        weighted = torch.autograd.grad(total(out), features,
+                                       allow_unused=True)[0]
+        grads[detach] = on_features, on_h, weighted
+    assert grads[True][0] is None and grads[False][0] is None
+    assert grads[True][2] is None and grads[False][2].abs().sum() > 0
+    for with_detached, without in zip(grads[True][1], grads[False][1]):
+        torch.testing.assert_close(without, with_detached)
+    assert sum(g.abs().sum() for g in grads[False][1]) > 0
+
+
+def test_joint_trains_h_through_the_samples_straight_through():
+    """Algorithm 1 without the guard: the decision network learns from
+    Eq. (11) alone, through the straight-through samples. Stratified
+    samples pass the gradient of p: the same as the expected weights p
+    themselves. Gumbel samples pass that of the soft samples (tested in
+    test_gumbel.py), which is not 0."""
+    grads = {}
+    for name in ('stratified', 'expected', 'gumbel'):
+        torch.manual_seed(0)
+        weighting = SLFWeighting(TERMS, in_channels=3, kl_weight=0.0,
+                                 decision_objective='joint', estimator=name,
+                                 prior_init=False)
+        features = torch.randn(2, 3)
+        out = weighting(raw_terms(torch.rand(4, 2) + 0.1), features=features)
+        grads[name] = torch.autograd.grad(
+            total(out), list(weighting.decision_net.parameters()))
+    for sampled, expected in zip(grads['stratified'], grads['expected']):
+        torch.testing.assert_close(sampled, expected)
+    assert sum(g.abs().sum() for g in grads['expected']) > 0
+    assert sum(g.abs().sum() for g in grads['gumbel']) > 0
+
+
+def test_kl_guard_gradient_on_a_collapsed_term_is_the_formula():
+    """Where Algorithm 1 collapses (p of a term near 1e-6), the KL guard's
+    gradient on the logits is kl_weight * M * p_j (log p_j / prior_j - KL),
+    M = scale * prior . l: its push back to the prior is not cut off."""
+    weighting = SLFWeighting(TERMS, in_channels=3, decision_objective='joint',
+                             estimator='expected', kl_weight=2.0,
+                             prior=LAMBDAS)
+    logits = torch.tensor([[4.0, 2.0, -12.0, 1.0]], requires_grad=True)
+    weighting.decision_logits = lambda raw, features: logits
+    raw = [1.0, 2.0, 3.0, 4.0]
+    out = weighting(raw_terms(raw), features=torch.zeros(3))
+    out['loss_slf_kl'].backward()
+    z = logits.detach().double()
+    log_p = torch.log_softmax(z, -1)[0]
+    prior = torch.tensor(LAMBDAS, dtype=torch.float64) / sum(LAMBDAS)
+    kl = (log_p.exp() * (log_p - prior.log())).sum()
+    magnitude = weighting.scale * (prior * torch.tensor(raw).double()).sum()
+    expected = 2.0 * magnitude * log_p.exp() * (log_p - prior.log() - kl)
+    assert log_p[2].exp() < 1e-6
+    torch.testing.assert_close(logits.grad[0].double(), expected,
+                               rtol=1e-4, atol=0)
+
+
 def test_uncertainty_weighting_formula():
     weighting = UncertaintyWeighting(TERMS, init_weights=LAMBDAS)
     out = weighting(raw_terms([1.0, 2.0, 3.0, 4.0]))

@@ -374,6 +374,31 @@ def test_slf_weighting_reads_prediction_summary():
     assert losses['loss_slf_decision'].item() == pytest.approx(1.0, abs=1e-5)
 
 
+def test_joint_slf_trains_the_head_through_its_decision_features():
+    """The paper's Algorithm 1 (``detach_features=False``) back-propagates
+    Eq. (11) from the decision network into the head's output through the
+    features, their mean over the cells: the gradient on the output gains a
+    part that is the same in every cell of an image."""
+    gts = [gt([[8, 8, 40, 40]], [1]), gt([[70, 20, 120, 100]], [2])]
+    torch.manual_seed(0)
+    pred = torch.rand(2, 2, 2, 13)
+    grads = {}
+    for detach in (True, False):
+        torch.manual_seed(1)  # the same decision network for both
+        head = make_head(weighting=dict(
+            type='SLFWeighting', terms=TERMS, prior=[5.0, 1.0, 1.0, 0.5],
+            decision_objective='joint', kl_weight=0.0, estimator='expected',
+            prior_init=False, detach_features=detach))
+        leaf = pred.clone().requires_grad_()
+        losses = head.loss_by_feat(leaf, gts, [META, META])
+        sum(v for k, v in losses.items() if k[5:] in TERMS).backward()
+        grads[detach] = leaf.grad
+    extra = grads[False] - grads[True]
+    assert extra.abs().sum() > 0
+    # d features / d pred = 1 / (S * S) in every cell of the image
+    torch.testing.assert_close(extra, extra[:, :1, :1].expand_as(extra))
+
+
 @pytest.mark.parametrize('kwargs, key', [
     (dict(input_size=100), 'input_size'),
     (dict(num_boxes=0), 'num_boxes'),

@@ -153,6 +153,33 @@ def test_neck_features_reach_the_decision_network(setup):
     assert model._captured is None and len(seen) == 1
 
 
+def test_joint_slf_trains_the_neck_through_the_decision_features(setup):
+    """With ``detach_features=False`` (the paper's joint back-propagation)
+    Eq. (11) reaches the neck through the pooled features as well as
+    through the head; detached, the backbone and neck get only the head's
+    part, so the two runs differ in the neck's gradient alone by that
+    path."""
+    cfg, batch = setup
+    neck_grads = {}
+    for detach in (True, False):
+        model = build(
+            cfg, decision_features='neck',
+            weighting=dict(type='SLFWeighting', in_channels=NUM_FEATURES,
+                           decision_objective='joint', estimator='expected',
+                           kl_weight=0.0, prior_init=False,
+                           detach_features=detach))
+        total, _ = model.parse_losses(losses_of(model, batch))
+        total.backward()
+        neck_grads[detach] = [p.grad.clone() for p in model.neck.parameters()]
+        head_grad = [p.grad.clone() for p in model.bbox_head.parameters()]
+        if detach:
+            detached_head_grad = head_grad
+    for before, after in zip(detached_head_grad, head_grad):
+        torch.testing.assert_close(after, before)
+    assert sum((a - b).abs().sum()
+               for a, b in zip(neck_grads[False], neck_grads[True])) > 0
+
+
 @pytest.mark.parametrize('num_boxes', [0, 1])
 def test_empty_and_one_box_ground_truth(setup, num_boxes):
     from mmdet.models.detectors import RetinaNet
