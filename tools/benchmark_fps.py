@@ -15,9 +15,13 @@ image file is not timed. Inputs are random images of the test pipeline's
 resize scale, or real test images with ``--dataset``. With ``--compare`` the
 two models run alternately in one loop, so drifts of clock speed and load
 hit both alike, and the FPS ratio is printed with its noise estimate.
-Without a checkpoint the weights are random, which does not change speed;
-``--same-weights`` gives the second model the first one's weights wherever
-names and shapes match, so both also keep the same boxes for NMS. ``--fp16``
+Without a checkpoint the weights are random. They change the speed where
+a score threshold decides how many boxes reach NMS (random scores pass a
+low threshold such as YOLO's ``score_thr=0.001`` all at once), so two
+models are compared on the same weights: ``--same-weights`` gives the
+second model the first one's wherever names and shapes match, so both keep
+the same boxes for NMS, or each gets its checkpoint (a checkpoint for one
+model only is refused). ``--fp16``
 runs the network under ``torch.autocast`` with float16 and decodes and
 suppresses boxes in float32, as mmdet 2.x's ``force_fp32`` did (mmcv's NMS
 kernels take float32 only).
@@ -86,9 +90,10 @@ def parse_args(argv=None):
         '--device', default='cuda' if torch.cuda.is_available() else 'cpu',
         help='cpu, cuda or cuda:N')
     parser.add_argument('--num-iters', type=int, default=200,
-                        help='timed iterations per model')
+                        help='timed iterations per model (>= 2 with '
+                        '--compare)')
     parser.add_argument('--warmup', type=int, default=20,
-                        help='untimed iterations per model first')
+                        help='untimed iterations per model first (>= 1)')
     parser.add_argument('--fuse-conv-bn', action='store_true',
                         help='fold BN layers into the preceding convs')
     parser.add_argument(
@@ -102,7 +107,8 @@ def parse_args(argv=None):
     parser.add_argument('--dataset', action='store_true',
                         help='real test images instead of random ones')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
-                        help='random image size; default: the test resize')
+                        help='random image size; default: the test resize '
+                        '(not with --dataset)')
     parser.add_argument('--threads', type=int,
                         help='torch CPU threads (default: torch default)')
     parser.add_argument(
@@ -136,8 +142,30 @@ def parse_args(argv=None):
         '--cfg-options', nargs='+', action=DictAction,
         help='overrides applied to every config, "key=value" pairs')
     args = parser.parse_args(argv)
-    if args.num_iters < 1 or args.warmup < 0 or args.profile < 0:
-        parser.error('--num-iters must be >= 1, --warmup and --profile >= 0')
+    if args.num_iters < 1 or args.warmup < 1 or args.profile < 0:
+        parser.error('--num-iters and --warmup must be >= 1 (the first '
+                     'calls build caches and pick kernels, so they are not '
+                     'timed) and --profile >= 0, got '
+                     f'{args.num_iters}, {args.warmup} and {args.profile}')
+    if args.compare and args.num_iters < 2:
+        parser.error('--compare needs --num-iters >= 2: the ratio\'s '
+                     f'interval is over the rounds, got {args.num_iters}')
+    if args.threads is not None and args.threads < 1:
+        parser.error(f'--threads must be >= 1, got {args.threads}')
+    check_device(parser, args.device)
+    if args.dataset and args.shape is not None:
+        parser.error('--dataset reads real test images at the test '
+                     'pipeline\'s size; --shape sets the size of random '
+                     'ones: pass one')
+    if args.compare and (args.checkpoint is None) != (
+            args.compare_checkpoint is None) and not args.same_weights:
+        parser.error(
+            'a checkpoint for one model only would time loaded weights '
+            'against random ones (the scores decide how many boxes reach '
+            'NMS): pass CHECKPOINT with --compare-checkpoint for the second '
+            'model, or CHECKPOINT with --same-weights to copy it into the '
+            f'second, got CHECKPOINT {args.checkpoint} and '
+            f'--compare-checkpoint {args.compare_checkpoint}')
     if args.train and (args.fuse_conv_bn or args.dataset):
         parser.error('--train times a training step on random boxes; it '
                      'takes neither --fuse-conv-bn nor --dataset')
@@ -161,6 +189,22 @@ def parse_args(argv=None):
         parser.error('--batch-size needs --train and must be >= 1, got '
                      f'{args.batch_size}')
     return args
+
+
+def check_device(parser, device):
+    """Refuse a ``--device`` torch cannot parse, or a CUDA one this
+    machine does not have, before any model is built."""
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        parser.error(f'--device must be cpu, cuda or cuda:N, got {device!r}')
+    if parsed.type not in ('cpu', 'cuda'):
+        parser.error(f'--device must be cpu, cuda or cuda:N, got {device!r}')
+    if parsed.type == 'cuda' and not (
+            torch.cuda.is_available() and
+            (parsed.index or 0) < torch.cuda.device_count()):
+        parser.error(f'--device {device}: no such CUDA device here '
+                     f'({torch.cuda.device_count()} visible)')
 
 
 def summarise(name, timing, model):
@@ -215,10 +259,10 @@ def two_model_ratios(timings: Dict[str, Timing], train: bool) -> dict:
     return out
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     register_all_modules(init_default_scope=True)
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     runs = [(args.config, args.checkpoint)]
     if args.compare:

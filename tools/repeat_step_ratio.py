@@ -27,8 +27,8 @@ its ratio to Fixed should hold 1 like the control's:
 
 Options it does not know (``--threads``, ``--batch-size``, ``--cfg-options
 ...``) go to every ``benchmark_fps.py`` run. A second run with the two
-configs swapped cancels a bias of the slot a config is timed in;
-``--combine`` pools the two runs' summaries:
+configs swapped, and as many processes, cancels a bias of the slot a
+config is timed in; ``--combine`` pools the two runs' summaries:
 
     python tools/repeat_step_ratio.py --combine RUN_A/summary.json \
         RUN_B/summary.json --target 1.02 [--out pooled.json]
@@ -97,11 +97,13 @@ def parse_args(argv=None):
         'the ratio is then the time per image (1 / the FPS ratio)')
     parser.add_argument('--target', type=float, default=1.02,
                         help='the ratio to decide on (default 1.02)')
-    parser.add_argument('--out',
-                        help='summary JSON; each run\'s JSON goes beside it')
+    parser.add_argument(
+        '--out', help='summary JSON; each process\'s JSON goes beside it, '
+        'named after it (summary_compare_0.json for summary.json)')
     args, passthrough = parser.parse_known_args(argv)
-    if not args.target > 0:
-        parser.error(f'--target must be a ratio > 0, got {args.target}')
+    if not (args.target > 0 and math.isfinite(args.target)):
+        parser.error(f'--target must be a finite ratio > 0, got '
+                     f'{args.target}')
     if args.combine:
         given = [f'--{key.replace("_", "-")}' for key in RUN_DEFAULTS
                  if getattr(args, key) is not None]
@@ -120,9 +122,16 @@ def parse_args(argv=None):
     if args.processes < 2:
         parser.error('--processes must be >= 2: an interval over processes '
                      f'needs two, got {args.processes}')
-    if args.num_iters < 1 or args.warmup < 0:
-        parser.error('--num-iters must be >= 1 and --warmup >= 0, got '
+    if args.num_iters < 2 or args.warmup < 1:
+        parser.error('--num-iters must be >= 2 and --warmup >= 1, as '
+                     'benchmark_fps.py --compare takes them, got '
                      f'{args.num_iters} and {args.warmup}')
+    # benchmark_fps.py's argparse also takes a prefix of --train (--tr)
+    if args.inference and any(len(item) > 3 and '--train'.startswith(item)
+                              for item in passthrough):
+        parser.error('--inference times test_step; a --train passed '
+                     f'through to benchmark_fps.py contradicts it, got '
+                     f'{passthrough}')
     return args, passthrough
 
 
@@ -154,7 +163,9 @@ def combine(first: dict, second: dict, target: float) -> dict:
     ``first['config']``, and its controls too, so that the pooled control
     estimates the slot bias the pooled ratio keeps. Runs that
     differ in anything else they record (mode, device, iterations, warm-up,
-    options passed through) are refused.
+    options passed through, the number of processes) are refused: with
+    more processes in one run the pool would weight that run's slot bias
+    more, and a bias common to both would no longer cancel.
 
     Args:
         first (dict), second (dict): Summaries :func:`main` wrote.
@@ -184,6 +195,13 @@ def combine(first: dict, second: dict, target: float) -> dict:
             'the second run must swap the first run\'s configs, got '
             f'{first["config"]} / {first["compare"]} and '
             f'{second["config"]} / {second["compare"]}')
+    counts = [(len(run['ratios']['compare']), len(run['ratios']['control']))
+              for run in (first, second)]
+    if len({count for pair in counts for count in pair}) != 1:
+        raise ValueError(
+            'the two runs must have as many processes each, compare and '
+            'control alike, so that the pool weights their slot biases '
+            f'equally, got (compare, control) {counts[0]} and {counts[1]}')
     ratios = dict(
         compare=first['ratios']['compare'] +
         [1 / value for value in second['ratios']['compare']],
@@ -252,12 +270,14 @@ def main(argv=None):
         return main_combine(args)
     run_dir = osp.dirname(osp.abspath(args.out))
     os.makedirs(run_dir, exist_ok=True)
+    # named after the summary, so that two runs in one folder keep theirs
+    stem = osp.splitext(osp.basename(args.out))[0]
     ratios = dict(compare=[], control=[])
     for index in range(args.processes):
         # alternate, so that a drift of the machine hits both sets alike
         for kind, other in (('compare', args.compare),
                             ('control', args.config)):
-            out = osp.join(run_dir, f'{kind}_{index}.json')
+            out = osp.join(run_dir, f'{stem}_{kind}_{index}.json')
             ratios[kind].append(run_one(args, passthrough, other, out))
             print(f'{kind} {index}: {ratios[kind][-1]:.4f}', flush=True)
     compare = geometric_mean_interval(ratios['compare'])

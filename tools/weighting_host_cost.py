@@ -47,6 +47,8 @@ import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 VARIANTS = ('none', 'fixed', 'slf', 'slf_graph')
+# SLFWeighting arguments the variants set: --slf-options may not
+SET_BY_TOOL = ('type', 'terms', 'cuda_graph')
 
 
 def import_weightings():
@@ -112,14 +114,35 @@ def parse_args(argv=None):
     if args.warmup < 0 or args.images < 0:
         parser.error('--warmup and --images must be >= 0, got '
                      f'{args.warmup} and {args.images}')
+    if len(set(args.terms)) != len(args.terms):
+        parser.error(f'--terms must be distinct, got {" ".join(args.terms)}')
     options = {}
     for item in args.slf_options:
         key, sep, value = item.partition('=')
         if not sep or not key:
             parser.error(f'--slf-options takes KEY=VALUE, got {item!r}')
+        if key in SET_BY_TOOL:
+            parser.error(
+                f'--slf-options {key}: the tool sets {", ".join(SET_BY_TOOL)}'
+                ' itself (terms from --terms, cuda_graph per variant), got '
+                f'{item!r}')
         options[key] = parse_value(value)
     args.slf_options = options
+    # SLFWeighting checks its arguments when built: once here, so that a
+    # bad one is refused by name before anything is timed.
+    import_weightings()
+    from mmdet.registry import MODELS
+    try:
+        MODELS.build(slf_config(args, cuda_graph=False))
+    except (TypeError, ValueError) as error:
+        parser.error(f'--slf-options: {error}')
     return args
+
+
+def slf_config(args, cuda_graph):
+    """The config of the SLF variants' weighting."""
+    return dict(type='SLFWeighting', terms=args.terms, **args.slf_options,
+                cuda_graph=cuda_graph)
 
 
 class Step:
@@ -172,23 +195,18 @@ def build_steps(args):
     """The steps of :data:`VARIANTS`, each with its own parameter and
     optimizer, on ``args.device``."""
     from mmdet.registry import MODELS
-    slf = dict(type='SLFWeighting', terms=args.terms, **args.slf_options)
-    try:
-        weightings = dict(
-            none=None,
-            fixed=MODELS.build(dict(type='FixedWeighting', terms=args.terms)),
-            slf=MODELS.build(dict(slf, cuda_graph=False)),
-            slf_graph=MODELS.build(dict(slf, cuda_graph=True)))
-    except TypeError as error:  # an argument SLFWeighting does not take
-        raise SystemExit(f'--slf-options: {error}')
+    weightings = dict(
+        none=None,
+        fixed=MODELS.build(dict(type='FixedWeighting', terms=args.terms)),
+        slf=MODELS.build(slf_config(args, cuda_graph=False)),
+        slf_graph=MODELS.build(slf_config(args, cuda_graph=True)))
     device = torch.device(args.device)
     return {name: Step(weightings[name], args.terms, args.images, device)
             for name in VARIANTS}
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    import_weightings()  # registers the weightings in mmdet's MODELS
+    args = parse_args(argv)  # registers the weightings in mmdet's MODELS
     from mmdet_slf.benchmarking.stats import summarize
     from mmdet_slf.utils.profiling import count_operators
     from mmdet_slf.utils.timing import (device_synchronizer,

@@ -47,11 +47,12 @@ def without_pretrained(node):
 def build_model(cfg, checkpoint, device, fuse, train=False):
     """Eval-mode model (train mode with ``train``); weights from
     ``checkpoint`` or random. For inference the random weights skip
-    ``init_weights`` (nothing is downloaded, speed does not depend on
-    them); for training they come from the config's initialisers without
-    the pretrained ones, so that the losses are those of a detector at the
-    start of training (an SSD with PyTorch's default init has non-finite
-    losses)."""
+    ``init_weights`` (nothing is downloaded; their scores decide how many
+    boxes pass a score threshold into NMS, so compared models need the
+    same ones, :func:`copy_shared_weights`); for training they come from
+    the config's initialisers without the pretrained ones, so that the
+    losses are those of a detector at the start of training (an SSD with
+    PyTorch's default init has non-finite losses)."""
     if train and not checkpoint:
         model = MODELS.build(without_pretrained(cfg.model))
         model.init_weights()

@@ -248,7 +248,7 @@ def test_a_failed_profile_keeps_the_timing(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, 'argv', [
         'benchmark_fps.py', 'configs/fast-yolo_voc.py', '--train',
         '--batch-size', '1', '--device', 'cpu', '--num-iters', '1',
-        '--warmup', '0', '--shape', '128', '128', '--profile', '1', '--out',
+        '--warmup', '1', '--shape', '128', '128', '--profile', '1', '--out',
         str(out), '--cfg-options', *SMALL_OPTIONS
     ])
     monkeypatch.chdir(REPO_ROOT)

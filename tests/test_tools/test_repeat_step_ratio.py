@@ -76,7 +76,7 @@ def test_runs_alternate_and_are_summarised(tmp_path, monkeypatch):
     assert saved['control']['ci_low'] < 1.0 < saved['control']['ci_high']
     assert saved['summary']['ci_low'] > 1.02
     assert saved['verdict'] == result['verdict'] == 'missed'
-    assert (tmp_path / 'compare_2.json').is_file()
+    assert (tmp_path / 'summary_compare_2.json').is_file()
 
 
 def test_inference_times_test_step_and_inverts_the_fps_ratio(
@@ -269,7 +269,10 @@ def test_combine_refuses_run_options(options, capsys):
 
 @pytest.mark.parametrize('options,name', [
     (['--target', '-1.02'], '--target'), (['--target', '0'], '--target'),
-    (['--num-iters', '0'], '--num-iters'), (['--warmup', '-1'], '--warmup')])
+    (['--target', 'inf'], 'finite ratio > 0, got inf'),
+    (['--num-iters', '0'], '--num-iters'), (['--warmup', '-1'], '--warmup'),
+    (['--num-iters', '1'], 'got 1 and 10'), (['--warmup', '0'], 'got 60 and 0')
+])
 def test_bad_numbers_are_refused(options, name, capsys):
     with pytest.raises(SystemExit):
         repeat_step_ratio.parse_args(['a.py', 'b.py', '--out', 'x.json',
@@ -281,3 +284,63 @@ def test_run_options_keep_their_defaults():
     args, _ = repeat_step_ratio.parse_args(['a.py', 'b.py', '--out', 'x'])
     assert (args.processes, args.num_iters, args.warmup, args.device) == \
         (6, 60, 10, 'cpu')
+
+
+def test_combine_refuses_unequal_process_counts():
+    """Both runs' second slot 2% slow, the true ratio 1: with six
+    processes in each run the bias cancels exactly, pooled and in the
+    slot-bias factor; with six against two the pool would weight run A's
+    bias three times as much as run B's, so it is refused by count."""
+    noise = (0.998, 1.0, 1.002) * 2
+    first = dict(config='fixed.py', compare='slf.py', ratios=dict(
+        compare=[1.02 * e for e in noise], control=[1.02 * e for e in noise]))
+    second = dict(config='slf.py', compare='fixed.py', ratios=dict(
+        compare=[1.02 * e for e in noise], control=[1.02 * e for e in noise]))
+    result = repeat_step_ratio.combine(first, second, 1.02)
+    assert result['summary']['ratio'] == pytest.approx(1.0)
+    assert result['slot_bias_left']['ratio'] == pytest.approx(1.0)
+    short = dict(second, ratios={kind: values[:2] for kind, values in
+                                 second['ratios'].items()})
+    with pytest.raises(ValueError, match=r'as many processes each.*'
+                       r'got \(compare, control\) \(6, 6\) and \(2, 2\)'):
+        repeat_step_ratio.combine(first, short, 1.02)
+    uneven = dict(second, ratios=dict(second['ratios'],
+                                      control=noise[:5]))
+    with pytest.raises(ValueError, match=r'\(6, 6\) and \(6, 5\)'):
+        repeat_step_ratio.combine(first, uneven, 1.02)
+
+
+@pytest.mark.parametrize('train', ['--train', '--tr'])
+def test_inference_refuses_a_passed_through_train(train, capsys):
+    argv = ['a.py', 'b.py', '--out', 'x.json', '--threads', '2', train]
+    with pytest.raises(SystemExit):
+        repeat_step_ratio.parse_args(['--inference', *argv])
+    assert f"contradicts it, got ['--threads', '2', '{train}']" in \
+        capsys.readouterr().err
+    # without --inference a --train passed through is what runs anyway
+    assert repeat_step_ratio.parse_args(argv)[1] == ['--threads', '2', train]
+
+
+def test_two_runs_in_one_folder_keep_their_process_files(
+        tmp_path, monkeypatch):
+    """Each process's JSON is named after the summary: a run written to
+    b.json beside a.json leaves a.json's files as they were."""
+    def fake_run(command, capture_output, text):
+        with open(command[command.index('--out') + 1], 'w') as f:
+            json.dump(dict(step_ratio_paired=run_ratio), f)
+        return SimpleNamespace(returncode=0, stderr='')
+
+    monkeypatch.setattr(subprocess, 'run', fake_run)
+    for name, run_ratio in (('a', 1.25), ('b', 0.8)):
+        repeat_step_ratio.main(['fixed.py', 'slf.py', '--processes', '2',
+                                '--out', str(tmp_path / f'{name}.json')])
+    for name, run_ratio in (('a', 1.25), ('b', 0.8)):
+        for kind in ('compare', 'control'):
+            for index in range(2):
+                path = tmp_path / f'{name}_{kind}_{index}.json'
+                assert json.loads(path.read_text()) == dict(
+                    step_ratio_paired=run_ratio)
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        [f'{name}.json' for name in 'ab'] +
+        [f'{name}_{kind}_{index}.json' for name in 'ab'
+         for kind in ('compare', 'control') for index in range(2)])

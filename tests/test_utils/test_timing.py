@@ -4,12 +4,14 @@ warm-up left out of the totals, and the ratio arithmetic. No wall-clock
 bound anywhere."""
 import math
 import statistics
+from types import SimpleNamespace
 
 import pytest
 import torch
 from mmengine.model import BaseModel
 
-from mmdet_slf.utils.timing import (Timing, geometric_mean_interval,
+from mmdet_slf.utils.timing import (Timing, device_synchronizer,
+                                    geometric_mean_interval,
                                     inference_fps, inference_timings,
                                     paired_time_ratio,
                                     interleaved_timing, rate_ratio, rotated,
@@ -252,3 +254,44 @@ def test_inference_and_train_step_timers():
         batches, rounds=2, calls_per_round=3, warmup=0, clock=clock)
     assert seconds == pytest.approx(dict(slf=0.02, fixed=0.01))
     assert models['slf'].seen == [0, 1, 2, 0, 1, 2]
+
+
+def test_device_synchronizer_waits_for_cuda_devices_only(monkeypatch):
+    waited = []
+    monkeypatch.setattr(torch.cuda, 'synchronize', waited.append)
+    sync = device_synchronizer(torch.device('cuda', 1))
+    sync()
+    assert waited == [torch.device('cuda', 1)]
+    assert device_synchronizer(torch.device('cpu')) is None
+    assert device_synchronizer(None) is None
+
+
+class GradRecordingModel(torch.nn.Module):
+    """A detector on a (pretended) CUDA device whose test_step records
+    whether autograd is on and how many clock readings precede it."""
+
+    def __init__(self, clock, log):
+        super().__init__()
+        self.data_preprocessor = SimpleNamespace(device=torch.device('cuda'))
+        self.clock, self.log = clock, log
+
+    def test_step(self, data):
+        self.log.append((self.clock.readings, torch.is_grad_enabled()))
+        self.clock.advance(0.01)
+
+
+def test_inference_timings_sync_each_slice_without_grad(monkeypatch):
+    """On a CUDA model the device is synchronised before each clock
+    reading, and no call, warm-up included, records an autograd graph."""
+    clock, log, waited = FakeClock(), [], []
+    monkeypatch.setattr(torch.cuda, 'synchronize',
+                        lambda device: waited.append(clock.readings))
+    models = dict(a=GradRecordingModel(clock, log),
+                  b=GradRecordingModel(clock, log))
+    with torch.enable_grad():
+        inference_timings(models, [dict(inputs=[0])], rounds=2,
+                          calls_per_round=1, warmup=1, clock=clock)
+    assert [grad for _, grad in log] == [False] * 6
+    # two warm-up calls, then one call per slice between its readings
+    assert [readings for readings, _ in log] == [0, 0, 1, 3, 5, 7]
+    assert waited == [0, 1, 2, 3, 4, 5, 6, 7]
