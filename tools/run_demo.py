@@ -278,8 +278,12 @@ def draw_pictures(runner: Runner, args, test_map: float) -> dict:
     pictures['slf_weights'] = osp.join(args.work_dir, 'slf_weights.png')
     try:
         plot_slf_weights(records, pictures['slf_weights'])
-    except KeyError:
-        del pictures['slf_weights']  # no SLFLoggerHook in the config
+    except KeyError as error:
+        # SLFLoggerHook logs the weights every logging interval: a run
+        # shorter than one interval, or a config without the hook, has none
+        del pictures['slf_weights']
+        say(f'slf_weights.png not written: {error.args[0]}; SLFLoggerHook '
+            'logs the weights once per logging interval')
     return dict(pictures=pictures, per_class=per_class, counts=counts)
 
 

@@ -30,6 +30,14 @@ def leaf_datasets(dataset) -> Iterator:
     Yields:
         dict | BaseDataset: Each leaf, in order.
     """
+    for _, leaf in keyed_leaf_datasets(dataset, 'dataset'):
+        yield leaf
+
+
+def keyed_leaf_datasets(dataset, key: str) -> Iterator[Tuple[str, object]]:
+    """:func:`leaf_datasets` with each leaf's config key below ``key``
+    (``train_dataloader.dataset.datasets.0`` for the first child of a
+    ConcatDataset), the key a ``--cfg-options`` override must name."""
     if dataset is None:
         return
     if isinstance(dataset, dict):
@@ -38,34 +46,37 @@ def leaf_datasets(dataset) -> Iterator:
         children = getattr(dataset, 'datasets', None)
         child = getattr(dataset, 'dataset', None)
     if children is not None:
-        for item in children:
-            yield from leaf_datasets(item)
+        for index, item in enumerate(children):
+            yield from keyed_leaf_datasets(item, f'{key}.datasets.{index}')
     elif child is not None:
-        yield from leaf_datasets(child)
+        yield from keyed_leaf_datasets(child, f'{key}.dataset')
     else:
-        yield dataset
+        yield key, dataset
 
 
 def dataset_files(cfg, splits: Sequence[str] = ('train', 'val', 'test')
-                  ) -> Iterator[Tuple[str, str, str]]:
-    """Yield ``(split, kind, path)`` of every data root and annotation file
-    the config's dataloaders would read."""
+                  ) -> Iterator[Tuple[str, str, str, str]]:
+    """Yield ``(split, kind, path, key)`` of every data root and annotation
+    file the config's dataloaders would read, ``key`` the config key of
+    the dataset that reads it."""
     for split in splits:
         loader = cfg.get(f'{split}_dataloader')
         if not loader or 'dataset' not in loader:
             continue
-        for dataset in leaf_datasets(loader['dataset']):
+        for key, dataset in keyed_leaf_datasets(
+                loader['dataset'], f'{split}_dataloader.dataset'):
             data_root = dataset.get('data_root') or ''
             if data_root:
-                yield split, 'data_root', data_root
+                yield split, 'data_root', data_root, key
             ann_file = dataset.get('ann_file')
             if ann_file:
-                yield split, 'ann_file', osp.join(data_root, ann_file)
+                yield split, 'ann_file', osp.join(data_root, ann_file), key
 
 
 def check_data_roots(cfg, splits: Sequence[str] = ('train', 'val',
                                                    'test')) -> None:
-    """Raise ``FileNotFoundError`` naming the first missing dataset path.
+    """Raise ``FileNotFoundError`` naming the first missing dataset path,
+    with the ``--cfg-options`` keys that set it.
 
     Without this check a missing VOC directory surfaces as an error deep in
     the dataset's ``load_data_list``.
@@ -74,14 +85,25 @@ def check_data_roots(cfg, splits: Sequence[str] = ('train', 'val',
         cfg (Config): The full config.
         splits (Sequence[str]): Dataloaders to check. Defaults to all three.
     """
-    for split, kind, path in dataset_files(cfg, splits):
-        if not osp.exists(path):
+    for split, kind, path, key in dataset_files(cfg, splits):
+        if osp.exists(path):
+            continue
+        if kind == 'data_root':
+            # every dataset of the config that reads this root, in any split
+            keys = [f'{other}.data_root=...' for _, other_kind, other_path,
+                    other in dataset_files(cfg) if other_kind == 'data_root'
+                    and other_path == path]
             raise FileNotFoundError(
-                f'{split}_dataloader: {kind} "{path}" does not exist. Put '
-                'PASCAL VOC under data/VOCdevkit (VOC2007 and VOC2012), make '
-                'the demo data with `python tools/make_demo_data.py`, or '
-                f'override the path with --cfg-options '
-                f'{split}_dataloader.dataset.data_root=...')
+                f'{split}_dataloader: data_root "{path}" does not exist. Put '
+                'the data there (PASCAL VOC: VOC2007 and VOC2012 under '
+                'data/VOCdevkit, a link to them will do; the digits demo '
+                'set: python tools/make_demo_data.py), or override it with '
+                f'--cfg-options {" ".join(keys)}')
+        raise FileNotFoundError(
+            f'{split}_dataloader: ann_file "{path}" of {key} does not exist: '
+            'the data there is incomplete (PASCAL VOC needs the image lists '
+            'ImageSets/Main/*.txt of each year), or set --cfg-options '
+            f'{key}.ann_file=... to a list that exists')
 
 
 def check_ann_files(cfg, splits: Sequence[str] = ('train', 'val',
@@ -96,7 +118,7 @@ def check_ann_files(cfg, splits: Sequence[str] = ('train', 'val',
         cfg (Config): The full config.
         splits (Sequence[str]): Dataloaders to check. Defaults to all three.
     """
-    for split, kind, path in dataset_files(cfg, splits):
+    for split, kind, path, _ in dataset_files(cfg, splits):
         if kind != 'ann_file' or not path.endswith('.txt') or \
                 not osp.isfile(path):
             continue
@@ -180,7 +202,7 @@ def explain_empty_dataset(cfg, error: Exception,
         return error
     loader = cfg.get(f'{split}_dataloader') or {}
     datasets = list(leaf_datasets(loader.get('dataset')))
-    files = [path for s, kind, path in dataset_files(cfg, (split, ))
+    files = [path for _, kind, path, _ in dataset_files(cfg, (split, ))
              if kind == 'ann_file']
     filters = [d.get('filter_cfg') for d in datasets]
     classes = [(d.get('metainfo') or {}).get('classes') for d in datasets]

@@ -36,9 +36,25 @@ def build_weighting(cfg: ConfigType, terms: Sequence[str],
     if isinstance(kind, type) and issubclass(kind, SLFWeighting) \
             and 'in_channels' not in cfg:
         cfg['in_channels'] = feature_channels
-    weighting = MODELS.build(cfg)
+    weighting = build_checked(cfg, f'model.bbox_head.weighting ({owner})')
     if sorted(getattr(weighting, 'terms', [])) != sorted(terms):
         raise ValueError(
             f'weighting.terms must be {list(terms)} (any order) for '
             f'{owner}, got {getattr(weighting, "terms", None)}')
     return weighting
+
+
+def build_checked(cfg: ConfigType, where: str) -> BaseWeighting:
+    """``MODELS.build(cfg)``; an argument the weighting does not take is a
+    ``TypeError`` that names ``where`` (the config key) and says how a key
+    inherited from a base config is dropped."""
+    try:
+        return MODELS.build(cfg)
+    except TypeError as error:
+        if 'unexpected keyword argument' not in str(error):
+            raise
+        raise TypeError(
+            f'{where}: {error}. If the key comes from a base config (a '
+            f'child that changes the weighting\'s type keeps its parent\'s '
+            f'other keys), replace the dict whole: dict(_delete_=True, '
+            f'type=...)') from error

@@ -246,6 +246,27 @@ def test_short_recipes_import_what_the_runtime_imports(doc, marker,
         recipe.custom_imports.imports
 
 
+def test_readme_recipe_is_the_shipped_retinanet_less_the_runtime(tmp_path):
+    """The README's recipe keeps weight decay off the decision network as
+    the shipped config does; it differs from that config only in the
+    runtime that configs/_base_/plugin_runtime.py adds, as it says."""
+    with open(osp.join(REPO_ROOT, 'README.md')) as f:
+        blocks = f.read().split('```python\n')[1:]
+    block = next(b.split('```')[0] for b in blocks
+                 if "_base_ = 'mmdet::pascal_voc/retinanet" in b)
+    (tmp_path / 'recipe.py').write_text(block)
+    recipe = Config.fromfile(str(tmp_path / 'recipe.py')).to_dict()
+    ours = Config.fromfile(osp.join(
+        CONFIG_ROOT, 'slf_detectors',
+        'retinanet-slf_r50_fpn_1x_voc0712.py')).to_dict()
+    assert recipe['optim_wrapper'] == ours['optim_wrapper']
+    assert recipe['model'] == ours['model']
+    differ = sorted(key for key in set(recipe) | set(ours)
+                    if recipe.get(key) != ours.get(key))
+    assert differ == ['custom_hooks', 'default_hooks', 'plugin_hooks',
+                      'runner_type']
+
+
 def tiny_data_root(cfg, default_root, tmp_path):
     """The shared tiny VOC2007 + VOC2012 tree, or, for configs that read
     other VOC-format sub-directories or classes (the digits demo), a tiny

@@ -2,6 +2,7 @@
 """CheckedRunner: found by both registries the tools use, and each loop
 checks only its own dataloader's data."""
 import os.path as osp
+import re
 
 import pytest
 from conftest import REPO_ROOT, patch_cfg_for_tiny_voc
@@ -11,6 +12,7 @@ from mmdet.registry import RUNNERS as MMDET_RUNNERS
 
 import mmdet_slf  # noqa: F401
 from mmdet_slf.engine import CheckedRunner
+from mmdet_slf.engine.checks import check_data_roots
 
 
 def test_registered_where_the_tools_look():
@@ -35,3 +37,34 @@ def test_testing_needs_only_the_test_data(tiny_voc_root, tmp_path):
                        match=r'train_dataloader: data_root ".*no_train_data"'
                        r' does not exist'):
         runner.train_loop
+
+
+@pytest.mark.parametrize('config', [
+    'yolo_slf_voc.py',  # 07+12 in a ConcatDataset
+    'slf_detectors/retinanet-slf_r50_fpn_1x_voc0712.py',  # Repeat(Concat)
+])
+def test_a_missing_data_root_names_every_key_that_sets_it(
+        config, tiny_voc_root, tmp_path):
+    """The message lists the --cfg-options keys of every dataset that reads
+    the missing root; setting those keys, and only those, is enough."""
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', config))
+    with pytest.raises(FileNotFoundError) as error:
+        check_data_roots(cfg)
+    message = str(error.value)
+    assert message.startswith(
+        'train_dataloader: data_root "data/VOCdevkit/" does not exist')
+    keys = re.findall(r'(\S+)\.data_root=\.\.\.', message)
+    wrapper = 'dataset.' if 'retinanet' in config else ''
+    assert keys == [
+        f'train_dataloader.dataset.{wrapper}datasets.0',
+        f'train_dataloader.dataset.{wrapper}datasets.1',
+        'val_dataloader.dataset', 'test_dataloader.dataset']
+    cfg.merge_from_dict({f'{key}.data_root': tiny_voc_root for key in keys})
+    check_data_roots(cfg)
+    # a year whose image lists are missing: the message names the dataset
+    cfg.merge_from_dict({f'{keys[1]}.ann_file': 'VOC2012/missing.txt'})
+    with pytest.raises(FileNotFoundError,
+                       match=re.escape(f'ann_file "{tiny_voc_root}/'
+                                       f'VOC2012/missing.txt" of {keys[1]} '
+                                       'does not exist')):
+        check_data_roots(cfg)

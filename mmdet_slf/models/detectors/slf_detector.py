@@ -28,6 +28,7 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from mmdet_slf.slf import BaseWeighting, FixedWeighting
+from mmdet_slf.slf.builder import build_checked
 from ..losses.slf_loss import SLFLoss
 from .loss_groups import LossGroups
 
@@ -178,7 +179,7 @@ class SLFDetector(BaseDetector):
         self.detector_name = self._detector_class().__name__
         self._check_loss_weights()
         self.loss_groups = loss_groups
-        self.weighting = MODELS.build(weighting)
+        self.weighting = build_checked(weighting, 'model.weighting')
         self.decision_features = decision_features
         self._check_decision_features()
         self._reported_grouping = False

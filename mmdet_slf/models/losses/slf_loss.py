@@ -8,6 +8,8 @@ from mmdet.registry import MODELS
 from mmdet.utils import ConfigType
 from torch import Tensor, nn
 
+from mmdet_slf.slf.builder import build_checked
+
 
 def _default_name(cfg: dict) -> str:
     """``'CrossEntropyLoss'`` -> ``'crossentropy'`` (no ``loss`` in names)."""
@@ -98,7 +100,7 @@ class SLFLoss(nn.Module):
         self.use_sigmoid = self._check_use_sigmoid(use_sigmoid)
         weighting = dict(weighting)
         weighting['terms'] = names
-        self.weighting = MODELS.build(weighting)
+        self.weighting = build_checked(weighting, 'SLFLoss.weighting')
         self.loss_weight = loss_weight
 
     def _check_use_sigmoid(self, use_sigmoid: Optional[bool]) -> bool:

@@ -399,6 +399,19 @@ def test_joint_slf_trains_the_head_through_its_decision_features():
     torch.testing.assert_close(extra, extra[:, :1, :1].expand_as(extra))
 
 
+def test_a_key_the_weighting_does_not_take_names_where_and_the_fix():
+    """A child config that turns the SLF weighting into fixed lambdas keeps
+    the parent's SLF keys unless it replaces the dict whole."""
+    with pytest.raises(TypeError) as error:
+        make_head(weighting=dict(type='FixedWeighting', terms=TERMS,
+                                 weights=[5.0, 1.0, 1.0, 0.5],
+                                 decision_objective='scale_free'))
+    message = str(error.value)
+    assert message.startswith('model.bbox_head.weighting (YOLOV1Head): ')
+    assert "unexpected keyword argument 'decision_objective'" in message
+    assert 'dict(_delete_=True, type=...)' in message
+
+
 @pytest.mark.parametrize('kwargs, key', [
     (dict(input_size=100), 'input_size'),
     (dict(num_boxes=0), 'num_boxes'),

@@ -180,6 +180,13 @@ def test_joint_slf_trains_the_neck_through_the_decision_features(setup):
                for a, b in zip(neck_grads[False], neck_grads[True])) > 0
 
 
+def test_a_key_the_weighting_does_not_take_names_model_weighting(setup):
+    cfg, _ = setup
+    with pytest.raises(TypeError, match=r"^model\.weighting: .*unexpected "
+                       r"keyword argument 'kl_weight'.*_delete_=True"):
+        build(cfg, weighting=dict(type='FixedWeighting', kl_weight=5.0))
+
+
 @pytest.mark.parametrize('num_boxes', [0, 1])
 def test_empty_and_one_box_ground_truth(setup, num_boxes):
     from mmdet.models.detectors import RetinaNet

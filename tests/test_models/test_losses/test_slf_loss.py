@@ -43,6 +43,13 @@ def test_names_must_match_candidates():
     assert default.names == ['l10', 'l11']
 
 
+def test_a_key_the_weighting_does_not_take_names_slf_loss():
+    with pytest.raises(TypeError, match=r"^SLFLoss\.weighting: .*unexpected "
+                       r"keyword argument 'num_samples'.*_delete_=True"):
+        SLFLoss([dict(type='L1Loss'), dict(type='MSELoss')], names=['a', 'b'],
+                weighting=dict(type='FixedWeighting', num_samples=4))
+
+
 def test_use_sigmoid_must_agree_with_candidates():
     sigmoid = [dict(type='FocalLoss', use_sigmoid=True),
                dict(type='BiTemperedLogisticLoss', use_sigmoid=True)]
