@@ -272,6 +272,31 @@ def test_kl_guard_gradient_on_a_collapsed_term_is_the_formula():
                                rtol=1e-4, atol=0)
 
 
+def test_probability_and_signal_diagnostics_are_batch_means():
+    """``slf_p_<term>`` and ``slf_signal_<term>`` are the means over the
+    images of per-image values: p from the decision network's softmax on
+    log(1 + l) of each image, and the teacher's s = -l / (prior . l) of each
+    image, both recomputed here from their formulas."""
+    torch.manual_seed(0)
+    weighting = SLFWeighting(TERMS, decision_objective='teacher',
+                             prior=LAMBDAS, prior_init=False)
+    rows = torch.tensor([[0.2, 1.5, 0.3, 0.1], [0.05, 0.4, 0.9, 0.6],
+                         [1.0, 0.1, 0.2, 0.3]])  # [images, terms]
+    out = weighting(raw_terms(rows.t()))
+    with torch.no_grad():
+        p = torch.softmax(weighting.decision_net(torch.log1p(rows)), dim=-1)
+    prior = torch.tensor(LAMBDAS) / sum(LAMBDAS)
+    signal = -rows / (rows * prior).sum(-1, keepdim=True)
+    for i, term in enumerate(TERMS):
+        assert out[f'slf_p_{term}'].item() == pytest.approx(
+            p[:, i].mean().item(), rel=1e-5)
+        assert out[f'slf_signal_{term}'].item() == pytest.approx(
+            signal[:, i].mean().item(), rel=1e-5)
+    # the rows differ, so the first image alone would not pass
+    assert not torch.allclose(p[0], p.mean(0), rtol=1e-3)
+    assert not torch.allclose(signal[0], signal.mean(0), rtol=1e-3)
+
+
 def test_uncertainty_weighting_formula():
     weighting = UncertaintyWeighting(TERMS, init_weights=LAMBDAS)
     out = weighting(raw_terms([1.0, 2.0, 3.0, 4.0]))

@@ -150,7 +150,22 @@ def test_decision_objective_term_is_added_and_trains_only_the_network(
     params = list(slf.weighting.decision_net.parameters())
     grads = torch.autograd.grad(total, [scores] + params)
     torch.testing.assert_close(grads[0], expected)
-    # The decision network is trained, by J alone.
+    # The decision network is trained, by J alone: the gradient of
+    # sum_i p_i (s_i + beta log(p_i / prior_i)), beta = 5, prior uniform,
+    # with the first call's signal: scale-free l / (its running mean, l
+    # itself) = 1; teacher -l / (prior . l); progress's first gap is
+    # rounding error raised to unit size (ProgressSignal's docstring), so
+    # its logged value is taken.
+    raw = torch.stack(values).detach()
+    logged = torch.tensor([slf.last_diagnostics[f'slf_signal_{name}']
+                           for name in slf.names])
+    signal = dict(scale_free=torch.ones(2), progress=logged,
+                  teacher=-raw / (0.5 * raw).sum())[objective]
+    p = torch.softmax(slf.weighting.decision_net(torch.log1p(raw)[None]),
+                      dim=-1)[0]
+    hand = (p * (signal + 5.0 * (p.log() - math.log(0.5)))).sum()
+    for got, want in zip(grads[1:], torch.autograd.grad(hand, params)):
+        torch.testing.assert_close(got, want)
     assert sum(g.abs().sum().item() for g in grads[1:]) > 0
     assert all(g is None for g in torch.autograd.grad(
         weighted, params, allow_unused=True))
@@ -211,6 +226,26 @@ def test_gradients_reach_the_decision_network():
     assert all(g is not None for g in grads)
     assert sum(g.abs().sum().item() for g in grads) > 0
     assert scores.grad.abs().sum() > 0
+
+
+def test_joint_gradient_on_the_decision_network_is_eq_11():
+    """With the expected weights (p_hat = p) and no guard, the decision
+    network's gradient is that of Eq. (11), sum_i p_i l_i (scale 1), with
+    the candidates' values as constants and p = softmax(h(log(1 + l)))."""
+    scores, labels = softmax_batch(4)
+    slf = SLFLoss([dict(type='CrossEntropyLoss'),
+                   dict(type='BiTemperedLogisticLoss', t1=0.5, t2=2.0)],
+                  weighting=dict(NO_GUARD, estimator='expected',
+                                 prior_init=False))
+    params = list(slf.weighting.decision_net.parameters())
+    got = torch.autograd.grad(slf(scores, labels), params)
+    raw = torch.stack([candidate(scores, labels)
+                       for candidate in slf.candidates]).detach()
+    p = torch.softmax(slf.weighting.decision_net(torch.log1p(raw)[None]),
+                      dim=-1)[0]
+    for got_one, want in zip(got, torch.autograd.grad((p * raw).sum(),
+                                                      params)):
+        torch.testing.assert_close(got_one, want)
 
 
 # ------------------------------------------------- one step per candidate
