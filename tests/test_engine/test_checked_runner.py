@@ -32,7 +32,12 @@ def test_testing_needs_only_the_test_data(tiny_voc_root, tmp_path):
         dataset.data_root = str(tmp_path / 'no_train_data')
     runner = MMDET_RUNNERS.build(cfg)
     assert isinstance(runner, CheckedRunner)
-    assert len(runner.test_loop.dataloader.dataset) > 0
+    # tiny_voc_root is make_tiny_voc's default tree: 2 test and 4 trainval
+    # images per year; the test split is VOC2007's test list.
+    dataset = runner.test_loop.dataloader.dataset
+    assert len(dataset) == 2
+    assert [dataset.get_data_info(i)['img_id'] for i in range(2)] == [
+        '2007_test_0000', '2007_test_0001']
     with pytest.raises(FileNotFoundError,
                        match=r'train_dataloader: data_root ".*no_train_data"'
                        r' does not exist'):

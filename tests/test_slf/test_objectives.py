@@ -58,8 +58,14 @@ def test_scale_free_signal_hand_values():
     expected = torch.tensor(2.0 / mean, dtype=torch.float32).expand(2, 2)
     torch.testing.assert_close(second, expected)
     signal.eval()
-    signal(torch.tensor([[100.0, 100.0]]), PRIOR[:2])
+    evaluated = signal(torch.tensor([[100.0, 100.0]]), PRIOR[:2])
     assert int(signal.mean.count) == 2  # evaluation does not update
+    # ... and divides by the running mean of training, [2, 8/3] (weights
+    # 0.25, 0.5 over 1 - 0.5**2 = 0.75), not by this batch's mean (which
+    # would give [1, 1]): 100 / [2, 8/3] = [50, 37.5].
+    torch.testing.assert_close(
+        evaluated, torch.tensor(100.0 / mean, dtype=torch.float32)[None])
+    torch.testing.assert_close(evaluated, torch.tensor([[50.0, 37.5]]))
 
 
 def test_progress_signal_hand_values():
@@ -313,9 +319,16 @@ def test_bad_objective_settings_fail_at_build(kwargs, match):
 
 def test_progress_signal_does_not_update_in_eval_mode():
     """Evaluation reads the averages of training and changes none of them:
-    the fast, slow and square averages, values and counts."""
-    signal = ProgressSignal(2)
-    for loss in ([1.0, 2.0], [0.8, 1.9], [0.7, 1.7]):
+    the fast, slow and square averages, values and counts. Its signal is
+    the gap of training's averages over max(sigma, rms gap), sigma^2 the
+    running average of the squares: the losses drop once and then stay, so
+    the gap peaks at step 3 and shrinks, and the running sigma^2 (0.00257)
+    exceeds the last square (0.00213) -- the current square alone would
+    give a signal 10% larger."""
+    signal = ProgressSignal(2, fast_momentum=0.5, slow_momentum=0.8,
+                            scale_momentum=0.8)
+    losses = [[1.0, 2.0]] + [[0.5, 1.6]] * 4
+    for loss in losses:
         signal(torch.tensor([loss]), PRIOR[:2])
     before = {k: v.clone() for k, v in signal.state_dict().items()}
     trained = signal(torch.tensor([[0.6, 1.6]]), PRIOR[:2])
@@ -327,6 +340,18 @@ def test_progress_signal_does_not_update_in_eval_mode():
         assert torch.equal(value, before[key]), key
     # the training call's signal from the same state differs: it updated
     assert not torch.allclose(out, trained)
+    # The value, from training's averages alone (the evaluated batch enters
+    # none of them), as in test_progress_signal_hand_values.
+    logs = np.log(np.asarray(losses))
+    gaps = [ema_reference(logs[:k], 0.8) - ema_reference(logs[:k], 0.5)
+            for k in range(1, len(losses) + 1)]
+    squares = [[np.mean(g**2)] for g in gaps]
+    running = ema_reference(squares, 0.8)[0]
+    assert running > 1.1 * squares[-1][0]  # sigma is the running one
+    expected = gaps[-1] / math.sqrt(running)
+    assert expected[0] > 1.2 and expected[1] > 0.35  # both terms fell
+    torch.testing.assert_close(
+        out, torch.tensor(expected, dtype=torch.float32)[None])
 
 
 def test_scale_free_signal_before_any_training_call_reads_the_batch():

@@ -89,6 +89,47 @@ def test_terms_match_mmdet_loss():
     assert raw['loss_obj'].sum() > 0 and raw['loss_noobj'].sum() > 0
 
 
+def test_decision_features_are_the_mean_activated_prediction():
+    """The decision features are, per image, the mean over all anchors of
+    all levels of [sigmoid(x, y), raw w, h, sigmoid(conf), sigmoid(classes)]
+    (the class docstring). mmdet's channel layout is anchor-major, channel
+    = a * (5 + C) + attribute, so each level is unpacked here by reshape to
+    [N, A, 5 + C, H, W]. The levels have 3 * (4, 16, 64) anchors, so the
+    mean weights the 8 x 8 level most, and reading one level, or averaging
+    the per-level means, gives a different vector."""
+    _, ours = build_pair()
+    # mmdet's init predicts nearly the same everywhere (std 0.01): spread
+    # the predictions so that anchors, levels and images differ.
+    generator = torch.Generator().manual_seed(0)
+    for conv in ours.convs_pred:
+        torch.nn.init.normal_(conv.weight, std=1.0, generator=generator)
+    feats, gts, metas = inputs(BATCH)
+    pred_maps = ours(feats)[0]
+    _, features = ours.loss_terms(pred_maps, gts, metas)
+    num_attrib = 5 + NUM_CLASSES
+    levels = []
+    for pred_map in pred_maps:
+        num_imgs, _, height, width = pred_map.shape
+        attributes = pred_map.detach().reshape(
+            num_imgs, 3, num_attrib, height, width).permute(0, 1, 3, 4, 2)
+        attributes = attributes.reshape(num_imgs, -1, num_attrib)
+        levels.append(
+            torch.cat([
+                torch.sigmoid(attributes[..., 0:2]), attributes[..., 2:4],
+                torch.sigmoid(attributes[..., 4:])
+            ], dim=-1))
+    assert [level.shape[1] for level in levels] == [12, 48, 192]
+    expected = torch.cat(levels, dim=1).mean(dim=1)  # over 252 anchors
+    assert features.shape == (2, num_attrib)
+    torch.testing.assert_close(features, expected)
+    # The test tells the alternatives apart on these inputs.
+    assert not torch.allclose(levels[0].mean(1), expected, atol=0.05)
+    per_level = torch.stack([level.mean(1) for level in levels]).mean(0)
+    assert not torch.allclose(per_level, expected, atol=0.05)
+    # The two images differ, so a batch mean shows too.
+    assert not torch.allclose(expected[0], expected[1], atol=0.05)
+
+
 def test_each_image_gets_its_own_share_of_each_term():
     """SLF weights each image's terms, so each entry of a ``[N]`` term must
     be that image's loss, not only sum to the batch's: mmdet's loss of the
