@@ -48,7 +48,7 @@ import torch
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 VARIANTS = ('none', 'fixed', 'slf', 'slf_graph')
 # SLFWeighting arguments the variants set: --slf-options may not
-SET_BY_TOOL = ('type', 'terms', 'cuda_graph')
+SET_BY_TOOL = ('type', 'terms', 'cuda_graph', 'in_channels')
 
 
 def import_weightings():

@@ -99,8 +99,11 @@ def test_runs_where_mmcv_has_no_compiled_ops(tmp_path):
     (['--slf-options', 'estimator'], 'takes KEY=VALUE'),
     (['--terms', 'cls', 'cls'], '--terms must be distinct, got cls cls'),
     (['--slf-options', 'terms=a'], "--slf-options terms: the tool sets "
-     "type, terms, cuda_graph itself (terms from --terms, cuda_graph per "
-     "variant), got 'terms=a'"),
+     "type, terms, cuda_graph, in_channels itself (terms from --terms, "
+     "cuda_graph per variant), got 'terms=a'"),
+    # the steps pass no features: the decision network reads the terms
+    (['--slf-options', 'in_channels=3'], "--slf-options in_channels: the "
+     "tool sets"),
     (['--slf-options', 'type=X'], "--slf-options type: the tool sets"),
     (['--slf-options', 'cuda_graph=True'], "--slf-options cuda_graph: the "
      "tool sets"),
