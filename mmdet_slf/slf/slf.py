@@ -1,6 +1,6 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """The Stochastic Loss Function weighting, Eq. (4), (9)-(11), Algorithm 1."""
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -296,12 +296,7 @@ class SLFWeighting(BaseWeighting):
             raise ValueError(f'decision features give {logits.shape[0]} rows '
                              f'but the raw terms have {raw.shape[0]} images')
         joint = self.signal is None
-        # float32 for half-precision logits: 1e-12 below is 0 in float16,
-        # and a collapsed p would give 0 * log 0 = NaN.
-        probs = F.softmax(at_least_float32(logits), dim=-1)
-        # log p as the objectives have always computed it (so training is
-        # bitwise what it was); its gradient is Adam's whole first step.
-        log_probs = probs.clamp(min=1e-12).log()
+        probs, log_probs = self._probabilities(logits)
         # Eq. (10) for 'gumbel'; straight-through so that Eq. (11) trains v.
         p_hat = estimate_p_hat(logits, self.estimator, self.num_samples,
                                tau=tau, hard=self.hard,
@@ -312,10 +307,8 @@ class SLFWeighting(BaseWeighting):
                 # The guards (ours) train h only: read the features again,
                 # detached, so that they do not train the detector through
                 # them (Eq. (11) still does). Same values, other graph.
-                probs = F.softmax(at_least_float32(self.decision_logits(
-                    raw.sum(0) if batch_level else raw, features.detach())),
-                                  dim=-1)
-                log_probs = probs.clamp(min=1e-12).log()
+                probs, log_probs = self._probabilities(self.decision_logits(
+                    raw.sum(0) if batch_level else raw, features.detach()))
             extra = self._guards(raw, probs, log_probs)
         else:
             weights = p_hat.detach() * self.scale  # Eq. (11), for w only
@@ -347,6 +340,15 @@ class SLFWeighting(BaseWeighting):
         extra = {'loss_slf_decision': objective}
         extra['slf_signal_'] = signal.mean(dim=0)
         return extra
+
+    @staticmethod
+    def _probabilities(logits: Tensor) -> Tuple[Tensor, Tensor]:
+        """``p`` and ``log p``; float32 for half-precision logits (1e-12 is
+        0 in float16, and a collapsed p would give 0 * log 0 = NaN)."""
+        probs = F.softmax(at_least_float32(logits), dim=-1)
+        # log p as the objectives have always computed it (so training is
+        # bitwise what it was); its gradient is Adam's whole first step.
+        return probs, probs.clamp(min=1e-12).log()
 
     def _guards_reach_features(self, features: Optional[Tensor]) -> bool:
         return (self.kl_weight > 0 or self.entropy_weight > 0) \
