@@ -20,10 +20,9 @@ The file::
                "weight_records": [{"iter": 50, "slf_w_coord": 5.0, ...}]}]}
 """
 import json
-import os
-import os.path as osp
 from typing import Dict, List, Optional, Tuple
 
+from mmdet_slf.engine.checkpoint.atomic_io import atomic_write
 from .runs import load_scalars, run_dir
 
 FORMAT = 'mmdet-slf benchmark runs'
@@ -73,11 +72,7 @@ def write_archive(path: str, results: Dict[str, Dict[int, dict]],
     text = json.dumps(head)[:-1] + ', "runs": [\n' + ',\n'.join(
         json.dumps(entry, separators=(',', ':')) for entry in entries) + \
         '\n]}\n'
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, text.encode())
 
 
 def read_archive(

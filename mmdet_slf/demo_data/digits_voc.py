@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
+from mmdet_slf.engine.checkpoint.atomic_io import atomic_write
 from .digits_render import box_overlap, compose_image
 
 DIGIT_CLASSES = tuple(str(digit) for digit in range(10))
@@ -371,9 +372,7 @@ def _generate(root: str, subset: str, params: dict, progress: bool) -> dict:
         images=images)
     text = json.dumps(manifest, sort_keys=True)  # fails before writing
     path = osp.join(base, MANIFEST_NAME)
-    with open(path + '.tmp', 'w') as f:
-        f.write(text)
-    os.replace(path + '.tmp', path)
+    atomic_write(path, text.encode())
     os.remove(osp.join(base, _PARTIAL_NAME))
     return manifest
 

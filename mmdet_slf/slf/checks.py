@@ -113,8 +113,7 @@ def check_count(key: str, value) -> int:
 
 def check_momentum(key: str, value) -> float:
     """A momentum in ``[0, 1)``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not 0 <= value < 1:
+    if not is_finite_number(value) or not 0 <= value < 1:
         raise ValueError(f'{key} must be in [0, 1), got {value!r}')
     return float(value)
 

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from .base import BaseWeighting, WeightsAndExtra, batch_level
 from .checks import (Lambdas, as_lambdas, check_nonnegative, check_positive,
-                     positive_lambdas, resolve_scale)
+                     is_finite_number, positive_lambdas, resolve_scale)
 
 
 @MODELS.register_module()
@@ -74,8 +74,7 @@ class FAMOWeighting(BaseWeighting):
         self.weight_decay = check_nonnegative('weight_decay', weight_decay)
         self.eps = check_positive('eps', eps)
         if not isinstance(betas, (list, tuple)) or len(betas) != 2 or not all(
-                isinstance(b, (int, float)) and not isinstance(b, bool)
-                and 0 <= b < 1 for b in betas):
+                is_finite_number(b) and 0 <= b < 1 for b in betas):
             raise ValueError(f'betas must be two numbers in [0, 1), got '
                              f'{betas!r}')
         self.betas = (float(betas[0]), float(betas[1]))

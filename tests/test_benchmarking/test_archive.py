@@ -125,3 +125,53 @@ def test_bad_archives_are_refused_by_name(tmp_path, content, message):
         f.write(content)
     with pytest.raises(ValueError, match=message):
         archive.read_archive(path)
+
+
+def test_an_archive_cut_off_while_written_leaves_the_old_one(
+        tmp_path, bench, monkeypatch):
+    """A full disk during the write leaves the previous archive whole and
+    no temporary file; the temporary name is per call, so two writers of
+    one page never write into each other's file."""
+    from mmdet_slf.engine.checkpoint import atomic_io
+    path = str(tmp_path / 'runs.json')
+    results = runs.load_results(bench)
+    archive.write_archive(path, results, bench)
+    with open(path) as f:
+        old = f.read()
+    real_open, real_fdopen = os.open, os.fdopen
+    names = []
+
+    class FullDisk:
+
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[:len(data) // 2])
+            raise OSError(28, 'No space left on device')
+
+    def recording_open(name, *args, **kwargs):
+        names.append(name)
+        return real_open(name, *args, **kwargs)
+
+    def full_disk_fdopen(fd, mode='r', *args, **kwargs):
+        return FullDisk(real_fdopen(fd, mode, *args, **kwargs))
+
+    monkeypatch.setattr(atomic_io.os, 'open', recording_open)
+    monkeypatch.setattr(atomic_io.os, 'fdopen', full_disk_fdopen)
+    del results['slf-b']
+    for _ in range(2):
+        with pytest.raises(OSError, match='No space left'):
+            archive.write_archive(path, results, bench)
+    with open(path) as f:
+        assert f.read() == old
+    assert sorted(os.listdir(tmp_path)) == ['bench', 'runs.json']
+    assert len(set(names)) == 2 and all(
+        atomic_io.TEMP_INFIX in osp.basename(name) for name in names)
+    assert archive.read_archive(path)[0].keys() == {'fixed', 'slf-b'}

@@ -386,3 +386,31 @@ def test_mmdet_voc_dataset_and_metric(digits_root):
     assert _voc_map(dataset) == pytest.approx(1.0)
     # Half a box width off is IoU 1/3 < 0.5: every prediction misses.
     assert _voc_map(dataset, shift=0.5) == pytest.approx(0.0)
+
+
+def test_a_manifest_cut_off_while_written_leaves_the_set_unfinished(
+        tmp_path, monkeypatch):
+    """A full disk while the manifest is written leaves no manifest and no
+    temporary file, and the partial-write marker stays, so the next call
+    makes the set again instead of taking it for finished."""
+    from mmdet_slf.engine.checkpoint import atomic_io
+    root = str(tmp_path / 'VOCdevkit')
+    params = dict(num_trainval=3, num_test=2, image_size=64)
+    real_fdopen = os.fdopen
+
+    def full_disk_fdopen(fd, mode='r', *args, **kwargs):
+        f = real_fdopen(fd, mode, *args, **kwargs)
+        f.write = lambda data: (_ for _ in ()).throw(
+            OSError(28, 'No space left on device'))
+        return f
+
+    with monkeypatch.context() as patch:
+        patch.setattr(atomic_io.os, 'fdopen', full_disk_fdopen)
+        with pytest.raises(OSError, match='No space left'):
+            make_digits_voc(root, **params)
+    base = osp.join(root, 'VOC2007')
+    assert not osp.exists(osp.join(base, 'digits_voc.json'))
+    assert [name for name in os.listdir(base) if name.startswith('.')] == [
+        '.digits_voc.partial']
+    assert not make_digits_voc(root, **params)['skipped']
+    assert read_manifest(root)['params']['num_trainval'] == 3

@@ -133,6 +133,8 @@ def test_per_image_terms_use_the_batch_sums_and_no_parameters():
     (dict(min_losses=[0.0, 0.0]), 'min_losses must have one entry per term'),
     (dict(betas=(0.9, 1.0)), r'betas must be two numbers in \[0, 1\)'),
     (dict(betas=0.9), r'betas must be two numbers in \[0, 1\), got 0.9'),
+    (dict(betas=(0.9, False)), r'betas must be two numbers in \[0, 1\)'),
+    (dict(betas=(float('nan'), 0.9)), r'betas must be two numbers in'),
 ])
 def test_bad_famo_settings_fail_at_build(kwargs, match):
     with pytest.raises(ValueError, match=match):
