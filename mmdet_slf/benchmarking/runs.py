@@ -134,15 +134,28 @@ def make_init_checkpoint(reference_cfg: Config, seed: int,
 def _build_detector(cfg: Config, seed: int,
                     init: bool = True) -> torch.nn.Module:
     """``cfg.model`` initialised as the runner would under ``seed``
-    (``init=False``: as built, for its layer names and shapes only)."""
+    (``init=False``: as built, for its layer names and shapes only). The
+    random states of Python, numpy and torch are those of before the call:
+    drawing a seed's weights leaves the caller's stream where it was."""
+    import random
+
+    import numpy as np
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     from mmengine.runner import set_random_seed
     register_all_modules(init_default_scope=True)
-    set_random_seed(seed)
-    model = MODELS.build(copy.deepcopy(cfg.model))
-    if init:
-        model.init_weights()
+    states = random.getstate(), np.random.get_state()
+    devices = range(torch.cuda.device_count()) \
+        if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            set_random_seed(seed)
+            model = MODELS.build(copy.deepcopy(cfg.model))
+            if init:
+                model.init_weights()
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
     return model
 
 

@@ -672,3 +672,21 @@ def test_initial_weights_of_other_layers_are_refused(tmp_path):
             runs.make_init_checkpoint(fixed, 0, path)
     torch.save(saved, path)
     assert runs.make_init_checkpoint(fixed, 0, path) == path
+
+
+def test_drawing_initial_weights_leaves_the_random_streams(tmp_path):
+    """Drawing a seed's weights (and checking a saved file, which builds
+    the model again) reseeds Python, numpy and torch inside; the caller's
+    next draws are those it would have made without the call."""
+    import random
+
+    import numpy as np
+    fixed = Config.fromfile(osp.join(CONFIG_DIR, 'fixed.py'))
+    path = runs.init_checkpoint_path(str(tmp_path), 3)
+    for _ in range(2):  # draw, then check the saved file
+        random.seed(11), np.random.seed(11), torch.manual_seed(11)
+        expected = (random.random(), np.random.rand(), torch.rand(1).item())
+        random.seed(11), np.random.seed(11), torch.manual_seed(11)
+        runs.make_init_checkpoint(fixed, 3, path)
+        assert (random.random(), np.random.rand(),
+                torch.rand(1).item()) == expected
