@@ -4,7 +4,9 @@ import math
 from typing import Dict, Optional, Sequence, Union
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.dropout import _DropoutNd
 
 Lambdas = Optional[Union[Sequence[float], Dict[str, float]]]
 
@@ -116,6 +118,15 @@ def check_momentum(key: str, value) -> float:
     if not is_finite_number(value) or not 0 <= value < 1:
         raise ValueError(f'{key} must be in [0, 1), got {value!r}')
     return float(value)
+
+
+def check_repeatable(module: nn.Module, key: str, reason: str) -> None:
+    """Refuse a module whose two calls on one input can differ or change
+    its state in training: dropout, batch norm."""
+    for name, layer in module.named_modules():
+        if isinstance(layer, (_DropoutNd, _BatchNorm)):
+            raise ValueError(f'{key} has {type(layer).__name__} at '
+                             f'{name or "its top"!r}: {reason}')
 
 
 def check_nonnegative(key: str, value) -> float:

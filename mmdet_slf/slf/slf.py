@@ -9,7 +9,8 @@ from torch import Tensor
 
 from .base import BaseWeighting, WeightsAndExtra
 from .checks import (Lambdas, check_choice, check_count, check_nonnegative,
-                     check_positive, positive_lambdas, resolve_scale)
+                     check_positive, check_repeatable, positive_lambdas,
+                     resolve_scale)
 from .decision import normalize_prior
 from .estimators import ESTIMATORS, estimate_p_hat
 from .objectives import (DECISION_OBJECTIVES, build_signal,
@@ -189,6 +190,14 @@ class SLFWeighting(BaseWeighting):
             prior=prior_probs.tolist(),
             prior_init=prior_init)
         self.decision_net = MODELS.build(decision_cfg)
+        if not (detach_features or self.reads_terms) and (
+                self.kl_weight > 0 or self.entropy_weight > 0):
+            check_repeatable(
+                self.decision_net, 'decision_net',
+                'with detach_features=False the guards read it again on '
+                'detached features, and two reads would differ (or update '
+                'its statistics twice); use detach_features=True or a '
+                'network without it')
         # Training calls so far: drives the temperature schedule and is saved
         # in checkpoints, so a resumed run continues the schedule exactly.
         self.register_buffer('num_updates', torch.zeros((), dtype=torch.long))

@@ -227,6 +227,46 @@ def test_guards_train_the_decision_network_not_the_features(guard, key):
     assert sum(g.abs().sum() for g in grads[False][1]) > 0
 
 
+@pytest.mark.parametrize('layer', ['Dropout', 'BatchNorm1d'])
+def test_a_decision_network_read_twice_must_be_repeatable(layer):
+    """The guards re-read the features detached (above), so they read the
+    decision network twice per step: a dropout would draw another mask
+    (the guard then pulls another p than Eq. (11) uses) and a batch norm
+    would update its statistics twice. Such a network is refused where
+    the re-read happens, named, and taken where it does not."""
+    from torch import nn
+
+    class Noisy(nn.Module):
+
+        def __init__(self, in_channels, num_terms, prior, prior_init):
+            super().__init__()
+            self.in_channels = in_channels
+            self.fc = nn.Sequential(nn.Linear(in_channels, num_terms),
+                                    getattr(nn, layer)(
+                                        *([num_terms] * (layer != 'Dropout'))))
+
+        def forward(self, features):
+            return self.fc(features)
+
+    name = f'NoisyDecision{layer}'
+    MODELS.register_module(name=name, module=Noisy, force=True)
+    try:
+        noisy = dict(type=name)
+        with pytest.raises(ValueError, match=f"decision_net has {layer} at "
+                           "'fc.1': with detach_features=False the guards "
+                           'read it again'):
+            SLFWeighting(TERMS, in_channels=3, decision_net=noisy,
+                         detach_features=False, decision_objective='joint')
+        for taken in (dict(detach_features=True),
+                      dict(detach_features=False, kl_weight=0.0),
+                      dict(detach_features=False, in_channels=None)):
+            options = dict(dict(in_channels=3, decision_objective='joint'),
+                           **taken)
+            SLFWeighting(TERMS, decision_net=noisy, **options)
+    finally:
+        MODELS.module_dict.pop(name)
+
+
 def test_joint_trains_h_through_the_samples_straight_through():
     """Algorithm 1 without the guard: the decision network learns from
     Eq. (11) alone, through the straight-through samples. Stratified
