@@ -100,7 +100,10 @@ class SLFLoss(nn.Module):
         self.use_sigmoid = self._check_use_sigmoid(use_sigmoid)
         weighting = dict(weighting)
         weighting['terms'] = names
-        self.weighting = build_checked(weighting, 'SLFLoss.weighting')
+        # The loss cannot know where its config sits; name the loss instead.
+        self.weighting = build_checked(
+            weighting, f'the weighting key of SLFLoss over {names} (e.g. '
+            'model.bbox_head.loss_cls.weighting)')
         self.loss_weight = loss_weight
 
     def _check_use_sigmoid(self, use_sigmoid: Optional[bool]) -> bool:

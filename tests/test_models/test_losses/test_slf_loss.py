@@ -44,8 +44,10 @@ def test_names_must_match_candidates():
 
 
 def test_a_key_the_weighting_does_not_take_names_slf_loss():
-    with pytest.raises(TypeError, match=r"^SLFLoss\.weighting: .*unexpected "
-                       r"keyword argument 'num_samples'.*_delete_=True"):
+    with pytest.raises(TypeError, match=r"^the weighting key of SLFLoss over "
+                       r"\['a', 'b'\] \(e\.g\. model\.bbox_head\.loss_cls\."
+                       r"weighting\): .*unexpected keyword argument "
+                       r"'num_samples'.*_delete_=True"):
         SLFLoss([dict(type='L1Loss'), dict(type='MSELoss')], names=['a', 'b'],
                 weighting=dict(type='FixedWeighting', num_samples=4))
 
