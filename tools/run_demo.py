@@ -276,15 +276,23 @@ def draw_pictures(runner: Runner, args, test_map: float) -> dict:
     pictures['map_curve'] = osp.join(args.work_dir, 'map_curve.png')
     plot_map_curve({LABELS[args.config]: records}, pictures['map_curve'])
     pictures['slf_weights'] = osp.join(args.work_dir, 'slf_weights.png')
+    if not draw_weights(records, pictures['slf_weights']):
+        del pictures['slf_weights']
+    return dict(pictures=pictures, per_class=per_class, counts=counts)
+
+
+def draw_weights(records: list, path: str) -> bool:
+    """Plot the logged loss weights to ``path``; without any, say why no
+    picture was written and return False."""
     try:
-        plot_slf_weights(records, pictures['slf_weights'])
+        plot_slf_weights(records, path)
     except KeyError as error:
         # SLFLoggerHook logs the weights every logging interval: a run
         # shorter than one interval, or a config without the hook, has none
-        del pictures['slf_weights']
         say(f'slf_weights.png not written: {error.args[0]}; SLFLoggerHook '
             'logs the weights once per logging interval')
-    return dict(pictures=pictures, per_class=per_class, counts=counts)
+        return False
+    return True
 
 
 def duration(seconds: float) -> str:

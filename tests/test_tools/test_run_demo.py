@@ -140,3 +140,23 @@ def test_fps_images_must_fill_the_timing_rounds(images, capsys):
     assert f'--fps-images must be a multiple of 5 (the timing rounds) and ' \
         f'>= 5, got {images}' in refusal(tool.parse_args,
                                          ['--fps-images', images], capsys)
+
+
+def test_a_run_without_logged_weights_says_why_it_has_no_weight_plot(
+        tmp_path, capsys):
+    """A run shorter than one logging interval logs no slf_w_ scalars: the
+    weight plot is skipped with the reason, and drawn from the records
+    where they are."""
+    spec = importlib.util.spec_from_file_location('run_demo', TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    path = str(tmp_path / 'slf_weights.png')
+    assert not tool.draw_weights([{'pascal_voc/mAP': 0.1, 'step': 4}], path)
+    assert not osp.exists(path)
+    assert "slf_weights.png not written: no slf_w_<term> scalars to plot " \
+        "(found no slf_ keys); SLFLoggerHook logs the weights once per " \
+        "logging interval" in capsys.readouterr().out
+    records = [dict(step=step, slf_w_coord=5.0, slf_w_pred=1.0)
+               for step in (1, 2)]
+    assert tool.draw_weights(records, path) and osp.getsize(path) > 0
+    assert 'not written' not in capsys.readouterr().out
