@@ -78,11 +78,14 @@ def multiple_gumbel_softmax(logits: Tensor,
     noise = sample_gumbel(
         torch.Size(shape), logits.device, logits.dtype, generator=generator)
     perturbed = log_probs.unsqueeze(0) + noise
-    soft = F.softmax(perturbed / tau, dim=-1)
+    # Shifted by the row's largest entry before the division (softmax does
+    # not change), so that a tiny tau gives -inf, not inf - inf = NaN.
+    soft = F.softmax(
+        (perturbed - perturbed.detach().amax(dim=-1, keepdim=True)) / tau,
+        dim=-1)
     if hard:
         # The index of the largest perturbed logit, the categorical draw
         # itself at any tau; the tempered softmax ties at very large tau.
-        # (Its gradient, below, still overflows at tau below about 1e-38.)
         index = perturbed.detach().argmax(dim=-1, keepdim=True)
         one_hot = torch.zeros_like(soft).scatter_(-1, index, 1.0)
         # Straight-through: forward value one_hot, gradient of ``soft``.

@@ -174,3 +174,38 @@ def test_the_one_hot_draw_does_not_depend_on_tau():
     torch.testing.assert_close(shares[0], shares[1])
     bound = 5 * torch.sqrt(PROBS * (1 - PROBS) / draws)
     assert ((shares[1] - PROBS).abs() < bound).all(), shares[1]
+
+
+@pytest.mark.parametrize('hard', [False, True])
+def test_a_tiny_tau_gives_the_one_hot_draw_not_nan(hard):
+    """(log p + g) / tau overflowed float32 below tau = 1e-38 and the
+    softmax of inf - inf was NaN, in the soft sample and so in the
+    straight-through one. The row is shifted by its largest entry first:
+    the soft sample is then the one-hot draw itself, with gradient 0 (an
+    annealed tau ends at a hard, unbiased draw), and tau = 1 is bitwise the
+    unshifted softmax."""
+    draws = 2000
+    logits = LOGITS.expand(draws, 4).clone().requires_grad_(True)
+    weights = torch.tensor([1.0, -2.0, 0.5, 3.0])
+    p_hats = {}
+    for tau in (1.0, 1e-39, 1e-45):
+        p_hat = multiple_gumbel_softmax(
+            logits, num_samples=2, tau=tau, hard=hard,
+            generator=torch.Generator().manual_seed(12))
+        (grad, ) = torch.autograd.grad((weights * p_hat).sum(), logits)
+        p_hats[tau] = p_hat.detach()
+        assert torch.isfinite(p_hat).all() and torch.isfinite(grad).all()
+        if tau < 1:
+            assert torch.equal(grad, torch.zeros_like(grad))
+    from mmdet_slf.slf.gumbel import sample_gumbel
+    noise = sample_gumbel(torch.Size((2, draws, 4)), logits.device,
+                          logits.dtype,
+                          generator=torch.Generator().manual_seed(12))
+    perturbed = PROBS.log() + noise
+    one_hot = torch.nn.functional.one_hot(perturbed.argmax(-1), 4).float()
+    assert torch.equal(p_hats[1e-39], one_hot.mean(0))
+    assert torch.equal(p_hats[1e-45], one_hot.mean(0))
+    if not hard:
+        assert torch.equal(p_hats[1.0],
+                           torch.softmax(torch.log_softmax(
+                               LOGITS, -1) + noise, -1).mean(0))
