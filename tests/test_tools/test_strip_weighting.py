@@ -1,0 +1,188 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""tools/strip_weighting.py: a trained SLF checkpoint less its weighting
+loads strictly into the baseline's model and predicts bitwise what the SLF
+model predicts; checkpoints and configs that do not fit are refused."""
+import hashlib
+import importlib.util
+import os.path as osp
+import re
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from conftest import REPO_ROOT, refusal
+
+SLF = osp.join(REPO_ROOT, 'configs', 'demo', 'fast-yolo-slf_digits.py')
+FIXED = osp.join(REPO_ROOT, 'configs', 'demo', 'fast-yolo_digits.py')
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location(
+        'strip_weighting', osp.join(REPO_ROOT, 'tools', 'strip_weighting.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+@pytest.fixture(scope='module')
+def tool():
+    return load_tool()
+
+
+@pytest.fixture
+def trained(tmp_path, tool):
+    """An SLF model whose detector and decision network both moved away
+    from their initialisation, saved as the runner saves it."""
+    torch.manual_seed(0)
+    model = tool.build_model(Config.fromfile(SLF))
+    model.init_weights()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.01 * torch.randn_like(param))
+    model.bbox_head.weighting.num_updates.fill_(37)
+    path = str(tmp_path / 'iter_600.pth')
+    torch.save(dict(meta=dict(seed=5, iter=600),
+                    state_dict=model.state_dict(),
+                    optimizer=dict(state={}, param_groups=[]),
+                    message_hub=dict(log_scalars={})), path)
+    return model, path
+
+
+def test_stripped_checkpoint_is_the_baseline_detector(
+        tmp_path, tool, trained, capsys):
+    model, path = trained
+    out = str(tmp_path / 'slf_digits.pth')
+    tool.main([SLF, path, out, '--baseline', FIXED])
+    saved = torch.load(out, weights_only=True)
+    # Only the model weights and meta: resume state is left out.
+    assert sorted(saved) == ['meta', 'state_dict']
+    full = model.state_dict()
+    dropped = sorted(set(full) - set(saved['state_dict']))
+    assert dropped == sorted(key for key in full
+                             if key.startswith('bbox_head.weighting.'))
+    assert 'bbox_head.weighting.decision_net.fc_out.weight' in dropped
+    assert saved['meta'] == dict(seed=5, iter=600, weighting_stripped=dict(
+        prefixes=['bbox_head.weighting.'], num_keys=len(dropped)))
+    for key, value in saved['state_dict'].items():
+        assert torch.equal(value, full[key]), key
+    printed = capsys.readouterr().out
+    with open(out, 'rb') as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    assert f'{len(full) - len(dropped)} tensors kept, {len(dropped)} of ' \
+        f'the weighting dropped (bbox_head.weighting); sha256 {digest}' \
+        in printed
+    # The baseline loads it strictly and predicts what the SLF model does.
+    baseline = tool.build_model(Config.fromfile(FIXED))
+    baseline.load_state_dict(saved['state_dict'], strict=True)
+    inputs = torch.rand(2, 3, 192, 192)
+    model.eval(), baseline.eval()
+    with torch.no_grad():
+        expected = model(inputs, mode='tensor')
+        got = baseline(inputs, mode='tensor')
+    expected = expected if isinstance(expected, tuple) else (expected, )
+    got = got if isinstance(got, tuple) else (got, )
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        assert torch.equal(a, b)
+    # and the test step (preprocessing, decoding, NMS) gives the same boxes
+    from mmdet.structures import DetDataSample
+    batch = dict(inputs=[torch.randint(0, 256, (3, 192, 192),
+                                       dtype=torch.uint8)],
+                 data_samples=[DetDataSample(metainfo=dict(
+                     img_shape=(192, 192), ori_shape=(192, 192),
+                     scale_factor=(1., 1.)))])
+    with torch.no_grad():
+        [expected] = model.test_step(batch)
+        [got] = baseline.test_step(batch)
+    assert len(got.pred_instances) > 0
+    for key in ('bboxes', 'scores', 'labels'):
+        assert torch.equal(got.pred_instances[key],
+                           expected.pred_instances[key]), key
+
+
+def test_a_checkpoint_of_another_model_is_refused(tmp_path, tool, trained):
+    """The baseline's own checkpoint lacks the SLF config's weighting keys:
+    which of its keys to drop is not known, so nothing is written."""
+    baseline = tool.build_model(Config.fromfile(FIXED))
+    path = str(tmp_path / 'fixed.pth')
+    torch.save(dict(state_dict=baseline.state_dict()), path)
+    out = str(tmp_path / 'out.pth')
+    with pytest.raises(SystemExit, match=re.escape(
+            f"strip_weighting.py: {path} does not fit the config's model, "
+            'so its weighting keys are not known:\n  9 model keys missing '
+            'from the checkpoint: bbox_head.weighting.')):
+        tool.main([SLF, path, out])
+    assert not osp.exists(out)
+
+
+def test_weights_the_baseline_cannot_load_are_refused(tmp_path, tool,
+                                                      trained):
+    """A baseline of another head (3 boxes per cell) would load the
+    stripped weights non-strictly and leave layers random: refused before
+    anything is written, naming the layers. The 1x1 output conv has B * 5
+    + C channels: 2 * 5 + 10 = 20 trained, 3 * 5 + 10 = 25 in the other."""
+    _, path = trained
+    out = str(tmp_path / 'out.pth')
+    other = tmp_path / 'other.py'
+    other.write_text(f'_base_ = {FIXED!r}\n'
+                     'model = dict(bbox_head=dict(num_boxes=3))\n')
+    with pytest.raises(SystemExit, match=re.escape(
+            f"the stripped weights do not fit {other}'s model; nothing was "
+            'written:\n  2 keys of another shape: bbox_head.conv_out.bias '
+            '(checkpoint [20] vs model [25]), bbox_head.conv_out.weight '
+            '(checkpoint [20, 128, 1, 1] vs model [25, 128, 1, 1])')):
+        tool.main([SLF, path, out, '--baseline', str(other)])
+    assert not osp.exists(out)
+
+
+def test_a_model_without_weighting_is_refused(tool):
+    from torch import nn
+    with pytest.raises(ValueError, match='no loss weighting'):
+        tool.strip(dict(state_dict={}), nn.Linear(2, 2), 'x.pth')
+
+
+def test_the_training_checkpoint_is_never_overwritten(tmp_path, tool,
+                                                      capsys):
+    path = str(tmp_path / 'iter_600.pth')
+    for out in (path, osp.join(str(tmp_path), '.', 'iter_600.pth')):
+        assert 'is the checkpoint itself' in refusal(
+            tool.parse_args, [SLF, path, out], capsys)
+
+
+def test_outermost_weightings_of_slf_detector_and_slf_loss(tool):
+    """SLFDetector's weighting and an SLFLoss's (its own weighting inside
+    it is not listed twice) are found by their state-dict prefixes."""
+    from torch import nn
+
+    from mmdet_slf.slf import FixedWeighting, SLFWeighting
+
+    class Model(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.weighting = SLFWeighting(['a', 'b'])
+            self.head = nn.Module()
+            self.head.loss_cls = nn.Module()
+            self.head.loss_cls.weighting = FixedWeighting(['a', 'b'])
+
+    assert tool.weighting_prefixes(Model()) == [
+        'weighting.', 'head.loss_cls.weighting.']
+
+
+def test_slf_detector_checkpoint_loads_into_mmdets_own_config(
+        tmp_path, tool, capsys):
+    """SLFDetector over RetinaNet: the stripped weights fit the model of
+    mmdet's own config, named as mmdet names it, and nothing but
+    ``weighting.*`` is dropped."""
+    config = osp.join(REPO_ROOT, 'configs', 'slf_detectors',
+                      'retinanet-slf_r50_fpn_1x_voc0712.py')
+    model = tool.build_model(Config.fromfile(config))
+    path, out = str(tmp_path / 'slf.pth'), str(tmp_path / 'out.pth')
+    torch.save(dict(state_dict=model.state_dict()), path)
+    tool.main([config, path, out, '--baseline',
+               'mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py'])
+    kept = torch.load(out, weights_only=True)['state_dict']
+    assert sorted(set(model.state_dict()) - set(kept)) == sorted(
+        key for key in model.state_dict() if key.startswith('weighting.'))
+    assert '(weighting); sha256' in capsys.readouterr().out

@@ -1,0 +1,148 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""Drop the loss weighting from a trained checkpoint, for testing and
+deployment: ``python tools/strip_weighting.py CONFIG CHECKPOINT OUT``.
+
+The weighting (SLF's decision network and its running scales and counter,
+or the state of any other weighting of the package) serves the loss only:
+at test time nothing of it runs. This tool builds CONFIG's model (no data,
+no weights), finds its weightings (every ``BaseWeighting`` inside it: a
+head's ``weighting``, ``SLFDetector``'s, an ``SLFLoss``'s) and writes OUT
+with the checkpoint's model weights less theirs, and its ``meta``. The
+optimizer and scheduler states and the message hub, which only resume a
+run, are left out, as mmdet's ``publish_model.py`` leaves them. OUT then
+holds the baseline detector exactly: with ``--baseline BASELINE_CONFIG`` it
+must load strictly (same keys, same shapes) into BASELINE_CONFIG's model,
+which is checked before anything is written, so that it can be tested or
+exported with the baseline's config::
+
+    python tools/strip_weighting.py configs/yolo_slf_voc.py \\
+        work_dirs/yolo_slf_voc/iter_40000.pth yolo_slf_voc.pth \\
+        --baseline configs/yolo_voc.py
+    python tools/test.py configs/yolo_voc.py yolo_slf_voc.pth
+
+Configs may be files or ``mmdet::`` names. The checkpoint must fit CONFIG's
+model exactly: a checkpoint of another model is refused, naming the keys,
+since then no one can say which of its weights were the weighting's.
+"""
+import argparse
+import hashlib
+import io
+import os.path as osp
+import sys
+from typing import List, Optional
+
+import torch
+from mmengine.config import DictAction
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from benchmark_fps import load_cfg  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Write a checkpoint without its loss weighting, for '
+        'testing and deployment with the baseline config')
+    parser.add_argument('config', help='the config the checkpoint was '
+                        'trained with (file or mmdet:: name)')
+    parser.add_argument('checkpoint', help='the trained checkpoint')
+    parser.add_argument('out', help='where to write the stripped checkpoint')
+    parser.add_argument(
+        '--baseline', help='a config without the weighting (e.g. '
+        'configs/yolo_voc.py) whose model must load OUT strictly')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='overrides of CONFIG, as in tools/train.py')
+    args = parser.parse_args(argv)
+    if osp.abspath(args.out) == osp.abspath(args.checkpoint) or (
+            osp.exists(args.out) and osp.exists(args.checkpoint)
+            and osp.samefile(args.out, args.checkpoint)):
+        parser.error(f'OUT {args.out} is the checkpoint itself: write the '
+                     'stripped weights to another file, so that the '
+                     'training checkpoint (and its resume state) is kept')
+    return args
+
+
+def build_model(cfg) -> torch.nn.Module:
+    """``cfg.model`` as built, with the package's modules registered."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    import mmdet_slf  # noqa: F401
+    register_all_modules(init_default_scope=True)
+    return MODELS.build(cfg.model)
+
+
+def weighting_prefixes(model: torch.nn.Module) -> List[str]:
+    """The names of the model's outermost weightings, as state-dict
+    prefixes (``'bbox_head.weighting.'``)."""
+    from mmdet_slf.slf import BaseWeighting
+    prefixes = []
+    for name, module in model.named_modules():
+        inside = any(name.startswith(prefix) for prefix in prefixes)
+        if isinstance(module, BaseWeighting) and not inside:
+            prefixes.append(name + '.')
+    return prefixes
+
+
+def strip(checkpoint: dict, model: torch.nn.Module, source: str) -> dict:
+    """The checkpoint's ``state_dict`` less the weightings' keys, with its
+    ``meta``; refused unless it fits ``model`` exactly."""
+    from mmdet_slf.engine.checkpoint import (checkpoint_state_dict,
+                                             compare_state_dicts,
+                                             describe_mismatch, has_mismatch)
+    prefixes = weighting_prefixes(model)
+    if not prefixes:
+        raise ValueError('the config\'s model has no loss weighting '
+                         '(no BaseWeighting inside it): nothing to strip')
+    state = checkpoint_state_dict(checkpoint)
+    report = compare_state_dicts(model.state_dict(), state)
+    if has_mismatch(report):
+        raise ValueError(f'{source} does not fit the config\'s model, so '
+                         'its weighting keys are not known:\n' +
+                         describe_mismatch(report))
+    kept = {key: value for key, value in state.items()
+            if not key.startswith(tuple(prefixes))}
+    meta = dict(checkpoint.get('meta') or {})
+    meta['weighting_stripped'] = dict(
+        prefixes=prefixes, num_keys=len(state) - len(kept))
+    return dict(meta=meta, state_dict=kept)
+
+
+def check_baseline(stripped: dict, baseline: torch.nn.Module,
+                   name: str) -> None:
+    """Refuse weights that the baseline's model would not load strictly."""
+    from mmdet_slf.engine.checkpoint import (compare_state_dicts,
+                                             describe_mismatch, has_mismatch)
+    report = compare_state_dicts(baseline.state_dict(),
+                                 stripped['state_dict'])
+    if has_mismatch(report):
+        raise ValueError(f'the stripped weights do not fit {name}\'s model; '
+                         'nothing was written:\n' + describe_mismatch(report))
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    args = parse_args(argv)
+    from mmdet_slf.engine.checkpoint import atomic_write, safe_torch_load
+    cfg = load_cfg(args.config, args.cfg_options)
+    checkpoint = safe_torch_load(args.checkpoint)
+    try:
+        stripped = strip(checkpoint, build_model(cfg), args.checkpoint)
+        if args.baseline:
+            check_baseline(stripped,
+                           build_model(load_cfg(args.baseline, None)),
+                           args.baseline)
+    except ValueError as error:
+        sys.exit(f'strip_weighting.py: {error}')
+    buffer = io.BytesIO()
+    torch.save(stripped, buffer)
+    data = buffer.getvalue()
+    atomic_write(args.out, data)
+    info = stripped['meta']['weighting_stripped']
+    print(f'{args.out}: {len(stripped["state_dict"])} tensors kept, '
+          f'{info["num_keys"]} of the weighting dropped '
+          f'({", ".join(p[:-1] for p in info["prefixes"])}); '
+          f'sha256 {hashlib.sha256(data).hexdigest()}')
+    return stripped
+
+
+if __name__ == '__main__':
+    main()
