@@ -33,6 +33,39 @@ SMALL_YOLO = dict(
         bbox_head=dict(in_channels=128, fc_channels=64, input_size=128)))
 
 
+def fill_disk_on_write(monkeypatch) -> List[str]:
+    """Make ``atomic_write`` meet a full disk: every write puts half its
+    data in the temporary file and raises ``OSError(28)``. Returns the
+    list the temporary file names are appended to, call by call."""
+    from mmdet_slf.engine.checkpoint import atomic_io
+    real_open, real_fdopen = os.open, os.fdopen
+    names = []
+
+    class FullDisk:
+
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[:len(data) // 2])
+            raise OSError(28, 'No space left on device')
+
+    def recording_open(name, *args, **kwargs):
+        names.append(name)
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(atomic_io.os, 'open', recording_open)
+    monkeypatch.setattr(atomic_io.os, 'fdopen',
+                        lambda fd, *args: FullDisk(real_fdopen(fd, *args)))
+    return names
+
+
 def small_yolo_cfg(name: str):
     """``configs/<name>`` with :data:`SMALL_YOLO` merged in."""
     from mmengine.config import Config

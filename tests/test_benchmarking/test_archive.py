@@ -8,6 +8,7 @@ import os.path as osp
 import shutil
 
 import pytest
+from conftest import fill_disk_on_write
 
 from mmdet_slf.benchmarking import archive, report, runs, tables
 
@@ -138,33 +139,7 @@ def test_an_archive_cut_off_while_written_leaves_the_old_one(
     archive.write_archive(path, results, bench)
     with open(path) as f:
         old = f.read()
-    real_open, real_fdopen = os.open, os.fdopen
-    names = []
-
-    class FullDisk:
-
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def write(self, data):
-            self.f.write(data[:len(data) // 2])
-            raise OSError(28, 'No space left on device')
-
-    def recording_open(name, *args, **kwargs):
-        names.append(name)
-        return real_open(name, *args, **kwargs)
-
-    def full_disk_fdopen(fd, mode='r', *args, **kwargs):
-        return FullDisk(real_fdopen(fd, mode, *args, **kwargs))
-
-    monkeypatch.setattr(atomic_io.os, 'open', recording_open)
-    monkeypatch.setattr(atomic_io.os, 'fdopen', full_disk_fdopen)
+    names = fill_disk_on_write(monkeypatch)
     del results['slf-b']
     for _ in range(2):
         with pytest.raises(OSError, match='No space left'):

@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, refusal, write_voc_xml
+from conftest import REPO_ROOT, fill_disk_on_write, refusal, write_voc_xml
 from mmengine.config import Config
 
 import mmdet_slf  # noqa: F401
@@ -359,25 +359,7 @@ def test_a_config_cut_off_while_written_leaves_the_old_one(
     old = tuned_config.write_tuned_config(
         path, fake_search([[1, 1, 1, 1]], [0.8]), BASE_CONFIG)
 
-    real_fdopen = os.fdopen
-
-    class FullDisk:
-
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def write(self, data):
-            self.f.write(data[:len(data) // 2])
-            raise OSError(28, 'No space left on device')
-
-    monkeypatch.setattr(atomic_io.os, 'fdopen',
-                        lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
+    fill_disk_on_write(monkeypatch)
     with pytest.raises(OSError, match='No space left'):
         tuned_config.write_tuned_config(
             path, fake_search([[6.1, 0.52, 2.3, 0.31]], [0.86]),

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import fill_disk_on_write
 from mmdet.registry import DATASETS, METRICS
 from mmdet.utils import register_all_modules
 
@@ -393,19 +394,10 @@ def test_a_manifest_cut_off_while_written_leaves_the_set_unfinished(
     """A full disk while the manifest is written leaves no manifest and no
     temporary file, and the partial-write marker stays, so the next call
     makes the set again instead of taking it for finished."""
-    from mmdet_slf.engine.checkpoint import atomic_io
     root = str(tmp_path / 'VOCdevkit')
     params = dict(num_trainval=3, num_test=2, image_size=64)
-    real_fdopen = os.fdopen
-
-    def full_disk_fdopen(fd, mode='r', *args, **kwargs):
-        f = real_fdopen(fd, mode, *args, **kwargs)
-        f.write = lambda data: (_ for _ in ()).throw(
-            OSError(28, 'No space left on device'))
-        return f
-
     with monkeypatch.context() as patch:
-        patch.setattr(atomic_io.os, 'fdopen', full_disk_fdopen)
+        fill_disk_on_write(patch)
         with pytest.raises(OSError, match='No space left'):
             make_digits_voc(root, **params)
     base = osp.join(root, 'VOC2007')
