@@ -121,16 +121,17 @@ def check_baseline(stripped: dict, baseline: torch.nn.Module,
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
-    from mmdet_slf.engine.checkpoint import atomic_write, safe_torch_load
-    cfg = load_cfg(args.config, args.cfg_options)
-    checkpoint = safe_torch_load(args.checkpoint)
+    from mmdet_slf.engine.checkpoint import (CheckpointError, atomic_write,
+                                             safe_torch_load)
     try:
+        cfg = load_cfg(args.config, args.cfg_options)
+        baseline = None if args.baseline is None else load_cfg(
+            args.baseline, None)
+        checkpoint = safe_torch_load(args.checkpoint)
         stripped = strip(checkpoint, build_model(cfg), args.checkpoint)
-        if args.baseline:
-            check_baseline(stripped,
-                           build_model(load_cfg(args.baseline, None)),
-                           args.baseline)
-    except ValueError as error:
+        if baseline is not None:
+            check_baseline(stripped, build_model(baseline), args.baseline)
+    except (ValueError, FileNotFoundError, CheckpointError) as error:
         sys.exit(f'strip_weighting.py: {error}')
     buffer = io.BytesIO()
     torch.save(stripped, buffer)

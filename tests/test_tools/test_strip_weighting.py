@@ -186,3 +186,24 @@ def test_slf_detector_checkpoint_loads_into_mmdets_own_config(
     assert sorted(set(model.state_dict()) - set(kept)) == sorted(
         key for key in model.state_dict() if key.startswith('weighting.'))
     assert '(weighting); sha256' in capsys.readouterr().out
+
+
+def test_missing_or_damaged_inputs_are_named_without_a_traceback(
+        tmp_path, tool, trained):
+    _, path = trained
+    out = str(tmp_path / 'out.pth')
+    damaged = tmp_path / 'damaged.pth'
+    damaged.write_bytes(b'hello world')
+    for argv, message in (
+            ([str(tmp_path / 'nope.py'), path, out], 'nope.py'),
+            ([SLF, str(tmp_path / 'nope.pth'), out],
+             f'checkpoint file {tmp_path}/nope.pth does not exist'),
+            ([SLF, str(damaged), out],
+             f'cannot read checkpoint {damaged}'),
+            ([SLF, path, out, '--baseline', 'mmdet::pascal_voc/nope.py'],
+             'pascal_voc/nope.py" does not exist')):
+        with pytest.raises(SystemExit) as exit_info:
+            tool.main(argv)
+        assert str(exit_info.value.code).startswith('strip_weighting.py: ')
+        assert message in str(exit_info.value.code)
+    assert not osp.exists(out)
