@@ -16,7 +16,7 @@ which is checked before anything is written, so that it can be tested or
 exported with the baseline's config::
 
     python tools/strip_weighting.py configs/yolo_slf_voc.py \\
-        work_dirs/yolo_slf_voc/iter_40000.pth yolo_slf_voc.pth \\
+        work_dirs/yolo_slf_voc/epoch_135.pth yolo_slf_voc.pth \\
         --baseline configs/yolo_voc.py
     python tools/test.py configs/yolo_voc.py yolo_slf_voc.pth
 
