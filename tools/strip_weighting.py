@@ -72,15 +72,11 @@ def build_model(cfg) -> torch.nn.Module:
 
 
 def weighting_prefixes(model: torch.nn.Module) -> List[str]:
-    """The names of the model's outermost weightings, as state-dict
-    prefixes (``'bbox_head.weighting.'``)."""
+    """The names of the model's weightings, as state-dict prefixes
+    (``'bbox_head.weighting.'``)."""
     from mmdet_slf.slf import BaseWeighting
-    prefixes = []
-    for name, module in model.named_modules():
-        inside = any(name.startswith(prefix) for prefix in prefixes)
-        if isinstance(module, BaseWeighting) and not inside:
-            prefixes.append(name + '.')
-    return prefixes
+    return [name + '.' for name, module in model.named_modules()
+            if isinstance(module, BaseWeighting)]
 
 
 def strip(checkpoint: dict, model: torch.nn.Module, source: str) -> dict:

@@ -150,9 +150,9 @@ def test_the_training_checkpoint_is_never_overwritten(tmp_path, tool,
             tool.parse_args, [SLF, path, out], capsys)
 
 
-def test_outermost_weightings_of_slf_detector_and_slf_loss(tool):
-    """SLFDetector's weighting and an SLFLoss's (its own weighting inside
-    it is not listed twice) are found by their state-dict prefixes."""
+def test_weightings_of_slf_detector_and_slf_loss(tool):
+    """SLFDetector's weighting and an SLFLoss's are found by their
+    state-dict prefixes; the decision network inside is not listed."""
     from torch import nn
 
     from mmdet_slf.slf import FixedWeighting, SLFWeighting
