@@ -153,9 +153,12 @@ def test_the_training_checkpoint_is_never_overwritten(tmp_path, tool,
 def test_weightings_of_slf_detector_and_slf_loss(tool):
     """SLFDetector's weighting and an SLFLoss's are found by their
     state-dict prefixes; the decision network inside is not listed."""
+    from mmdet.utils import register_all_modules
     from torch import nn
 
-    from mmdet_slf.slf import FixedWeighting, SLFWeighting
+    from mmdet_slf.models.losses import SLFLoss
+    from mmdet_slf.slf import SLFWeighting
+    register_all_modules(init_default_scope=True)
 
     class Model(nn.Module):
 
@@ -163,8 +166,8 @@ def test_weightings_of_slf_detector_and_slf_loss(tool):
             super().__init__()
             self.weighting = SLFWeighting(['a', 'b'])
             self.head = nn.Module()
-            self.head.loss_cls = nn.Module()
-            self.head.loss_cls.weighting = FixedWeighting(['a', 'b'])
+            self.head.loss_cls = SLFLoss(
+                [dict(type='L1Loss'), dict(type='MSELoss')], names=['a', 'b'])
 
     assert tool.weighting_prefixes(Model()) == [
         'weighting.', 'head.loss_cls.weighting.']
