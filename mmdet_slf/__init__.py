@@ -10,6 +10,6 @@ way.
 """
 from .version import __version__
 
-from . import engine, models, slf  # noqa: E402,F401
+from . import datasets, engine, models, slf  # noqa: E402,F401
 
 __all__ = ['__version__']

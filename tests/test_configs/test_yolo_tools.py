@@ -38,7 +38,7 @@ def data_options(root):
         prefix = f'train_dataloader.dataset.datasets.{index}'
         options += [
             f'{prefix}.data_root={root}',
-            f'{prefix}.pipeline.5.scale=(128,128)',  # the Resize step
+            f'{prefix}.pipeline.4.scale=(128,128)',  # the Resize step
         ]
     for split in ('val', 'test'):
         options += [

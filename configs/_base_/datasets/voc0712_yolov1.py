@@ -19,10 +19,10 @@ train_pipeline = [
         max_shear_degree=0.0,
         border_val=(127, 127, 127)),
     # "randomly adjust the exposure and saturation of the image by up to a
-    # factor of 1.5": Brightness scales the pixels (exposure), Color the
-    # saturation, each by a factor in [1/1.5, 1.5].
-    dict(type='Brightness', prob=1.0, min_mag=0.667, max_mag=1.5),
-    dict(type='Color', prob=1.0, min_mag=0.667, max_mag=1.5),
+    # factor of 1.5 in the HSV color space": S and V times factors drawn as
+    # darknet draws them (mmdet_slf/datasets/transforms.py says how mmdet's
+    # Brightness and Color differ).
+    dict(type='RandomExposureSaturation', saturation=1.5, exposure=1.5),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),  # darknet flips too
     dict(type='PackDetInputs')

@@ -1,0 +1,95 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""YOLO's colour augmentation: the factors are drawn as darknet draws them
+(log-symmetric in [1/1.5, 1.5], continuous), and the image's S and V are
+scaled by them with the hue kept."""
+import colorsys
+import os.path as osp
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+
+import mmdet_slf  # noqa: F401
+from mmdet_slf.datasets import RandomExposureSaturation
+from conftest import REPO_ROOT
+
+
+def test_factors_are_log_symmetric_and_continuous():
+    """log s is uniform on [-log 1.5, log 1.5] in distribution: a factor
+    above 1 half of the time (binomial bound), mean of log s near 0, and
+    no grid (mmdet's magnitudes take 9 values)."""
+    np.random.seed(0)
+    draws = np.array([RandomExposureSaturation.random_factor(1.5)
+                      for _ in range(20000)])
+    assert draws.min() >= 1 / 1.5 and draws.max() <= 1.5
+    above = (draws > 1).mean()
+    assert abs(above - 0.5) < 5 * np.sqrt(0.25 / len(draws))
+    # |log s| = log U(1, 1.5): its mean is (1.5 log 1.5 - 0.5) / 0.5 - 0
+    logs = np.log(draws)
+    expected = 1.5 * np.log(1.5) / 0.5 - 1.0
+    spread = np.abs(logs).std() / np.sqrt(len(draws))
+    assert abs(np.abs(logs).mean() - expected) < 5 * spread
+    assert abs(logs.mean()) < 5 * logs.std() / np.sqrt(len(draws))
+    assert len(np.unique(np.round(draws, 6))) > 19000
+
+
+@pytest.mark.parametrize('saturation, exposure', [
+    (1.0, 1.25), (0.5, 1.0), (1.4, 0.8)])
+def test_hsv_scaling_against_colorsys(saturation, exposure):
+    """Each pixel's hue is kept and its S and V are multiplied (clipped at
+    1), as colorsys computes it, up to the rounding of 8-bit HSV."""
+    rng = np.random.RandomState(1)
+    img = rng.randint(20, 230, size=(6, 7, 3)).astype(np.uint8)
+    out = RandomExposureSaturation().scale_hsv(img, saturation, exposure)
+    for bgr, got in zip(img.reshape(-1, 3), out.reshape(-1, 3)):
+        h, s, v = colorsys.rgb_to_hsv(*(bgr[::-1] / 255.0))
+        rgb = colorsys.hsv_to_rgb(h, min(s * saturation, 1.0),
+                                  min(v * exposure, 1.0))
+        expected = np.array(rgb[::-1]) * 255
+        assert np.abs(got.astype(float) - expected).max() <= 4, (bgr, got)
+    if saturation == 1.0:
+        # exposure alone scales every channel, where V stays below 255
+        kept = img.max(-1) * exposure <= 255
+        assert 0 < kept.sum() < kept.size
+        np.testing.assert_allclose(out[kept], img[kept] * exposure, atol=4)
+
+
+def test_transform_draws_both_factors_per_image(monkeypatch):
+    factors = iter([0.8, 1.2])
+    monkeypatch.setattr(RandomExposureSaturation, 'random_factor',
+                        staticmethod(lambda limit: next(factors)))
+    img = np.full((2, 2, 3), (40, 80, 160), dtype=np.uint8)
+    transform = RandomExposureSaturation(saturation=1.5, exposure=1.3)
+    out = transform(dict(img=img.copy()))['img']
+    np.testing.assert_array_equal(
+        out, transform.scale_hsv(img, saturation=0.8, exposure=1.2))
+
+
+@pytest.mark.parametrize('kwargs, key', [
+    (dict(saturation=0.9), 'saturation'), (dict(exposure=float('nan')),
+                                           'exposure'),
+    (dict(exposure=True), 'exposure'), (dict(saturation='1.5'),
+                                        'saturation')])
+def test_bad_limits_are_refused(kwargs, key):
+    with pytest.raises(ValueError, match=f'{key} must be a finite factor '
+                       '>= 1'):
+        RandomExposureSaturation(**kwargs)
+
+
+def test_a_float_or_grey_image_is_refused():
+    transform = RandomExposureSaturation()
+    for img in (np.zeros((4, 4, 3), np.float32), np.zeros((4, 4), np.uint8)):
+        with pytest.raises(ValueError, match='uint8 BGR image'):
+            transform.scale_hsv(img, 1.0, 1.0)
+
+
+def test_the_yolov1_voc_pipeline_uses_it_in_place_of_mmdets_magnitudes():
+    cfg = Config.fromfile(osp.join(
+        REPO_ROOT, 'configs', 'yolov1', 'yolov1_darknet24_1xb64-135e_'
+        'voc0712.py'))
+    types = [step['type'] for step in cfg.train_pipeline]
+    assert 'Brightness' not in types and 'Color' not in types
+    [step] = [s for s in cfg.train_pipeline
+              if s['type'] == 'RandomExposureSaturation']
+    assert (step['saturation'], step['exposure']) == (1.5, 1.5)
+    assert types.index('RandomExposureSaturation') < types.index('Resize')
