@@ -24,7 +24,7 @@ def test_factors_are_log_symmetric_and_continuous():
     assert draws.min() >= 1 / 1.5 and draws.max() <= 1.5
     above = (draws > 1).mean()
     assert abs(above - 0.5) < 5 * np.sqrt(0.25 / len(draws))
-    # |log s| = log U(1, 1.5): its mean is (1.5 log 1.5 - 0.5) / 0.5 - 0
+    # |log s| = log U(1, 1.5), whose mean is (1.5 log 1.5 - 0.5) / 0.5
     logs = np.log(draws)
     expected = 1.5 * np.log(1.5) / 0.5 - 1.0
     spread = np.abs(logs).std() / np.sqrt(len(draws))
