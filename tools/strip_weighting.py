@@ -9,7 +9,9 @@ no weights), finds its weightings (every ``BaseWeighting`` inside it: a
 head's ``weighting``, ``SLFDetector``'s, an ``SLFLoss``'s) and writes OUT
 with the checkpoint's model weights less theirs, and its ``meta``. The
 optimizer and scheduler states and the message hub, which only resume a
-run, are left out, as mmdet's ``publish_model.py`` leaves them. OUT then
+run, are left out, as mmdet's ``publish_model.py`` leaves them; so is an
+``ema_state_dict``, since mmengine's ``EMAHook`` swaps the averaged weights
+into ``state_dict`` before it saves, and those are kept. OUT then
 holds the baseline detector exactly: with ``--baseline BASELINE_CONFIG`` it
 must load strictly (same keys, same shapes) into BASELINE_CONFIG's model,
 which is checked before anything is written, so that it can be tested or
