@@ -5,14 +5,11 @@ Machines are noisy: a model timed alone at 10:00 and another at 10:05 can
 differ by more than the effect measured. Here every model runs a short slice
 in turn, round after round, with the order rotated by one each round, so load
 changes hit all models alike and the *ratios* are what to report. The warm-up
-calls are interleaved the same way and never timed. Garbage is collected,
-untimed, before every slice, so the collector's pauses in a slice are those
-its own callable caused (it stays on: its cost is part of the work).
+calls are interleaved the same way and never timed.
 
 Every timer takes a ``clock`` (``time.perf_counter`` by default), so the
 arithmetic can be checked with a fake clock instead of a wall-clock bound.
 """
-import gc
 import math
 import statistics
 import time
@@ -146,9 +143,6 @@ def interleaved_timing(fns: Dict[str, Callable[..., int]],
     for index in range(rounds):
         for name in rotated(names, index):
             slice_inputs = inputs(name, calls_per_round)
-            # Untimed: the garbage of the callable before is collected now,
-            # so a collection within the slice is this callable's own.
-            gc.collect()
             sync()
             start = clock()
             num_items = 0

@@ -125,35 +125,6 @@ def test_synchronize_brackets_every_slice():
     assert syncs == [0, 1, 2, 3, 4, 5]
 
 
-def test_garbage_is_collected_before_every_slice_untimed(monkeypatch):
-    """The collector runs before each slice's start reading, never inside
-    a slice: a collection of the garbage model a left cannot land in b's
-    time. It stays on within the slice (its own garbage is its cost)."""
-    import gc
-    clock, log = FakeClock(), []
-    fns = recording_fns(clock, dict(a=1.0, b=2.0), log)
-
-    def collect():
-        log.append(('collect', clock.readings))
-        clock.advance(5.0)  # a slow collection must not count
-        return 0
-
-    monkeypatch.setattr(gc, 'collect', collect)
-    enabled = []
-    fns['a'] = (lambda run: lambda: enabled.append(gc.isenabled()) or run())(
-        fns['a'])
-    timings = interleaved_timing(fns, rounds=2, calls_per_round=2, warmup=1,
-                                 clock=clock)
-    assert log == [('a', ), ('b', ),
-                   ('collect', 0), ('a', ), ('a', ),
-                   ('collect', 2), ('b', ), ('b', ),
-                   ('collect', 4), ('b', ), ('b', ),
-                   ('collect', 6), ('a', ), ('a', )]
-    assert timings['a'].seconds == [2.0, 2.0]
-    assert timings['b'].seconds == [4.0, 4.0]
-    assert all(enabled) and len(enabled) == 5
-
-
 def test_bad_arguments_name_the_keys():
     with pytest.raises(ValueError, match='rounds and calls_per_round'):
         interleaved_timing({'a': lambda: 1}, rounds=0)
