@@ -54,6 +54,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='overrides of CONFIG, as in tools/train.py')
     args = parser.parse_args(argv)
+    # safe_torch_load expands '~': compare and write the paths it reads
+    args.checkpoint = osp.expanduser(args.checkpoint)
+    args.out = osp.expanduser(args.out)
     if osp.abspath(args.out) == osp.abspath(args.checkpoint) or (
             osp.exists(args.out) and osp.exists(args.checkpoint)
             and osp.samefile(args.out, args.checkpoint)):

@@ -143,9 +143,11 @@ def test_a_model_without_weighting_is_refused(tool):
 
 
 def test_the_training_checkpoint_is_never_overwritten(tmp_path, tool,
-                                                      capsys):
+                                                      capsys, monkeypatch):
+    monkeypatch.setenv('HOME', str(tmp_path))
     path = str(tmp_path / 'iter_600.pth')
-    for out in (path, osp.join(str(tmp_path), '.', 'iter_600.pth')):
+    for out in (path, osp.join(str(tmp_path), '.', 'iter_600.pth'),
+                '~/iter_600.pth'):
         assert 'is the checkpoint itself' in refusal(
             tool.parse_args, [SLF, path, out], capsys)
 
