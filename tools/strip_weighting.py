@@ -79,9 +79,8 @@ def build_model(cfg) -> torch.nn.Module:
 def weighting_prefixes(model: torch.nn.Module) -> List[str]:
     """The names of the model's weightings, as state-dict prefixes
     (``'bbox_head.weighting.'``)."""
-    from mmdet_slf.slf import BaseWeighting
-    return [name + '.' for name, module in model.named_modules()
-            if isinstance(module, BaseWeighting)]
+    from mmdet_slf.engine.hooks.slf_logger_hook import find_weightings
+    return [name + '.' for name, _ in find_weightings(model)]
 
 
 def strip(checkpoint: dict, model: torch.nn.Module, source: str) -> dict:
