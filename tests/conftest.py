@@ -57,7 +57,8 @@ def fill_disk_on_write(monkeypatch) -> List[str]:
             raise OSError(28, 'No space left on device')
 
     def recording_open(name, *args, **kwargs):
-        names.append(name)
+        if atomic_io.TEMP_INFIX in os.path.basename(name):
+            names.append(name)
         return real_open(name, *args, **kwargs)
 
     monkeypatch.setattr(atomic_io.os, 'open', recording_open)

@@ -15,7 +15,10 @@ into ``state_dict`` before it saves, and those are kept. OUT then
 holds the baseline detector exactly: with ``--baseline BASELINE_CONFIG`` it
 must load strictly (same keys, same shapes) into BASELINE_CONFIG's model,
 which is checked before anything is written, so that it can be tested or
-exported with the baseline's config::
+exported with the baseline's config. A baseline with a weighting of its own
+(DWA's loss history, FAMO's logits, Uncertainty's variances) is compared
+without it: that state is left at its initialisation, as the test runner
+takes it (it warns and goes on, since prediction never runs it)::
 
     python tools/strip_weighting.py configs/yolo_slf_voc.py \\
         work_dirs/yolo_slf_voc/epoch_135.pth yolo_slf_voc.pth \\
@@ -57,6 +60,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     # safe_torch_load expands '~': compare and write the paths it reads
     args.checkpoint = osp.expanduser(args.checkpoint)
     args.out = osp.expanduser(args.out)
+    if osp.isdir(args.out):
+        parser.error(f'OUT {args.out} is a folder: name the file to write')
     if osp.abspath(args.out) == osp.abspath(args.checkpoint) or (
             osp.exists(args.out) and osp.exists(args.checkpoint)
             and osp.samefile(args.out, args.checkpoint)):
@@ -78,9 +83,18 @@ def build_model(cfg) -> torch.nn.Module:
 
 def weighting_prefixes(model: torch.nn.Module) -> List[str]:
     """The names of the model's weightings, as state-dict prefixes
-    (``'bbox_head.weighting.'``)."""
+    (``'bbox_head.weighting.'``). A weighting held under two names is
+    listed under both, as ``state_dict`` saves it under both."""
     from mmdet_slf.engine.hooks.slf_logger_hook import find_weightings
-    return [name + '.' for name, _ in find_weightings(model)]
+    return [
+        name + '.'
+        for name, _ in find_weightings(model, remove_duplicate=False)
+    ]
+
+
+def without_weightings(state: dict, prefixes: List[str]) -> dict:
+    return {key: value for key, value in state.items()
+            if not key.startswith(tuple(prefixes))}
 
 
 def strip(checkpoint: dict, model: torch.nn.Module, source: str) -> dict:
@@ -93,36 +107,44 @@ def strip(checkpoint: dict, model: torch.nn.Module, source: str) -> dict:
     if not prefixes:
         raise ValueError('the config\'s model has no loss weighting '
                          '(no BaseWeighting inside it): nothing to strip')
-    state = checkpoint_state_dict(checkpoint)
+    state = checkpoint_state_dict(checkpoint, source)
+    meta = checkpoint.get('meta')
+    if meta is not None and not isinstance(meta, dict):
+        raise ValueError(f'{source}: its meta is a {type(meta).__name__}, '
+                         'not a dict: not a checkpoint mmengine saved')
     report = compare_state_dicts(model.state_dict(), state)
     if has_mismatch(report):
         raise ValueError(f'{source} does not fit the config\'s model, so '
                          'its weighting keys are not known:\n' +
                          describe_mismatch(report))
-    kept = {key: value for key, value in state.items()
-            if not key.startswith(tuple(prefixes))}
-    meta = dict(checkpoint.get('meta') or {})
+    kept = without_weightings(state, prefixes)
+    meta = dict(meta or {})
     meta['weighting_stripped'] = dict(
         prefixes=prefixes, num_keys=len(state) - len(kept))
     return dict(meta=meta, state_dict=kept)
 
 
 def check_baseline(stripped: dict, baseline: torch.nn.Module,
-                   name: str) -> None:
-    """Refuse weights that the baseline's model would not load strictly."""
+                   name: str) -> int:
+    """Refuse weights that the baseline's model, less its own weightings,
+    would not load strictly. Returns the number of the baseline's weighting
+    keys, which OUT leaves at their initialisation."""
     from mmdet_slf.engine.checkpoint import (compare_state_dicts,
                                              describe_mismatch, has_mismatch)
-    report = compare_state_dicts(baseline.state_dict(),
-                                 stripped['state_dict'])
+    state = baseline.state_dict()
+    detector = without_weightings(state, weighting_prefixes(baseline))
+    report = compare_state_dicts(detector, stripped['state_dict'])
     if has_mismatch(report):
         raise ValueError(f'the stripped weights do not fit {name}\'s model; '
                          'nothing was written:\n' + describe_mismatch(report))
+    return len(state) - len(detector)
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     from mmdet_slf.engine.checkpoint import (CheckpointError, atomic_write,
                                              safe_torch_load)
+    left = 0
     try:
         cfg = load_cfg(args.config, args.cfg_options)
         baseline = None if args.baseline is None else load_cfg(
@@ -130,18 +152,27 @@ def main(argv: Optional[List[str]] = None) -> dict:
         checkpoint = safe_torch_load(args.checkpoint)
         stripped = strip(checkpoint, build_model(cfg), args.checkpoint)
         if baseline is not None:
-            check_baseline(stripped, build_model(baseline), args.baseline)
-    except (ValueError, FileNotFoundError, CheckpointError) as error:
+            left = check_baseline(stripped, build_model(baseline),
+                                  args.baseline)
+    except (ValueError, OSError, CheckpointError) as error:
+        # OSError: a missing file, or a --baseline that is no config
         sys.exit(f'strip_weighting.py: {error}')
     buffer = io.BytesIO()
     torch.save(stripped, buffer)
     data = buffer.getvalue()
-    atomic_write(args.out, data)
+    try:
+        atomic_write(args.out, data)
+    except OSError as error:
+        sys.exit(f'strip_weighting.py: cannot write {args.out}: {error}')
     info = stripped['meta']['weighting_stripped']
     print(f'{args.out}: {len(stripped["state_dict"])} tensors kept, '
           f'{info["num_keys"]} of the weighting dropped '
           f'({", ".join(p[:-1] for p in info["prefixes"])}); '
           f'sha256 {hashlib.sha256(data).hexdigest()}')
+    if left:
+        print(f'{args.baseline} has a weighting of its own: its {left} '
+              'keys are not in OUT and stay at their initialisation there '
+              '(prediction does not run them)')
     return stripped
 
 

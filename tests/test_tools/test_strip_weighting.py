@@ -11,7 +11,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from conftest import REPO_ROOT, refusal
+from conftest import REPO_ROOT, fill_disk_on_write, refusal
 
 SLF = osp.join(REPO_ROOT, 'configs', 'demo', 'fast-yolo-slf_digits.py')
 FIXED = osp.join(REPO_ROOT, 'configs', 'demo', 'fast-yolo_digits.py')
@@ -175,6 +175,30 @@ def test_weightings_of_slf_detector_and_slf_loss(tool):
         'weighting.', 'head.loss_cls.weighting.']
 
 
+def test_a_weighting_held_under_two_names_is_dropped_under_both(tool):
+    """``state_dict`` saves a module held twice under both names, and
+    ``named_modules`` lists it once: both prefixes must go."""
+    from torch import nn
+
+    from mmdet_slf.slf import SLFWeighting
+
+    class Model(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+            self.weighting = SLFWeighting(['a', 'b'])
+            self.head = nn.Module()
+            self.head.weighting = self.weighting
+
+    model = Model()
+    assert tool.weighting_prefixes(model) == ['weighting.', 'head.weighting.']
+    state = model.state_dict()
+    assert any(key.startswith('head.weighting.') for key in state)
+    stripped = tool.strip(dict(state_dict=state), model, 'x.pth')
+    assert sorted(stripped['state_dict']) == ['fc.bias', 'fc.weight']
+
+
 def test_slf_detector_checkpoint_loads_into_mmdets_own_config(
         tmp_path, tool, capsys):
     """SLFDetector over RetinaNet: the stripped weights fit the model of
@@ -211,4 +235,152 @@ def test_missing_or_damaged_inputs_are_named_without_a_traceback(
             tool.main(argv)
         assert str(exit_info.value.code).startswith('strip_weighting.py: ')
         assert message in str(exit_info.value.code)
+    assert not osp.exists(out)
+
+
+def test_both_weightings_of_a_two_slf_loss_head_are_dropped(
+        tmp_path, tool, capsys):
+    """Faster R-CNN with an SLFLoss for classification and another for
+    boxes: without --baseline both weightings go, and what is left is
+    mmdet's own Faster R-CNN, key for key."""
+    config = osp.join(REPO_ROOT, 'configs', 'losses',
+                      'faster-rcnn_r50_fpn_slf-bitempered-iou-balanced_1x_'
+                      'voc0712.py')
+    model = tool.build_model(Config.fromfile(config))
+    path, out = str(tmp_path / 'slf.pth'), str(tmp_path / 'out.pth')
+    torch.save(dict(state_dict=model.state_dict()), path)
+    tool.main([config, path, out])
+    kept = torch.load(out, weights_only=True)['state_dict']
+    prefixes = ('roi_head.bbox_head.loss_cls.weighting.',
+                'roi_head.bbox_head.loss_bbox.weighting.')
+    full = model.state_dict()
+    for prefix in prefixes:
+        assert any(key.startswith(prefix) for key in full), prefix
+    assert sorted(set(full) - set(kept)) == sorted(
+        key for key in full if key.startswith(prefixes))
+    assert '(roi_head.bbox_head.loss_cls.weighting, ' \
+        'roi_head.bbox_head.loss_bbox.weighting)' in capsys.readouterr().out
+    baseline = tool.build_model(load_cfg(
+        'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'))
+    assert sorted(kept) == sorted(baseline.state_dict())
+
+
+def load_cfg(name):
+    from mmdet_slf.benchmarking.speed import load_cfg as load
+    return load(name, None)
+
+
+def test_a_data_parallel_checkpoint_loses_its_module_prefix(
+        tmp_path, tool, trained):
+    """Keys saved from a wrapped model (``module.``) are revised as
+    mmengine revises them on load; OUT holds the model's own names."""
+    model, _ = trained
+    path, out = str(tmp_path / 'ddp.pth'), str(tmp_path / 'out.pth')
+    full = model.state_dict()
+    torch.save(dict(state_dict={'module.' + key: value
+                                for key, value in full.items()}), path)
+    tool.main([SLF, path, out, '--baseline', FIXED])
+    kept = torch.load(out, weights_only=True)['state_dict']
+    assert sorted(kept) == sorted(
+        key for key in full if not key.startswith('bbox_head.weighting.'))
+    for key, value in kept.items():
+        assert torch.equal(value, full[key]), key
+
+
+def test_a_baseline_with_a_weighting_of_its_own_is_compared_without_it(
+        tmp_path, tool, trained, capsys):
+    """DWA keeps a loss history: the stripped SLF weights cannot hold it,
+    and the DWA config's model loads them with only that state missing,
+    which is all the test runner lets pass (it warns)."""
+    from mmdet_slf.engine.checkpoint import compare_state_dicts
+    from mmdet_slf.engine.hooks.checkpoint_check_hook import \
+        only_weighting_state
+    _, path = trained
+    out = str(tmp_path / 'out.pth')
+    dwa = osp.join(REPO_ROOT, 'configs', 'demo', 'benchmark', 'dwa.py')
+    tool.main([SLF, path, out, '--baseline', dwa])
+    baseline = tool.build_model(Config.fromfile(dwa))
+    state = baseline.state_dict()
+    own = [key for key in state if key.startswith('bbox_head.weighting.')]
+    assert own
+    report = compare_state_dicts(
+        state, torch.load(out, weights_only=True)['state_dict'])
+    assert report['missing'] == sorted(own)
+    assert not report['unexpected'] and not report['mismatched']
+    assert only_weighting_state(report)
+    assert f'{dwa} has a weighting of its own: its {len(own)} keys are ' \
+        'not in OUT' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('content, message', [
+    (torch.zeros(3), '{} holds a Tensor, not a dict of weights: not a '
+     'model checkpoint'),
+    ([1, 2], '{} holds a list, not a dict of weights: not a model '
+     'checkpoint'),
+    (dict(state_dict=None), 'the state_dict of {} is a NoneType, not a dict '
+     'of named weights'),
+    (dict(state_dict=[torch.zeros(1)]), 'the state_dict of {} is a list, '
+     'not a dict of named weights'),
+    ({0: torch.zeros(1)}, 'the state_dict of {} is a dict, not a dict of '
+     'named weights'),
+])
+def test_files_that_are_no_checkpoint_are_named(tmp_path, tool, content,
+                                                message):
+    path, out = str(tmp_path / 'odd.pth'), str(tmp_path / 'out.pth')
+    torch.save(content, path)
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main([SLF, path, out])
+    assert str(exit_info.value.code) == \
+        'strip_weighting.py: ' + message.format(path)
+    assert not osp.exists(out)
+
+
+def test_a_meta_that_is_no_dict_is_refused(tmp_path, tool, trained):
+    model, _ = trained
+    path, out = str(tmp_path / 'odd.pth'), str(tmp_path / 'out.pth')
+    torch.save(dict(meta=[1], state_dict=model.state_dict()), path)
+    with pytest.raises(SystemExit, match=re.escape(
+            f'{path}: its meta is a list, not a dict')):
+        tool.main([SLF, path, out])
+    assert not osp.exists(out)
+
+
+def test_outputs_that_cannot_be_written_are_named(tmp_path, tool, trained,
+                                                  capsys, monkeypatch):
+    _, path = trained
+    # a folder as OUT: refused before anything is read
+    assert f'OUT {tmp_path} is a folder' in refusal(
+        tool.parse_args, [SLF, path, str(tmp_path)], capsys)
+    # a file where OUT's folder should be
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    out = str(blocker / 'out.pth')
+    with pytest.raises(SystemExit, match=re.escape(
+            f'strip_weighting.py: cannot write {out}: ')):
+        tool.main([SLF, path, out])
+    # a full disk: an earlier OUT stays whole and no temporary file is left
+    out = tmp_path / 'out.pth'
+    out.write_bytes(b'earlier')
+    temporaries = fill_disk_on_write(monkeypatch)
+    with pytest.raises(SystemExit, match='No space left on device'):
+        tool.main([SLF, path, str(out)])
+    assert out.read_bytes() == b'earlier'
+    assert len(temporaries) == 1 and not osp.exists(temporaries[0])
+
+
+def test_a_link_to_the_checkpoint_is_the_checkpoint(tmp_path, tool, trained,
+                                                    capsys):
+    _, path = trained
+    link = tmp_path / 'link.pth'
+    link.symlink_to(path)
+    assert 'is the checkpoint itself' in refusal(
+        tool.parse_args, [SLF, path, str(link)], capsys)
+
+
+def test_a_checkpoint_given_as_baseline_is_named(tmp_path, tool, trained):
+    _, path = trained
+    out = str(tmp_path / 'out.pth')
+    with pytest.raises(SystemExit, match='strip_weighting.py: Only '
+                       'py/yml/yaml/json type are supported now'):
+        tool.main([SLF, path, out, '--baseline', path])
     assert not osp.exists(out)

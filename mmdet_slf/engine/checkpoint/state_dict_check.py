@@ -8,17 +8,35 @@ fit so the caller can refuse with a message that names the keys.
 """
 import re
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Dict, List, Sequence, Tuple
 
 from torch import Tensor
 
+from .safe_load import CheckpointError
+
 
 def checkpoint_state_dict(checkpoint: dict,
+                          source: str = 'the checkpoint',
                           revise_keys: Sequence[Tuple[str, str]] = (
                               (r'^module\.', ''), )) -> Dict[str, Tensor]:
     """The model weights of a loaded checkpoint, with keys revised as
-    mmengine's ``Runner.load_checkpoint`` revises them."""
+    mmengine's ``Runner.load_checkpoint`` revises them.
+
+    Raises:
+        CheckpointError: ``checkpoint`` (named ``source``) is no dict, or
+            its ``state_dict`` is no dict with string keys.
+    """
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(
+            f'{source} holds a {type(checkpoint).__name__}, not a dict of '
+            'weights: not a model checkpoint')
     state_dict = checkpoint.get('state_dict', checkpoint)
+    if not isinstance(state_dict, Mapping) or not all(
+            isinstance(key, str) for key in state_dict):
+        raise CheckpointError(
+            f'the state_dict of {source} is a {type(state_dict).__name__}, '
+            'not a dict of named weights')
     revised = OrderedDict()
     for key, value in state_dict.items():
         for pattern, replacement in revise_keys:

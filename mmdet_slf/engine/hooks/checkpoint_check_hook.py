@@ -61,8 +61,9 @@ class CheckpointCheckHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
+        name = self._checkpoint_name(runner)
         report = compare_state_dicts(model.state_dict(),
-                                     checkpoint_state_dict(checkpoint))
+                                     checkpoint_state_dict(checkpoint, name))
         if not has_mismatch(report):
             return
         resuming = bool(getattr(runner, '_resume', False))
@@ -70,7 +71,6 @@ class CheckpointCheckHook(Hook):
         strict = self.strict
         if strict is None:
             strict = resuming or not training
-        name = self._checkpoint_name(runner)
         details = describe_mismatch(report)
         if self.strict is None and not training and not resuming \
                 and report['matched'] > 0 and only_weighting_state(report):

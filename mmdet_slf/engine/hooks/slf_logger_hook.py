@@ -14,11 +14,14 @@ from mmdet_slf.slf import BaseWeighting
 
 
 def find_weightings(
-        model: torch.nn.Module) -> List[Tuple[str, BaseWeighting]]:
+        model: torch.nn.Module,
+        remove_duplicate: bool = True) -> List[Tuple[str, BaseWeighting]]:
     """``(name, module)`` of every weighting in ``model``: a walk over all
     its modules (some 200 in a RetinaNet), which a caller that reads the
-    diagnostics every step does once."""
-    return [(name, module) for name, module in model.named_modules()
+    diagnostics every step does once. A weighting held under two names is
+    listed once, under the first, unless ``remove_duplicate`` is False."""
+    return [(name, module) for name, module in model.named_modules(
+        remove_duplicate=remove_duplicate)
             if isinstance(module, BaseWeighting)]
 
 
