@@ -4,8 +4,9 @@ import math
 from typing import Dict, Optional, Sequence, Union
 
 import torch
+from mmcv.cnn.bricks.drop import DropPath
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.modules.dropout import _DropoutNd
 
 Lambdas = Optional[Union[Sequence[float], Dict[str, float]]]
@@ -122,9 +123,13 @@ def check_momentum(key: str, value) -> float:
 
 def check_repeatable(module: nn.Module, key: str, reason: str) -> None:
     """Refuse a module whose two calls on one input can differ or change
-    its state in training: dropout, batch norm."""
+    its state in training: torch's dropouts and mmcv's ``DropPath`` draw
+    masks, and a batch or instance norm that tracks running statistics
+    updates them on every call. A layer of another library that draws
+    random numbers in its forward is not known here."""
     for name, layer in module.named_modules():
-        if isinstance(layer, (_DropoutNd, _BatchNorm)):
+        if isinstance(layer, (_DropoutNd, DropPath)) or (
+                isinstance(layer, _NormBase) and layer.track_running_stats):
             raise ValueError(f'{key} has {type(layer).__name__} at '
                              f'{name or "its top"!r}: {reason}')
 

@@ -6,8 +6,10 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from mmcv.cnn.bricks.drop import DropPath
 from mmengine.config import Config
 from mmdet.registry import MODELS
+from torch import nn
 
 import mmdet_slf  # noqa: F401
 from mmdet_slf.slf import (DWAWeighting, FixedWeighting, RandomWeighting,
@@ -227,42 +229,84 @@ def test_guards_train_the_decision_network_not_the_features(guard, key):
     assert sum(g.abs().sum() for g in grads[False][1]) > 0
 
 
-@pytest.mark.parametrize('layer', ['Dropout', 'BatchNorm1d'])
-def test_a_decision_network_read_twice_must_be_repeatable(layer):
-    """The guards re-read the features detached (above), so they read the
-    decision network twice per step: a dropout would draw another mask
-    (the guard then pulls another p than Eq. (11) uses) and a batch norm
-    would update its statistics twice. Such a network is refused where
-    the re-read happens, named, and taken where it does not."""
-    from torch import nn
+NOT_REPEATABLE = dict(
+    Dropout=lambda n: nn.Dropout(),
+    AlphaDropout=lambda n: nn.AlphaDropout(),
+    DropPath=lambda n: DropPath(0.1),
+    BatchNorm1d=lambda n: nn.BatchNorm1d(n),
+    SyncBatchNorm=lambda n: nn.SyncBatchNorm(n),
+    InstanceNorm1d=lambda n: nn.InstanceNorm1d(n, track_running_stats=True))
+# Two reads on one input agree and change no state.
+REPEATABLE = dict(
+    BatchNorm1d=lambda n: nn.BatchNorm1d(n, track_running_stats=False),
+    InstanceNorm1d=lambda n: nn.InstanceNorm1d(n),
+    LayerNorm=lambda n: nn.LayerNorm(n))
 
-    class Noisy(nn.Module):
+
+def register_decision_net(name, make_layer):
+    """A linear decision network followed by ``make_layer(num_terms)`` at
+    ``fc.1``, registered as ``name``."""
+
+    class Net(nn.Module):
 
         def __init__(self, in_channels, num_terms, prior, prior_init):
             super().__init__()
             self.in_channels = in_channels
             self.fc = nn.Sequential(nn.Linear(in_channels, num_terms),
-                                    getattr(nn, layer)(
-                                        *([num_terms] * (layer != 'Dropout'))))
+                                    make_layer(num_terms))
 
         def forward(self, features):
             return self.fc(features)
 
+    MODELS.register_module(name=name, module=Net, force=True)
+    return dict(type=name)
+
+
+@pytest.mark.parametrize('layer', sorted(NOT_REPEATABLE))
+def test_a_decision_network_read_twice_must_be_repeatable(layer):
+    """The guards re-read the features detached (above), so they read the
+    decision network twice per step: a dropout would draw another mask
+    (the guard then pulls another p than Eq. (11) uses) and a batch norm
+    would update its statistics twice. Such a network is refused where
+    the re-read happens (either guard on), named, and taken where it does
+    not."""
     name = f'NoisyDecision{layer}'
-    MODELS.register_module(name=name, module=Noisy, force=True)
+    noisy = register_decision_net(name, NOT_REPEATABLE[layer])
     try:
-        noisy = dict(type=name)
-        with pytest.raises(ValueError, match=f"decision_net has {layer} at "
-                           "'fc.1': with detach_features=False the guards "
-                           'read it again'):
-            SLFWeighting(TERMS, in_channels=3, decision_net=noisy,
-                         detach_features=False, decision_objective='joint')
+        for guard in (dict(), dict(kl_weight=0.0, entropy_weight=0.1)):
+            with pytest.raises(ValueError, match=f"decision_net has {layer} "
+                               "at 'fc.1': with detach_features=False the "
+                               'guards read it again'):
+                SLFWeighting(TERMS, in_channels=3, decision_net=noisy,
+                             detach_features=False,
+                             decision_objective='joint', **guard)
         for taken in (dict(detach_features=True),
                       dict(detach_features=False, kl_weight=0.0),
                       dict(detach_features=False, in_channels=None)):
             options = dict(dict(in_channels=3, decision_objective='joint'),
                            **taken)
             SLFWeighting(TERMS, decision_net=noisy, **options)
+    finally:
+        MODELS.module_dict.pop(name)
+
+
+@pytest.mark.parametrize('layer', sorted(REPEATABLE))
+def test_norms_without_running_statistics_are_taken(layer):
+    """A norm that keeps no running statistics gives the same output for
+    the same input and changes nothing: it may be read twice."""
+    name = f'QuietDecision{layer}'
+    quiet = register_decision_net(name, REPEATABLE[layer])
+    try:
+        weighting = SLFWeighting(TERMS, in_channels=3, decision_net=quiet,
+                                 detach_features=False,
+                                 decision_objective='joint')
+        net = weighting.decision_net.train()
+        features = torch.rand(4, 3)
+        state = {k: v.clone() for k, v in net.state_dict().items()}
+        torch.testing.assert_close(net(features), net(features),
+                                   rtol=0, atol=0)
+        for key, value in net.state_dict().items():
+            assert torch.equal(value, state[key]), key
     finally:
         MODELS.module_dict.pop(name)
 
