@@ -636,6 +636,19 @@ def test_initial_weights_are_a_function_of_the_seed_and_the_detector(
             'state_dict']
     first, again, other = (states['a', 0], states['b', 0], states['b', 1])
     assert all(torch.equal(first[key], again[key]) for key in first)
+    # the weights of seed 1 are those the runner draws for randomness.seed
+    # 1: it seeds every stream (Runner.set_randomness), builds the model
+    # and calls init_weights
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.runner import set_random_seed
+    register_all_modules()
+    set_random_seed(1)
+    model = MODELS.build(fixed.model)
+    model.init_weights()
+    drawn = runs.detector_state(model)
+    assert drawn.keys() == other.keys()
+    assert all(torch.equal(drawn[key], other[key]) for key in drawn)
     assert not all(torch.equal(first[key], other[key]) for key in first
                    if first[key].is_floating_point())
     path = runs.init_checkpoint_path(str(tmp_path / 'a'), 0)
