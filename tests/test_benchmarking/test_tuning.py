@@ -93,6 +93,9 @@ def test_two_processes_writing_one_split_do_not_share_a_temporary_file(
     real_replace = os.replace
     pids = iter([100, 200])
     monkeypatch.setattr(atomic_io.os, 'getpid', lambda: next(pids))
+    # both writers run: the second's clean-up must keep the first's file
+    monkeypatch.setattr(atomic_io, '_process_alive',
+                        lambda pid: pid in (100, 200))
     sources = []
 
     def replace(src, dst):
@@ -103,9 +106,10 @@ def test_two_processes_writing_one_split_do_not_share_a_temporary_file(
 
     monkeypatch.setattr(atomic_io.os, 'replace', replace)
     tuning._write_if_changed(path, ['000002', '000001'])
+    host = atomic_io._host_tag()
     assert [re.sub('[0-9a-f]{8}$', '', osp.basename(src))
             for src in sources] == [
-        '.train.txt.tmp-100-', '.train.txt.tmp-200-']
+        f'.train.txt.tmp-100-{host}-', f'.train.txt.tmp-200-{host}-']
     assert read_ids(path) == ['000002', '000001']
     assert sorted(os.listdir(tmp_path)) == ['train.txt']
 

@@ -10,17 +10,37 @@ may already name. :class:`AtomicLocalBackend` is that backend with atomic
 ``put`` and ``put_text``; :class:`CrashSafeCheckpointHook` saves through it.
 """
 import glob
+import hashlib
 import os
 import os.path as osp
+import socket
 import uuid
 from typing import List, Union
 
 from mmengine.fileio import LocalBackend, register_backend
 
 ATOMIC_BACKEND = 'atomic_local'
-# '.<name>.tmp-<pid>-<random>': hidden, and never matched by a checkpoint
-# file name template such as 'iter_{}.pth'.
+# '.<name>.tmp-<pid>-<host>-<random>': hidden, and never matched by a
+# checkpoint file name template such as 'iter_{}.pth'.
 TEMP_INFIX = '.tmp-'
+
+
+def _host_tag() -> str:
+    """8 hex digits of the host's name: a process id means something only
+    on the host that wrote it (a folder may be shared by several)."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name == 'nt':
+        return True  # os.kill there ends the process: never ask
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process, or no such number: keep
+    return True
 
 
 def fsync_dir(directory: str) -> None:
@@ -41,12 +61,14 @@ def fsync_dir(directory: str) -> None:
 def atomic_write(filepath: Union[str, os.PathLike], data: bytes) -> None:
     """Replace ``filepath`` by ``data`` atomically.
 
-    The bytes go to ``.<name>.tmp-<pid>-<random>`` in the same folder (a
-    rename is atomic only within one file system), which is flushed and
-    fsynced before it is renamed over ``filepath``. A failure before the
-    rename removes the temporary file and leaves ``filepath`` as it was; a
-    killed process leaves the temporary file, which
-    :func:`remove_stale_temporaries` deletes.
+    The bytes go to ``.<name>.tmp-<pid>-<host>-<random>`` in the same
+    folder (a rename is atomic only within one file system), which is
+    flushed and fsynced before it is renamed over ``filepath``. A failure before the
+    rename removes the temporary file and leaves ``filepath`` as it was. A
+    killed process leaves its temporary file; the next write of the same
+    file on the same host deletes it once its process is gone
+    (:func:`remove_dead_temporaries`), and
+    :func:`remove_stale_temporaries` deletes every one in a folder.
 
     Args:
         filepath (str | PathLike): The file to write.
@@ -56,8 +78,8 @@ def atomic_write(filepath: Union[str, os.PathLike], data: bytes) -> None:
     directory, name = osp.split(filepath)
     os.makedirs(directory, exist_ok=True)
     temporary = osp.join(
-        directory,
-        f'.{name}{TEMP_INFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}')
+        directory, f'.{name}{TEMP_INFIX}{os.getpid()}-{_host_tag()}-'
+        f'{uuid.uuid4().hex[:8]}')
     # 0o666 minus the umask, as a plain open() would create it.
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
@@ -71,6 +93,29 @@ def atomic_write(filepath: Union[str, os.PathLike], data: bytes) -> None:
             os.remove(temporary)
         raise
     fsync_dir(directory)
+    remove_dead_temporaries(filepath)
+
+
+def remove_dead_temporaries(filepath: str) -> List[str]:
+    """Delete the temporary files of ``filepath`` whose writer ran on this
+    host and is gone (killed during :func:`atomic_write`); returns them.
+    Those of live processes, of other hosts and of unknown form stay."""
+    directory, name = osp.split(osp.abspath(os.fspath(filepath)))
+    prefix, host = f'.{name}{TEMP_INFIX}', _host_tag()
+    removed = []
+    for path in glob.glob(osp.join(glob.escape(directory),
+                                   glob.escape(prefix) + '*')):
+        fields = osp.basename(path)[len(prefix):].split('-')
+        if len(fields) != 3 or not fields[0].isdigit() \
+                or fields[1] != host \
+                or _process_alive(int(fields[0])):
+            continue
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            continue  # another writer removed it first
+        removed.append(path)
+    return removed
 
 
 def stale_temporaries(directory: str) -> List[str]:
