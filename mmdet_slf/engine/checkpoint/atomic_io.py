@@ -63,10 +63,10 @@ def atomic_write(filepath: Union[str, os.PathLike], data: bytes) -> None:
 
     The bytes go to ``.<name>.tmp-<pid>-<host>-<random>`` in the same
     folder (a rename is atomic only within one file system), which is
-    flushed and fsynced before it is renamed over ``filepath``. A failure before the
-    rename removes the temporary file and leaves ``filepath`` as it was. A
-    killed process leaves its temporary file; the next write of the same
-    file on the same host deletes it once its process is gone
+    flushed and fsynced before it is renamed over ``filepath``. A failure
+    before the rename removes the temporary file and leaves ``filepath`` as
+    it was. A killed process leaves its temporary file; the next write of
+    the same file on the same host deletes it once its process is gone
     (:func:`remove_dead_temporaries`), and
     :func:`remove_stale_temporaries` deletes every one in a folder.
 
