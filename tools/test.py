@@ -1,7 +1,9 @@
 # Copyright (c) OpenMMLab and mmdet-slf contributors.
-# mmdetection 3.3's tools/test.py (Apache License 2.0); the only addition is
-# the printed metrics dict at the end. The plugin, its hooks and its runner
-# come from the config (custom_imports, custom_hooks, runner_type).
+# mmdetection 3.3's tools/test.py (Apache License 2.0); the additions are the
+# printed metrics dict at the end and the argument checks (a missing config or
+# checkpoint, a dump file that is no pickle, named before anything is built).
+# The plugin, its hooks and its runner come from the config (custom_imports,
+# custom_hooks, runner_type).
 """Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT``.
 
 Prints the metrics of the config's ``test_evaluator`` (VOC mAP for the VOC
@@ -25,7 +27,7 @@ from mmdet.utils import setup_cache_size_limit_of_dynamo
 
 
 # TODO: support fuse_conv_bn and format_only
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='MMDet test (and eval) a model')
     parser.add_argument('config', help='test config file path')
@@ -66,7 +68,16 @@ def parse_args():
     # will pass the `--local-rank` parameter to `tools/train.py` instead
     # of `--local_rank`.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    # Named here rather than in a traceback from deep inside mmengine.
+    if not osp.isfile(args.config):
+        parser.error(f'config file {args.config} does not exist')
+    if '://' not in args.checkpoint \
+            and not osp.isfile(osp.expanduser(args.checkpoint)):
+        parser.error(f'checkpoint file {args.checkpoint} does not exist')
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        parser.error(f'--out {args.out}: the dump file must be a .pkl or '
+                     '.pickle file')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -145,8 +156,6 @@ def main():
 
     # add `DumpResults` dummy metric
     if args.out is not None:
-        assert args.out.endswith(('.pkl', '.pickle')), \
-            'The dump file must be a pkl file.'
         runner.test_evaluator.metrics.append(
             DumpDetResults(out_file_path=args.out))
 

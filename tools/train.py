@@ -1,6 +1,7 @@
 # Copyright (c) OpenMMLab and mmdet-slf contributors.
 # mmdetection 3.3's tools/train.py (Apache License 2.0), unchanged in what it
-# does: a config runs the same here as under mmdet's own tools/train.py. The
+# does: a config runs the same here as under mmdet's own tools/train.py (a
+# missing config or --resume file is named before anything is built). The
 # plugin, its hooks and its runner (start-up checks, CPU --launcher pytorch)
 # come from the config (custom_imports, custom_hooks, runner_type).
 """Train a detector: ``python tools/train.py CONFIG [--work-dir DIR] ...``."""
@@ -15,7 +16,7 @@ from mmengine.runner import Runner
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a detector')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -55,7 +56,15 @@ def parse_args():
     # will pass the `--local-rank` parameter to `tools/train.py` instead
     # of `--local_rank`.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    # Named here rather than in a traceback from deep inside mmengine.
+    if not osp.isfile(args.config):
+        parser.error(f'config file {args.config} does not exist')
+    if args.resume not in (None, 'auto') and '://' not in args.resume \
+            and not osp.isfile(osp.expanduser(args.resume)):
+        parser.error(f'checkpoint file {args.resume} (--resume) does not '
+                     'exist; --resume without a path resumes from the '
+                     'latest checkpoint of the work dir')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
 
