@@ -188,6 +188,14 @@ def parse_args(argv=None):
                                         or args.batch_size < 1):
         parser.error('--batch-size needs --train and must be >= 1, got '
                      f'{args.batch_size}')
+    for key, path in (('config', args.config), ('--compare', args.compare)):
+        if path is not None and '::' not in path and not osp.isfile(path):
+            parser.error(f'{key}: config file {path} does not exist')
+    for key, path in (('checkpoint', args.checkpoint),
+                      ('--compare-checkpoint', args.compare_checkpoint)):
+        if path is not None and '://' not in path \
+                and not osp.isfile(osp.expanduser(path)):
+            parser.error(f'{key}: checkpoint file {path} does not exist')
     return args
 
 

@@ -16,8 +16,17 @@ import benchmark_fps  # noqa: E402
 
 from mmdet_slf.utils.timing import Timing  # noqa: E402
 
-CONFIG = 'configs/yolo_voc.py'
-COMPARE = ['--compare', 'configs/yolo_slf_voc.py']
+CONFIG = osp.join(REPO_ROOT, 'configs', 'yolo_voc.py')
+COMPARE = ['--compare', osp.join(REPO_ROOT, 'configs', 'yolo_slf_voc.py')]
+
+
+@pytest.fixture(autouse=True)
+def checkpoints(tmp_path, monkeypatch):
+    """``a.pth`` and ``b.pth`` (and the stub configs ``a.py`` and
+    ``b.py``) exist where the options name them."""
+    monkeypatch.chdir(tmp_path)
+    for name in ('a.pth', 'b.pth', 'a.py', 'b.py'):
+        (tmp_path / name).write_bytes(b'')
 
 
 @pytest.mark.parametrize('extra,message', [
@@ -52,6 +61,19 @@ def test_a_checkpoint_for_the_first_model_only_is_refused(capsys):
     assert 'got CHECKPOINT a.pth and --compare-checkpoint None' in message
 
 
+@pytest.mark.parametrize('argv,message', [
+    (['nope.py'], 'config: config file nope.py does not exist'),
+    ([CONFIG, '--compare', 'nope.py'],
+     '--compare: config file nope.py does not exist'),
+    ([CONFIG, 'c.pth'], 'checkpoint: checkpoint file c.pth does not exist'),
+    ([CONFIG, 'a.pth', *COMPARE, '--compare-checkpoint', 'c.pth'],
+     '--compare-checkpoint: checkpoint file c.pth does not exist'),
+])
+def test_missing_files_are_named(argv, message, capsys):
+    assert message in refusal(benchmark_fps.parse_args,
+                              [*argv, '--device', 'cpu'], capsys)
+
+
 def test_a_cuda_device_of_this_machine_passes(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
@@ -65,6 +87,8 @@ def test_a_cuda_device_of_this_machine_passes(monkeypatch):
     ['a.pth', *COMPARE, '--same-weights'],
     ['a.pth', *COMPARE, '--compare-checkpoint', 'b.pth'],
     [*COMPARE, '--num-iters', '2', '--warmup', '1', '--threads', '1'],
+    ['--compare', 'mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py'],
+    ['https://example.org/a.pth'],
 ])
 def test_good_options_pass(extra):
     args = benchmark_fps.parse_args([CONFIG, *extra, '--device', 'cpu'])

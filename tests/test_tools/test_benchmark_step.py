@@ -85,7 +85,8 @@ def test_bad_arguments_exit_the_script_with_status_2():
     (['--train', '--shape', '8', '8'], 'got 8 8'),
     (['--same-weights'], 'need --compare'),
     (['--compare-checkpoint', 'b.pth'], 'need --compare'),
-    (['--compare', 'configs/yolo_slf_voc.py', '--compare-checkpoint',
+    (['--compare', osp.join(REPO_ROOT, 'configs/yolo_slf_voc.py'),
+      '--compare-checkpoint',
       'b.pth', '--same-weights'], 'would overwrite the weights'),
     (['--train', '--fuse-conv-bn'], 'neither --fuse-conv-bn nor --dataset'),
     (['--train', '--dataset'], 'neither --fuse-conv-bn nor --dataset'),
@@ -98,12 +99,14 @@ def test_bad_arguments_exit_the_script_with_status_2():
 ])
 def test_bad_arguments_are_refused(extra, message, capsys):
     assert message in refusal(benchmark_fps.parse_args,
-                              ['configs/yolo_voc.py', *extra], capsys)
+                              [osp.join(REPO_ROOT, 'configs/yolo_voc.py'),
+                               *extra], capsys)
 
 
 def test_good_arguments_pass():
     args = benchmark_fps.parse_args([
-        'configs/yolo_voc.py', '--train', '--batch-size', '2', '--shape',
+        osp.join(REPO_ROOT, 'configs/yolo_voc.py'), '--train',
+        '--batch-size', '2', '--shape',
         '16', '32', '--log-reads'
     ])
     assert args.train and args.batch_size == 2 and args.shape == [16, 32]

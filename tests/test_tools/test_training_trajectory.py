@@ -89,3 +89,16 @@ def test_difference_is_bitwise():
     result = training_trajectory.difference(first, second)
     assert not result['equal'] and result['at'] == '/state/b'
     assert result['largest'] == 0.0
+
+
+def test_missing_configs_and_records_are_named(tmp_path, capsys):
+    from conftest import refusal
+    missing = str(tmp_path / 'nope.py')
+    assert f'{missing} does not exist' in refusal(
+        training_trajectory.parse_args,
+        ['record', missing, '--out', str(tmp_path / 'a.pt')], capsys)
+    record = tmp_path / 'a.pt'
+    record.write_bytes(b'')
+    assert f'{tmp_path}/b.pt does not exist' in refusal(
+        training_trajectory.parse_args,
+        ['compare', str(record), str(tmp_path / 'b.pt')], capsys)
