@@ -85,6 +85,17 @@ def parse_args(argv=None):
                      f'split from it), got {args.seed}')
     if args.max_iters is not None and args.max_iters < 1:
         parser.error(f'--max-iters must be >= 1, got {args.max_iters}')
+    # Checked before the search, which trains for hours: the config written
+    # at its end inherits --base-config by its path.
+    if args.base_config is not None and not args.write_config:
+        parser.error('--base-config is the config the written config '
+                     'inherits: it needs --write-config')
+    if args.base_config is not None and not osp.isfile(args.base_config):
+        parser.error(f'--base-config {args.base_config} does not exist (a '
+                     'file; the written config inherits it by its path)')
+    if args.write_config and osp.isdir(args.config_out):
+        parser.error(f'--config-out {args.config_out} is a folder: name '
+                     'the config file to write')
     return args
 
 

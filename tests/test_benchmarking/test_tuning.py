@@ -435,9 +435,20 @@ def test_options_a_config_cannot_carry_are_refused(options, message):
     (['--spread', '1'], '--spread must be > 1, got 1.0'),
     (['--seed', '-1'], '--seed must be >= 0 (numpy draws the lambdas and '
      'the split from it), got -1'),
+    (['--base-config', BASE_CONFIG], 'it needs --write-config'),
+    (['--write-config', '--base-config', 'nope.py'],
+     '--base-config nope.py does not exist'),
+    (['--write-config', '--config-out', REPO_ROOT],
+     f'--config-out {REPO_ROOT} is a folder'),
 ])
 def test_tool_refuses_bad_arguments(extra, message, capsys):
     assert message in refusal(tune_fixed_lambdas.parse_args, extra, capsys)
+
+
+def test_tool_takes_a_base_config_that_exists():
+    args = tune_fixed_lambdas.parse_args(
+        ['--write-config', '--base-config', BASE_CONFIG])
+    assert args.base_config == BASE_CONFIG and args.write_config
 
 
 def test_tool_refuses_options_it_cannot_write_before_training(
