@@ -331,7 +331,10 @@ def page_options(args) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    strategies = find_strategies(args.config_dir)
+    try:
+        strategies = find_strategies(args.config_dir)
+    except FileNotFoundError as error:
+        raise SystemExit(f'--config-dir: {error}')
     keys = args.strategies or list(strategies)
     unknown = [key for key in keys if key not in strategies]
     if unknown:

@@ -185,7 +185,10 @@ def train_settings(args, cfg, settings, data_split) -> list:
 def main(argv=None):
     args = parse_args(argv)
     args.split_seed = args.seed  # one seed draws the split: train_one saves it
-    strategies = find_strategies(args.config_dir)
+    try:
+        strategies = find_strategies(args.config_dir)
+    except FileNotFoundError as error:
+        raise SystemExit(f'--config-dir: {error}')
     if args.reference not in strategies:
         raise SystemExit(f'reference {args.reference!r} has no config in '
                          f'{args.config_dir}')

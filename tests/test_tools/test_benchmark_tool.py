@@ -341,3 +341,19 @@ def test_the_split_seed_reaches_the_split(tmp_path, monkeypatch):
                     '50', '--split-seed', '2', '--no-report', '--work-dir',
                     str(tmp_path / 'val')])
     assert calls == [(50, 2), ('train.txt', 'val.txt')]
+
+
+def test_a_config_dir_without_strategies_is_named(tmp_path):
+    """Both tools that read the strategy folder say which option is wrong,
+    before anything is trained."""
+    import tune_fixed_lambdas
+    empty = str(tmp_path / 'none')
+    for tool, argv in ((benchmark, ['--no-report', '--timing']),
+                       (tune_fixed_lambdas, [])):
+        with pytest.raises(SystemExit) as exit_info:
+            tool.main(['--config-dir', empty, '--work-dir',
+                       str(tmp_path / 'w'), *argv])
+        assert str(exit_info.value.code) == (
+            '--config-dir: no strategy configs (*.py not starting with "_") '
+            f'in {empty}')
+    assert os.listdir(tmp_path) == []
