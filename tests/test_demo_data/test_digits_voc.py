@@ -330,6 +330,13 @@ def test_cli_writes_then_skips(tmp_path, capsys):
                        r'digits_per_image must be \(min, max\) with 1 <= '
                        r'min <= max <= 10, got \(0, 3\)'):
         tool.main(args + ['--digits-per-image', '0', '3'])
+    # so is a root under a file
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    with pytest.raises(SystemExit, match=re.escape(
+            'make_demo_data.py: cannot write the set under --root '
+            f'{blocker}/VOCdevkit: ')):
+        tool.main(['--root', str(blocker / 'VOCdevkit')] + args[2:])
 
 
 def _voc_dataset(root, split):

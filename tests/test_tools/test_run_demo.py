@@ -142,6 +142,25 @@ def test_fps_images_must_fill_the_timing_rounds(images, capsys):
                                          ['--fps-images', images], capsys)
 
 
+@pytest.mark.parametrize('argv,message', [
+    (['--score-thr', '1.5'], '--score-thr must be in [0, 1]'),
+    (['--score-thr', '-0.1'], '--score-thr must be in [0, 1]'),
+    (['--score-thr', 'nan'], '--score-thr must be in [0, 1]'),
+    (['--seed', '-1'], '--seed must be in [0, 2**32)'),
+    (['--seed', str(2**32)], '--seed must be in [0, 2**32)'),
+])
+def test_a_threshold_or_seed_out_of_range_is_refused_before_training(
+        argv, message, capsys):
+    """A threshold above 1 trained for minutes and drew no box."""
+    spec = importlib.util.spec_from_file_location('run_demo', TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert message in refusal(tool.parse_args, argv, capsys)
+    for good in (['--score-thr', '0'], ['--score-thr', '1'],
+                 ['--seed', str(2**32 - 1)]):
+        tool.parse_args(good)
+
+
 def test_a_run_without_logged_weights_says_why_it_has_no_weight_plot(
         tmp_path, capsys):
     """A run shorter than one logging interval logs no slf_w_ scalars: the
