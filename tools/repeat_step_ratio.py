@@ -113,6 +113,9 @@ def parse_args(argv=None):
                          'run options (it reads them from the summaries), '
                          f'got {args.config, args.compare} and '
                          f'{given + passthrough}')
+        for path in args.combine:
+            if not osp.isfile(path):
+                parser.error(f'--combine: summary {path} does not exist')
         return args, passthrough
     for key, value in RUN_DEFAULTS.items():
         if getattr(args, key) is None:
@@ -132,6 +135,9 @@ def parse_args(argv=None):
         parser.error('--inference times test_step; a --train passed '
                      f'through to benchmark_fps.py contradicts it, got '
                      f'{passthrough}')
+    for path in (args.config, args.compare):
+        if '::' not in path and not osp.isfile(path):
+            parser.error(f'config file {path} does not exist')
     return args, passthrough
 
 

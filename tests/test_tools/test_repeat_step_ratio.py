@@ -15,6 +15,16 @@ sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 import repeat_step_ratio  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def stub_configs(tmp_path_factory, monkeypatch):
+    """The configs the tests name exist (the tool refuses missing ones);
+    the runs themselves are stubbed."""
+    here = tmp_path_factory.mktemp('configs')
+    monkeypatch.chdir(here)
+    for name in ('a.py', 'b.py', 'fixed.py', 'slf.py'):
+        (here / name).write_text('')
+
+
 @pytest.mark.parametrize('low,high,expected', [(0.99, 1.02, 'met'),
                                                (1.021, 1.03, 'missed'),
                                                (1.01, 1.03, 'neither')])
@@ -344,3 +354,13 @@ def test_two_runs_in_one_folder_keep_their_process_files(
         [f'{name}.json' for name in 'ab'] +
         [f'{name}_{kind}_{index}.json' for name in 'ab'
          for kind in ('compare', 'control') for index in range(2)])
+
+
+def test_missing_configs_and_summaries_are_named(capsys):
+    from conftest import refusal
+    assert 'config file nope.py does not exist' in refusal(
+        lambda argv: repeat_step_ratio.parse_args(argv),
+        ['fixed.py', 'nope.py', '--out', 'x.json'], capsys)
+    assert '--combine: summary b.json does not exist' in refusal(
+        lambda argv: repeat_step_ratio.parse_args(argv),
+        ['--combine', 'fixed.py', 'b.json'], capsys)
