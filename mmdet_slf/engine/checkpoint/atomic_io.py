@@ -99,7 +99,9 @@ def atomic_write(filepath: Union[str, os.PathLike], data: bytes) -> None:
 def remove_dead_temporaries(filepath: str) -> List[str]:
     """Delete the temporary files of ``filepath`` whose writer ran on this
     host and is gone (killed during :func:`atomic_write`); returns them.
-    Those of live processes, of other hosts and of unknown form stay."""
+    Those of live processes, of other hosts and of unknown form stay. The
+    host is told by its name: containers that share one name but not
+    their process ids would take each other's writers for dead."""
     directory, name = osp.split(osp.abspath(os.fspath(filepath)))
     prefix, host = f'.{name}{TEMP_INFIX}', _host_tag()
     removed = []
