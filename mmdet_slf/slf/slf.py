@@ -45,8 +45,9 @@ class SLFWeighting(BaseWeighting):
     The defaults are the setting chosen on the benchmark (``docs/slf.md``):
     ``'scale_free'`` with the expected weights. The paper's Algorithm 1 is
     ``decision_objective='joint', estimator='gumbel', kl_weight=0,
-    prior=None, prior_init=False, scale=1``; with ``kl_weight=5`` and a
-    prior it is Algorithm 1 with this project's KL guard.
+    prior=None, prior_init=False, scale=1, detach_features=False`` (where
+    a head's features are read); with ``kl_weight=5`` and a prior it is
+    Algorithm 1 with this project's KL guard.
 
     Args:
         terms (Sequence[str]): Term names ``n``.

@@ -1,0 +1,66 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""The YOLOv1 VOC schedule takes darknet's step: the paper's learning rate
+and decay are darknet's, whose error signal is half the gradient of the
+head's sum-squared loss, so the configs halve the one and double the
+other. Checked against darknet's update written out by hand."""
+import os.path as osp
+
+import torch
+from mmengine.config import Config
+from mmengine.structures import InstanceData
+
+import mmdet_slf  # noqa: F401
+from mmdet_slf.models.dense_heads import YOLOV1Head
+from conftest import REPO_ROOT
+
+CONFIGS = ['yolo_voc.py', 'yolo_slf_voc.py', 'fast-yolo_voc.py',
+           'fast-yolo_slf_voc.py', 'yolo-vgg16_voc.py',
+           'yolo-vgg16_slf_voc.py']
+PAPER_LR, PAPER_DECAY, NOOBJ = 1e-2, 5e-4, 0.5
+
+
+def test_every_yolov1_config_halves_the_rate_and_doubles_the_decay():
+    for name in CONFIGS:
+        optimizer = Config.fromfile(
+            osp.join(REPO_ROOT, 'configs', name)).optim_wrapper.optimizer
+        assert (optimizer.type, optimizer.lr, optimizer.momentum,
+                optimizer.weight_decay) == ('SGD', PAPER_LR / 2, 0.9,
+                                            2 * PAPER_DECAY), name
+
+
+def test_one_sgd_step_on_the_head_loss_is_darknets_step():
+    """Two images without objects: only the no-object confidences get a
+    signal. Darknet: delta = noobject_scale * (0 - o) per confidence, and
+    ``w += lr / batch * (sum of deltas - decay * batch * w)``. Here the
+    outputs are the parameters, stepped once by torch's SGD with the
+    config's rate and decay on the head's loss."""
+    head = YOLOV1Head(
+        num_classes=3, in_channels=4, input_size=128, featmap_stride=64,
+        num_grids=2, num_boxes=2, fc_channels=8, dropout=0.0,
+        output_act='linear',
+        weighting=dict(type='FixedWeighting',
+                       terms=['coord', 'pred', 'obj', 'noobj'],
+                       weights=[5.0, 1.0, 1.0, NOOBJ]))
+    torch.manual_seed(0)
+    start = torch.rand(2, 2, 2, 13)
+    outputs = torch.nn.Parameter(start.clone())
+    optimizer = Config.fromfile(osp.join(
+        REPO_ROOT, 'configs', 'yolo_voc.py')).optim_wrapper.optimizer
+    sgd = torch.optim.SGD([outputs], lr=optimizer.lr,
+                          momentum=optimizer.momentum,
+                          weight_decay=optimizer.weight_decay)
+    empty = InstanceData(bboxes=torch.zeros(0, 4),
+                         labels=torch.zeros(0, dtype=torch.long))
+    meta = dict(batch_input_shape=(128, 128), img_shape=(128, 128))
+    losses = head.loss_by_feat(outputs, [empty, empty], [meta, meta])
+    sum(value for key, value in losses.items()
+        if key.startswith('loss_')).backward()
+    sgd.step()
+
+    # Each image's outputs take only that image's deltas.
+    batch = 2
+    delta = torch.zeros_like(start)
+    confidences = [4, 9]  # (x, y, sqrt w, sqrt h, conf) for two boxes
+    delta[..., confidences] = NOOBJ * (0 - start[..., confidences])
+    darknet = start + PAPER_LR / batch * (delta - PAPER_DECAY * batch * start)
+    torch.testing.assert_close(outputs.detach(), darknet, rtol=0, atol=1e-7)
