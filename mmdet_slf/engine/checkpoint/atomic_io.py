@@ -9,6 +9,7 @@ node, ``kill -9``) leaves a truncated ``iter_<n>.pth`` that ``last_checkpoint``
 may already name. :class:`AtomicLocalBackend` is that backend with atomic
 ``put`` and ``put_text``; :class:`CrashSafeCheckpointHook` saves through it.
 """
+import functools
 import glob
 import hashlib
 import os
@@ -20,15 +21,23 @@ from typing import List, Union
 from mmengine.fileio import LocalBackend, register_backend
 
 ATOMIC_BACKEND = 'atomic_local'
-# '.<name>.tmp-<pid>-<host>-<random>': hidden, and never matched by a
-# checkpoint file name template such as 'iter_{}.pth'.
+# '.<name>.tmp-<pid>-<host>-<random>' (<host>: the host and its process-id
+# namespace): hidden, and never matched by a checkpoint file name template
+# such as 'iter_{}.pth'.
 TEMP_INFIX = '.tmp-'
 
 
+@functools.lru_cache(maxsize=None)
 def _host_tag() -> str:
-    """8 hex digits of the host's name: a process id means something only
-    on the host that wrote it (a folder may be shared by several)."""
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+    """8 hex digits of the host's name and of the process-id namespace: a
+    process id means something only there (a folder may be shared by
+    several hosts, or by containers that share a host name)."""
+    try:
+        namespace = os.stat('/proc/self/ns/pid').st_ino
+    except OSError:
+        namespace = ''  # no /proc (macOS, Windows): the host name alone
+    return hashlib.sha256(
+        f'{socket.gethostname()}/{namespace}'.encode()).hexdigest()[:8]
 
 
 def _process_alive(pid: int) -> bool:
@@ -93,29 +102,32 @@ def atomic_write(filepath: Union[str, os.PathLike], data: bytes) -> None:
             os.remove(temporary)
         raise
     fsync_dir(directory)
-    remove_dead_temporaries(filepath)
+    try:
+        remove_dead_temporaries(filepath)
+    except OSError:
+        pass  # the write succeeded; a leftover that cannot go stays
 
 
 def remove_dead_temporaries(filepath: str) -> List[str]:
     """Delete the temporary files of ``filepath`` whose writer ran on this
     host and is gone (killed during :func:`atomic_write`); returns them.
-    Those of live processes, of other hosts and of unknown form stay. The
-    host is told by its name: containers that share one name but not
-    their process ids would take each other's writers for dead."""
+    Those of live processes, of other hosts or process-id namespaces, and
+    of unknown form stay."""
     directory, name = osp.split(osp.abspath(os.fspath(filepath)))
     prefix, host = f'.{name}{TEMP_INFIX}', _host_tag()
     removed = []
     for path in glob.glob(osp.join(glob.escape(directory),
                                    glob.escape(prefix) + '*')):
         fields = osp.basename(path)[len(prefix):].split('-')
-        if len(fields) != 3 or not fields[0].isdigit() \
+        if len(fields) != 3 or not (fields[0].isascii()
+                                    and fields[0].isdigit()) \
                 or fields[1] != host \
                 or _process_alive(int(fields[0])):
             continue
         try:
             os.remove(path)
-        except FileNotFoundError:
-            continue  # another writer removed it first
+        except OSError:
+            continue  # another writer removed it first, or it is not ours
         removed.append(path)
     return removed
 

@@ -52,3 +52,40 @@ def test_the_temporary_name_has_pid_host_and_a_random_part(
                for name in seen)
     assert seen[0] != seen[1]
     assert os.listdir(tmp_path) == ['a.txt']
+
+
+def test_a_leftover_that_cannot_be_removed_does_not_fail_the_write(
+        tmp_path, monkeypatch):
+    """The new content is in place before the clean-up runs: a leftover
+    another user owns, or a name that only looks like a process id, stays
+    and the write still succeeds."""
+    host = atomic_io._host_tag()
+    owned = tmp_path / f'.runs.json.tmp-{dead_pid()}-{host}-abcdef12'
+    odd = tmp_path / f'.runs.json.tmp-\u00b2-{host}-abcdef12'  # '²'
+    for path in (owned, odd):
+        path.write_bytes(b'part')
+
+    def refuse(path):
+        raise PermissionError(13, 'Operation not permitted', path)
+
+    monkeypatch.setattr(atomic_io.os, 'remove', refuse)
+    atomic_io.atomic_write(str(tmp_path / 'runs.json'), b'{}')
+    assert (tmp_path / 'runs.json').read_bytes() == b'{}'
+    assert owned.exists() and odd.exists()
+
+
+def test_the_tag_tells_process_id_namespaces_apart(monkeypatch):
+    """Containers may share a host name but not their process ids: the
+    namespace is part of the tag."""
+    tags = []
+    for inode in (4026531836, 4026532999):
+        atomic_io._host_tag.cache_clear()
+        real_stat = os.stat
+        monkeypatch.setattr(
+            atomic_io.os, 'stat', lambda path, inode=inode: os.stat_result(
+                (0, inode) + (0, ) * 8) if path == '/proc/self/ns/pid'
+            else real_stat(path))
+        tags.append(atomic_io._host_tag())
+    monkeypatch.undo()
+    atomic_io._host_tag.cache_clear()
+    assert tags[0] != tags[1] and all(len(tag) == 8 for tag in tags)
