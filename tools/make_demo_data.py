@@ -84,8 +84,8 @@ def main(argv=None) -> dict:
             progress=not args.quiet)
     except ValueError as error:  # a setting out of range, named
         raise SystemExit(f'make_demo_data.py: {error}')
-    except OSError as error:  # a root that cannot be written
-        raise SystemExit(f'make_demo_data.py: cannot write the set under '
+    except OSError as error:  # a root that cannot be written, a full disk
+        raise SystemExit(f'make_demo_data.py: cannot make the set under '
                          f'--root {args.root}: {error}')
     where = osp.join(summary['root'], summary['subset'])
     if summary['skipped']:

@@ -129,9 +129,10 @@ def parse_args(argv=None):
     if not 0 <= args.score_thr <= 1:
         parser.error('--score-thr must be in [0, 1] (detection scores are '
                      f'probabilities), got {args.score_thr}')
-    if not 0 <= args.seed < 2**32:
-        parser.error('--seed must be in [0, 2**32) (numpy is seeded with '
-                     f'it), got {args.seed}')
+    if not 0 <= args.seed < 2**31:
+        parser.error('--seed must be in [0, 2**31) (numpy is seeded with '
+                     'it plus the data worker\'s index, below 2**32), got '
+                     f'{args.seed}')
     if args.work_dir is None:
         args.work_dir = 'work_dirs/demo' if args.config == 'slf' else \
             'work_dirs/demo-fixed'

@@ -334,7 +334,7 @@ def test_cli_writes_then_skips(tmp_path, capsys):
     blocker = tmp_path / 'file'
     blocker.write_text('x')
     with pytest.raises(SystemExit, match=re.escape(
-            'make_demo_data.py: cannot write the set under --root '
+            'make_demo_data.py: cannot make the set under --root '
             f'{blocker}/VOCdevkit: ')):
         tool.main(['--root', str(blocker / 'VOCdevkit')] + args[2:])
 

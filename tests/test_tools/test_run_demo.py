@@ -146,8 +146,8 @@ def test_fps_images_must_fill_the_timing_rounds(images, capsys):
     (['--score-thr', '1.5'], '--score-thr must be in [0, 1]'),
     (['--score-thr', '-0.1'], '--score-thr must be in [0, 1]'),
     (['--score-thr', 'nan'], '--score-thr must be in [0, 1]'),
-    (['--seed', '-1'], '--seed must be in [0, 2**32)'),
-    (['--seed', str(2**32)], '--seed must be in [0, 2**32)'),
+    (['--seed', '-1'], '--seed must be in [0, 2**31)'),
+    (['--seed', str(2**31)], '--seed must be in [0, 2**31)'),
 ])
 def test_a_threshold_or_seed_out_of_range_is_refused_before_training(
         argv, message, capsys):
@@ -157,7 +157,7 @@ def test_a_threshold_or_seed_out_of_range_is_refused_before_training(
     spec.loader.exec_module(tool)
     assert message in refusal(tool.parse_args, argv, capsys)
     for good in (['--score-thr', '0'], ['--score-thr', '1'],
-                 ['--seed', str(2**32 - 1)]):
+                 ['--seed', str(2**31 - 1)]):
         tool.parse_args(good)
 
 

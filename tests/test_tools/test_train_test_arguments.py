@@ -30,6 +30,13 @@ def test():
     return load('test')
 
 
+@pytest.fixture(autouse=True)
+def local_rank(monkeypatch):
+    """The tools set LOCAL_RANK where it is unset; set here, it is unset
+    again after each test."""
+    monkeypatch.setenv('LOCAL_RANK', '0')
+
+
 @pytest.fixture
 def checkpoint(tmp_path):
     path = tmp_path / 'iter_600.pth'

@@ -102,3 +102,10 @@ def test_missing_configs_and_records_are_named(tmp_path, capsys):
     assert f'{tmp_path}/b.pt does not exist' in refusal(
         training_trajectory.parse_args,
         ['compare', str(record), str(tmp_path / 'b.pt')], capsys)
+    # the option checks come first; a shipped config passes by its name
+    assert '--steps must be >= 1' in refusal(
+        training_trajectory.parse_args,
+        ['record', missing, '--steps', '0', '--out', 'a.pt'], capsys)
+    name = 'mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py'
+    assert training_trajectory.parse_args(
+        ['record', name, '--out', 'a.pt']).configs == [name]
