@@ -3,6 +3,7 @@
 and decay are darknet's, whose error signal is half the gradient of the
 head's sum-squared loss, so the configs halve the one and double the
 other. Checked against darknet's update written out by hand."""
+import glob
 import os.path as osp
 
 import torch
@@ -13,16 +14,14 @@ import mmdet_slf  # noqa: F401
 from mmdet_slf.models.dense_heads import YOLOV1Head
 from conftest import REPO_ROOT
 
-CONFIGS = ['yolo_voc.py', 'yolo_slf_voc.py', 'fast-yolo_voc.py',
-           'fast-yolo_slf_voc.py', 'yolo-vgg16_voc.py',
-           'yolo-vgg16_slf_voc.py']
+CONFIGS = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'yolov1', '*.py')))
 PAPER_LR, PAPER_DECAY, NOOBJ = 1e-2, 5e-4, 0.5
 
 
 def test_every_yolov1_config_halves_the_rate_and_doubles_the_decay():
+    assert len(CONFIGS) == 8
     for name in CONFIGS:
-        optimizer = Config.fromfile(
-            osp.join(REPO_ROOT, 'configs', name)).optim_wrapper.optimizer
+        optimizer = Config.fromfile(name).optim_wrapper.optimizer
         assert (optimizer.type, optimizer.lr, optimizer.momentum,
                 optimizer.weight_decay) == ('SGD', PAPER_LR / 2, 0.9,
                                             2 * PAPER_DECAY), name
@@ -52,15 +51,24 @@ def test_one_sgd_step_on_the_head_loss_is_darknets_step():
     empty = InstanceData(bboxes=torch.zeros(0, 4),
                          labels=torch.zeros(0, dtype=torch.long))
     meta = dict(batch_input_shape=(128, 128), img_shape=(128, 128))
-    losses = head.loss_by_feat(outputs, [empty, empty], [meta, meta])
-    sum(value for key, value in losses.items()
-        if key.startswith('loss_')).backward()
-    sgd.step()
+    for _ in range(2):  # the second step carries momentum
+        sgd.zero_grad()
+        losses = head.loss_by_feat(outputs, [empty, empty], [meta, meta])
+        sum(value for key, value in losses.items()
+            if key.startswith('loss_')).backward()
+        sgd.step()
 
-    # Each image's outputs take only that image's deltas.
-    batch = 2
-    delta = torch.zeros_like(start)
+    # Darknet's update (update_weights): the deltas summed over the batch,
+    # less decay * batch * w, added at lr / batch; then the sum is kept
+    # times the momentum for the next step. Each image's outputs take only
+    # that image's deltas.
+    batch, momentum = 2, 0.9
     confidences = [4, 9]  # (x, y, sqrt w, sqrt h, conf) for two boxes
-    delta[..., confidences] = NOOBJ * (0 - start[..., confidences])
-    darknet = start + PAPER_LR / batch * (delta - PAPER_DECAY * batch * start)
+    darknet, updates = start.clone(), torch.zeros_like(start)
+    for _ in range(2):
+        delta = torch.zeros_like(start)
+        delta[..., confidences] = NOOBJ * (0 - darknet[..., confidences])
+        updates += delta - PAPER_DECAY * batch * darknet
+        darknet += PAPER_LR / batch * updates
+        updates *= momentum
     torch.testing.assert_close(outputs.detach(), darknet, rtol=0, atol=1e-7)

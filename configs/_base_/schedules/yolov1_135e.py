@@ -1,10 +1,14 @@
 # YOLOv1 schedule (paper, Sec. 2.2): 135 epochs, batch 64, SGD momentum 0.9,
 # weight decay 5e-4; lr raised from 1e-3 to 1e-2 over the first epochs, then
 # 1e-2 for 75 epochs, 1e-3 for 30 and 1e-4 for 30.
-# Those are darknet's numbers, whose error signal scale * (t - o) is the
-# gradient of half the sum-squared loss; the head's loss is the whole sum, so
-# its gradient is twice darknet's. Half the learning rate and twice the decay
-# give darknet's step exactly: lr/2 * (2 g + 2 decay w) = lr * (g + decay w).
+# Those are the paper's numbers in darknet's convention, whose error signal
+# scale * (t - o) is the gradient of half the sum-squared loss; the head's
+# loss is the whole sum, so its gradient is twice darknet's. Half the
+# learning rate and twice the decay give darknet's step on the conv and FC
+# weights: lr/2 * (2 g + 2 decay w) = lr * (g + decay w), momentum included.
+# Unlike darknet, SGD here also decays biases and batch-norm scales, as
+# mmdet's configs do; the decision network of the SLF configs (no decay)
+# steps at this rate too, half the 1e-2 it had before 2026-11-29.
 max_epochs = 135
 darknet_lr, darknet_decay = 0.01, 0.0005
 base_lr = darknet_lr / 2
