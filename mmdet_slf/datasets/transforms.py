@@ -1,7 +1,14 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
-"""YOLO's colour augmentation.
+"""YOLO's augmentation: darknet's crop jitter and colour changes.
 
-Redmon et al. (2016): "we also randomly adjust the exposure and saturation
+Redmon et al. (2016): "we introduce random scaling and translations of up
+to 20% of the original image size". Darknet does this by moving each side
+of the crop independently by up to ``jitter = 0.2`` of the image's width or
+height (``load_data_region``), then squashing the crop to the input size:
+:class:`RandomJitterCrop` is that crop (a ``Resize`` follows it). mmdet's
+``RandomAffine`` scales about the top-left corner instead.
+
+Colour (the same paper): "we also randomly adjust the exposure and saturation
 of the image by up to a factor of 1.5 in the HSV color space". Darknet draws
 each factor as ``s ~ U(1, 1.5)``, then uses ``s`` or ``1 / s`` with equal
 odds (``rand_scale``), and multiplies the HSV image's S and V channels by
@@ -69,3 +76,71 @@ class RandomExposureSaturation(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(saturation={self.saturation}, '
                 f'exposure={self.exposure})')
+
+
+@TRANSFORMS.register_module()
+class RandomJitterCrop(BaseTransform):
+    """Darknet's crop jitter: each side of the image moves by an integer
+    offset drawn from ``U(-jitter * size, jitter * size)`` (inwards for a
+    positive offset), independently of the others; the crop reaches past
+    the image by repeating its edge pixels, as darknet's ``crop_image``
+    does. Boxes move with the crop, are clipped to it, and those left
+    narrower or lower than 0.005 of it are dropped (darknet's
+    ``correct_boxes`` and ``fill_truth_region``; later darknets drop them
+    below 0.001). The crop keeps its own size; a ``Resize`` after it
+    squashes it to the input size, as darknet does.
+
+    Required keys: ``img``, ``gt_bboxes``, ``gt_bboxes_labels``,
+    ``gt_ignore_flags`` (the last three optional). Modified keys: ``img``,
+    ``img_shape`` and those three.
+
+    Args:
+        jitter (float): Largest offset of a side, as a share of the image's
+            width (left, right) or height (top, bottom); in [0, 0.5).
+            Defaults to 0.2.
+    """
+
+    def __init__(self, jitter: float = 0.2) -> None:
+        if not is_finite_number(jitter) or not 0 <= jitter < 0.5:
+            raise ValueError(f'jitter must be in [0, 0.5) (two sides moved '
+                             f'by half the image leave nothing), got '
+                             f'{jitter!r}')
+        self.jitter = float(jitter)
+
+    def random_offsets(self, width: int, height: int) -> tuple:
+        """``(left, top, right, bottom)``, truncated to integers as
+        darknet's ``(int)rand_uniform(-d, d)`` truncates them."""
+        dw, dh = int(width * self.jitter), int(height * self.jitter)
+        return tuple(int(np.random.uniform(-d, d)) for d in (dw, dh, dw, dh))
+
+    @staticmethod
+    def crop(img: np.ndarray, left: int, top: int, right: int,
+             bottom: int) -> np.ndarray:
+        """The crop ``[left, width - right) x [top, height - bottom)``,
+        with the edge pixels repeated where it leaves the image."""
+        height, width = img.shape[:2]
+        rows = np.clip(np.arange(top, height - bottom), 0, height - 1)
+        cols = np.clip(np.arange(left, width - right), 0, width - 1)
+        return img[rows[:, None], cols[None, :]]
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        height, width = img.shape[:2]
+        left, top, right, bottom = self.random_offsets(width, height)
+        img = self.crop(img, left, top, right, bottom)
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        if results.get('gt_bboxes') is not None:
+            boxes = results['gt_bboxes']
+            boxes.translate_([-left, -top])
+            boxes.clip_(img.shape[:2])
+            keep = ((boxes.widths >= 0.005 * img.shape[1])
+                    & (boxes.heights >= 0.005 * img.shape[0])).numpy()
+            results['gt_bboxes'] = boxes[keep]
+            for key in ('gt_bboxes_labels', 'gt_ignore_flags'):
+                if key in results:
+                    results[key] = results[key][keep]
+        return results
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(jitter={self.jitter})'

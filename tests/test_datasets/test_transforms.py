@@ -10,7 +10,7 @@ import pytest
 from mmengine.config import Config
 
 import mmdet_slf  # noqa: F401
-from mmdet_slf.datasets import RandomExposureSaturation
+from mmdet_slf.datasets import RandomExposureSaturation, RandomJitterCrop
 from conftest import REPO_ROOT
 
 
@@ -93,3 +93,76 @@ def test_the_yolov1_voc_pipeline_uses_it_in_place_of_mmdets_magnitudes():
               if s['type'] == 'RandomExposureSaturation']
     assert (step['saturation'], step['exposure']) == (1.5, 1.5)
     assert types.index('RandomExposureSaturation') < types.index('Resize')
+
+
+
+def jitter_results(img, boxes, labels):
+    from mmdet.structures.bbox import HorizontalBoxes
+    return dict(img=img, img_shape=img.shape[:2],
+                gt_bboxes=HorizontalBoxes(np.array(boxes, np.float32)),
+                gt_bboxes_labels=np.array(labels, np.int64),
+                gt_ignore_flags=np.zeros(len(labels), bool))
+
+
+def test_jitter_crop_by_hand(monkeypatch):
+    """A 10 x 8 image (width 10, height 8); the crop moves the left side
+    in by 2, the top out by 1, the right side out by 1 and the bottom in
+    by 3: columns 2..10 (10 repeats column 9), rows -1..4 (-1 repeats
+    row 0), so the crop is 9 wide and 6 high. Boxes shift by (-2, +1) and
+    are clipped to it; one that ends up 0.02 px high is dropped."""
+    img = np.arange(8 * 10 * 3, dtype=np.uint8).reshape(8, 10, 3)
+    crop = RandomJitterCrop(jitter=0.3)
+    monkeypatch.setattr(crop, 'random_offsets', lambda w, h: (2, -1, -1, 3))
+    results = crop.transform(jitter_results(
+        img, [[1, 1, 5, 3], [6, 4.98, 9, 7], [0, 0, 1.5, 1]], [3, 4, 5]))
+    rows = [0, 0, 1, 2, 3, 4]
+    cols = [2, 3, 4, 5, 6, 7, 8, 9, 9]
+    expected = img[rows][:, cols]
+    assert results['img'].shape == (6, 9, 3) == expected.shape
+    np.testing.assert_array_equal(results['img'], expected)
+    assert results['img_shape'] == (6, 9)
+    # box 0 -> (-1, 2, 3, 4) -> clipped (0, 2, 3, 4); box 1 -> (4, 5.98,
+    # 7, 8) -> (4, 5.98, 7, 6): 0.02 high < 0.005 * 6, dropped; box 2 ->
+    # (-2, 1, -0.5, 2) -> (0, 1, 0, 2): no width, dropped
+    np.testing.assert_allclose(results['gt_bboxes'].numpy(),
+                               [[0, 2, 3, 4]])
+    assert results['gt_bboxes_labels'].tolist() == [3]
+    assert results['gt_ignore_flags'].tolist() == [False]
+
+
+def test_jitter_offsets_are_darknets_draws():
+    """Each side independently from (int)U(-d, d), d = int(0.2 * size):
+    within [-d, d] (only the truncation reaches 0 from both sides), all
+    four sides uncorrelated, mean 0."""
+    crop = RandomJitterCrop(jitter=0.2)
+    np.random.seed(0)
+    draws = np.array([crop.random_offsets(448, 375) for _ in range(20000)])
+    dw, dh = int(448 * 0.2), int(375 * 0.2)  # 89, 75
+    for side, d in zip(range(4), (dw, dh, dw, dh)):
+        assert draws[:, side].min() >= -d and draws[:, side].max() <= d
+        assert draws[:, side].min() <= -d + 1 and draws[:, side].max() >= d - 1
+        # mean 0 within 5 standard errors (sd of U(-d, d) is d / sqrt 3)
+        assert abs(draws[:, side].mean()) < 5 * d / np.sqrt(3 * 20000)
+        # truncation towards zero: 0 takes twice a value's share
+        share = np.mean(draws[:, side] == 0)
+        assert abs(share - 1 / d) < 5 * np.sqrt(1 / d / 20000)
+    corr = np.corrcoef(draws.T)
+    assert np.all(np.abs(corr - np.eye(4)) < 0.05)
+
+
+@pytest.mark.parametrize('jitter', [-0.1, 0.5, float('nan'), True, '0.2'])
+def test_a_jitter_outside_its_range_is_refused(jitter):
+    with pytest.raises(ValueError, match='jitter must be in'):
+        RandomJitterCrop(jitter=jitter)
+
+
+def test_the_yolov1_voc_pipeline_crops_as_darknet_does():
+    cfg = Config.fromfile(osp.join(
+        REPO_ROOT, 'configs', 'yolov1', 'yolov1_darknet24_1xb64-135e_'
+        'voc0712.py'))
+    types = [step['type'] for step in cfg.train_pipeline]
+    assert 'RandomAffine' not in types
+    assert types.index('RandomJitterCrop') < types.index('Resize') == 4
+    [step] = [s for s in cfg.train_pipeline
+              if s['type'] == 'RandomJitterCrop']
+    assert step['jitter'] == 0.2

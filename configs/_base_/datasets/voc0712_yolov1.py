@@ -10,14 +10,9 @@ train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
     # "random scaling and translations of up to 20% of the original image
-    # size" (YOLO paper, Sec. 2.2).
-    dict(
-        type='RandomAffine',
-        max_rotate_degree=0.0,
-        max_translate_ratio=0.2,
-        scaling_ratio_range=(0.8, 1.2),
-        max_shear_degree=0.0,
-        border_val=(127, 127, 127)),
+    # size" (YOLO paper, Sec. 2.2), as darknet does them: each side of the
+    # crop moves by up to 20% of the image, then Resize squashes the crop.
+    dict(type='RandomJitterCrop', jitter=0.2),
     # "randomly adjust the exposure and saturation of the image by up to a
     # factor of 1.5 in the HSV color space": S and V times factors drawn as
     # darknet draws them (mmdet_slf/datasets/transforms.py says how mmdet's
