@@ -95,7 +95,6 @@ def test_the_yolov1_voc_pipeline_uses_it_in_place_of_mmdets_magnitudes():
     assert types.index('RandomExposureSaturation') < types.index('Resize')
 
 
-
 def jitter_results(img, boxes, labels):
     from mmdet.structures.bbox import HorizontalBoxes
     return dict(img=img, img_shape=img.shape[:2],
