@@ -124,6 +124,11 @@ class RandomJitterCrop(BaseTransform):
         return img[rows[:, None], cols[None, :]]
 
     def transform(self, results: dict) -> dict:
+        for key in ('gt_masks', 'gt_seg_map'):
+            if results.get(key) is not None:
+                raise ValueError(f'RandomJitterCrop moves boxes only; the '
+                                 f'results hold {key}, which it would leave '
+                                 'out of step with the image')
         img = results['img']
         height, width = img.shape[:2]
         left, top, right, bottom = self.random_offsets(width, height)

@@ -149,6 +149,15 @@ def test_jitter_offsets_are_darknets_draws():
     assert np.all(np.abs(corr - np.eye(4)) < 0.05)
 
 
+def test_jitter_crop_refuses_masks_it_would_not_move():
+    img = np.zeros((8, 10, 3), np.uint8)
+    for key in ('gt_masks', 'gt_seg_map'):
+        results = jitter_results(img, [[1, 1, 5, 3]], [0])
+        results[key] = np.zeros((8, 10), np.uint8)
+        with pytest.raises(ValueError, match=f'results hold {key}'):
+            RandomJitterCrop().transform(results)
+
+
 @pytest.mark.parametrize('jitter', [-0.1, 0.5, float('nan'), True, '0.2'])
 def test_a_jitter_outside_its_range_is_refused(jitter):
     with pytest.raises(ValueError, match='jitter must be in'):
