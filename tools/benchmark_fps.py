@@ -74,6 +74,8 @@ from mmdet_slf.benchmarking.speed import (  # noqa: E402
 from mmdet_slf.slf import BaseWeighting  # noqa: E402
 from mmdet_slf.benchmarking.step_operators import (  # noqa: E402
     loss_host_syncs, operator_counts, profile_models)
+from mmdet_slf.utils.paths import (checkpoint_missing,  # noqa: E402
+                                   config_missing)
 from mmdet_slf.utils.timing import (Timing,  # noqa: E402
                                     device_synchronizer,
                                     interleaved_timing,
@@ -189,12 +191,11 @@ def parse_args(argv=None):
         parser.error('--batch-size needs --train and must be >= 1, got '
                      f'{args.batch_size}')
     for key, path in (('config', args.config), ('--compare', args.compare)):
-        if path is not None and '::' not in path and not osp.isfile(path):
+        if path is not None and config_missing(path):
             parser.error(f'{key}: config file {path} does not exist')
     for key, path in (('checkpoint', args.checkpoint),
                       ('--compare-checkpoint', args.compare_checkpoint)):
-        if path is not None and '://' not in path \
-                and not osp.isfile(osp.expanduser(path)):
+        if path is not None and checkpoint_missing(path):
             parser.error(f'{key}: checkpoint file {path} does not exist')
     return args
 

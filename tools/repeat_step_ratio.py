@@ -50,6 +50,7 @@ from typing import Dict, List
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from mmdet_slf.utils.paths import config_missing  # noqa: E402
 from mmdet_slf.utils.timing import geometric_mean_interval  # noqa: E402
 
 BENCHMARK = osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark_fps.py')
@@ -136,7 +137,7 @@ def parse_args(argv=None):
                      f'through to benchmark_fps.py contradicts it, got '
                      f'{passthrough}')
     for path in (args.config, args.compare):
-        if '::' not in path and not osp.isfile(path):
+        if config_missing(path):
             parser.error(f'config file {path} does not exist')
     return args, passthrough
 
