@@ -31,8 +31,12 @@ def trained(tmp_path_factory, tiny_voc_root):
     return osp.join(work_dir, 'iter_1.pth')
 
 
-def dump(cfg, tmp_path, name='cfg.py'):
-    path = str(tmp_path / name)
+def dump(cfg, tmp_path, name=None):
+    """``cfg`` written as a file named after the test: mmengine names a
+    run's logger after its config file and start second, and two runs of
+    one name in one second share a logger (the second logs into the
+    first's file)."""
+    path = str(tmp_path / (name or f'{tmp_path.name}.py'))
     cfg.dump(path)
     return path
 
