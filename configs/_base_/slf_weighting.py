@@ -45,9 +45,9 @@ slf_paramwise_cfg = dict(
         'bbox_head.weighting': dict(lr_mult=1.0, decay_mult=0.0, foreach=True)
     })
 # mmengine's default constructor would give each parameter its own group
-# under any paramwise_cfg; this one merges the equal ones (2 groups: the
-# decision network and the rest), so the multi-tensor optimizer kernels
-# still cover the whole network.
+# under any paramwise_cfg; this one merges the equal ones (the decision
+# network and one group per setting of the rest), so the multi-tensor
+# optimizer kernels still cover the whole network.
 slf_optim_wrapper = dict(
     constructor='MergedGroupsOptimWrapperConstructor',
     paramwise_cfg=slf_paramwise_cfg)

@@ -101,9 +101,13 @@ train_cfg = dict(
     type='IterBasedTrainLoop',
     max_iters=max_iters,
     val_interval=val_interval)
+# The demo's own optimizer, whole: unlike the VOC schedule's darknet SGD,
+# AdamW here decays every parameter (biases and BN included).
 optim_wrapper = dict(
-    optimizer=dict(
-        _delete_=True, type='AdamW', lr=base_lr, weight_decay=0.0005))
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=base_lr, weight_decay=0.0005),
+    clip_grad=dict(max_norm=35, norm_type=2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
          end=warmup_iters),

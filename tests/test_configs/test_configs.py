@@ -110,9 +110,15 @@ def test_slf_configs_differ_from_their_baseline_only_in_weighting():
         baseline = fixed['model']['bbox_head'].pop('weighting')
         assert weighting == dict(shared.slf_weighting,
                                  prior=baseline['weights']), slf_path
-        assert slf['optim_wrapper'].pop('paramwise_cfg') == \
-            shared.slf_paramwise_cfg
+        # The baseline's own paramwise settings (the YOLOv1 schedule's
+        # darknet decay) stay; the decision network's group is added.
+        baseline_paramwise = fixed['optim_wrapper'].pop('paramwise_cfg', {})
+        assert set(baseline_paramwise).isdisjoint(shared.slf_paramwise_cfg)
+        assert slf['optim_wrapper'].pop('paramwise_cfg') == dict(
+            baseline_paramwise, **shared.slf_paramwise_cfg), slf_path
         assert slf['optim_wrapper'].pop('constructor') == \
+            fixed['optim_wrapper'].pop(
+                'constructor', 'MergedGroupsOptimWrapperConstructor') == \
             shared.slf_optim_wrapper['constructor'] == \
             'MergedGroupsOptimWrapperConstructor'
         for key in ('slf_weighting', 'slf_paramwise_cfg',

@@ -8,6 +8,7 @@ import torch
 from conftest import small_yolo_cfg
 from mmengine.optim import build_optim_wrapper
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 import mmdet_slf  # noqa: F401
 from mmdet.registry import MODELS
@@ -138,26 +139,32 @@ def test_same_updates_as_one_group_per_parameter(optimizer):
         torch.testing.assert_close(a, c, rtol=0, atol=0, msg=name)
 
 
-def test_slf_config_has_two_groups():
-    """configs/yolo_slf_voc.py: the decision network without weight decay,
-    everything else in one group with the config's decay."""
+def test_slf_config_has_three_groups():
+    """configs/fast-yolo_slf_voc.py: the decision network without weight
+    decay; the conv and FC weights with the config's decay; their biases
+    and the batch-norm parameters without (darknet's rule)."""
     register_all_modules()
     cfg = small_yolo_cfg('fast-yolo_slf_voc.py')
     model = MODELS.build(cfg.model)
     groups = build_optim_wrapper(model, cfg.optim_wrapper).optimizer \
         .param_groups
-    assert len(groups) == 2
-    weighting = list(model.bbox_head.weighting.parameters())
-    rest = [
-        p for name, p in model.named_parameters()
-        if not name.startswith('bbox_head.weighting.')
-    ]
-    by_decay = {group['weight_decay']: group['params'] for group in groups}
-    decay = cfg.optim_wrapper.optimizer.weight_decay
-    assert decay > 0
-    assert set(map(id, by_decay[0.0])) == set(map(id, weighting))
-    assert set(map(id, by_decay[decay])) == set(map(id, rest))
+    assert len(groups) == 3
+    norms = {id(p) for module in model.modules()
+             if isinstance(module, _BatchNorm) for p in module.parameters()}
+    expected = {(0.0, True): set(), (0.0, None): set(),
+                (cfg.optim_wrapper.optimizer.weight_decay, None): set()}
+    for name, p in model.named_parameters():
+        if name.startswith('bbox_head.weighting.'):
+            expected[(0.0, True)].add(id(p))
+        elif id(p) in norms or name.endswith('.bias'):
+            expected[(0.0, None)].add(id(p))
+        else:
+            expected[(cfg.optim_wrapper.optimizer.weight_decay, None)].add(
+                id(p))
+    assert cfg.optim_wrapper.optimizer.weight_decay > 0
+    assert all(expected.values())
     # The decision network's small tensors take the multi-tensor update; the
     # detector keeps PyTorch's default.
-    foreach = {group['weight_decay']: group['foreach'] for group in groups}
-    assert foreach == {0.0: True, decay: None}
+    assert {(group['weight_decay'], group['foreach']):
+            set(map(id, group['params']))
+            for group in groups} == expected

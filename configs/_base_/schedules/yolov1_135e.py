@@ -6,9 +6,9 @@
 # loss is the whole sum, so its gradient is twice darknet's. Half the
 # learning rate and twice the decay give darknet's step on the conv and FC
 # weights: lr/2 * (2 g + 2 decay w) = lr * (g + decay w), momentum included.
-# Unlike darknet, SGD here also decays biases and batch-norm scales, as
-# mmdet's configs do; the decision network of the SLF configs (no decay)
-# steps at this rate too, half the 1e-2 it had before 2026-11-29.
+# As in darknet, biases and batch-norm scales and shifts are not decayed.
+# The decision network of the SLF configs (no decay) steps at this rate too,
+# half the 1e-2 it had before 2026-11-29.
 max_epochs = 135
 darknet_lr, darknet_decay = 0.01, 0.0005
 base_lr = darknet_lr / 2
@@ -23,6 +23,11 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(
         type='SGD', lr=base_lr, momentum=0.9, weight_decay=2 * darknet_decay),
+    # darknet decays the conv and FC weights only. mmengine's constructor
+    # would give each parameter a group of its own under a paramwise_cfg;
+    # this one merges the equal ones into 2 (decayed and not).
+    constructor='MergedGroupsOptimWrapperConstructor',
+    paramwise_cfg=dict(bias_decay_mult=0.0, norm_decay_mult=0.0),
     # Ours: guards the sum-squared loss against early spikes from scratch.
     clip_grad=dict(max_norm=35, norm_type=2))
 

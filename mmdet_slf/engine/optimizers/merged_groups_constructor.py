@@ -55,9 +55,10 @@ class MergedGroupsOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     parameter its own group. The update is the same, but PyTorch's
     multi-tensor (``foreach``) kernels then work on one tensor at a time: a
     CUDA step launches a few kernels per parameter instead of a few per
-    group. The SLF configs need a ``paramwise_cfg`` only to exempt the
-    decision network from weight decay. With this constructor, YOLOv1 +
-    SLF has 2 groups instead of 82.
+    group. The SLF configs need a ``paramwise_cfg`` to exempt the decision
+    network from weight decay, the YOLOv1 configs to exempt biases and
+    norms as darknet does. With this constructor, YOLOv1 + SLF has 3
+    groups instead of 82.
 
     Example::
 
