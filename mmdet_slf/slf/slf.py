@@ -61,7 +61,10 @@ class SLFWeighting(BaseWeighting):
         temperature_schedule (dict, optional): Anneal ``tau`` from
             ``temperature`` to ``final`` over ``num_iters`` training calls:
             ``dict(type='exp'|'linear'|'cosine', final=..., num_iters=...)``,
-            with ``'gumbel'`` only. Defaults to None (constant).
+            with ``'gumbel'`` only. A head's weighting is called once per
+            iteration; an ``SLFLoss`` in a head that calls its loss once per
+            feature level is called that many times, so its ``num_iters``
+            is iterations x levels. Defaults to None (constant).
         scale (float, optional): Multiplier of ``p_hat``. None keeps the fixed
             baseline's total, ``sum(prior)`` (7.5 for YOLO), or ``n`` when no
             prior is given. Defaults to None.

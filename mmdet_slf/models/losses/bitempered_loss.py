@@ -42,7 +42,9 @@ class BiTemperedLogisticLoss(nn.Module):
     paper's tempered sigmoid), labels ``[N]`` in ``[0, C]`` with ``C`` the
     background as in mmdet's sigmoid heads, and the loss is ``[N, C]``
     element-wise. ``t1 = t2 = 1`` equals ``CrossEntropyLoss`` (softmax or
-    sigmoid).
+    sigmoid, ``class_weight`` included) without label smoothing; with it,
+    the loss is the KL divergence, cross-entropy less the target's entropy
+    (a constant: the same gradient).
 
     Args:
         t1 (float): Temperature of the tempered log, in [0, 1]; ``t1 < 1``
@@ -53,22 +55,28 @@ class BiTemperedLogisticLoss(nn.Module):
         num_iters (int): Fixed-point iterations of the normalisation for
             ``t2 > 1``. The reference uses 5, which leaves the probabilities
             of 21 classes summing to 1 +- 2e-4 at ``t2 = 1.2``; 20 brings that
-            below 1e-9. Convergence slows for ``t2`` near 2 with widely
-            spread logits (81 classes, logits of std 100: 3e-4 after 20), so
-            raise it there. Defaults to 20.
+            below 1e-9. Convergence slows for ``t2`` of about 2 and above
+            with widely spread logits (81 classes, logits of std 100, after
+            20: the sums are off by up to 2e-4 at ``t2 = 2`` and 1e-2 at
+            2.5), so raise it there. Defaults to 20.
         num_bisect_iters (int): Bisection steps of the normalisation for
             ``t2 < 1``; each halves an interval of width ``< 1 / (1 - t2)``.
             Defaults to 30.
         label_smoothing (float): Mass moved from the true class to the
-            others (to the negative class in sigmoid mode); below
-            ``(C - 1) / C`` for ``C`` classes (checked in ``forward``), below
-            0.5 in sigmoid mode. Defaults to 0.0.
+            others; below ``(C - 1) / C`` for ``C`` classes (checked in
+            ``forward``). In sigmoid mode each element is a two-class
+            problem, so positives get target ``1 - label_smoothing`` and
+            every negative (background included) ``label_smoothing``: in a
+            dense head that raises the target of every negative anchor.
+            Below 0.5 there. Defaults to 0.0.
         use_sigmoid (bool): Per-class binary (tempered sigmoid) instead of
             softmax. Defaults to False.
         reduction (str): 'none', 'mean' or 'sum'. Defaults to 'mean'.
         class_weight (list[float], optional): Weight of each class, one per
-            column of ``cls_score``: of the true class of a sample (softmax)
-            or of each column (sigmoid). Defaults to None.
+            column of ``cls_score``, applied to the loss of a sample's true
+            class: the whole loss of the sample (softmax), or only its own
+            column, negatives unweighted (sigmoid: mmdet's ``pos_weight``).
+            Defaults to None.
         ignore_index (int, optional): Label whose samples get zero loss, as
             do negative labels. Defaults to -100.
         avg_non_ignore (bool): Average over the samples with non-ignored
@@ -201,7 +209,13 @@ class BiTemperedLogisticLoss(nn.Module):
         if self.class_weight is not None:
             class_weight = cls_score.new_tensor(self.class_weight)
             if self.use_sigmoid:
-                loss = loss * class_weight
+                # As mmdet's sigmoid CrossEntropyLoss, which passes it as
+                # pos_weight: it weights each sample's own class only, not
+                # the negatives of a column.
+                positive = label[:, None] == torch.arange(
+                    cls_score.shape[-1], device=label.device)  # [N, C]
+                loss = loss * torch.where(positive, class_weight,
+                                          class_weight.new_ones(()))
             else:
                 loss = loss * class_weight[label.clamp(0, len(class_weight) -
                                                        1)]

@@ -18,6 +18,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from mmdet.models.losses.smooth_l1_loss import smooth_l1_loss
+from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
 from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures.bbox import bbox_overlaps
@@ -228,7 +229,8 @@ class IoUBalancedSmoothL1Loss(nn.Module):
             smooth L1 loss. Defaults to 1.5 (the paper's choice).
         bbox_coder (dict, optional): Coder of the head when ``pred`` and
             ``target`` are deltas; must match the head's ``bbox_coder``.
-            Defaults to None.
+            Only ``DeltaXYWHBBoxCoder`` without ``add_ctr_clamp`` is taken
+            (others are refused). Defaults to None.
         reduction (str): 'none', 'mean' or 'sum'. Defaults to 'mean'.
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
     """
@@ -250,6 +252,21 @@ class IoUBalancedSmoothL1Loss(nn.Module):
         self.exponent = float(exponent)
         self.bbox_coder = None if bbox_coder is None else TASK_UTILS.build(
             bbox_coder)
+        if self.bbox_coder is not None and (
+                type(self.bbox_coder) is not DeltaXYWHBBoxCoder
+                or self.bbox_coder.add_ctr_clamp):
+            # Another coder's IoU may depend on the anchor (add_ctr_clamp
+            # caps the centre shift in pixels), and the reference anchor
+            # would then give every row a wrong weight without a sign.
+            name = type(self.bbox_coder).__name__ + (
+                ' with add_ctr_clamp=True' if getattr(
+                    self.bbox_coder, 'add_ctr_clamp', False) else '')
+            raise ValueError(
+                f'IoUBalancedSmoothL1Loss cannot take bbox_coder {name}: it '
+                'decodes the deltas around one reference anchor, which gives '
+                'the true IoU only for DeltaXYWHBBoxCoder without '
+                'add_ctr_clamp. Pass iou=[N] from the head, or set '
+                'reg_decoded_bbox=True and leave bbox_coder out')
         self.reduction = reduction
         self.loss_weight = loss_weight
 

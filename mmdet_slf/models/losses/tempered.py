@@ -144,6 +144,31 @@ def tempered_softmax(activations: Tensor,
     return exp_t(activations - normalization, t)
 
 
+def tempered_log_softmax(activations: Tensor,
+                         t: float,
+                         num_iters: int = 20) -> Tensor:
+    """``log p`` of :func:`tempered_softmax` for ``t >= 1``, without forming
+    ``p``: ``log1p((1-t)(a - lambda)) / (1-t)``, ``log_softmax`` at ``t = 1``.
+
+    ``p`` itself underflows float32 where a class is far behind (``p <
+    1e-38``), and with it every power of ``p``; its log stays finite, so
+    the loss and its gradient stay right there. ``t < 1`` is refused: its
+    ``p`` is exactly 0 outside the support, where the log is ``-inf``.
+    """
+    check_temperatures(None, t)
+    if t < 1.0:
+        raise ValueError(f'tempered_log_softmax needs t >= 1, got {t!r}: '
+                         'for t < 1 some probabilities are exactly 0')
+    if t == 1.0:
+        return F.log_softmax(activations, dim=-1)
+    normalization = _TemperedNormalization.apply(activations, float(t),
+                                                 int(num_iters))
+    # a - lambda <= 0 up to the normaliser's rounding, so the argument of
+    # log1p is >= 0 (> -1 is all it needs).
+    scaled = ((1.0 - t) * (activations - normalization)).clamp(min=-0.5)
+    return torch.log1p(scaled) / (1.0 - t)
+
+
 def bi_tempered_logistic_loss(activations: Tensor,
                               labels: Tensor,
                               t1: float,
@@ -178,18 +203,30 @@ def bi_tempered_logistic_loss(activations: Tensor,
                                    labels * labels.clamp(min=1e-30).log(),
                                    labels.new_zeros(()))
         return (entropy_term - labels * log_probs).sum(dim=-1)
-    probs = tempered_softmax(activations, t2, num_iters, num_bisect_iters)
-    # With t2 < 1 (or underflow) p can be exactly 0, where the derivatives
-    # of p^(1-t1) and p^(2-t1) are infinite; clamping keeps them finite.
-    tiny = torch.finfo(probs.dtype).tiny**0.5
-    probs = probs.clamp(min=tiny)
-    labels = labels.to(probs.dtype)
+    tiny = torch.finfo(activations.dtype).tiny**0.5
+    if t2 >= 1.0:
+        # From log p: p underflows where a class is far behind, and a clamp
+        # of p would then freeze the loss and cut its gradient.
+        log_probs = tempered_log_softmax(activations, t2, num_iters)
+        log_t1_probs = log_probs if t1 == 1.0 else torch.expm1(
+            (1.0 - t1) * log_probs) / (1.0 - t1)
+        probs_power = torch.exp((2.0 - t1) * log_probs)
+    else:
+        probs = tempered_softmax(activations, t2, num_iters,
+                                 num_bisect_iters)
+        # With t2 < 1, p is exactly 0 outside the support, where the
+        # derivatives of p^(1-t1) and p^(2-t1) are infinite; clamping keeps
+        # them finite (the loss there is bounded for t1 < 1 only).
+        probs = probs.clamp(min=tiny)
+        log_t1_probs = log_t(probs, t1)
+        probs_power = probs.pow(2.0 - t1)
+    labels = labels.to(activations.dtype)
     # y log_t1 y is a constant of the target; 0 log 0 = 0.
     label_term = torch.where(labels > 0,
                              labels * log_t(labels.clamp(min=tiny), t1),
                              labels.new_zeros(()))
-    cross_term = labels * log_t(probs, t1)
-    power_term = (labels.pow(2.0 - t1) - probs.pow(2.0 - t1)) / (2.0 - t1)
+    cross_term = labels * log_t1_probs
+    power_term = (labels.pow(2.0 - t1) - probs_power) / (2.0 - t1)
     return (label_term - cross_term - power_term).sum(dim=-1)
 
 

@@ -266,6 +266,35 @@ def test_gradients_finite_for_large_logits(t1, t2, use_sigmoid):
     assert torch.isfinite(logits.grad).all()
 
 
+@pytest.mark.parametrize('t1,t2,gap', [(1.0, 1.000001, 100.0),
+                                       (1.0, 1.01, 60.0),
+                                       (0.99, 1.0, 100.0),
+                                       (0.9, 1.0, 50.0),
+                                       (0.8, 1.2, 50.0)])
+def test_float32_true_class_far_behind(t1, t2, gap):
+    """Two classes, the true one ``gap`` behind, in float32: the loss and
+    its gradient are the float64 reference's. Its ``p`` (about 1e-44 to
+    1e-22 here) underflows float32; a clamp of ``p`` held the loss at 43.67
+    with a gradient of 1e-22 or less, where the true one is up to -1."""
+    logits = torch.tensor([[-gap, 0.0]], requires_grad=True)
+    value = bi_tempered_logistic_loss(logits, torch.tensor([[1.0, 0.0]]),
+                                      t1, t2)
+    value.backward()
+    step = 1e-4
+    expected = ref_loss([-gap, 0.0], [1.0, 0.0], t1, t2)
+    slope = (ref_loss([-gap + step, 0.0], [1.0, 0.0], t1, t2) -
+             ref_loss([-gap - step, 0.0], [1.0, 0.0], t1, t2)) / (2 * step)
+    assert value.item() == pytest.approx(expected, rel=1e-5)
+    assert logits.grad[0, 0].item() == pytest.approx(slope, rel=1e-3)
+    assert logits.grad.sum().item() == pytest.approx(0.0, abs=1e-5)
+    if (t1, t2) == (0.99, 1.0):
+        # By hand, with p_true = e^-100 and p_other = 1 to float64 and
+        # log_t1(e^-100) = (e^-1 - 1) / 0.01: the loss is -log_t1(p_true)
+        # - (1 - p_true^1.01) / 1.01 + p_other^1.01 / 1.01 = 63.2121.
+        assert value.item() == pytest.approx((1 - math.exp(-1)) / 0.01,
+                                             rel=1e-5)
+
+
 def test_gradient_is_the_exact_derivative():
     torch.manual_seed(6)
     labels = torch.randint(0, 4, (3, ))
@@ -314,6 +343,40 @@ def test_reduction_weight_ignore_and_empty():
     value = loss(empty, torch.zeros(0, dtype=torch.long))
     value.backward()
     assert value.item() == 0.0
+
+
+def test_sigmoid_class_weight_is_mmdets_pos_weight():
+    """mmdet's sigmoid CrossEntropyLoss passes class_weight as pos_weight:
+    it weights a sample's own class and leaves the negatives of every column
+    unweighted. At t1 = t2 = 1 the two agree element for element, background
+    rows included; at other temperatures the weight multiplies the same
+    elements."""
+    torch.manual_seed(2)
+    logits = torch.randn(30, 3) * 3
+    labels = torch.randint(0, 4, (30, ))  # 3 == background
+    labels[:2] = torch.tensor([3, 1])
+    class_weight = [1.0, 3.0, 0.5]
+    weighted = BiTemperedLogisticLoss(t1=1.0, t2=1.0, use_sigmoid=True,
+                                      class_weight=class_weight)
+    mmdet_ce = MODELS.build(dict(type='CrossEntropyLoss', use_sigmoid=True,
+                                 class_weight=class_weight))
+    got = weighted(logits, labels, reduction_override='none')
+    expected = mmdet_ce(logits, labels, reduction_override='none')
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    # Row 0 is background: nothing weighted. Row 1 is class 1: only its
+    # column, by 3.
+    plain = BiTemperedLogisticLoss(t1=0.7, t2=1.3, use_sigmoid=True)(
+        logits, labels, reduction_override='none')
+    tempered = BiTemperedLogisticLoss(
+        t1=0.7, t2=1.3, use_sigmoid=True, class_weight=class_weight)(
+            logits, labels, reduction_override='none')
+    factors = torch.ones(30, 3)
+    for row, label in enumerate(labels.tolist()):
+        if label < 3:
+            factors[row, label] = class_weight[label]
+    assert factors[0].tolist() == [1, 1, 1]
+    assert factors[1].tolist() == [1, 3, 1]
+    torch.testing.assert_close(tempered, plain * factors)
 
 
 def test_ignore_index_none_and_class_weight_length():

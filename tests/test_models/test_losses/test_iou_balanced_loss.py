@@ -256,6 +256,33 @@ def test_box_iou_from_deltas_matches_real_anchors():
         loss.regression_iou(pred, target), expected, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize('coder_cfg,name', [
+    (dict(type='DeltaXYWHBBoxCoder', add_ctr_clamp=True),
+     'DeltaXYWHBBoxCoder with add_ctr_clamp=True'),
+    (dict(type='LegacyDeltaXYWHBBoxCoder'), 'LegacyDeltaXYWHBBoxCoder'),
+    (dict(type='TBLRBBoxCoder'), 'TBLRBBoxCoder'),
+])
+def test_box_coders_whose_iou_depends_on_the_anchor_are_refused(
+        coder_cfg, name):
+    """With add_ctr_clamp (centre shifts capped at 32 pixels) the IoU of a
+    far-shifted box around the reference 100 x 100 anchor is not the one
+    around a small real anchor; a coder the loss cannot vouch for is
+    refused by name, before any wrong weight is given."""
+    if coder_cfg.get('add_ctr_clamp'):
+        coder = TASK_UTILS.build(coder_cfg)
+        reference = torch.tensor([[0.0, 0.0, 100.0, 100.0]])
+        small = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
+        pred = torch.tensor([[3.0, 0.0, 0.0, 0.0]])  # 3 widths right
+        target = torch.zeros(1, 4)
+        ious = [bbox_overlaps(coder.decode(anchor, pred),
+                              coder.decode(anchor, target),
+                              is_aligned=True).item()
+                for anchor in (reference, small)]
+        assert ious[0] > 0.1 and ious[1] == 0.0
+    with pytest.raises(ValueError, match=f'cannot take bbox_coder {name}:'):
+        IoUBalancedSmoothL1Loss(bbox_coder=coder_cfg)
+
+
 def test_box_iou_weights_carry_no_gradient():
     pred, target = box_batch(4)
     pred.requires_grad_(True)
