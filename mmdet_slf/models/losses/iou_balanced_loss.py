@@ -110,7 +110,8 @@ class IoUBalancedClsLoss(nn.Module):
             Defaults to False.
         loss_cls (dict): Config of the element-wise loss; its reduction is
             overridden to 'none' and its ``use_sigmoid`` set to
-            ``use_sigmoid``. Defaults to ``dict(type='CrossEntropyLoss')``.
+            ``use_sigmoid``; ``avg_non_ignore=True`` is refused (it acts in
+            the reduction). Defaults to ``dict(type='CrossEntropyLoss')``.
         reduction (str): 'none', 'mean' or 'sum'. Defaults to 'mean'.
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
     """
@@ -130,6 +131,13 @@ class IoUBalancedClsLoss(nn.Module):
                 f'use_sigmoid={use_sigmoid}; set it once, on '
                 'IoUBalancedClsLoss')
         loss_cls['use_sigmoid'] = use_sigmoid
+        if loss_cls.get('avg_non_ignore', False):
+            # Its divisor is applied in the inner loss's own reduction, which
+            # is overridden to 'none' here; it would be dropped silently.
+            raise ValueError(
+                'IoUBalancedClsLoss reduces the loss itself, so '
+                'loss_cls.avg_non_ignore=True would have no effect; leave it '
+                'out (mmdet heads pass avg_factor)')
         self.eta = float(eta)
         self.use_sigmoid = use_sigmoid
         self.loss_cls = MODELS.build(loss_cls)

@@ -172,6 +172,9 @@ def test_cls_iou_must_be_given_once():
           loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False)),
      'use_sigmoid'),
     (dict(type='IoUBalancedClsLoss', reduction='avg'), 'reduction'),
+    (dict(type='IoUBalancedClsLoss',
+          loss_cls=dict(type='CrossEntropyLoss', avg_non_ignore=True)),
+     'avg_non_ignore'),
     (dict(type='IoUBalancedSmoothL1Loss', exponent=-0.5), 'exponent'),
     (dict(type='IoUBalancedSmoothL1Loss', beta=0.0), 'beta'),
 ])
