@@ -20,6 +20,7 @@ and ``Color`` blends with the grey image instead of scaling S.
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmdet.registry import TRANSFORMS
+from mmdet.structures.bbox import BaseBoxes
 
 from mmdet_slf.slf.checks import is_finite_number
 
@@ -91,8 +92,10 @@ class RandomJitterCrop(BaseTransform):
     squashes it to the input size, as darknet does.
 
     Required keys: ``img``, ``gt_bboxes``, ``gt_bboxes_labels``,
-    ``gt_ignore_flags`` (the last three optional). Modified keys: ``img``,
-    ``img_shape`` and those three.
+    ``gt_ignore_flags`` (the last three optional; boxes as mmdet box
+    objects). Modified keys: ``img``, ``img_shape`` and those three. Added
+    or updated: ``homography_matrix``, the crop's shift composed with any
+    earlier one, as mmdet's ``RandomCrop`` records it.
 
     Args:
         jitter (float): Largest offset of a side, as a share of the image's
@@ -129,14 +132,28 @@ class RandomJitterCrop(BaseTransform):
                 raise ValueError(f'RandomJitterCrop moves boxes only; the '
                                  f'results hold {key}, which it would leave '
                                  'out of step with the image')
+        boxes = results.get('gt_bboxes')
+        if boxes is not None and not isinstance(boxes, BaseBoxes):
+            raise TypeError(
+                'RandomJitterCrop needs gt_bboxes as mmdet box objects, got '
+                f'{type(boxes).__name__}; load them with LoadAnnotations '
+                "and its default box_type='hbox'")
         img = results['img']
         height, width = img.shape[:2]
         left, top, right, bottom = self.random_offsets(width, height)
         img = self.crop(img, left, top, right, bottom)
         results['img'] = img
         results['img_shape'] = img.shape[:2]
-        if results.get('gt_bboxes') is not None:
-            boxes = results['gt_bboxes']
+        # The crop moves every point by (-left, -top), as mmdet's RandomCrop
+        # records it (for transforms and evaluators that map boxes back).
+        shift = np.array([[1, 0, -left], [0, 1, -top], [0, 0, 1]],
+                         dtype=np.float32)
+        if results.get('homography_matrix') is None:
+            results['homography_matrix'] = shift
+        else:
+            results['homography_matrix'] = shift @ results[
+                'homography_matrix']
+        if boxes is not None:
             boxes.translate_([-left, -top])
             boxes.clip_(img.shape[:2])
             keep = ((boxes.widths >= 0.005 * img.shape[1])

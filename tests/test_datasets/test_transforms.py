@@ -112,8 +112,10 @@ def test_jitter_crop_by_hand(monkeypatch):
     img = np.arange(8 * 10 * 3, dtype=np.uint8).reshape(8, 10, 3)
     crop = RandomJitterCrop(jitter=0.3)
     monkeypatch.setattr(crop, 'random_offsets', lambda w, h: (2, -1, -1, 3))
-    results = crop.transform(jitter_results(
-        img, [[1, 1, 5, 3], [6, 4.98, 9, 7], [0, 0, 1.5, 1]], [3, 4, 5]))
+    results = jitter_results(
+        img, [[1, 1, 5, 3], [6, 4.98, 9, 7], [0, 0, 1.5, 1]], [3, 4, 5])
+    results['gt_ignore_flags'] = np.array([True, False, False])
+    results = crop.transform(results)
     rows = [0, 0, 1, 2, 3, 4]
     cols = [2, 3, 4, 5, 6, 7, 8, 9, 9]
     expected = img[rows][:, cols]
@@ -126,7 +128,35 @@ def test_jitter_crop_by_hand(monkeypatch):
     np.testing.assert_allclose(results['gt_bboxes'].numpy(),
                                [[0, 2, 3, 4]])
     assert results['gt_bboxes_labels'].tolist() == [3]
-    assert results['gt_ignore_flags'].tolist() == [False]
+    assert results['gt_ignore_flags'].tolist() == [True]
+    # The shift recorded as mmdet's RandomCrop records it: the original
+    # corner (1, 1) of box 0 is at (-1, 2) in the crop.
+    np.testing.assert_allclose(
+        results['homography_matrix'] @ np.array([1, 1, 1]), [-1, 2, 1])
+
+
+def test_jitter_crop_composes_an_earlier_homography(monkeypatch):
+    """After a transform that scaled by 2, a point p of the original image
+    is at 2 p, and at 2 p - (left, top) after the crop."""
+    crop = RandomJitterCrop()
+    monkeypatch.setattr(crop, 'random_offsets', lambda w, h: (3, 1, 0, 0))
+    results = jitter_results(np.zeros((8, 10, 3), np.uint8), [[1, 1, 5, 3]],
+                             [0])
+    results['homography_matrix'] = np.diag([2.0, 2.0, 1.0]).astype(
+        np.float32)
+    results = crop.transform(results)
+    np.testing.assert_allclose(
+        results['homography_matrix'] @ np.array([4, 2, 1]), [5, 3, 1])
+
+
+def test_jitter_crop_names_boxes_that_are_not_box_objects():
+    """``LoadAnnotations(box_type=None)`` gives a numpy array, which has no
+    ``translate_``: named instead of an AttributeError."""
+    results = jitter_results(np.zeros((8, 10, 3), np.uint8), [[1, 1, 5, 3]],
+                             [0])
+    results['gt_bboxes'] = results['gt_bboxes'].numpy()
+    with pytest.raises(TypeError, match="box_type='hbox'"):
+        RandomJitterCrop().transform(results)
 
 
 def test_jitter_offsets_are_darknets_draws():

@@ -18,7 +18,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmdet_slf.slf import build_weighting
-from .yolov1_targets import batch_yolov1_targets
+from .yolov1_targets import batch_yolov1_targets, check_no_overlap
 
 OUTPUT_ACTS = ('linear', 'sigmoid')
 HEAD_TYPES = ('fc', 'conv')
@@ -83,6 +83,10 @@ class YOLOV1Head(BaseDenseHead):
             Defaults to 'linear'.
         rescore (bool): ``obj`` target is the IoU of the responsible box
             (True, the paper) or 1. Defaults to True.
+        no_overlap (str): The responsible predictor of a box that none of
+            its cell's predictors overlaps: ``'rmse'``, darknet's, the one
+            nearest to it in ``(x, y, w, h)``; ``'first'``, predictor 0 (the
+            demo's, with which its benchmark was run). Defaults to 'rmse'.
         act_cfg (dict): Activation after the hidden FC layer. Defaults to
             ``dict(type='LeakyReLU', negative_slope=0.1)``.
         weighting (dict): Loss weighting config; its ``terms`` default to
@@ -91,8 +95,10 @@ class YOLOV1Head(BaseDenseHead):
         train_cfg (dict, optional): Unused; kept for mmdet's interface.
             Defaults to None.
         test_cfg (dict, optional): ``score_thr``, ``nms``, ``max_per_img``,
-            ``nms_pre``. Defaults to None (score_thr 0.001, NMS IoU 0.5, 100
-            boxes, as darknet's VOC evaluation).
+            ``nms_pre``. Defaults to None (score_thr 0.001 and NMS IoU 0.5,
+            as darknet's VOC evaluation, and at most 100 boxes per image,
+            mmdet's convention: darknet keeps every box above the
+            threshold).
         init_cfg (dict or list[dict], optional): Initialisation config.
             Defaults to None: N(0, 0.01) for the output layers only (``fc``
             and ``fc_out``, or ``conv_out``), so the weighting's own layers
@@ -113,6 +119,7 @@ class YOLOV1Head(BaseDenseHead):
                  dropout: float = 0.5,
                  output_act: str = 'linear',
                  rescore: bool = True,
+                 no_overlap: str = 'rmse',
                  act_cfg: ConfigType = dict(
                      type='LeakyReLU', negative_slope=0.1),
                  weighting: ConfigType = dict(
@@ -161,6 +168,7 @@ class YOLOV1Head(BaseDenseHead):
         self.num_boxes = num_boxes
         self.output_act = output_act
         self.rescore = rescore
+        self.no_overlap = check_no_overlap(no_overlap)
         self.train_cfg = train_cfg
         self.test_cfg = ConfigDict(
             test_cfg if test_cfg is not None else dict(
@@ -282,7 +290,8 @@ class YOLOV1Head(BaseDenseHead):
         obj_mask, cell_mask, box_target, conf_target, cls_target = \
             batch_yolov1_targets(pred.detach(), batch_gt_instances,
                                  batch_img_metas, self.num_boxes,
-                                 self.num_classes, self.rescore)
+                                 self.num_classes, self.rescore,
+                                 self.no_overlap)
         boxes = pred[..., :self.num_boxes * 5].reshape(
             *pred.shape[:3], self.num_boxes, 5)  # [N, S, S, B, 5]
         conf = boxes[..., 4]  # [N, S, S, B]

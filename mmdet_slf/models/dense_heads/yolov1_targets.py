@@ -9,6 +9,20 @@ from mmdet.structures.bbox import get_box_tensor
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+# darknet's fill_truth_region skips a box under 0.005 of the image in width
+# or height: it shows nothing to learn, yet would claim its cell.
+MIN_BOX_SIZE = 0.005
+# Which predictor takes a box that none of its cell's predictors overlaps:
+# 'rmse', darknet's, the one nearest in (x, y, w, h); 'first', predictor 0.
+NO_OVERLAP_RULES = ('rmse', 'first')
+
+
+def check_no_overlap(no_overlap: str) -> str:
+    if no_overlap not in NO_OVERLAP_RULES:
+        raise ValueError(f'no_overlap must be one of {NO_OVERLAP_RULES}, got '
+                         f'{no_overlap!r}')
+    return no_overlap
+
 
 def cxcywh_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-9) -> Tensor:
     """Element-wise IoU of broadcastable ``(cx, cy, w, h)`` boxes ``[..., 4]``.
@@ -25,9 +39,13 @@ def cxcywh_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-9) -> Tensor:
     return inter / union.clamp(min=eps)
 
 
-def yolov1_targets(pred: Tensor, gt_instances: InstanceData, img_meta: dict,
-                   num_boxes: int, num_classes: int,
-                   rescore: bool = True) -> Tuple[Tensor, ...]:
+def yolov1_targets(pred: Tensor,
+                   gt_instances: InstanceData,
+                   img_meta: dict,
+                   num_boxes: int,
+                   num_classes: int,
+                   rescore: bool = True,
+                   no_overlap: str = 'rmse') -> Tuple[Tensor, ...]:
     """Targets of one image from its detached prediction ``[S, S, D]``.
 
     Args:
@@ -40,6 +58,10 @@ def yolov1_targets(pred: Tensor, gt_instances: InstanceData, img_meta: dict,
         num_classes (int): Classes ``C``.
         rescore (bool): The obj target is the responsible box's IoU (True,
             the paper) or 1. Defaults to True.
+        no_overlap (str): The predictor responsible for a box that none of
+            them overlaps (IoU 0 for all): ``'rmse'``, darknet's, the one
+            nearest to it in ``(x, y, w, h)`` (image fractions); ``'first'``,
+            predictor 0. Defaults to 'rmse'.
 
     Returns:
         tuple[Tensor]: ``obj_mask [S, S, B]`` (responsible predictors),
@@ -48,7 +70,8 @@ def yolov1_targets(pred: Tensor, gt_instances: InstanceData, img_meta: dict,
         ``conf_target [S, S, B]`` and ``cls_target [S, S, C]``.
     """
     targets = batch_yolov1_targets(pred[None], [gt_instances], [img_meta],
-                                   num_boxes, num_classes, rescore)
+                                   num_boxes, num_classes, rescore,
+                                   no_overlap)
     return tuple(t[0] for t in targets)
 
 
@@ -57,7 +80,8 @@ def batch_yolov1_targets(pred: Tensor,
                          batch_img_metas: Sequence[dict],
                          num_boxes: int,
                          num_classes: int,
-                         rescore: bool = True) -> Tuple[Tensor, ...]:
+                         rescore: bool = True,
+                         no_overlap: str = 'rmse') -> Tuple[Tensor, ...]:
     """Targets of a batch from its detached prediction ``[N, S, S, D]``.
 
     Every box of the batch is assigned in one pass, so the number of
@@ -69,6 +93,7 @@ def batch_yolov1_targets(pred: Tensor,
     leading batch dimension ``N``.
     """
     N, S, B = pred.shape[0], pred.shape[1], num_boxes
+    check_no_overlap(no_overlap)
     if len(batch_gt_instances) != N or len(batch_img_metas) != N:
         raise ValueError(
             f'pred has {N} images but got {len(batch_gt_instances)} '
@@ -85,7 +110,10 @@ def batch_yolov1_targets(pred: Tensor,
     if sum(counts) == 0:
         return _cell_grids(targets, N, S)
     bboxes = torch.cat(per_image).to(pred)  # [M, 4]
-    labels = torch.cat([gt.labels for gt in batch_gt_instances])  # [M]
+    # An image without boxes may carry labels of any dtype (an empty float
+    # tensor would make the whole batch's labels float).
+    labels = torch.cat([gt.labels for gt in batch_gt_instances
+                        if len(gt.labels)])  # [M]
     _check_labels(labels, num_classes)
     # The image of each box, filled on the device (no copy from the host).
     image = torch.cat([
@@ -96,14 +124,14 @@ def batch_yolov1_targets(pred: Tensor,
     # Made on the device: new_tensor would copy from the host and wait.
     scale = torch.cat([bboxes.new_full((1, ), width),
                        bboxes.new_full((1, ), height)])
-    # A box wholly outside the input shows nothing to learn: it takes no
-    # cell. Of the others, the part inside the input is trained (the
-    # identity for the shipped pipelines, which clip): a centre outside
-    # would give cell offsets outside [0, 1].
-    outside = ((bboxes[:, 2:] < 0) | (bboxes[:, :2] > scale)).any(dim=1)
+    # Of each box, the part inside the input is trained (the identity for
+    # the shipped pipelines, which clip): a centre outside would give cell
+    # offsets outside [0, 1]. A box with (almost) nothing inside, under
+    # MIN_BOX_SIZE of the input in width or height, takes no cell.
     bboxes = torch.minimum(bboxes.clamp(min=0), scale.repeat(2))
     centres = (bboxes[:, :2] + bboxes[:, 2:]) / 2 / scale  # [M, 2] in 0-1
     sizes = ((bboxes[:, 2:] - bboxes[:, :2]) / scale).clamp(0, 1)
+    outside = (sizes < MIN_BOX_SIZE).any(dim=1)
     cells = (centres * S).floor().long().clamp(0, S - 1)  # [M, 2] (c, r)
     # Row of each box's cell in the flat targets, image by image.
     flat = image * (S * S) + cells[:, 1] * S + cells[:, 0]
@@ -129,6 +157,11 @@ def batch_yolov1_targets(pred: Tensor,
                             cell_preds[..., 2:4]**2], dim=-1)
     ious = cxcywh_iou(pred_boxes, gt_boxes[:, None, :])  # [M, B]
     best = ious.argmax(dim=1)  # first predictor on ties
+    if no_overlap == 'rmse':
+        # darknet: the highest IoU when one is above 0, else the smallest
+        # distance (the square root is monotone: left out).
+        squared = (pred_boxes - gt_boxes[:, None, :]).square().sum(-1)
+        best = torch.where(ious.amax(dim=1) > 0, best, squared.argmin(dim=1))
     obj_mask[dest, best] = 1
     conf_target[dest, best] = ious.gather(
         1, best[:, None])[:, 0] if rescore else 1.0

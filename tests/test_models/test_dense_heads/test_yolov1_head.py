@@ -265,22 +265,78 @@ def test_boxes_reaching_outside_the_input_are_clipped_to_it():
 def test_a_box_wholly_outside_the_input_takes_no_cell():
     """Box 1 lies left of the input, box 2 below it; clipped, both would
     become empty boxes on the border of cells (0, 0) and (1, 1). They take
-    no cell, and box 1 (later than box 0, and as empty once clipped) does
-    not displace the zero-width box 0 inside the input from cell (0, 0)."""
+    no cell, and do not displace the thin box 0 inside the input from cell
+    (0, 0)."""
     from mmdet_slf.models.dense_heads.yolov1_targets import yolov1_targets
 
     pred = torch.zeros(2, 2, 13)
-    boxes = gt([[0, 30, 0, 40], [-50, 10, -5, 60], [90, 130, 120, 160]],
+    boxes = gt([[0, 30, 2, 40], [-50, 10, -5, 60], [90, 130, 120, 160]],
                [0, 1, 2])
     obj_mask, cell_mask, box_target, conf_target, cls_target = \
         yolov1_targets(pred, boxes, META, 2, 3)
     assert cell_mask.tolist() == [[1.0, 0.0], [0.0, 0.0]]
     assert cls_target.sum() == 1 and cls_target[0, 0, 0] == 1
     assert obj_mask.sum() == 1
-    # box 0: centre (0, 35) px -> offsets (0, 0.546875), size (0, 0.078125)
+    # box 0: centre (1, 35) px -> offsets (1/64, 35/64), size (2, 10) / 128
     torch.testing.assert_close(
         box_target[0, 0],
-        torch.tensor([0.0, 0.546875, 0.0, math.sqrt(0.078125)]))
+        torch.tensor([1 / 64, 35 / 64, math.sqrt(2 / 128),
+                      math.sqrt(10 / 128)]))
+
+
+@pytest.mark.parametrize('width,takes_cell', [(0.0, False), (0.5, False),
+                                              (0.7, True)])
+def test_boxes_under_darknets_minimum_size_take_no_cell(width, takes_cell):
+    """darknet skips a box under 0.005 of the image in width or height
+    (fill_truth_region): at 128 px, 0.5 px (0.0039) is skipped, 0.7 px
+    (0.0055) is kept. A skipped box would teach its cell "class c here,
+    confidence about 0"."""
+    from mmdet_slf.models.dense_heads.yolov1_targets import yolov1_targets
+
+    _, cell_mask, _, _, cls_target = yolov1_targets(
+        torch.zeros(2, 2, 13), gt([[10, 10, 10 + width, 40]], [2]), META, 2,
+        3)
+    assert cell_mask.sum().item() == float(takes_cell)
+    assert cls_target.sum().item() == float(takes_cell)
+
+
+def test_a_box_no_predictor_overlaps_goes_to_the_nearest():
+    """Both predictors of cell (0, 0) miss the box (IoU 0). darknet's rule
+    ('rmse') makes the one nearest in (x, y, w, h) responsible; 'first'
+    takes predictor 0. Box (8, 8, 40, 40) at 128 px: (0.1875, 0.1875, 0.25,
+    0.25). Predictor 0 at (0.45, 0.45), size 0.04: distance^2 = 2 * 0.2625^2
+    + 2 * 0.21^2 = 0.226; predictor 1 at (0.01, 0.01), size 0.01: 2 *
+    0.1775^2 + 2 * 0.24^2 = 0.178, the nearer."""
+    from mmdet_slf.models.dense_heads.yolov1_targets import yolov1_targets
+
+    pred = torch.zeros(2, 2, 13)
+    pred[0, 0, :10] = torch.tensor([0.9, 0.9, 0.2, 0.2, 0.5,
+                                    0.02, 0.02, 0.1, 0.1, 0.5])
+    boxes = gt([[8, 8, 40, 40]], [1])
+    rmse = yolov1_targets(pred, boxes, META, 2, 3)
+    first = yolov1_targets(pred, boxes, META, 2, 3, no_overlap='first')
+    assert rmse[0][0, 0].tolist() == [0.0, 1.0]
+    assert first[0][0, 0].tolist() == [1.0, 0.0]
+    assert rmse[3][0, 0].tolist() == [0.0, 0.0]  # rescore: IoU 0
+    # Once a predictor overlaps the box, the IoU decides, as before.
+    pred[0, 0, :4] = torch.tensor([0.375, 0.375, 0.5, 0.5])  # the box itself
+    assert yolov1_targets(pred, boxes, META, 2, 3)[0][0, 0].tolist() == \
+        [1.0, 0.0]
+    with pytest.raises(ValueError, match="no_overlap must be one of"):
+        make_head(no_overlap='nearest')
+
+
+def test_an_empty_image_may_carry_float_labels():
+    """An image without boxes often gets ``labels=torch.tensor([])``, a
+    float tensor; it must not turn the batch's integer labels into floats
+    (and be refused as such)."""
+    head = make_head()
+    empty = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.tensor([]))
+    losses = head.loss_terms(torch.zeros(2, 2, 2, 13),
+                             [gt([[16, 16, 48, 48]], [1]), empty],
+                             [META, META])
+    assert losses['loss_pred'][1].item() == 0.0
+    assert losses['loss_pred'][0].item() > 0.0
 
 
 @pytest.mark.parametrize('label', [-1, 3])
@@ -333,16 +389,17 @@ def test_empty_gt_and_gradients_reach_every_parameter():
 def test_tiny_and_degenerate_boxes_stay_finite():
     head = make_head(output_act='linear')
     pred = torch.zeros(1, 2, 2, 13, requires_grad=True)  # zero-size boxes
-    gts = [gt([[30, 30, 30, 30], [100, 100, 100.5, 101]], [0, 2])]
+    # A zero-size box (skipped) and a 1 x 1.5 px one (kept: 0.0078 of 128)
+    gts = [gt([[30, 30, 30, 30], [100, 100, 101, 101.5]], [0, 2])]
     losses = head.loss_terms(pred, gts, [META])
     total = sum(v.sum() for v in losses.values())
     total.backward()
     assert torch.isfinite(total) and torch.isfinite(pred.grad).all()
-    # both predictors have IoU 0: box 0 is responsible, obj target is 0
+    # both predictors have IoU 0 and are equally near: predictor 0 is
+    # responsible, its obj target is 0
     assert losses['loss_obj'].item() == 0.0
-    # zero-width box: targets x .34375 / y .46875 offsets, sqrt sizes 0
-    coord = (.46875**2 + .46875**2) + \
-        ((100.25 / 64 - 1)**2 + (100.5 / 64 - 1)**2 + 0.5 / 128 + 1 / 128)
+    # offsets x (100.5 / 64 - 1), y (100.75 / 64 - 1); sqrt sizes squared
+    coord = (100.5 / 64 - 1)**2 + (100.75 / 64 - 1)**2 + 1 / 128 + 1.5 / 128
     assert losses['loss_coord'].item() == pytest.approx(coord, abs=1e-5)
 
 
@@ -427,13 +484,15 @@ def test_bad_settings_fail_at_build(kwargs, key):
 
 def test_wrong_feature_map_names_input_size():
     head = make_head()
-    with pytest.raises(ValueError, match='input_size'):
+    with pytest.raises(ValueError, match=r'expects a \[4, 2, 2\] feature '
+                       r'map .* but got \[4, 3, 3\]; set .*input_size'):
         head((torch.rand(1, 4, 3, 3), ))
     # one cell too many, as from padding 224 to a multiple of 64 at
-    # stride 32: the message names the padding as a cause too
-    with pytest.raises(ValueError, match='pad_size_divisor divides '
-                       'input_size'):
-        head((torch.rand(1, 4, 3, 3), ))
+    # stride 32 (256 px, an 8 x 8 map): the message names the padding too
+    head = make_head(input_size=224, featmap_stride=32, num_grids=7)
+    with pytest.raises(ValueError, match=r'but got \[4, 8, 8\].*'
+                       'pad_size_divisor divides input_size'):
+        head((torch.rand(1, 4, 8, 8), ))
 
 
 def test_fc_sizes_follow_input_and_paper_size():
