@@ -2,8 +2,8 @@
 """Reproduce the synthetic numbers that ``docs/slf.md`` quotes.
 
 Each check runs the package's own weighting on a small problem stated here,
-in about ten seconds on a CPU, and prints what the page says, so the page's numbers
-can be rebuilt after a change:
+in about ten seconds on a CPU, and prints what the page says, so the page's
+numbers can be rebuilt after a change:
 
 1. the KL guard's fixed point ``p_i ~ prior_i exp(-l_i / (kl_weight *
    prior . l))``: how close gradient descent through ``SLFWeighting`` gets
