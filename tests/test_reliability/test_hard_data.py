@@ -1,6 +1,7 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """Training goes on through images without objects, zero-width and 1-pixel
-boxes: the YOLO assignment neither crashes nor divides by zero."""
+boxes: the YOLO assignment skips boxes under 0.005 of the input (darknet's
+rule), trains the others, and neither crashes nor divides by zero."""
 import math
 import os.path as osp
 
@@ -67,27 +68,31 @@ def test_empty_images_are_dropped_by_the_default_filter(tmp_path):
     assert len(runner.train_dataloader.dataset) == 6
 
 
-def test_yolo_targets_for_a_zero_width_box_by_hand():
+def test_yolo_targets_for_a_zero_width_and_a_1px_box_by_hand():
     """S=2, B=2, C=3 on a 64 x 64 input, every output 0.5. Image 0 holds a
-    zero-width box, image 1 nothing."""
+    zero-width box, which takes no cell (under darknet's 0.005 of the
+    input), image 1 a box 1 px wide, which is trained."""
     head = YOLOV1Head(num_classes=3, in_channels=4, input_size=64,
                       featmap_stride=64, num_grids=2, num_boxes=2,
                       fc_channels=8, init_cfg=None)
     pred = torch.full((2, 2, 2, 13), 0.5, requires_grad=True)
     zero_width = InstanceData(bboxes=torch.tensor([[16., 8., 16., 24.]]),
                               labels=torch.tensor([1]))
-    empty = InstanceData(bboxes=torch.zeros(0, 4),
-                         labels=torch.zeros(0, dtype=torch.long))
+    one_pixel = InstanceData(bboxes=torch.tensor([[16., 8., 17., 24.]]),
+                             labels=torch.tensor([1]))
     metas = [dict(batch_input_shape=(64, 64))] * 2
-    terms = head.loss_terms(pred, [zero_width, empty], metas)
-    # Image 0: centre (0.25, 0.25) -> cell (0, 0), offsets (0.5, 0.5),
-    # sqrt sizes (0, 0.5). IoU with the zero-width box is 0 for both
-    # predictors, so predictor 0 is responsible and its target is 0.
-    # coord = (0.5 - 0)^2 = 0.25; obj = 0.5^2; noobj = 7 * 0.5^2;
-    # pred = (0.5 - 1)^2 + 2 * 0.5^2. Image 1: only noobj = 8 * 0.5^2.
+    terms = head.loss_terms(pred, [zero_width, one_pixel], metas)
+    # Image 0: nothing assigned, noobj = 8 * 0.5^2.
+    # Image 1: centre (16.5, 16) / 64 -> cell (0, 0), offsets (0.515625,
+    # 0.5), sqrt sizes (0.125, 0.5). Both predictors decode to (0.25, 0.25)
+    # with sides 0.25, IoU 0.015625 * 0.25 / 0.0625 = 0.0625: a tie, so
+    # predictor 0 is responsible with target 0.0625.
+    # coord = 0.015625^2 + 0.375^2; obj = (0.5 - 0.0625)^2;
+    # noobj = 7 * 0.5^2; pred = (0.5 - 1)^2 + 2 * 0.5^2.
     # Every term is divided by N = 2.
-    expected = dict(coord=[0.125, 0.0], obj=[0.125, 0.0],
-                    noobj=[0.875, 1.0], pred=[0.375, 0.0])
+    expected = dict(coord=[0.0, (0.015625**2 + 0.375**2) / 2],
+                    obj=[0.0, 0.4375**2 / 2], noobj=[1.0, 0.875],
+                    pred=[0.0, 0.375])
     for term, values in expected.items():
         torch.testing.assert_close(terms[f'loss_{term}'],
                                    torch.tensor(values), msg=term)

@@ -21,8 +21,10 @@ class DatasetCheckHook(Hook):
     a name that is not a class of the dataset type (a typo such as
     ``persn``; names of the dataset type left out of ``metainfo.classes``
     are a deliberate subset and only logged); no box is inverted
-    (``xmax < xmin``). Boxes of zero width or height are kept (they train
-    without NaN) and reported with their files. Before testing:
+    (``xmax < xmin``). Boxes of zero width or height are kept and reported
+    with their files (``YOLOV1Head`` skips boxes under 0.005 of the input,
+    as darknet does; other heads train on them as tiny boxes, without
+    NaN). Before testing:
     ``num_classes`` against the test set.
 
     Args:
@@ -78,8 +80,9 @@ class DatasetCheckHook(Hook):
         if zero_size:
             print_log(
                 f'{len(zero_size)} boxes of zero width or height, e.g. '
-                f'{zero_size[0][1]} in {zero_size[0][0]}; they are trained '
-                'on as tiny boxes. Fix the annotations if they are mistakes.',
+                f'{zero_size[0][1]} in {zero_size[0][0]}; YOLOV1Head skips '
+                'them (under 0.005 of the input), other heads train on them '
+                'as tiny boxes. Fix the annotations if they are mistakes.',
                 logger='current', level=30)
 
     def _check_names(self, dataset) -> None:

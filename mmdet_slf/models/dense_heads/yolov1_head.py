@@ -44,8 +44,11 @@ class YOLOV1Head(BaseDenseHead):
     Loss: the cell holding a ground-truth box centre is responsible for it
     (one box per cell; when several centres share a cell the largest box is
     kept), and of its ``B`` predictors the one with the highest IoU with the
-    ground truth. Four sum-squared terms are computed per image and divided
-    by the batch size ``N`` (so the ``[N]`` vector sums to the batch loss):
+    ground truth (the nearest, when none overlaps it: ``no_overlap``). A box
+    under 0.005 of the input wide or high takes no cell (darknet's
+    ``fill_truth_region``). Four sum-squared terms are computed per image
+    and divided by the batch size ``N`` (so the ``[N]`` vector sums to the
+    batch loss):
     ``coord`` (responsible boxes, with ``sqrt(w), sqrt(h)``), ``pred``
     (class probabilities of cells holding an object), ``obj`` (responsible
     confidences towards the IoU, or 1 with ``rescore=False``) and ``noobj``

@@ -1,7 +1,9 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """YOLOv1's target assignment (Redmon et al., CVPR 2016, Sec. 2.2): the cell
 holding a box centre is responsible for it, and of its ``B`` predictors the
-one with the highest IoU with the box."""
+one with the highest IoU with the box. As in darknet, a box that no
+predictor overlaps goes to the nearest one, and a box under 0.005 of the
+input wide or high is skipped."""
 from typing import List, Sequence, Tuple
 
 import torch

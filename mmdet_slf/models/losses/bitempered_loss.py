@@ -57,8 +57,8 @@ class BiTemperedLogisticLoss(nn.Module):
             of 21 classes summing to 1 +- 2e-4 at ``t2 = 1.2``; 20 brings that
             below 1e-9. Convergence slows for ``t2`` of about 2 and above
             with widely spread logits (81 classes, logits of std 100, after
-            20: the sums are off by up to 2e-4 at ``t2 = 2`` and 1e-2 at
-            2.5), so raise it there. Defaults to 20.
+            20: the sums are off by up to about 4e-4 at ``t2 = 2`` and 1e-2
+            at 2.5), so raise it there. Defaults to 20.
         num_bisect_iters (int): Bisection steps of the normalisation for
             ``t2 < 1``; each halves an interval of width ``< 1 / (1 - t2)``.
             Defaults to 30.

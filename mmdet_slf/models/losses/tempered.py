@@ -202,7 +202,9 @@ def bi_tempered_logistic_loss(activations: Tensor,
         entropy_term = torch.where(labels > 0,
                                    labels * labels.clamp(min=1e-30).log(),
                                    labels.new_zeros(()))
-        return (entropy_term - labels * log_probs).sum(dim=-1)
+        cross_term = torch.where(labels > 0, labels * log_probs,
+                                 labels.new_zeros(()))  # 0 * -inf: 0
+        return (entropy_term - cross_term).sum(dim=-1)
     tiny = torch.finfo(activations.dtype).tiny**0.5
     if t2 >= 1.0:
         # From log p: p underflows where a class is far behind, and a clamp
@@ -216,16 +218,26 @@ def bi_tempered_logistic_loss(activations: Tensor,
                                  num_bisect_iters)
         # With t2 < 1, p is exactly 0 outside the support, where the
         # derivatives of p^(1-t1) and p^(2-t1) are infinite; clamping keeps
-        # them finite (the loss there is bounded for t1 < 1 only).
+        # them finite. There log_t1(0) = -1 / (1 - t1) exactly for t1 < 1
+        # (p is constant outside the support: no gradient is lost); for
+        # t1 = 1 the true loss is infinite and the clamp bounds it.
+        outside = probs == 0
         probs = probs.clamp(min=tiny)
         log_t1_probs = log_t(probs, t1)
+        if t1 < 1.0:
+            log_t1_probs = torch.where(
+                outside, log_t1_probs.new_full((), -1.0 / (1.0 - t1)),
+                log_t1_probs)
         probs_power = probs.pow(2.0 - t1)
     labels = labels.to(activations.dtype)
     # y log_t1 y is a constant of the target; 0 log 0 = 0.
     label_term = torch.where(labels > 0,
                              labels * log_t(labels.clamp(min=tiny), t1),
                              labels.new_zeros(()))
-    cross_term = labels * log_t1_probs
+    # A class of label 0 adds nothing, also where its log p is -inf (a
+    # logit of -inf, as from a mask): 0 * -inf would be NaN.
+    cross_term = torch.where(labels > 0, labels * log_t1_probs,
+                             labels.new_zeros(()))
     power_term = (labels.pow(2.0 - t1) - probs_power) / (2.0 - t1)
     return (label_term - cross_term - power_term).sum(dim=-1)
 

@@ -273,9 +273,11 @@ def test_gradients_finite_for_large_logits(t1, t2, use_sigmoid):
                                        (0.8, 1.2, 50.0)])
 def test_float32_true_class_far_behind(t1, t2, gap):
     """Two classes, the true one ``gap`` behind, in float32: the loss and
-    its gradient are the float64 reference's. Its ``p`` (about 1e-44 to
-    1e-22 here) underflows float32; a clamp of ``p`` held the loss at 43.67
-    with a gradient of 1e-22 or less, where the true one is up to -1."""
+    its gradient are the float64 reference's. In the first four cases its
+    ``p`` (about 1e-44 to 1e-22) underflows float32; a clamp of ``p`` held
+    the loss at 43.67 with a gradient of 1e-22 or less, where the true one
+    is up to -1. The default temperatures (0.8, 1.2; p about 6e-6) are a
+    control that the clamp got right too."""
     logits = torch.tensor([[-gap, 0.0]], requires_grad=True)
     value = bi_tempered_logistic_loss(logits, torch.tensor([[1.0, 0.0]]),
                                       t1, t2)
@@ -293,6 +295,40 @@ def test_float32_true_class_far_behind(t1, t2, gap):
         # - (1 - p_true^1.01) / 1.01 + p_other^1.01 / 1.01 = 63.2121.
         assert value.item() == pytest.approx((1 - math.exp(-1)) / 0.01,
                                              rel=1e-5)
+
+
+@pytest.mark.parametrize('t1,t2', [(1.0, 1.2), (1.0, 1.0), (0.8, 1.2),
+                                   (0.8, 0.5), (1.0, 0.5)])
+def test_a_masked_class_changes_nothing(t1, t2):
+    """A logit of -inf (a masked class) has p = 0 and label 0: the loss and
+    gradient are those without the class (0 * -inf was NaN for t1 = 1)."""
+    masked = torch.tensor([[2.0, 0.5, -math.inf]], requires_grad=True)
+    plain = torch.tensor([[2.0, 0.5]], requires_grad=True)
+    with_mask = bi_tempered_logistic_loss(
+        masked, torch.tensor([[1.0, 0.0, 0.0]]), t1, t2)
+    without = bi_tempered_logistic_loss(plain, torch.tensor([[1.0, 0.0]]),
+                                        t1, t2)
+    (with_mask + without).backward()
+    assert with_mask.item() == pytest.approx(without.item(), rel=1e-6)
+    torch.testing.assert_close(masked.grad[:, :2], plain.grad)
+    assert masked.grad[0, 2].item() == 0.0
+
+
+@pytest.mark.parametrize('t1', [0.99, 0.95, 0.8])
+def test_true_class_outside_the_support(t1):
+    """t2 = 0.5, logits (-10, 0): the true class is outside the support of
+    exp_t2, p = (0, 1). By hand: -log_t1(0) = 1 / (1 - t1), and the power
+    terms cancel (-(1 - 0) + 1^(2 - t1)) / (2 - t1) = 0), so the loss is
+    1 / (1 - t1): 100 at t1 = 0.99, where a clamp of p gave 35.4."""
+    logits = torch.tensor([[-10.0, 0.0]], requires_grad=True)
+    value = bi_tempered_logistic_loss(logits, torch.tensor([[1.0, 0.0]]),
+                                      t1, 0.5)
+    value.backward()
+    assert value.item() == pytest.approx(1 / (1 - t1), rel=1e-5)
+    assert value.item() == pytest.approx(
+        ref_loss([-10.0, 0.0], [1.0, 0.0], t1, 0.5), rel=1e-5)
+    # p is constant there: no gradient, as the reference's slope
+    assert logits.grad.abs().max().item() == 0.0
 
 
 def test_gradient_is_the_exact_derivative():
