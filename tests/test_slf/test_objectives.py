@@ -68,6 +68,17 @@ def test_scale_free_signal_hand_values():
     torch.testing.assert_close(evaluated, torch.tensor([[50.0, 37.5]]))
 
 
+def test_scale_free_weighting_passes_its_scale_momentum_on():
+    """SLFWeighting(scale_momentum=0.5) gives its 'scale_free' signal that
+    momentum: after the batch means [2, 4] and [2, 2] the running scale is
+    [2, 8/3] (the hand-worked values above), not the [2, ~3] of 0.99."""
+    weighting = SLFWeighting(['a', 'b'], decision_objective='scale_free',
+                             scale_momentum=0.5)
+    weighting.signal(torch.tensor([[1.0, 2.0], [3.0, 6.0]]), PRIOR[:2])
+    second = weighting.signal(torch.tensor([[2.0, 2.0]]), PRIOR[:2])
+    torch.testing.assert_close(second, torch.tensor([[1.0, 0.75]]))
+
+
 def test_progress_signal_hand_values():
     signal = ProgressSignal(2, fast_momentum=0.5, slow_momentum=0.8,
                             scale_momentum=0.8)
