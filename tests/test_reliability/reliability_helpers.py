@@ -5,6 +5,7 @@ import json
 import os
 import os.path as osp
 import sys
+import uuid
 from typing import Optional, Sequence
 
 import torch
@@ -60,6 +61,10 @@ def tiny_yolo_cfg(data_root: str,
     cfg.val_cfg = None
     cfg.val_evaluator = None
     cfg.randomness = dict(seed=0)
+    # mmengine names a run's logger after the config file and its start
+    # second: two runs of one config started in one second would share a
+    # logger, and the second would log into the first's file.
+    cfg.experiment_name = f'tiny_yolo_{uuid.uuid4().hex[:12]}'
     cfg.default_hooks.pop('visualization', None)
     # The last iteration's checkpoint, iter_<max_iters>.pth, only.
     cfg.default_hooks.checkpoint = dict(

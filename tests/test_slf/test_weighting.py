@@ -32,6 +32,15 @@ def total(outputs):
                and k[5:] in TERMS)
 
 
+def test_fixed_weights_given_by_name_follow_the_terms_not_the_dict_order():
+    weighting = FixedWeighting(['coord', 'noobj'],
+                               weights={'noobj': 0.5, 'coord': 5.0})
+    out = weighting({'loss_coord': torch.tensor(1.0),
+                     'loss_noobj': torch.tensor(1.0)})
+    assert out['loss_coord'].item() == pytest.approx(5.0)
+    assert out['loss_noobj'].item() == pytest.approx(0.5)
+
+
 def test_fixed_weighting_hand_worked():
     weighting = MODELS.build(
         dict(type='FixedWeighting', terms=TERMS, weights=LAMBDAS))
