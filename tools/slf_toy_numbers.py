@@ -119,8 +119,9 @@ def progress_on_still_terms(steps: int = 500) -> None:
               f'{last.abs().max():.2g} at step {steps}')
 
 
-def main() -> None:
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+def main(argv=None) -> None:
+    argparse.ArgumentParser(
+        description=__doc__.splitlines()[0]).parse_args(argv)
     # Tensors of a few numbers: one thread is ten times faster than two
     # contending ones, and gives the same numbers.
     threads = torch.get_num_threads()
