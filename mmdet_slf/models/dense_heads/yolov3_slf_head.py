@@ -164,7 +164,8 @@ class YOLOV3SLFHead(YOLOV3Head):
             num_imgs, -1, self.num_attrib)  # [N, HWA, 5+C]
         pos_mask = target_map[..., 4]  # [N, HWA]
         # mmdet clamps pos + neg to 1 where they overlap: the overlap counts
-        # as positive only, so obj + noobj equals mmdet's loss_conf.
+        # as positive only, so obj + noobj equals mmdet's loss_conf. (With
+        # GridAssigner and the pseudo sampler no anchor is both.)
         neg_mask = neg_map.float() * (1 - pos_mask)
 
         def per_image(loss: Tensor) -> Tensor:

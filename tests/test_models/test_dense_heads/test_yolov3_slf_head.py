@@ -156,6 +156,34 @@ def test_each_image_gets_its_own_share_of_each_term():
         assert not torch.allclose(raw[key][0], raw[key][1]), key
 
 
+def test_an_anchor_both_positive_and_negative_counts_as_positive_only():
+    """mmdet's ``loss_by_feat`` clamps ``pos + neg`` at 1, so an anchor
+    flagged both positive and negative is trained towards confidence 1
+    once, and ``_level_terms`` keeps it out of ``noobj``. mmdet's
+    ``GridAssigner`` with its pseudo sampler never flags an anchor both
+    ways (a negative has ``gt_inds == 0``), so the maps are built by hand:
+    one image, two anchors on a 1 x 1 map, anchor 0 positive and both
+    negative. With sigmoid cross entropy on logits ``x``, the confidence
+    loss is ``softplus(-x)`` towards 1 and ``softplus(x)`` towards 0."""
+    _, ours = build_pair()
+    num_attrib = 5 + NUM_CLASSES
+    pred = torch.zeros(1, 2, num_attrib)
+    pred[0, :, 4] = torch.tensor([0.5, -1.5])  # confidence logits
+    pred_map = pred.reshape(1, 2 * num_attrib, 1, 1)  # anchor-major
+    target = torch.zeros(1, 2, num_attrib)
+    target[0, 0, :4] = torch.tensor([0.5, 0.5, 0.0, 0.0])
+    target[0, 0, 4] = 1.0
+    target[0, 0, 5] = 1.0  # class 0
+    neg = torch.ones(1, 2, dtype=torch.uint8)
+    terms, _ = ours._level_terms(pred_map, target, neg)
+    softplus = torch.nn.functional.softplus
+    torch.testing.assert_close(terms['loss_obj'],
+                               softplus(torch.tensor([-0.5])))
+    # 0.2014 from anchor 1 alone; counting anchor 0 would add 0.9741.
+    torch.testing.assert_close(terms['loss_noobj'],
+                               softplus(torch.tensor([-1.5])))
+
+
 def test_fixed_weighting_reproduces_mmdet_total():
     ref, ours = build_pair(
         weighting=dict(
