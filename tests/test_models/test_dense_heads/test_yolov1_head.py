@@ -143,6 +143,25 @@ def test_largest_box_keeps_a_shared_cell():
     assert terms['loss_pred'].item() == pytest.approx(2.0)
 
 
+def test_a_shared_cell_goes_to_the_larger_area_not_the_wider_box():
+    """Both centres at (32, 32) px, in cell (row 0, col 0) of the 128 px
+    input. Box 0, (0, 30, 64, 34), is the wider, 0.5 x 0.03125 of the
+    input: area 0.015625. Box 1, (24, 0, 40, 64), is 0.125 x 0.5: area
+    0.0625, the larger, so it keeps the cell although it is narrower."""
+    from mmdet_slf.models.dense_heads.yolov1_targets import yolov1_targets
+
+    _, cell_mask, box_target, _, cls_target = yolov1_targets(
+        torch.zeros(2, 2, 13), gt([[0, 30, 64, 34], [24, 0, 40, 64]],
+                                  [0, 1]), META, 2, 3)
+    assert cell_mask.tolist() == [[1.0, 0.0], [0.0, 0.0]]
+    assert cls_target[0, 0].tolist() == [0.0, 1.0, 0.0]
+    # box 1: centre (32, 32) px -> offsets (0.5, 0.5), sqrt sizes of
+    # 0.125 and 0.5
+    torch.testing.assert_close(
+        box_target[0, 0],
+        torch.tensor([0.5, 0.5, math.sqrt(0.125), math.sqrt(0.5)]))
+
+
 def test_targets_drop_a_beaten_box_without_reading_the_device():
     """Three boxes on a 2 x 2 grid of a 128 px input: the large one and a
     small one share cell (row 0, col 0), so the small one's targets must
@@ -573,6 +592,70 @@ def test_conv_head_predicts_each_cell_from_its_own_column():
     changed = feats.clone()
     changed[:, :, 0, 1] += 1
     assert torch.equal(head((changed, ))[0][:, 1, 0], out[:, 1, 0])
+
+
+def test_sigmoid_output_squashes_every_value():
+    """With the FC weights zeroed the output is fc_out's bias, so the
+    pre-activation of the 52 outputs is known: biases -2, 0 and 2 must come
+    out as sigmoid(-2) = 0.1192, 0.5 and sigmoid(2) = 0.8808 with
+    output_act='sigmoid', and unchanged with 'linear'."""
+    bias = torch.tensor([-2.0, 0.0, 2.0]).repeat(18)[:52]
+    expected = {'linear': bias,
+                'sigmoid': 1 / (1 + torch.exp(-bias))}
+    assert expected['sigmoid'][:3].tolist() == pytest.approx(
+        [0.11920, 0.5, 0.88080], abs=1e-5)
+    for act in ('linear', 'sigmoid'):
+        head = make_head(output_act=act)
+        with torch.no_grad():
+            for layer in (head.fc, head.fc_out):
+                layer.weight.zero_()
+                layer.bias.zero_()
+            head.fc_out.bias.copy_(bias)
+        out = head((torch.rand(2, 4, 2, 2), ))[0]
+        assert out.shape == (2, 2, 2, 13)
+        for image in out:
+            torch.testing.assert_close(image.flatten(), expected[act])
+
+
+def test_default_init_draws_both_fc_layers_from_n0_001():
+    """Without an init_cfg, init_weights draws the weights of both FC
+    layers (the hidden ``fc`` and the output ``fc_out``) from N(0, 0.01)
+    with zero biases. PyTorch's own Linear init, U(+-1 / sqrt(fan_in)),
+    would give fc (fan_in 4 * 2 * 2 = 16) a weight std of 0.25 / sqrt(3) =
+    0.144 and non-zero biases. With 1024 weights the sample std of N(0,
+    0.01) is 0.01 +- 0.0002, so [0.009, 0.011] is a loose bound."""
+    torch.manual_seed(0)
+    head = make_head(fc_channels=64)
+    head.init_weights()
+    for layer in (head.fc, head.fc_out):
+        assert layer.weight.numel() >= 1024
+        assert 0.009 < layer.weight.std().item() < 0.011
+        assert abs(layer.weight.mean().item()) < 0.002
+        assert torch.equal(layer.bias, torch.zeros_like(layer.bias))
+
+
+def test_fc_head_drops_hidden_units_in_training_only():
+    """fc_channels = 52 = S * S * (B * 5 + C) with fc's weights zeroed and
+    its bias 1 makes every hidden unit LeakyReLU(1) = 1, and fc_out the
+    identity makes each output one hidden unit. In eval mode every output is
+    1. In training, dropout p = 0.5 zeroes each unit with probability 0.5
+    and scales the rest by 1 / (1 - p) = 2: over 20 images x 52 units the
+    zeroed fraction is 0.5 +- 0.016 (one std), so [0.4, 0.6] holds."""
+    torch.manual_seed(0)
+    head = make_head(fc_channels=52, dropout=0.5)
+    with torch.no_grad():
+        head.fc.weight.zero_()
+        head.fc.bias.fill_(1.0)
+        head.fc_out.weight.copy_(torch.eye(52))
+        head.fc_out.bias.zero_()
+    feats = (torch.rand(20, 4, 2, 2), )
+    head.eval()
+    assert torch.equal(head(feats)[0], torch.ones(20, 2, 2, 13))
+    head.train()
+    out = head(feats)[0]
+    zeroed = (out == 0).float().mean().item()
+    assert 0.4 < zeroed < 0.6
+    assert torch.equal(out[out != 0], torch.full_like(out[out != 0], 2.0))
 
 
 def test_conv_head_needs_one_cell_per_position():
