@@ -108,3 +108,46 @@ def test_a_constant_difference_up_to_rounding_is_constant():
         noisy = paired_comparison(values, reference)
         assert noisy['p'] == pytest.approx(
             stats.ttest_rel(values, reference).pvalue, rel=1e-6), values
+
+
+def test_one_seed_has_no_one_sided_p():
+    """One seed gives no std of the differences, so no test: the one-sided
+    p of a gain above the margin is nan (like the two-sided p), not the
+    0 of a constant difference, though 0.85 - 0.80 = 0.05 is above 0.01."""
+    from mmdet_slf.benchmarking.stats import p_gain_below
+    single = paired_comparison([0.85], [0.80])
+    assert single['n'] == 1 and math.isnan(single['p'])
+    assert math.isnan(p_gain_below(single, 0.01))
+
+
+def test_a_non_finite_side_is_refused_by_name():
+    """A nan or inf on either side is refused with the side's own name and
+    values, before any difference is taken (which would report the
+    differences as 'values')."""
+    with pytest.raises(ValueError, match=r'^reference must be finite, got '
+                       r'\[0\.8, nan\]$'):
+        paired_comparison([0.9, 0.8], [0.8, math.nan])
+    with pytest.raises(ValueError, match=r'^reference must be finite, got '
+                       r'\[inf, 0\.8\]$'):
+        paired_comparison([0.9, 0.8], [math.inf, 0.8])
+    with pytest.raises(ValueError, match=r'^values must be finite, got '
+                       r'\[inf, 0\.8\]$'):
+        paired_comparison([math.inf, 0.8], [0.8, 0.8])
+
+
+def test_the_rounding_scale_reads_the_reference_too():
+    """A strategy at 0 mAP on every seed against a reference at 0.3, 0.1 +
+    0.2 (0.30000000000000004) and 0.3: the differences are the constant
+    -0.3 up to the reference's rounding (std about 3e-17), so t = -inf,
+    p = 0 and a gain above -0.3 is not shown (p = 1). The tolerance is
+    ROUNDING times the larger side's largest value, here the reference's
+    0.30000000000000004; the strategy's zeros alone would give 0 and read
+    the rounding as noise."""
+    from mmdet_slf.benchmarking.stats import ROUNDING, p_gain_below
+    reference = [0.3, 0.1 + 0.2, 0.3]
+    result = paired_comparison([0.0, 0.0, 0.0], reference)
+    assert 0 < result['std_diff'] < 1e-16
+    assert result['tolerance'] == ROUNDING * (0.1 + 0.2)
+    assert result['t'] == -math.inf and result['p'] == 0.0
+    assert p_gain_below(result, -0.3) == 1.0
+    assert p_gain_below(result, -0.35) == 0.0

@@ -65,6 +65,17 @@ def test_weight_shares_relative_to_the_prior():
         PRIOR) == pytest.approx(shares)
 
 
+def test_weight_shares_match_the_weights_to_terms_by_name():
+    """Mean weights logged in another order than ``terms`` (a strategy
+    that lists its terms backwards) give the same shares as above: coord
+    1.2, pred and obj 0.625, noobj 0.5; by position, coord would get 0.25
+    of 7.5 against 5 of 7.5 (0.05) and noobj 6 against 0.5 (12)."""
+    shares = terms.weight_shares(
+        dict(noobj=0.25, obj=0.625, pred=0.625, coord=6.0), TERMS, PRIOR)
+    assert shares == pytest.approx(
+        dict(coord=1.2, pred=0.625, obj=0.625, noobj=0.5))
+
+
 def test_drop_after_peak_and_spearman_against_hand_worked_values():
     assert terms.drop_after_peak([[200, 0.5], [400, 0.8], [600, 0.7]]) \
         == pytest.approx(0.1)

@@ -231,3 +231,54 @@ def test_the_targets_read_differences_up_to_rounding():
     rows = report.strategy_rows(results, 'fixed')
     line = target_line(report.verdict(results, rows, 'fixed'), 2)
     assert '**met**' in line
+
+
+def test_a_default_needs_five_seeds():
+    """The rule counts a variant with 5 seeds or more: with seeds 0-3 only
+    (4 seeds) the better variant is not the default and the page says '4
+    seeds'; with the fifth seed it is chosen."""
+    results = results_of(fixed=[0.8] * 5, **{'slf-a': [0.9] * 4})
+    rows = report.strategy_rows(results, 'fixed')
+    assert rows[1]['n'] == 4
+    assert rules.why_not_default(rows[1]) == '4 seeds'
+    assert report.choose_slf_default(rows) is None
+    assert report.verdict(results, rows, 'fixed')[0].endswith(
+        '(slf-a: 4 seeds).')
+    results = results_of(fixed=[0.8] * 5, **{'slf-a': [0.9] * 5})
+    rows = report.strategy_rows(results, 'fixed')
+    assert rules.why_not_default(rows[1]) is None
+    assert report.choose_slf_default(rows)['key'] == 'slf-a'
+
+
+@pytest.mark.parametrize('p,expected', [(0.05, '**missed**'),
+                                        (0.0499, '**met**')])
+def test_target_1_needs_p_strictly_below_0_05(monkeypatch, p, expected):
+    """Target 1 is p < 0.05: a gain of 0.02 (above 0.01) with p exactly
+    0.05 misses it, with p = 0.0499 meets it."""
+    def comparison(values, reference):
+        return dict(n=5, mean_diff=0.02, std_diff=0.01, ci_low=0.0,
+                    ci_high=0.04, p=p, t=2.0)
+
+    results = results_of(fixed=[0.8] * 5, **{'slf-a': [0.82] * 5})
+    rows = report.strategy_rows(results, 'fixed')
+    monkeypatch.setattr(rules, 'paired_comparison', comparison)
+    line = target_line(report.verdict(results, rows, 'fixed'), 1)
+    assert f'{expected} (+0.0200, p = ' in line
+
+
+def test_pairing_skips_the_strategys_extra_seeds():
+    """The strategy ran seeds 0-3, the reference 1-3: the difference is
+    over seeds 1, 2, 3, seed by seed (0.81 - 0.80, 0.83 - 0.81, 0.84 -
+    0.82 = +0.01, +0.02, +0.02, mean 0.05 / 3), not the strategy's first
+    three seeds (0.70, 0.81, 0.83, mean -0.03) against the reference."""
+    results = {'fixed': {s: run('fixed', s, v) for s, v in
+                         ((1, 0.80), (2, 0.81), (3, 0.82))},
+               'slf-a': {s: run('slf-a', s, v) for s, v in
+                         enumerate([0.70, 0.81, 0.83, 0.84])}}
+    rows = report.strategy_rows(results, 'fixed')
+    assert rows[1]['n'] == 4  # the row's own mean counts every seed
+    paired = rows[1]['paired']
+    assert paired['n'] == 3
+    assert paired['mean_diff'] == pytest.approx(0.05 / 3, abs=1e-12)
+    assert paired['p'] == pytest.approx(scipy_stats.ttest_rel(
+        [0.81, 0.83, 0.84], [0.80, 0.81, 0.82]).pvalue, rel=1e-9)
