@@ -207,3 +207,19 @@ def test_build_weighting_fills_in_channels_and_checks_terms():
     filled = build_weighting(dict(type='FixedWeighting', weights=LAMBDAS),
                              TERMS, 7, 'Head')
     assert filled.terms == TERMS
+
+
+def test_scalar_and_per_image_terms_together_are_refused():
+    """All raw terms are scalars or all are per-image vectors [N]: a scalar
+    first and a vector [2] after it is refused with both shapes named,
+    whichever comes first."""
+    weighting = FixedWeighting(['a', 'b'])
+    for first, second in [(torch.tensor(1.0), torch.tensor([1.0, 2.0])),
+                          (torch.tensor([1.0, 2.0]), torch.tensor(1.0))]:
+        shapes = {'loss_a': tuple(first.shape),
+                  'loss_b': tuple(second.shape)}
+        with pytest.raises(ValueError) as info:
+            weighting({'loss_a': first, 'loss_b': second})
+        message = str(info.value)
+        assert 'must all be scalars or all be per-image vectors' in message
+        assert f'got shapes {shapes}' in message

@@ -97,6 +97,25 @@ def test_a_point_that_rounds_to_one_stays_off_a_zero_last_term(monkeypatch):
     torch.testing.assert_close(p_hat, torch.tensor([[0.25, 0.75, 0.0]]))
 
 
+def test_a_nan_row_indexes_inside_the_row(monkeypatch):
+    """A row of non-finite terms (left out later by the non-finite policy)
+    has a NaN cdf; every comparison with NaN fails, so the search runs
+    past the end (index n) and is clamped to the last term: [0, 1]. The
+    finite row beside it is drawn as usual: with U = 0.5 the points 1/8,
+    3/8, 5/8, 7/8 on the cdf [0.25, 1] give [1/4, 3/4]."""
+    from mmdet_slf.slf import estimators
+    real_rand = torch.rand
+
+    def rand_half(*args, **kwargs):
+        return real_rand(*args, **kwargs).fill_(0.5)
+
+    monkeypatch.setattr(estimators.torch, 'rand', rand_half)
+    probs = torch.tensor([[float('nan'), 0.5], [0.25, 0.75]])
+    p_hat = stratified_sample(probs, 4)
+    torch.testing.assert_close(p_hat, torch.tensor([[0.0, 1.0],
+                                                    [0.25, 0.75]]))
+
+
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
 def test_stratified_draws_half_precision_probabilities_in_float32(dtype):
     """A bfloat16 cdf put a rare term's mean at 0.0036 for p = 0.002 and

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from mmdet_slf.slf import multiple_gumbel_softmax
+from mmdet_slf.slf import multiple_gumbel_softmax, sample_gumbel
 
 PROBS = torch.tensor([0.5, 0.25, 0.15, 0.1])
 LOGITS = PROBS.log()
@@ -209,3 +209,20 @@ def test_a_tiny_tau_gives_the_one_hot_draw_not_nan(hard):
         assert torch.equal(p_hats[1.0],
                            torch.softmax(torch.log_softmax(
                                LOGITS, -1) + noise, -1).mean(0))
+
+
+def test_a_uniform_of_zero_gives_finite_noise(monkeypatch):
+    """U = 0 (probability 2^-24 per float32 draw) is clamped up to the
+    smallest normal float32, tiny = 2^-126: the noise is -log(-log(tiny))
+    = -log(126 ln 2) = -4.4698, not -log(-log(0)) = -inf."""
+    from mmdet_slf.slf import gumbel
+    real_rand = torch.rand
+
+    def rand_zero(*args, **kwargs):
+        return real_rand(*args, **kwargs).zero_()
+
+    monkeypatch.setattr(gumbel.torch, 'rand', rand_zero)
+    noise = sample_gumbel(torch.Size([3]), 'cpu', torch.float32)
+    expected = -math.log(126 * math.log(2))  # -4.46977
+    assert torch.isfinite(noise).all()
+    torch.testing.assert_close(noise, torch.full((3, ), expected))

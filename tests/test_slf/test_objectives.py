@@ -79,6 +79,46 @@ def test_scale_free_weighting_passes_its_scale_momentum_on():
     torch.testing.assert_close(second, torch.tensor([[1.0, 0.75]]))
 
 
+def test_progress_weighting_passes_its_scale_momentum_on():
+    """SLFWeighting(scale_momentum=0.5) gives its 'progress' signal that
+    momentum for sigma^2. Log-loss of term a drops by 1 once and stays:
+    the gap peaks at step 3 and shrinks, so at step 6 the running sigma^2
+    (0.00374 with momentum 0.5) is above the last square (0.00266) and
+    s_a = 0.0729 / sqrt(0.00374) = 1.192; momentum 0.99 would average in
+    the early zero square too and give 1.114."""
+    weighting = SLFWeighting(['a', 'b'], decision_objective='progress',
+                             scale_momentum=0.5, fast_momentum=0.5,
+                             slow_momentum=0.8)
+    losses = [[1.0, 1.0]] + [[math.exp(-1), 1.0]] * 5
+    for loss in losses:
+        out = weighting.signal(torch.tensor([loss]), PRIOR[:2])
+    logs = np.log(np.asarray(losses))
+    gaps = [ema_reference(logs[:k], 0.8) - ema_reference(logs[:k], 0.5)
+            for k in range(1, len(losses) + 1)]
+    squares = [[np.mean(g**2)] for g in gaps]
+    sigma2 = max(ema_reference(squares, 0.5)[0], squares[-1][0])
+    assert sigma2 > 1.3 * squares[-1][0]  # the running one counts
+    expected = gaps[-1] / math.sqrt(sigma2)
+    assert abs(expected[0] - 1.192) < 1e-3 and expected[1] == 0
+    torch.testing.assert_close(
+        out, torch.tensor(expected, dtype=torch.float32)[None])
+
+
+def test_progress_weighting_passes_its_signal_min_scale_on():
+    """SLFWeighting(signal_min_scale=1) gives its 'progress' signal that
+    floor. Log-losses [0, 0] then [-1, 0] with fast 0.5 and slow 0.8: the
+    corrected averages of [0, -1] are -1 / 1.5 and -1 / 1.8, so the gap is
+    [1/9, 0]; its rms (0.079) is below the floor 1, so s = [1/9, 0]. With
+    no floor the gap over its own rms would be [sqrt(2), 0]."""
+    weighting = SLFWeighting(['a', 'b'], decision_objective='progress',
+                             fast_momentum=0.5, slow_momentum=0.8,
+                             signal_min_scale=1.0)
+    first = weighting.signal(torch.tensor([[1.0, 1.0]]), PRIOR[:2])
+    assert torch.equal(first, torch.zeros(1, 2))  # both averages are 0
+    second = weighting.signal(torch.tensor([[math.exp(-1), 1.0]]), PRIOR[:2])
+    torch.testing.assert_close(second, torch.tensor([[1 / 9, 0.0]]))
+
+
 def test_progress_signal_hand_values():
     signal = ProgressSignal(2, fast_momentum=0.5, slow_momentum=0.8,
                             scale_momentum=0.8)
@@ -375,6 +415,20 @@ def test_scale_free_signal_before_any_training_call_reads_the_batch():
     out = signal(torch.tensor([[2.0, 0.5], [4.0, 1.5]]), PRIOR[:2])
     torch.testing.assert_close(out, torch.tensor([[2 / 3, 0.5], [4 / 3, 1.5]]))
     assert int(signal.mean.count) == 0
+
+
+def test_scale_free_signal_evaluated_after_one_training_call():
+    """One training call with batch mean [2, 4] (momentum 0.5): the EMA
+    holds 0.5 * [2, 4] = [1, 2] and the bias correction 1 - 0.5 = 0.5
+    gives the running mean [2, 4] back. Evaluation divides by it, 100 /
+    [2, 4] = [50, 25], not by its own batch's mean (which gives [1, 1])."""
+    signal = ScaleFreeSignal(2, momentum=0.5)
+    signal(torch.tensor([[2.0, 4.0]]), PRIOR[:2])
+    torch.testing.assert_close(signal.mean.value, torch.tensor([1.0, 2.0]))
+    signal.eval()
+    out = signal(torch.tensor([[100.0, 100.0]]), PRIOR[:2])
+    torch.testing.assert_close(out, torch.tensor([[50.0, 25.0]]))
+    assert int(signal.mean.count) == 1
 
 
 def test_teacher_signal_of_a_batch_of_zeros_is_zero_not_nan():
