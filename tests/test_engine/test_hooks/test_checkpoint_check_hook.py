@@ -12,7 +12,8 @@ from torch import nn
 
 import mmdet_slf  # noqa: F401
 from mmdet_slf.engine.checkpoint import CheckpointError
-from mmdet_slf.engine.hooks.checkpoint_check_hook import CheckpointCheckHook
+from mmdet_slf.engine.hooks.checkpoint_check_hook import (
+    CheckpointCheckHook, only_weighting_state)
 from mmdet_slf.slf import SLFWeighting
 
 
@@ -72,3 +73,86 @@ def test_evaluation_still_refuses_other_backbone_keys(tmp_path):
     with pytest.raises(CheckpointError, match='cannot evaluate ckpt.pth'):
         CheckpointCheckHook().after_load_checkpoint(
             fake_runner(model, tmp_path), dict(state_dict=state))
+
+
+def test_a_name_that_merely_contains_weighting_is_no_weighting_state(
+        tmp_path):
+    """Only ``weighting.*`` and ``*.weighting.*`` keys are a loss
+    weighting's state; ``backbone.reweighting.weight`` is a model weight,
+    so an evaluation checkpoint that lacks it is refused."""
+    def report(*missing):
+        return dict(missing=list(missing), unexpected=[], mismatched=[],
+                    matched=1)
+
+    assert only_weighting_state(report('weighting.fc.bias',
+                                       'roi_head.weighting.fc.weight'))
+    assert not only_weighting_state(report('backbone.reweighting.weight'))
+    assert not only_weighting_state(report('weighting.fc.bias',
+                                           'head.reweighting_conv.bias'))
+    model = Detector(False)
+    model.backbone.reweighting = nn.Linear(1, 1)
+    checkpoint = dict(state_dict=Detector(False).state_dict())
+    with pytest.raises(CheckpointError,
+                       match=r'cannot evaluate ckpt\.pth') as error:
+        CheckpointCheckHook().after_load_checkpoint(
+            fake_runner(model, tmp_path), checkpoint)
+    # backbone.weight and backbone.bias fit; the two reweighting keys miss
+    assert '2 of 4 model weights fit' in str(error.value)
+
+
+def test_explicit_strict_refuses_a_weighting_only_mismatch(
+        tmp_path, caplog):
+    """The weighting-only leniency of evaluation is the default's (strict
+    None) decision; ``strict=True`` raises on any mismatch, this one too.
+    With the default the same checkpoint only warns."""
+    model = Detector(True)
+    checkpoint = dict(state_dict=Detector(False).state_dict())
+    with caplog.at_level(logging.WARNING):
+        CheckpointCheckHook().after_load_checkpoint(
+            fake_runner(model, tmp_path), checkpoint)
+    assert "only in the loss weighting's training state" in caplog.text
+    refusal = r'cannot evaluate ckpt\.pth: it is a checkpoint of another'
+    with pytest.raises(CheckpointError, match=refusal):
+        CheckpointCheckHook(strict=True).after_load_checkpoint(
+            fake_runner(model, tmp_path), checkpoint)
+
+
+def test_training_load_from_with_no_fitting_key_is_refused(tmp_path,
+                                                           caplog):
+    """``load_from`` in training is lenient (fine-tuning), but a checkpoint
+    that shares no key with the model is refused: nn.Linear(3, 2) has 2
+    weights (weight, bias), none of which the checkpoint holds, and the
+    checkpoint's one key is not in the model."""
+    model = nn.Linear(3, 2)
+    checkpoint = dict(state_dict={'other.weight': torch.zeros(1)})
+    with pytest.raises(CheckpointError) as error:
+        CheckpointCheckHook().after_load_checkpoint(
+            fake_runner(model, tmp_path, training=True), checkpoint)
+    assert str(error.value).startswith(
+        'cannot initialise from ckpt.pth: it is a checkpoint of another '
+        'model (0 of 2 model weights fit, 1 checkpoint keys not in the '
+        'model):\n')
+    # One key that fits (bias) is enough for a partial load with a warning.
+    checkpoint['state_dict']['bias'] = torch.zeros(2)
+    with caplog.at_level(logging.WARNING):
+        CheckpointCheckHook().after_load_checkpoint(
+            fake_runner(model, tmp_path, training=True), checkpoint)
+    assert 'load_from ckpt.pth fits the model only partly (1 weights fit)' \
+        in caplog.text
+
+
+def test_the_refusal_counts_every_model_weight(tmp_path):
+    """The total in ``m of n model weights fit`` is the model's number of
+    weights, whether they fit, miss or have another shape: the model below
+    has 4 (two Linear layers' weight and bias); the checkpoint lacks
+    ``0.bias`` and has ``1.weight`` of shape [5, 2], so 2 of 4 fit."""
+    model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2))
+    state = model.state_dict()
+    del state['0.bias']
+    state['1.weight'] = torch.zeros(5, 2)
+    with pytest.raises(CheckpointError) as error:
+        CheckpointCheckHook().after_load_checkpoint(
+            fake_runner(model, tmp_path, resume=True, training=True),
+            dict(state_dict=state))
+    assert 'cannot resume from ckpt.pth: it is a checkpoint of another ' \
+        'model (2 of 4 model weights fit):\n' in str(error.value)

@@ -150,3 +150,64 @@ def test_a_diagnostic_still_in_the_loss_dict_is_logged_once():
     # A nested weighting's diagnostics reach the loss dict under its prefix.
     nested = hub.log_scalars['train/cls.slf_w_x']._log_history
     assert list(nested) == [2.0]
+
+
+def _fixed(weight: float):
+    """A FixedWeighting of one term ``x`` that has run once on loss 1.0:
+    its diagnostics are ``slf_w_x`` = ``weight``, ``slf_raw_x`` = 1.0 and
+    ``slf_skipped`` = 0.0."""
+    from mmdet_slf.slf import FixedWeighting
+    weighting = FixedWeighting(terms=['x'], weights=[weight])
+    weighting({'loss_x': torch.tensor(1.0)})
+    return weighting
+
+
+def test_a_single_head_weighting_logs_bare_keys_and_two_are_prefixed():
+    """One weighting that is not in a loss module logs ``slf_w_x`` with no
+    prefix, even when it sits in a head; with two such weightings each gets
+    its owner's module path as prefix, so that they do not share a key."""
+    model = nn.Module()
+    model.bbox_head = nn.Module()
+    model.bbox_head.weighting = _fixed(2.0)
+    assert collect_diagnostics(model) == {
+        'slf_w_x': 2.0, 'slf_raw_x': 1.0, 'slf_skipped': 0.0}
+    model.rpn_head = nn.Module()
+    model.rpn_head.weighting = _fixed(3.0)
+    assert collect_diagnostics(model) == {
+        'bbox_head.slf_w_x': 2.0, 'bbox_head.slf_raw_x': 1.0,
+        'bbox_head.slf_skipped': 0.0,
+        'rpn_head.slf_w_x': 3.0, 'rpn_head.slf_raw_x': 1.0,
+        'rpn_head.slf_skipped': 0.0}
+
+
+def test_a_deeply_nested_weighting_is_prefixed_by_its_whole_owner_path():
+    """An SLFLoss under ``bbox_head.loss_cls``: the prefix is the full
+    owner path ``bbox_head.loss_cls`` with ``loss_`` cut out, i.e.
+    ``bbox_head.cls.`` (the example of the collect_diagnostics docstring),
+    not only the first component."""
+    model = nn.Module()
+    model.bbox_head = nn.Module()
+    model.bbox_head.loss_cls = nn.Module()
+    model.bbox_head.loss_cls.weighting = _fixed(2.0)
+    assert collect_diagnostics(model) == {
+        'bbox_head.cls.slf_w_x': 2.0, 'bbox_head.cls.slf_raw_x': 1.0,
+        'bbox_head.cls.slf_skipped': 0.0}
+
+
+def test_a_weighting_held_under_two_names_is_logged_once():
+    """One weighting module registered twice (a shared head): it is found
+    once, under its first name, and its three diagnostics are logged once,
+    as bare keys since it is the only weighting."""
+    weighting = _fixed(2.0)
+    model = nn.Module()
+    model.bbox_head = nn.Module()
+    model.bbox_head.weighting = weighting
+    model.alias = weighting
+    assert find_weightings(model) == [('bbox_head.weighting', weighting)]
+    assert collect_diagnostics(model) == {
+        'slf_w_x': 2.0, 'slf_raw_x': 1.0, 'slf_skipped': 0.0}
+    hub = MessageHub.get_instance('test_a_weighting_held_under_two_names')
+    SLFLoggerHook().after_train_iter(
+        SimpleNamespace(model=model, message_hub=hub), 0)
+    assert sorted(hub.log_scalars) == [
+        'train/slf_raw_x', 'train/slf_skipped', 'train/slf_w_x']
