@@ -365,6 +365,53 @@ def test_kl_guard_gradient_on_a_collapsed_term_is_the_formula():
                                rtol=1e-4, atol=0)
 
 
+def test_kl_guard_log_p_is_floored_at_1e_12():
+    """``log p`` in the guard is ``log max(p, 1e-12)``, the floor the
+    objectives have always used (``decision_objective``'s own default):
+    below 1e-12 a term enters with ``log p = log 1e-12 = -27.63`` and no
+    gradient through its log, so the KL gradient on its logit is
+    ``kl_weight * M * p_c (log 1e-12 - log prior_c - KL - 1)``, not the
+    exact ``p_c (log p_c - log prior_c - KL)`` (a log-softmax's).
+
+    Uniform prior over 3 terms, logits [0, 0, -40]: p_c = e^-40 / (2 +
+    e^-40) = 2.1e-18, KL = log 1.5; M = scale * prior . l = 3 * 1 = 3."""
+    weighting = SLFWeighting(['a', 'b', 'c'], prior=[1.0, 1.0, 1.0],
+                             decision_objective='joint', kl_weight=1.0)
+    with torch.no_grad():
+        weighting.decision_net.fc_out.bias.copy_(
+            torch.tensor([0.0, 0.0, -40.0]))
+    out = weighting({f'loss_{t}': torch.tensor(1.0) for t in 'abc'})
+    out['loss_slf_kl'].backward()
+    grad = weighting.decision_net.fc_out.bias.grad[2].item()
+    p_c = math.exp(-40) / (2 + math.exp(-40))
+    kl = math.log(1.5)
+    assert out['loss_slf_kl'].item() == pytest.approx(3 * kl, rel=1e-6)
+    floored = 3 * p_c * (math.log(1e-12) - math.log(1 / 3) - kl - 1)
+    exact = 3 * p_c * (math.log(p_c) - math.log(1 / 3) - kl)
+    # -1.78e-16: abs=0, or approx's default abs=1e-12 would take anything
+    assert grad == pytest.approx(floored, rel=1e-4, abs=0)
+    assert floored / exact == pytest.approx(0.698, abs=1e-3)
+
+
+def test_one_p_hat_per_batch_reads_the_batch_sum_of_the_terms():
+    """``per_image=False``: the terms are summed over the batch, and the
+    'scale_free' signal ``s = L / m`` reads that sum ``L``, its running
+    mean ``m`` too. With momentum 0.5: call 1, two images [1, 2] each: L1
+    = [2, 4], m = L1, s = [1, 1]. Call 2, one image [3, 3]: L2 = [3, 3],
+    m = (0.5 L1 + L2) / 1.5 = [8/3, 10/3], s = [9/8, 9/10]; p = prior =
+    [0.5, 0.5] (the network's start), J = 0.5 * (9/8 + 9/10) = 1.0125.
+    The batch mean instead of the sum gives s = [9/7, 9/8] at call 2."""
+    weighting = SLFWeighting(['a', 'b'], per_image=False, scale_momentum=0.5)
+    expected = [[1.0, 1.0], [9 / 8, 9 / 10]]
+    for rows, signal in zip(([[1.0, 2.0], [1.0, 2.0]], [[3.0, 3.0]]),
+                            expected):
+        rows = torch.tensor(rows)
+        out = weighting({'loss_a': rows[:, 0], 'loss_b': rows[:, 1]})
+        assert out['slf_signal_a'].item() == pytest.approx(signal[0])
+        assert out['slf_signal_b'].item() == pytest.approx(signal[1])
+    assert out['loss_slf_decision'].item() == pytest.approx(1.0125)
+
+
 def test_probability_and_signal_diagnostics_are_batch_means():
     """``slf_p_<term>`` and ``slf_signal_<term>`` are the means over the
     images of per-image values: p from the decision network's softmax on
