@@ -114,6 +114,29 @@ def test_two_processes_writing_one_split_do_not_share_a_temporary_file(
     assert sorted(os.listdir(tmp_path)) == ['train.txt']
 
 
+def test_split_lists_are_text_files_of_one_id_a_line(ann_dir, tmp_path):
+    """train.txt and val.txt end each id, the last included, with a
+    newline, as VOC's lists do; a list already holding that text is left as
+    it is (same inode and mtime), so a split is never rewritten."""
+    for path in tuning.write_validation_split(ann_dir, 10, seed=0):
+        with open(path) as f:
+            text = f.read()
+        assert text == ''.join(f'{image_id}\n'
+                               for image_id in read_ids(path))
+        assert len(text) == 7 * len(read_ids(path))  # '000012\n' each
+    path = str(tmp_path / 'train.txt')
+    with open(path, 'w') as f:
+        f.write('000002\n000001\n')
+    before = os.stat(path)
+    tuning._write_if_changed(path, ['000002', '000001'])
+    after = os.stat(path)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino,
+                                                 before.st_mtime_ns)
+    tuning._write_if_changed(path, ['000003'])
+    with open(path) as f:
+        assert f.read() == '000003\n'
+
+
 def test_validation_split_refuses_bad_sizes_and_a_leaking_test_list(
         ann_dir):
     for num_val in (0, 40):
@@ -221,6 +244,17 @@ def test_sample_lambdas_refuses_bad_arguments():
         tuning.sample_lambdas(base=[5.0, 0.0])
 
 
+def test_a_spread_that_leaves_one_lambda_draws_it():
+    """Base 1, spread 1.001: the bounds 1/1.001 = 0.999000999 rounded up
+    and 1.001 rounded down, at 3 significant digits, are both 1.00. One
+    lambda of 3 digits lies within them, so it is drawn, not refused; the
+    refusal is for bounds that cross (1.005 at x1.002: 1.01 > 1.00)."""
+    assert tuning.sample_lambdas([1.0], num_settings=2, spread=1.001) == [
+        [1.0], [1.0]]
+    with pytest.raises(ValueError, match='spread 1.002 leaves no lambda'):
+        tuning.sample_lambdas([1.005], 1, 1.002)
+
+
 def test_tuning_config_trains_on_train_and_validates_on_val(ann_dir):
     cfg = Config.fromfile(osp.join(CONFIG_DIR, 'fixed.py'))
     split = tuning.write_validation_split(ann_dir, 10, seed=0)
@@ -243,6 +277,56 @@ def test_tuning_config_trains_on_train_and_validates_on_val(ann_dir):
     assert cfg.test_dataloader.dataset.ann_file.endswith('test.txt')
     with pytest.raises(ValueError, match=r'one weight per term \(4\)'):
         tuning.tuning_config(cfg, [1.0, 2.0], split)
+
+
+def test_tuning_config_counts_the_terms_of_an_slf_prior(ann_dir):
+    """An SLF reference gives its weights as ``prior`` (4 terms, no
+    ``weights``): 3 lambdas are refused with the count of the prior."""
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, 'slf-joint.py'))
+    assert 'weights' not in cfg.model.bbox_head.weighting
+    assert cfg.model.bbox_head.weighting.prior == [5.0, 1.0, 1.0, 0.5]
+    split = tuning.write_validation_split(ann_dir, 10, seed=0)
+    with pytest.raises(ValueError, match=r'one weight per term \(4\), got '
+                       r'\[1.0, 2.0, 3.0\]'):
+        tuning.tuning_config(cfg, [1.0, 2.0, 3.0], split)
+    tuned = tuning.tuning_config(cfg, [1.0, 2.0, 3.0, 4.0], split)
+    assert tuned.model.bbox_head.weighting == dict(
+        type='FixedWeighting', weights=[1.0, 2.0, 3.0, 4.0])
+
+
+def test_validation_drops_a_root_the_training_set_does_not_have():
+    """The training dataset gives no data_root or data_prefix: the val
+    (and test) dataset, which reads the same ids, loses its own rather
+    than reading them below another set's root."""
+    cfg = Config(dict(
+        train_dataloader=dict(dataset=dict(ann_file='trainval.txt')),
+        val_dataloader=dict(dataset=dict(
+            data_root='/sets/b/', data_prefix=dict(sub_data_root='OTHER/'),
+            ann_file='test.txt'))))
+    tuned = tuning.validation_config(cfg, ('/s/train.txt', '/s/val.txt'))
+    for loader in (tuned.val_dataloader, tuned.test_dataloader):
+        assert loader.dataset == dict(ann_file='/s/val.txt')
+    assert tuned.train_dataloader.dataset == dict(ann_file='/s/train.txt')
+    assert cfg.val_dataloader.dataset.data_root == '/sets/b/'
+
+
+def test_validation_makes_relative_split_paths_absolute(tmp_path,
+                                                        monkeypatch):
+    """Lists given relative to the working directory are written as
+    absolute paths: mmengine would read a relative ann_file below
+    data_root (here /sets/a/split/train.txt)."""
+    monkeypatch.chdir(tmp_path)
+    cfg = Config(dict(
+        train_dataloader=dict(dataset=dict(data_root='/sets/a/',
+                                           ann_file='trainval.txt')),
+        val_dataloader=dict(dataset=dict(ann_file='test.txt'))))
+    tuned = tuning.validation_config(cfg, ('split/train.txt',
+                                           'split/val.txt'))
+    assert tuned.train_dataloader.dataset.ann_file == str(
+        tmp_path / 'split' / 'train.txt')
+    for loader in (tuned.val_dataloader, tuned.test_dataloader):
+        assert loader.dataset.ann_file == str(tmp_path / 'split' / 'val.txt')
+        assert loader.dataset.data_root == '/sets/a/'
 
 
 def write_digits_set(root, trainval, test):
@@ -312,6 +396,29 @@ def test_selection_takes_the_highest_validation_map():
     assert search['num_runs'] == 3 and search['train_minutes'] == 9.0
 
 
+def test_selection_passes_over_infinite_maps():
+    """An mAP of +inf or -inf (a broken evaluation) is not finite and is
+    passed over like nan: 0.5 is the best of (inf, 0.5, -inf)."""
+    assert tuning.select_best([dict(mAP=math.inf), dict(mAP=0.5),
+                               dict(mAP=-math.inf)]) == 1
+    with pytest.raises(ValueError, match='no setting has a finite'):
+        tuning.select_best([dict(mAP=math.inf), dict(mAP=-math.inf)])
+
+
+def test_table_is_markdown_with_one_separator_cell_a_column():
+    """4 terms give 7 columns (setting, 4 lambdas, val mAP, minutes): the
+    separator row has 7 cells, lambdas shown by :g, mAP at 4 decimals,
+    minutes at 1, the best marked."""
+    search = fake_search([[5.0, 1 / 3, 1.0, 0.5], [1, 1, 1, 1]],
+                         [0.8, 0.75])
+    assert tuning.format_table(search) == [
+        '| setting | coord | pred | obj | noobj | val mAP | minutes |',
+        '|---|---|---|---|---|---|---|',
+        '| 0 (best) | 5 | 0.333333 | 1 | 0.5 | 0.8000 | 3.0 |',
+        '| 1 | 1 | 1 | 1 | 1 | 0.7500 | 3.0 |',
+    ]
+
+
 def test_written_config_builds_and_carries_the_chosen_weights(tmp_path):
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
@@ -373,6 +480,67 @@ def test_a_config_cut_off_while_written_leaves_the_old_one(
     assert os.listdir(tmp_path) == ['fixed-tuned.py']
 
 
+def test_written_config_text_for_a_small_search(tmp_path):
+    """The exact text of a written config (a file users read and commit,
+    as configs/demo/benchmark/fixed-tuned.py): the base beside it as
+    './base.py'; the command wrapped at 71 columns, a backslash ending
+    every line but the last; options nested as `name = dict(` at the top
+    and `name=` 4 spaces further in below; and the lambda 1/3 written as
+    the 0.333333 that the table and strategy_name show (:g, 6 digits)."""
+    search = fake_search([[5.0, 1 / 3, 1.0, 0.5], [1, 1, 1, 1]],
+                         [0.8, 0.7])
+    path = str(tmp_path / 'tuned.py')
+    text = tuned_config.write_tuned_config(
+        path, search, str(tmp_path / 'base.py'),
+        'python tools/tune_fixed_lambdas.py --num-settings 2 --seed 0 '
+        '--num-val 300 --work-dir work_dirs/tune_fixed --write-config '
+        '--config-out configs/demo/benchmark/fixed-tuned.py',
+        {'train_dataloader.num_workers': 0,
+         'optim_wrapper.optimizer.lr': 0.01})
+    assert text == """\
+# Fixed lambdas tuned on a validation split: the best of 2 settings drawn
+# log-uniformly within x4 of (5, 1, 1, 0.5) (coord, pred, obj, noobj; each
+# lambda independently, seed 0), each trained once (600 iterations, training
+# seed 0) on the 1700 images of train.txt and ranked by the final VOC mAP on
+# the 300 images of val.txt, both held out of trainval.txt; the test images
+# were not used.
+# Cost: 2 training runs, 6.0 minutes of training.
+# Made by:
+#   python tools/tune_fixed_lambdas.py --num-settings 2 --seed 0 \\
+#       --num-val 300 --work-dir work_dirs/tune_fixed --write-config \\
+#       --config-out configs/demo/benchmark/fixed-tuned.py
+#
+# | setting | coord | pred | obj | noobj | val mAP | minutes |
+# |---|---|---|---|---|---|---|
+# | 0 (best) | 5 | 0.333333 | 1 | 0.5 | 0.8000 | 3.0 |
+# | 1 | 1 | 1 | 1 | 1 | 0.7000 | 3.0 |
+_base_ = './base.py'
+strategy_name = 'Fixed, tuned lambdas (5, 0.333333, 1, 0.5)'
+search_runs = 2  # the cost of choosing them
+search_iters = 600  # the length of each search run
+# --cfg-options of the search
+train_dataloader = dict(
+    num_workers=0)
+optim_wrapper = dict(
+    optimizer=dict(
+        lr=0.01))
+model = dict(
+    bbox_head=dict(
+        weighting=dict(
+            _delete_=True,
+            type='FixedWeighting',
+            weights=[5.0, 0.333333, 1.0, 0.5])))
+"""
+    with open(path) as f:
+        assert f.read() == text
+    # a base in the folder above is reached by '../', without './'
+    os.makedirs(tmp_path / 'sub')
+    text = tuned_config.write_tuned_config(
+        str(tmp_path / 'sub' / 'tuned.py'), search,
+        str(tmp_path / 'base.py'))
+    assert "\n_base_ = '../base.py'\n" in text
+
+
 @pytest.fixture(scope='module')
 def tiny_options(tmp_path_factory):
     """--cfg-options for a digits set of 24 trainval and 4 test images,
@@ -422,6 +590,11 @@ def test_written_config_trains_what_the_search_trained(tmp_path):
 @pytest.mark.parametrize('options,message', [
     ({'param_scheduler.0.end': 10}, 'no list indices'),
     ({'train_cfg': 3, 'train_cfg.max_iters': 10}, 'and a key below it'),
+    # not a Python name: `bbox-head=dict(...)` is not a valid config
+    ({'model.bbox-head.x': 1}, 'whose keys are names'),
+    ({'model..x': 1}, 'whose keys are names'),
+    # the key below first, then the key itself: would replace the dict
+    ({'a.b.c': 1, 'a.b': 2}, 'sets a.b and a key below it'),
 ])
 def test_options_a_config_cannot_carry_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
