@@ -83,6 +83,48 @@ def test_a_float_or_grey_image_is_refused():
             transform.scale_hsv(img, 1.0, 1.0)
 
 
+def test_a_four_channel_image_is_refused():
+    """OpenCV would read a BGRA image as BGR and hand back 3 channels,
+    the alpha channel silently dropped: refused, naming the shape."""
+    with pytest.raises(ValueError, match=r'uint8 BGR image of shape '
+                       r'\(H, W, 3\), got uint8 \(4, 4, 4\)'):
+        RandomExposureSaturation().scale_hsv(np.zeros((4, 4, 4), np.uint8),
+                                             1.2, 1.2)
+
+
+def test_hsv_values_are_rounded_not_truncated():
+    """A grey pixel has S = 0 and V = its level, so exposure 1.25 gives
+    grey rint(1.25 v): 101 -> 126.25 -> 126, 103 -> 128.75 -> 129 (128 if
+    truncated), 200 -> 250, 210 -> 262.5 -> clipped to 255."""
+    img = np.array([[[101] * 3, [103] * 3, [200] * 3, [210] * 3]], np.uint8)
+    out = RandomExposureSaturation().scale_hsv(img, 1.0, 1.25)
+    np.testing.assert_array_equal(out[0, :, 0], [126, 129, 250, 255])
+    np.testing.assert_array_equal(out, out[..., :1].repeat(3, axis=-1))
+
+
+def test_each_limit_draws_only_its_own_factor():
+    """exposure=1 draws V's factor from U(1, 1) = 1: V = max(B, G, R) of
+    every pixel is kept while S changes with saturation=1.5. The reverse:
+    saturation=1 with exposure=1.5 leaves a grey image grey (S = 0) but
+    moves its level 128 within [rint(128 / 1.5), 128 * 1.5] = [85, 192]."""
+    img = np.random.RandomState(0).randint(0, 256, (8, 8, 3)).astype(
+        np.uint8)
+    grey = np.full((2, 2, 3), 128, np.uint8)
+    np.random.seed(0)
+    saturation_only = RandomExposureSaturation(saturation=1.5, exposure=1.0)
+    exposure_only = RandomExposureSaturation(saturation=1.0, exposure=1.5)
+    levels = []
+    for _ in range(10):
+        out = saturation_only(dict(img=img.copy()))['img']
+        np.testing.assert_array_equal(out.max(-1), img.max(-1))
+        assert not np.array_equal(out, img)
+        out = exposure_only(dict(img=grey.copy()))['img']
+        assert (out == out[0, 0, 0]).all()
+        levels.append(int(out[0, 0, 0]))
+    assert 85 <= min(levels) and max(levels) <= 192
+    assert len(set(levels)) > 5
+
+
 def test_the_yolov1_voc_pipeline_uses_it_in_place_of_mmdets_magnitudes():
     cfg = Config.fromfile(osp.join(
         REPO_ROOT, 'configs', 'yolov1', 'yolov1_darknet24_1xb64-135e_'
@@ -133,6 +175,26 @@ def test_jitter_crop_by_hand(monkeypatch):
     # corner (1, 1) of box 0 is at (-1, 2) in the crop.
     np.testing.assert_allclose(
         results['homography_matrix'] @ np.array([1, 1, 1]), [-1, 2, 1])
+
+
+def test_jitter_crop_keeps_boxes_exactly_at_the_threshold():
+    """A 200 x 1000 crop (height 200, width 1000, no jitter): boxes
+    narrower than 0.005 * 1000 = 5 px or lower than 0.005 * 200 = 1 px
+    are dropped, those exactly 5 px wide or 1 px high kept (all sizes
+    exact in float32). The 2 px high box is kept: 2 < 5 would drop it if
+    the height were held to the width's threshold."""
+    boxes = [[10, 10, 15, 100],       # 5 wide: kept
+             [10, 10, 14.9375, 100],  # 4.9375 wide: dropped
+             [10, 10, 100, 11],       # 1 high: kept
+             [10, 10, 100, 10.9375],  # 0.9375 high: dropped
+             [10, 10, 100, 12]]       # 2 high: kept
+    results = RandomJitterCrop(jitter=0.0).transform(jitter_results(
+        np.zeros((200, 1000, 3), np.uint8), boxes, [0, 1, 2, 3, 4]))
+    assert results['img'].shape == (200, 1000, 3)
+    assert results['gt_bboxes_labels'].tolist() == [0, 2, 4]
+    np.testing.assert_array_equal(results['gt_bboxes'].numpy(),
+                                  np.array(boxes, np.float32)[[0, 2, 4]])
+    assert results['gt_ignore_flags'].tolist() == [False] * 3
 
 
 def test_jitter_crop_composes_an_earlier_homography(monkeypatch):
