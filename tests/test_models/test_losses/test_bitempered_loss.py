@@ -11,7 +11,8 @@ import mmdet_slf  # noqa: F401
 from mmdet_slf.models.losses import (BiTemperedLogisticLoss,
                                      bi_tempered_logistic_loss,
                                      tempered_softmax)
-from mmdet_slf.models.losses.tempered import exp_t, log_t, smooth_labels
+from mmdet_slf.models.losses.tempered import (exp_t, log_t, smooth_labels,
+                                              tempered_log_softmax)
 
 # ---------------------------------------------------------------- reference
 # Written from the paper's definitions only, one sample at a time, in Python
@@ -210,6 +211,44 @@ def test_tempered_softmax_sums_to_one(t2):
                                dtype=torch.float64), rtol=1e-7, atol=1e-10)
 
 
+def test_fixed_point_iterations_by_hand():
+    """num_iters counts the reference's iterations, each followed by the
+    final partition. At t = 2, exp_t(x) = 1 / (1 - x) and log_t(x) = 1 -
+    1 / x, so lambda = Z - 1 for the last partition Z. Logits (0, -1): Z_0 =
+    1 + 1/2 = 3/2; an iteration scales the logits by 1 / Z, giving Z_k = 1 +
+    1 / (1 + 1 / Z_(k-1)): 8/5, 21/13, ... (Fibonacci ratios). p = 1 / (1 +
+    lambda - a), so 1 iteration gives (5/8, 5/13), 2 give (13/21, 13/34),
+    tending to (1/phi, 1/phi^2), which sums to 1. Without the final
+    partition, 1 iteration gave 2 - 1 = 1 partition: (2/3, 2/5)."""
+    logits = torch.tensor([[0.0, -1.0]], dtype=torch.float64)
+    for num_iters, expected in ((1, [5 / 8, 5 / 13]), (2, [13 / 21, 13 / 34]),
+                                (3, [34 / 55, 34 / 89])):
+        torch.testing.assert_close(
+            tempered_softmax(logits, 2.0, num_iters=num_iters),
+            torch.tensor([expected], dtype=torch.float64),
+            rtol=1e-12, atol=0)
+    phi = (1 + math.sqrt(5)) / 2
+    torch.testing.assert_close(
+        tempered_softmax(logits, 2.0, num_iters=40),
+        torch.tensor([[1 / phi, 1 / phi**2]], dtype=torch.float64),
+        rtol=1e-12, atol=0)
+
+
+def test_tempered_log_softmax_refuses_t_below_one():
+    """For t < 1, p is exactly 0 outside the support (here -10 behind at t
+    = 0.5, beyond 1 / (1 - t) = 2), where log p is -inf: refused by name."""
+    logits = torch.tensor([[0.0, -10.0, 1.0]])
+    for t in (0.5, 0.999):
+        with pytest.raises(ValueError, match=r'tempered_log_softmax needs t '
+                           r'>= 1, got ' + str(t)):
+            tempered_log_softmax(logits, t)
+    # t = 1 is log_softmax; t > 1 is log of tempered_softmax
+    torch.testing.assert_close(tempered_log_softmax(logits, 1.0),
+                               F.log_softmax(logits, dim=-1))
+    torch.testing.assert_close(tempered_log_softmax(logits, 1.5),
+                               tempered_softmax(logits, 1.5).log())
+
+
 @pytest.mark.parametrize('t2', [1 + 1e-5, 1 + 1e-6])
 def test_float32_precise_as_t2_tends_to_one(t2):
     """The power forms of exp_t / log_t cancel in float32 near t = 1 (the
@@ -331,6 +370,26 @@ def test_true_class_outside_the_support(t1):
     assert logits.grad.abs().max().item() == 0.0
 
 
+@pytest.mark.parametrize('dtype,exponent', [(torch.float32, 126),
+                                            (torch.float64, 1022)])
+def test_t1_one_outside_the_support_is_bounded_by_the_floor(dtype, exponent):
+    """t1 = 1, t2 = 0.5, logits (10, 0, -10), true class the last: 20
+    behind, beyond the support's 1 / (1 - t2) = 2, so p = (1, 0, 0) and
+    the true loss -log 0 is infinite. p is floored at sqrt(tiny), which keeps
+    p^2 (the largest power p^(2 - t1), at t1 = 0) at or above tiny, a normal
+    float. tiny = 2^-126 in float32 and 2^-1022 in float64, so the loss is
+    -log sqrt(tiny) = 63 ln 2 = 43.668 and 511 ln 2 = 354.198 (the power
+    terms, (0 + 0 + 1) - (1 + 2 sqrt(tiny)), add 1e-19 at most); a floor at
+    tiny doubled it (87.34 in float32)."""
+    assert torch.finfo(dtype).tiny == 2.0**-exponent
+    logits = torch.tensor([[10.0, 0.0, -10.0]], dtype=dtype)
+    value = bi_tempered_logistic_loss(
+        logits, torch.tensor([[0.0, 0.0, 1.0]], dtype=dtype), 1.0, 0.5)
+    assert value.dtype == dtype
+    assert value.item() == pytest.approx(exponent / 2 * math.log(2),
+                                         rel=1e-6)
+
+
 def test_gradient_is_the_exact_derivative():
     torch.manual_seed(6)
     labels = torch.randint(0, 4, (3, ))
@@ -435,6 +494,78 @@ def test_ignore_index_none_and_class_weight_length():
     with pytest.raises(ValueError, match='class_weight has 3 entries but '
                        'cls_score has 4 classes'):
         short(logits, labels.clamp(min=0))
+    long = BiTemperedLogisticLoss(t1=0.7, t2=1.3, class_weight=[1, 2, 1, 3, 5])
+    with pytest.raises(ValueError, match='class_weight has 5 entries but '
+                       'cls_score has 4 classes'):
+        long(logits, labels.clamp(min=0))
+
+
+def test_negative_labels_and_an_ignore_index_beyond_c_get_zero_loss():
+    """Every negative label gets zero loss, not only ignore_index (-100 by
+    default), and so does an ignore_index of 255, beyond the C = 4 classes
+    (as in segmentation masks); the other samples get the reference's."""
+    logits = torch.randn(4, 4, dtype=torch.float64,
+                         generator=torch.Generator().manual_seed(3))
+    for ignore_index, labels in ((-100, [0, -1, 2, -7]),
+                                 (255, [1, 255, 3, -1])):
+        loss = BiTemperedLogisticLoss(t1=0.7, t2=1.3, reduction='none',
+                                      ignore_index=ignore_index)
+        got = loss(logits, torch.tensor(labels))
+        expected = [
+            ref_loss(row.tolist(), ref_target(label, 4, 0.0), 0.7, 1.3)
+            if 0 <= label < 4 else 0.0 for row, label in zip(logits, labels)
+        ]
+        torch.testing.assert_close(
+            got, torch.tensor(expected, dtype=torch.float64), rtol=1e-7,
+            atol=0)
+        assert got[1].item() == 0.0 and got[0].item() > 0
+
+
+def test_label_out_of_range_and_label_of_wrong_shape_are_named():
+    """Softmax labels are in [0, C): C itself (the background of mmdet's
+    sigmoid heads) is named with the class count, not left to one_hot; a
+    label [N, 1] is refused, not broadcast against [N]. Control: C - 1 is a
+    class; with equal logits p = 1/4 each, and at t1 = 0.8, t2 = 1.2 the
+    loss is -log_0.8(1/4) - (1 - 4 (1/4)^1.2) / 1.2 = (1 - 4^-0.2)(1 / 0.2
+    - 1 / 1.2) = 1.00893."""
+    logits = torch.zeros(2, 4)
+    loss = BiTemperedLogisticLoss(t1=0.8, t2=1.2)
+    with pytest.raises(ValueError, match='labels must be < the 4 classes of '
+                       'cls_score, got max 4'):
+        loss(logits, torch.tensor([0, 4]))
+    assert loss(logits, torch.tensor([0, 3])).item() == pytest.approx(
+        (1 - 4**-0.2) * (1 / 0.2 - 1 / 1.2), rel=1e-5)
+    with pytest.raises(ValueError, match=r'expects cls_score \[N, C\] and '
+                       r'integer label \[N\], got \(3, 4\) and \(3, 1\)'):
+        loss(torch.zeros(3, 4), torch.tensor([[0], [1], [2]]))
+
+
+def test_avg_factor_wins_over_avg_non_ignore_and_loss_weight_scales():
+    """avg_non_ignore divides by the non-ignored count (3 of 4) only when the
+    caller gives no avg_factor, as mmdet's CrossEntropyLoss; a given one (10)
+    is used as is. loss_weight = 2 doubles every reduction."""
+    logits = torch.randn(4, 3, dtype=torch.float64,
+                         generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 2, -100])
+    per_sample = [
+        ref_loss(row.tolist(), ref_target(int(label), 3, 0.0), 0.7, 1.3)
+        for row, label in zip(logits[:3], labels[:3])
+    ]
+    total = sum(per_sample)
+    loss = BiTemperedLogisticLoss(t1=0.7, t2=1.3, avg_non_ignore=True)
+    assert loss(logits, labels).item() == pytest.approx(total / 3, rel=1e-7)
+    assert loss(logits, labels, avg_factor=10.0).item() == pytest.approx(
+        total / 10, rel=1e-7)
+    doubled = BiTemperedLogisticLoss(t1=0.7, t2=1.3, avg_non_ignore=True,
+                                     loss_weight=2.0)
+    assert doubled(logits, labels).item() == pytest.approx(
+        2 * total / 3, rel=1e-7)
+    assert doubled(logits, labels, avg_factor=10.0).item() == pytest.approx(
+        2 * total / 10, rel=1e-7)
+    torch.testing.assert_close(
+        doubled(logits, labels, reduction_override='none'),
+        torch.tensor([2 * value for value in per_sample] + [0.0],
+                     dtype=torch.float64), rtol=1e-7, atol=0)
 
 
 @pytest.mark.parametrize('kwargs,key', [(dict(t1=1.5), 't1'),
@@ -465,6 +596,15 @@ def test_label_smoothing_that_inverts_the_target_is_refused():
     assert torch.isfinite(ok).all()
     with pytest.raises(ValueError, match='needs at least 2 classes'):
         smooth_labels(torch.ones(4, 1), 0.1)
+    # At the limit exactly, 1 - C / (C - 1) * (C - 1) / C = 0: every class
+    # gets 1 / C, a uniform target; refused too (C = 2: 1/2, C = 4: 3/4).
+    for one_hot, limit in ((torch.tensor([[1.0, 0.0]]), 0.5),
+                           (torch.tensor([[0.0, 1.0, 0.0, 0.0]]), 0.75)):
+        num_classes = one_hot.shape[-1]
+        with pytest.raises(ValueError, match=rf'label_smoothing={limit} must '
+                           rf'be < \(C - 1\) / C = {limit} for '
+                           rf'C={num_classes} classes'):
+            smooth_labels(one_hot, limit)
     # Below the limit the true class keeps the most mass: 1 - 0.6 > 0.3.
     torch.testing.assert_close(
         smooth_labels(torch.tensor([[1.0, 0.0, 0.0]]), 0.6),
