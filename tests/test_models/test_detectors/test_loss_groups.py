@@ -87,6 +87,8 @@ def test_patterns_group_decoder_layers():
     (dict(loss_cls=['loss_cls']), r"term name 'loss_cls' .* must not contain"),
     (dict(acc=['acc']), r"terms.acc names 'acc', which does not contain"),
     (dict(cls=[3]), r'terms.cls entries must be loss keys'),
+    (dict(cls=['']), r"terms.cls entries must be loss keys \(non-empty "
+     r"strings\), got ''$"),
 ])
 def test_bad_groups_fail_at_build(terms, message):
     with pytest.raises(ValueError, match=message):
@@ -120,3 +122,27 @@ def test_reduce_rejects_non_tensors():
     assert reduce_loss_value('loss_x', torch.tensor([1.0, 3.0])).item() == 2
     with pytest.raises(TypeError, match="loss key 'loss_x' holds float"):
         reduce_loss_value('loss_x', 1.0)
+
+
+def test_bracket_sets_are_patterns():
+    """'[' marks an fnmatch pattern like '*' and '?': 'd[01].loss_cls'
+    groups layers d0 and d1 (2 + 4 = 6), not d2 nor the final 'loss_cls'."""
+    losses = {
+        'loss_cls': torch.tensor(1.0),
+        'd0.loss_cls': torch.tensor(2.0),
+        'd1.loss_cls': torch.tensor(4.0),
+        'd2.loss_cls': torch.tensor(8.0),
+    }
+    raw, passthrough, members = LossGroups(
+        dict(early=['d[01].loss_cls'])).group(losses)
+    assert raw['early'].item() == 6.0
+    assert members == dict(early=['d0.loss_cls', 'd1.loss_cls'])
+    assert list(passthrough) == ['loss_cls', 'd2.loss_cls']
+
+
+def test_reduce_rejects_an_empty_list():
+    """An empty per-level list has no loss to reduce: refused, rather than
+    the int 0 of an empty sum (no tensor, no graph)."""
+    with pytest.raises(TypeError, match="loss key 'loss_cls' holds list; "
+                       'expected a tensor or a list of tensors'):
+        reduce_loss_value('loss_cls', [])

@@ -1,5 +1,8 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """IoU-balanced losses against hand-written formulas and mmdet's losses."""
+import math
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -166,6 +169,24 @@ def test_cls_iou_must_be_given_once():
         loss(scores, labels, iou=iou).item(), rel=1e-12)
 
 
+def test_cls_sigmoid_reaches_the_default_cross_entropy():
+    """use_sigmoid=True with the default loss_cls makes it sigmoid CE.
+
+    Hand-worked: all scores 0, so every element's binary CE is ln 2. Labels
+    [0, 1, 2] with 2 classes (2 = background); the positives are elements
+    (0, 0) and (1, 1) with IoU 1 and 0.5. With eta = 1: total 2 ln 2,
+    IoU-scaled total 1.5 ln 2, normaliser 4/3, so factors 4/3 and 2/3;
+    every other element keeps ln 2.
+    """
+    loss = IoUBalancedClsLoss(eta=1.0, use_sigmoid=True)
+    assert loss.loss_cls.use_sigmoid is True
+    got = loss(torch.zeros(3, 2), torch.tensor([0, 1, 2]),
+               iou=torch.tensor([1.0, 0.5, 0.0]), reduction_override='none')
+    expected = math.log(2) * torch.tensor(
+        [[4 / 3, 1.0], [1.0, 2 / 3], [1.0, 1.0]])
+    torch.testing.assert_close(got, expected)
+
+
 @pytest.mark.parametrize('cfg,key', [
     (dict(type='IoUBalancedClsLoss', eta=-1.0), 'eta'),
     (dict(type='IoUBalancedClsLoss', use_sigmoid=True,
@@ -320,3 +341,47 @@ def test_box_one_dim_weight_and_empty():
     assert value.item() == 0.0
     with pytest.raises(ValueError, match=r'\[N, 4\]'):
         loss(pred[:, :3], target[:, :3])
+
+
+def test_box_iou_outside_unit_interval_is_clamped():
+    """An IoU above 1 (float slop) or below 0 (a GIoU passed as iou=) is
+    read as 1 or 0. Hand-worked, exponent 1: every element differs by 1, so
+    each has smooth L1 0.5 and each row 2 (total 6). Clamped IoUs [1, 0.5,
+    0] give an IoU-scaled total 3, normaliser 2, factors 2, 1, 0: elements
+    1.0, 0.5 and 0.0. (Unclamped, [1.3, 0.5, -0.2] would give factors
+    2.4375, 0.9375 and a negative -0.375.)"""
+    pred = torch.zeros(3, 4, dtype=torch.float64)
+    target = torch.ones(3, 4, dtype=torch.float64)
+    loss = IoUBalancedSmoothL1Loss(beta=1.0, exponent=1.0)
+    got = loss(pred, target, reduction_override='none',
+               iou=torch.tensor([1.3, 0.5, -0.2], dtype=torch.float64))
+    expected = torch.tensor([1.0, 0.5, 0.0], dtype=torch.float64)[:, None]
+    torch.testing.assert_close(got, expected.expand(3, 4))
+
+
+@pytest.mark.parametrize('shape', [(1, ), (3, 1), (2, )])
+def test_box_iou_of_another_shape_is_refused(shape):
+    """iou must be [N]; a [1] would otherwise broadcast over all N rows."""
+    pred, target = torch.zeros(3, 4), torch.ones(3, 4)
+    message = re.escape(f'iou must have shape [3], got {shape}')
+    with pytest.raises(ValueError, match=message):
+        IoUBalancedSmoothL1Loss()(pred, target, iou=torch.full(shape, 0.5))
+
+
+def test_box_row_with_some_zero_weights_is_a_positive():
+    """A row is a positive if ANY of its weights is non-zero (mmdet heads
+    may weight only some coordinates). Hand-worked, exponent 1: every
+    element has smooth L1 0.5; row 0 (weights 1) has weighted loss 2, row 1
+    (weights [1, 1, 0, 0]) has 1; IoUs 1 and 0.5. Total 3, IoU-scaled total
+    2 + 0.5 = 2.5, normaliser 1.2: factors 1.2 and 0.6, so row 0 gives 0.6
+    per element and row 1 gives [0.3, 0.3, 0, 0] (sum kept at 3)."""
+    pred = torch.zeros(2, 4, dtype=torch.float64)
+    target = torch.ones(2, 4, dtype=torch.float64)
+    weight = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]],
+                          dtype=torch.float64)
+    got = IoUBalancedSmoothL1Loss(beta=1.0, exponent=1.0)(
+        pred, target, weight=weight, reduction_override='none',
+        iou=torch.tensor([1.0, 0.5], dtype=torch.float64))
+    expected = torch.tensor([[0.6, 0.6, 0.6, 0.6], [0.3, 0.3, 0.0, 0.0]],
+                            dtype=torch.float64)
+    torch.testing.assert_close(got, expected)

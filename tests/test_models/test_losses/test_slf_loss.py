@@ -89,6 +89,28 @@ def test_default_weighting_is_the_papers_selection():
             mixture.weighting.estimator) == ('scale_free', 'expected')
 
 
+def test_init_weights_restores_the_prior_start():
+    """SLFLoss.init_weights re-runs its weighting's: after an owner's
+    init_cfg has overwritten every Linear, the decision network is back at
+    the prior start (last layer weight 0, bias log(prior)), so with prior
+    [3, 1] it gives probabilities [0.75, 0.25] for any input."""
+    slf = SLFLoss([dict(type='L1Loss'), dict(type='MSELoss')],
+                  names=['l1', 'mse'], weighting=dict(SELECTION,
+                                                      prior=[3.0, 1.0]))
+    decision = slf.weighting.decision_net
+    with torch.no_grad():  # what a Normal(std=0.5, bias=1) init_cfg does
+        for param in decision.parameters():
+            param.normal_(1.0, 0.5, generator=torch.Generator().manual_seed(0))
+    slf.init_weights()
+    assert torch.equal(decision.fc_out.weight,
+                       torch.zeros_like(decision.fc_out.weight))
+    torch.testing.assert_close(decision.fc_out.bias,
+                               torch.tensor([0.75, 0.25]).log())
+    features = torch.randn(5, 2, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(torch.softmax(decision(features), -1),
+                               torch.tensor([[0.75, 0.25]] * 5))
+
+
 # ------------------------------------------------------------------ value
 def test_value_is_weighted_sum_with_logged_weights():
     scores, labels = softmax_batch()
