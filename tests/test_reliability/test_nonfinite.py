@@ -302,3 +302,17 @@ def test_nested_slf_loss_skips_through_the_wrapper():
     for old, new in zip(params, model.parameters()):
         assert torch.equal(old, new)
     assert model.loss_reg.weighting.nonfinite_policy.pending == []  # consumed
+
+
+def test_max_consecutive_skips_zero_disables_the_limit():
+    """``max_consecutive_skips=0`` is documented as no limit: it is
+    accepted, and any number of skipped steps in a row does not raise."""
+    model = nn.Linear(2, 1)
+    wrapper = SkipNonFiniteOptimWrapper(
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        max_consecutive_skips=0)
+    for _ in range(5):
+        with wrapper.optim_context(model):
+            loss = model(torch.ones(1, 2)).sum() * float('nan')
+        wrapper.update_params(loss)
+    assert (wrapper.skipped_steps, wrapper.consecutive_skips) == (5, 5)

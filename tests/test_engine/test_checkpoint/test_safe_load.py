@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.optim.scheduler.param_scheduler import OneCycleParamScheduler
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
 from mmdet_slf.engine.checkpoint import (CheckpointError, enable_safe_loading,
                                          safe_torch_load)
+from mmdet_slf.engine.checkpoint.safe_load import (_refused_global,
+                                                   history_buffer_getattr)
 
 enable_safe_loading()  # what the project's configs switch on
 
@@ -168,3 +171,72 @@ def test_any_damaged_legacy_pickle_is_a_checkpoint_error(tmp_path):
             raised.add(error.__cause__.__class__.__name__)
     # The unpickler's own errors were among them.
     assert {'KeyError', 'IndexError'} <= raised, raised
+
+
+def test_a_fresh_process_loads_every_default_statistic(tmp_path,
+                                                       monkeypatch):
+    """A pickled HistoryBuffer names its statistics methods min, max, mean
+    and current. ``HistoryBuffer._statistics_methods`` is filled only when
+    a buffer is built, so a process that loads a checkpoint before it has
+    built any (an evaluation run) must allow all four by name."""
+    buffer = HistoryBuffer()
+    buffer.update(4.0)
+    path = str(tmp_path / 'hub.pth')
+    torch.save(dict(message_hub=dict(log_scalars={'loss': buffer})), path)
+    monkeypatch.setattr(HistoryBuffer, '_statistics_methods', {})
+    restored = safe_torch_load(path)['message_hub']['log_scalars']['loss']
+    assert restored.current() == 4.0
+
+
+@pytest.mark.parametrize('obj', [np.ndarray, OneCycleParamScheduler])
+def test_statistics_names_are_answered_only_for_history_buffer(obj):
+    """``getattr(<allowed global>, 'max')``: the statistics names are
+    allowed on HistoryBuffer alone, not on every global a checkpoint may
+    name."""
+    with pytest.raises(pickle.UnpicklingError,
+                       match=r"checkpoint asks for getattr\(.*'max'\); "
+                       'only HistoryBuffer statistics methods'):
+        history_buffer_getattr(obj, 'max')
+    assert history_buffer_getattr(HistoryBuffer, 'max') is HistoryBuffer.max
+
+
+def test_the_reason_names_the_problem_without_file_or_fix(tmp_path):
+    """``CheckpointError.reason`` is the problem alone (auto-resume puts
+    it after the file name it skips); the message adds the file and the
+    fix around it."""
+    path = str(tmp_path / 'garbage.pth')
+    with open(path, 'wb') as f:
+        f.write(b'not a checkpoint at all')
+    with pytest.raises(CheckpointError) as error:
+        safe_torch_load(path)
+    reason = error.value.reason
+    assert reason.startswith('the file is truncated or not a PyTorch '
+                             'checkpoint (')
+    assert 'garbage.pth' not in reason and 'Re-download' not in reason
+    assert str(error.value) == (f'cannot read checkpoint {path}: {reason}. '
+                                'Re-download it or point to another '
+                                'checkpoint.')
+
+
+def test_mmengines_map_location_reaches_torch_load(tmp_path):
+    """``CheckpointLoader.load_checkpoint(path, map_location=...)`` goes
+    through the safe loader with the caller's ``map_location``."""
+    path = str(tmp_path / 'model.pth')
+    torch.save(dict(weight=torch.ones(2)), path)
+    seen = []
+
+    def where(storage, location):
+        seen.append(location)
+        return storage
+
+    loaded = CheckpointLoader.load_checkpoint(path, map_location=where)
+    assert seen == ['cpu'] and loaded['weight'].sum() == 2
+
+
+def test_without_a_named_global_the_first_line_of_the_error_is_kept():
+    """When torch's message names no ``GLOBAL`` and no ``getattr``, the
+    refusal quotes its first non-empty line."""
+    error = pickle.UnpicklingError('\nWeights only load failed.\n'
+                                   'Check the file.\n')
+    assert _refused_global(error) == 'Weights only load failed.'
+    assert _refused_global(pickle.UnpicklingError('')) == 'UnpicklingError'

@@ -130,3 +130,83 @@ def test_a_runner_keeps_the_sampler_seed_of_its_dataloader_dict(
         **kwargs)
     runner.train()
     assert runner.train_dataloader.sampler.seed == 123
+
+
+def _draws(seed, stream, index, rank, count=4):
+    hook_module.seed_everything(seed, stream, index, rank)
+    return torch.rand(count)
+
+
+def test_each_rank_and_iteration_gets_its_own_stream():
+    """The seed is a function of the whole ``(seed, stream, index, rank)``
+    tuple: the same tuple repeats the draws, changing the rank (so that
+    GPUs draw independent Gumbel noise) or the iteration changes them."""
+    step = hook_module.STEP_STREAM
+    base = _draws(100, step, 3, 0)
+    assert torch.equal(base, _draws(100, step, 3, 0))
+    assert not torch.equal(base, _draws(100, step, 3, 1))
+    assert not torch.equal(base, _draws(100, step, 4, 0))
+    assert not torch.equal(base, _draws(100, hook_module.EPOCH_STREAM, 3,
+                                        0))
+
+
+def test_batch_k_is_loaded_with_the_seed_of_index_k():
+    """The data iterator seeds before loading batch ``k`` from ``(seed,
+    DATA_STREAM, k, rank)``, counting up from 0, so a replayed batch draws
+    what it drew the first time."""
+
+    def batches():
+        while True:
+            yield torch.rand(4)  # what a random augmentation would draw
+
+    iterator = hook_module._SeededIterator(batches(), seed=100, rank=1)
+    loaded = [next(iterator) for _ in range(3)]
+    for index, batch in enumerate(loaded):
+        expected = _draws(100, hook_module.DATA_STREAM, index, 1)
+        assert torch.equal(batch, expected), index
+    assert iterator.index == 3
+
+
+@pytest.mark.parametrize('per_rank', [True, False])
+def test_the_hook_seeds_epochs_and_steps_from_their_own_streams(
+        monkeypatch, per_rank):
+    """Rank 1 of a run with seed 100, at epoch 2 and iteration 2: the epoch
+    is seeded from the epoch stream and the step from the step stream (the
+    same index in both must not repeat the draws), with the rank mixed in
+    only under ``per_rank``."""
+    monkeypatch.setattr(hook_module, 'get_rank', lambda: 1)
+    hook = IterSeedHook(per_rank=per_rank)
+    runner = SimpleNamespace(seed=100, epoch=2, iter=2)
+    rank = 1 if per_rank else 0
+    hook.before_train_epoch(runner)
+    epoch_draws = torch.rand(4)
+    hook.before_train_iter(runner, batch_idx=0)
+    step_draws = torch.rand(4)
+    assert torch.equal(epoch_draws,
+                       _draws(100, hook_module.EPOCH_STREAM, 2, rank))
+    assert torch.equal(step_draws,
+                       _draws(100, hook_module.STEP_STREAM, 2, rank))
+    assert not torch.equal(epoch_draws, step_draws)
+
+
+def test_a_loop_whose_seeds_already_fit_keeps_its_iterator():
+    """The sampler and the workers already have the run's seed: nothing
+    changes, so the started data iterator (and its prefetching workers) is
+    kept rather than started again."""
+
+    class Iterator:
+
+        def __init__(self, dataloader):
+            self.dataloader = dataloader
+
+    sampler = DefaultSampler(list(range(NUM_IMAGES)), seed=100)
+    dataloader = SimpleNamespace(sampler=sampler, worker_init_fn=None)
+    iterator = Iterator(dataloader)
+    loop = SimpleNamespace(dataloader=dataloader,
+                           dataloader_iterator=iterator)
+    runner = SimpleNamespace(seed=100, train_loop=loop,
+                             _train_dataloader=dict(sampler=dict(
+                                 type='DefaultSampler')),
+                             _randomness_cfg=dict(seed=100))
+    IterSeedHook._follow_resumed_seed(runner, loop)
+    assert loop.dataloader_iterator is iterator and sampler.seed == 100
