@@ -83,9 +83,15 @@ def slf_detector_class(detector_type: Union[str, type]) -> type:
 
 
 def __getattr__(name: str) -> type:
-    # Unpickling looks ``SLF<Detector>`` up in this module (PEP 562).
+    # Unpickling looks ``SLF<Detector>`` up in this module (PEP 562). A
+    # registered type that is no detector (``SLFResNet``) is a missing
+    # attribute too, so that ``hasattr`` and ``getattr(..., default)`` work.
     if name.startswith('SLF') and MODELS.get(name[3:]) is not None:
-        return slf_detector_class(name[3:])
+        try:
+            return slf_detector_class(name[3:])
+        except TypeError as error:
+            raise AttributeError(f'module {__name__!r} has no attribute '
+                                 f'{name!r}: {error}') from error
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 

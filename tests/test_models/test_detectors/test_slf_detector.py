@@ -2,6 +2,7 @@
 """SLFDetector on a narrow RetinaNet: misconfiguration, pass-through keys,
 decision features, FixedWeighting parity and pickling."""
 import copy
+import logging
 import os.path as osp
 import pickle
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
+from mmdet.models.detectors import BaseDetector
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 
@@ -70,6 +72,54 @@ def losses_of(model, batch, seed=0):
     return model.loss(batch['inputs'], copy.deepcopy(batch['data_samples']))
 
 
+@MODELS.register_module(force=True)
+class ToyLossDetector(BaseDetector):
+    """A detector whose loss dict is known by hand, linear in one parameter
+    ``scale`` (1 at build): ``loss_a = 2``, ``loss_b`` a per-level list
+    ``[0.5, [1, 3]]`` (mmengine adds 0.5 + mean(1, 3) = 2.5), ``loss_c =
+    4``, ``d1.loss_aux = 0.25`` (a decoder-layer key: it contains ``loss``
+    without starting with it) and ``acc = 90`` (no ``loss``: a metric)."""
+
+    def __init__(self, data_preprocessor=None, init_cfg=None):
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def extract_feat(self, batch_inputs):
+        return batch_inputs
+
+    def _forward(self, batch_inputs, batch_data_samples=None):
+        return batch_inputs
+
+    def predict(self, batch_inputs, batch_data_samples):
+        return batch_data_samples
+
+    def loss(self, batch_inputs, batch_data_samples):
+        scale = self.scale
+        return {
+            'loss_a': 2.0 * scale,
+            'loss_b': [0.5 * scale, scale * torch.tensor([1.0, 3.0])],
+            'loss_c': 4.0 * scale,
+            'd1.loss_aux': 0.25 * scale,
+            'acc': torch.tensor(90.0),
+        }
+
+
+# ab = loss_a + loss_b = 2 + 2.5 = 4.5, c = loss_c = 4; d1.loss_aux and
+# acc are in no group.
+TOY_TERMS = dict(ab=['loss_a', 'loss_b'], c=['loss_c'])
+
+
+def toy(**kwargs):
+    """``SLFDetector`` over :class:`ToyLossDetector`, built directly."""
+    return SLFDetector(detector_type='ToyLossDetector', terms=TOY_TERMS,
+                       **kwargs)
+
+
+def toy_losses(model):
+    return model.loss(torch.zeros(2, 3, 8, 8), [])
+
+
 def test_builds_parent_subclass_with_parent_keys(setup):
     cfg, _ = setup
     model = build(cfg)
@@ -121,6 +171,129 @@ def test_ungrouped_loss_passes_through_and_is_reported_once(
     warnings = [m for m in messages if 'in no group' in m]
     assert len(warnings) == 1 and "['loss_bbox']" in warnings[0]
     assert sum('terms: cls = loss_cls' in m for m in messages) == 1
+
+
+def test_grouped_terms_and_ungrouped_keys_by_hand(monkeypatch):
+    """ToyLossDetector with FixedWeighting ab=2, c=0.5: loss_ab = 2 * 4.5
+    = 9, loss_c = 0.5 * 4 = 2; the ungrouped d1.loss_aux (0.25) and acc
+    (90) pass through unchanged, so mmengine's objective is 9 + 2 + 0.25 =
+    11.25, which is also its derivative in the loss scale (every key is
+    linear in it). The raw terms are detached diagnostics; only
+    d1.loss_aux, which contains ``loss``, is reported, once, as a
+    warning."""
+    messages = []
+    monkeypatch.setattr(
+        slf_detector_module, 'print_log',
+        lambda msg, **kwargs: messages.append((msg, kwargs['level'])))
+    model = toy(weighting=dict(type='FixedWeighting',
+                               weights=dict(ab=2.0, c=0.5)))
+    outputs = toy_losses(model)
+    assert outputs['loss_ab'].item() == pytest.approx(9.0)
+    assert outputs['loss_c'].item() == pytest.approx(2.0)
+    assert outputs['slf_w_ab'].item() == 2.0
+    assert outputs['slf_w_c'].item() == 0.5
+    assert outputs['slf_raw_ab'].item() == pytest.approx(4.5)
+    assert outputs['slf_raw_c'].item() == pytest.approx(4.0)
+    assert not outputs['slf_raw_ab'].requires_grad
+    assert not outputs['slf_raw_c'].requires_grad
+    assert outputs['d1.loss_aux'].item() == pytest.approx(0.25)
+    assert outputs['acc'].item() == 90.0
+    # What mmengine adds to the objective: the keys that contain 'loss'.
+    assert sorted(key for key in outputs if 'loss' in key) == [
+        'd1.loss_aux', 'loss_ab', 'loss_c']
+    total, _ = model.parse_losses(outputs)
+    assert total.item() == pytest.approx(11.25)
+    total.backward()
+    assert model.scale.grad.item() == pytest.approx(11.25)
+    assert messages == [
+        ('SLFToyLossDetector terms: ab = loss_a + loss_b; c = loss_c',
+         logging.INFO),
+        ("SLFToyLossDetector: loss keys ['d1.loss_aux'] are in no group of "
+         'terms; they stay in the objective unweighted by FixedWeighting, '
+         'as in ToyLossDetector', logging.WARNING)]
+    toy_losses(model)
+    assert len(messages) == 2
+
+
+def test_hook_logged_diagnostics_leave_only_the_objective_and_metrics():
+    """Once SLFLoggerHook claims the weighting's diagnostics, the loss dict
+    holds the weighted terms and the ungrouped keys, nothing else: the raw
+    terms (4.5, 4) are read from the weighting instead."""
+    from mmdet_slf.engine.hooks import claim_diagnostics
+    model = toy(weighting=dict(type='FixedWeighting',
+                               weights=dict(ab=2.0, c=0.5)))
+    assert claim_diagnostics(model) == 1
+    outputs = toy_losses(model)
+    assert sorted(outputs) == ['acc', 'd1.loss_aux', 'loss_ab', 'loss_c']
+    assert outputs['loss_ab'].item() == pytest.approx(9.0)
+    diagnostics = model.weighting.last_diagnostics
+    assert diagnostics['slf_raw_ab'] == pytest.approx(4.5)
+    assert diagnostics['slf_w_c'] == 0.5
+
+
+def test_default_weighting_is_slf_at_the_parents_weights():
+    """Without ``weighting`` the terms get SLFWeighting with scale 2 (two
+    terms) and a uniform prior: p = 0.5, w = 1 each, and the first step's
+    decision objective is sum_i p_i s_i = 1 (s_i = 1), so the objective is
+    4.5 + 4 + 1 + 0.25 = 9.75. The default config is not filled in with
+    the terms of the first model built from it, nor is a given one."""
+    from mmdet_slf.slf import SLFWeighting
+    model = toy()
+    assert type(model.weighting) is SLFWeighting
+    assert model.weighting.scale == 2.0
+    _, log_vars = model.parse_losses(toy_losses(model))
+    for term in ('ab', 'c'):
+        assert log_vars[f'slf_p_{term}'].item() == pytest.approx(0.5)
+        assert log_vars[f'slf_w_{term}'].item() == pytest.approx(1.0)
+    assert log_vars['loss_slf_decision'].item() == pytest.approx(1.0)
+    assert log_vars['loss'].item() == pytest.approx(9.75)
+    other = SLFDetector(detector_type='ToyLossDetector',
+                        terms=dict(a=['loss_a']))
+    assert other.weighting.terms == ['a']
+    given = dict(type='FixedWeighting')
+    toy(weighting=given)
+    assert given == dict(type='FixedWeighting')
+
+
+def test_detector_type_as_a_class_and_module_attributes():
+    """A class is as good as its registered name, and the module resolves
+    ``SLF<registered type>`` (what unpickling looks up) and nothing else:
+    other names raise AttributeError, so ``hasattr`` is False."""
+    model = SLFDetector(detector_type=ToyLossDetector, terms=TOY_TERMS)
+    made = slf_detector_module.slf_detector_class('ToyLossDetector')
+    assert type(model) is made
+    assert slf_detector_module.SLFToyLossDetector is made
+    assert isinstance(model, ToyLossDetector)
+    for name in ('SLFNoSuchDetector', 'XYZToyLossDetector', 'no_such_name'):
+        assert not hasattr(slf_detector_module, name), name
+    # Registered, but not a detector to wrap: a backbone, and an SLF
+    # detector itself. Both are missing attributes that say why.
+    for name, reason in (('SLFResNet', 'subclass of mmdet BaseDetector'),
+                         ('SLFSLFDetector', 'already weights its losses')):
+        assert not hasattr(slf_detector_module, name), name
+        with pytest.raises(AttributeError, match=reason):
+            getattr(slf_detector_module, name)
+
+
+def test_decision_features_of_a_module_called_per_level_read_its_first_call(
+        setup):
+    """RetinaNet's first classification conv runs once per FPN level; the
+    decision network reads its first call, the finest level: its output
+    pooled per image, then averaged over the batch (16 channels)."""
+    cfg, batch = setup
+    model = build(cfg, decision_features='bbox_head.cls_convs.0',
+                  weighting=dict(type='SLFWeighting', in_channels=16))
+    seen = []
+    model.weighting.decision_net.register_forward_hook(
+        lambda module, args, output: seen.append(args[0]))
+    losses_of(model, batch)
+    with torch.no_grad():
+        levels = model.extract_feat(batch['inputs'])
+        first = model.bbox_head.cls_convs[0](levels[0]).mean(dim=(2, 3))
+        last = model.bbox_head.cls_convs[0](levels[-1]).mean(dim=(2, 3))
+    assert len(seen) == 1 and seen[0].shape == (1, 16)
+    torch.testing.assert_close(seen[0], first.mean(0, keepdim=True))
+    assert not torch.allclose(first, last)
 
 
 def test_neck_features_reach_the_decision_network(setup):
@@ -233,6 +406,23 @@ def test_pool_features_shapes():
     assert pooled.tolist() == [[1.5, 5.5, 1.0, 1.0, 1.0]]
     with pytest.raises(TypeError, match='got dict'):
         pool_features(dict(level=maps[0]))
+    # One tensor is one level: [2, 2, 2] -> per-image channel means.
+    single = torch.arange(8.).view(2, 2, 2)
+    assert pool_features(single).tolist() == [[0.5, 2.5], [4.5, 6.5]]
+    # An already pooled [N, C] level is taken as it is.
+    pooled = pool_features([torch.tensor([[7., 8.]]), torch.ones(1, 1, 2, 2)])
+    assert pooled.tolist() == [[7.0, 8.0, 1.0]]
+
+
+@pytest.mark.parametrize('value, scales', [
+    (1, False), (1.0, False), (2, True), (0.5, True), (0.0, True),
+    (True, False), (False, False), (None, False), ('2', False),
+    ([1, 1.0], False), ([1, 0.5, 0.25], True), ((1, 0.25), True),
+])
+def test_which_loss_multipliers_scale(value, scales):
+    """A multiplier scales when it is a number (int or float, not a bool)
+    other than 1, or a list or tuple holding one."""
+    assert slf_detector_module._scales(value) is scales
 
 
 @pytest.mark.parametrize('changes, error, message', [
@@ -246,6 +436,11 @@ def test_pool_features_shapes():
      r"detector_type 'RetinaNett' is not registered"),
     (dict(detector_type='SLFDetector'), TypeError, r'already weights'),
     (dict(detector_type='ResNet'), TypeError, r'subclass of mmdet'),
+    (dict(detector_type=None), TypeError, r'SLFDetector needs detector_type'),
+    (dict(detector_type=5), TypeError,
+     r'must name a subclass of mmdet BaseDetector, got 5'),
+    (dict(weighting=dict(kl_weight=1.0)), ValueError,
+     r'weighting must be a config dict with a type'),
     (dict(weighting=dict(type='FixedWeighting', terms=['box', 'cls'])),
      ValueError, r"weighting.terms \['box', 'cls'\] differ"),
     (dict(weighting=dict(type='SLFWeighting', in_channels=80)), ValueError,
@@ -282,6 +477,15 @@ def test_feature_length_and_name_clash_fail_at_first_step(setup):
     with pytest.raises(ValueError,
                        match=r'shape \(2, 80\), but weighting.in_channels='
                        r'100; set weighting.in_channels=80'):
+        losses_of(model, batch)
+    # The data preprocessor runs before loss(), never inside it.
+    model = build(
+        cfg,
+        decision_features='data_preprocessor',
+        weighting=dict(type='SLFWeighting', in_channels=NUM_FEATURES))
+    with pytest.raises(RuntimeError,
+                       match=r"decision_features='data_preprocessor' was not "
+                       r'called during RetinaNet.loss\(\)'):
         losses_of(model, batch)
     # ``bbox`` would return ``loss_bbox``, the name of the ungrouped key.
     model = build(cfg, terms=dict(bbox=['loss_cls']))
