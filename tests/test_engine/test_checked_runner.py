@@ -22,12 +22,17 @@ def test_registered_where_the_tools_look():
     assert MMDET_RUNNERS.get('CheckedRunner') is CheckedRunner
 
 
-def test_testing_needs_only_the_test_data(tiny_voc_root, tmp_path):
+def tiny_fast_yolo_cfg(data_root: str, work_dir: str) -> Config:
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'fast-yolo_voc.py'))
-    patch_cfg_for_tiny_voc(cfg, tiny_voc_root, str(tmp_path), (64, 64))
+    patch_cfg_for_tiny_voc(cfg, data_root, work_dir, (64, 64))
     cfg.model.backbone.widen_factor = 0.125
     cfg.model.bbox_head.update(in_channels=128, fc_channels=32)
     assert cfg.runner_type == 'CheckedRunner'
+    return cfg
+
+
+def test_testing_needs_only_the_test_data(tiny_voc_root, tmp_path):
+    cfg = tiny_fast_yolo_cfg(tiny_voc_root, str(tmp_path))
     for dataset in cfg.train_dataloader.dataset.datasets:
         dataset.data_root = str(tmp_path / 'no_train_data')
     runner = MMDET_RUNNERS.build(cfg)
@@ -42,6 +47,25 @@ def test_testing_needs_only_the_test_data(tiny_voc_root, tmp_path):
                        match=r'train_dataloader: data_root ".*no_train_data"'
                        r' does not exist'):
         runner.train_loop
+
+
+def test_validation_and_testing_check_their_own_data(
+        tiny_voc_root, tmp_path):
+    """Missing val and test data roots: building the val loop names the
+    val dataloader's root, building the test loop the test one's (the
+    training data is there)."""
+    cfg = tiny_fast_yolo_cfg(tiny_voc_root, str(tmp_path))
+    cfg.val_dataloader.dataset.data_root = str(tmp_path / 'no_val_data')
+    cfg.test_dataloader.dataset.data_root = str(tmp_path / 'no_test_data')
+    runner = MMDET_RUNNERS.build(cfg)
+    with pytest.raises(FileNotFoundError,
+                       match=r'^val_dataloader: data_root ".*no_val_data" '
+                       r'does not exist'):
+        runner.val_loop
+    with pytest.raises(FileNotFoundError,
+                       match=r'^test_dataloader: data_root ".*no_test_data" '
+                       r'does not exist'):
+        runner.test_loop
 
 
 @pytest.mark.parametrize('config', [

@@ -156,3 +156,56 @@ def test_the_refusal_counts_every_model_weight(tmp_path):
             dict(state_dict=state))
     assert 'cannot resume from ckpt.pth: it is a checkpoint of another ' \
         'model (2 of 4 model weights fit):\n' in str(error.value)
+
+
+@pytest.mark.parametrize('resume, training', [(False, False), (True, True),
+                                              (False, True)],
+                         ids=['evaluate', 'resume', 'load_from'])
+@pytest.mark.parametrize('wrapped', [False, True])
+def test_a_checkpoint_of_this_model_loads_without_a_word(
+        tmp_path, caplog, resume, training, wrapped):
+    """Good input passes: a checkpoint of this very model (saved from the
+    unwrapped model, as mmengine saves) neither raises nor warns, in any
+    run and whether the model is wrapped (``DataParallel``) or not."""
+    model = Detector(True)
+    checkpoint = dict(state_dict=Detector(True).state_dict())
+    if wrapped:
+        model = nn.DataParallel(model)
+    with caplog.at_level(logging.WARNING):
+        CheckpointCheckHook().after_load_checkpoint(
+            fake_runner(model, tmp_path, resume=resume, training=training),
+            checkpoint)
+    assert caplog.text == ''
+
+
+def test_the_refusal_names_the_resumed_file_and_its_run(tmp_path):
+    """An automatic resume has no ``load_from``: the file is the one
+    ``last_checkpoint`` names, and the run that wrote it (the meta's
+    ``experiment_name``) is named too."""
+    latest = '/runs/other/iter_3.pth'
+    (tmp_path / 'last_checkpoint').write_text(latest)
+    runner = fake_runner(nn.Linear(3, 2), tmp_path, resume=True,
+                         training=True)
+    runner._load_from = None
+    checkpoint = dict(state_dict={'other.weight': torch.zeros(1)},
+                      meta=dict(experiment_name='yolo_20240101_120000'))
+    with pytest.raises(CheckpointError) as error:
+        CheckpointCheckHook().after_load_checkpoint(runner, checkpoint)
+    assert str(error.value).startswith(
+        f'cannot resume from {latest} (written by run yolo_20240101_120000)'
+        ': it is a checkpoint of another model (0 of 2 model weights fit, 1 '
+        'checkpoint keys not in the model)')
+
+
+def test_an_evaluation_where_no_weight_fits_is_refused(tmp_path):
+    """The weighting-only leniency needs at least one weight that fits:
+    a model that is only a loss weighting, evaluated with a checkpoint
+    that has none of its weights, is refused (0 fit)."""
+    model = nn.Module()
+    model.weighting = SLFWeighting(['cls', 'box'])
+    total = len(model.state_dict())
+    with pytest.raises(CheckpointError,
+                       match=f'cannot evaluate ckpt.pth: it is a checkpoint '
+                       rf'of another model \(0 of {total} model weights fit'):
+        CheckpointCheckHook().after_load_checkpoint(
+            fake_runner(model, tmp_path), dict(state_dict={}))

@@ -390,3 +390,45 @@ def test_stale_temporaries_go_from_out_dir_and_work_dir(tmp_path):
     assert [osp.exists(path) for path in stale] == [False, False]
     assert read_last_checkpoint(str(work_dir)) == str(out_dir / 'iter_1.pth')
     assert checkpoint_problem(str(out_dir / 'iter_1.pth')) is None
+
+
+def test_auto_resume_only_when_asked(tmp_path, caplog):
+    """``last_checkpoint`` names a readable checkpoint: a run without
+    ``resume`` starts afresh (load_from stays None), an explicit
+    ``load_from`` is kept as given, and an automatic resume takes the file
+    without a warning, since nothing was skipped."""
+    work_dir = str(tmp_path)
+    path = osp.join(work_dir, 'iter_1.pth')
+    torch.save(dict(meta=dict(iter=1),
+                    state_dict=nn.Linear(2, 1).state_dict()), path)
+    with open(osp.join(work_dir, 'last_checkpoint'), 'w') as file:
+        file.write(path)
+    assert checkpoint_problem(path) is None
+    hook = CrashSafeCheckpointHook(interval=1, by_epoch=False)
+    logger = logging.getLogger('test_auto_resume_only_when_asked')
+    runs = [(False, None, None), (True, 'given.pth', 'given.pth'),
+            (True, None, path)]
+    for resume, load_from, expected in runs:
+        runner = SimpleNamespace(_resume=resume, _load_from=load_from,
+                                 work_dir=work_dir, logger=logger)
+        with caplog.at_level(logging.INFO, logger=logger.name):
+            hook.before_run(runner)
+        assert runner._load_from == expected, (resume, load_from)
+    assert caplog.text == ''
+
+
+def test_a_second_save_of_a_step_expires_nothing(tmp_path):
+    """mmengine may save one step twice (a best checkpoint at a regular
+    one). With max_keep_ckpts=2 after iterations 1 and 2, saving step 2
+    again keeps both files and the list [1, 2]; step 3 then expires 1."""
+    work_dir = str(tmp_path)
+    runner = toy_runner(work_dir, 2, max_keep_ckpts=2)
+    runner.train()
+    hook = next(h for h in runner.hooks
+                if isinstance(h, CrashSafeCheckpointHook))
+    hook._save_checkpoint_with_step(runner, 2, dict(epoch=0, iter=2))
+    assert checkpoint_names(work_dir) == ['iter_1.pth', 'iter_2.pth']
+    assert list(hook.keep_ckpt_ids) == [1, 2]
+    hook._save_checkpoint_with_step(runner, 3, dict(epoch=0, iter=3))
+    assert checkpoint_names(work_dir) == ['iter_2.pth', 'iter_3.pth']
+    assert runner.message_hub.get_info('keep_ckpt_ids') == [2, 3]

@@ -53,6 +53,54 @@ def test_line_progress_counts_from_a_resumed_start():
     assert '60/100 [00:10<00:40' in stream.getvalue()
 
 
+def test_line_progress_writes_the_last_step_once():
+    """10 steps of 1 s with a 1 s interval: a line after each of steps
+    1-9, none at step 10 (the close writes it): 10 lines, one of them
+    10/10."""
+    clock, stream = FakeClock(), io.StringIO()
+    bar = LineProgress(10, 'val', 'batch', stream, interval=1.0,
+                       clock=clock)
+    for _ in range(10):
+        clock.now += 1.0
+        bar.update()
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 10
+    assert [line for line in lines if '10/10' in line] == [lines[-1]]
+
+
+def test_line_progress_closed_at_once():
+    """Closed before any time has passed: no rate, no ETA, no error."""
+    stream = io.StringIO()
+    bar = LineProgress(10, 'test', 'batch', stream, clock=FakeClock())
+    bar.close()
+    assert stream.getvalue().startswith('test:   0%')
+    assert '0/10 [00:00<?, ?batch/s]' in stream.getvalue()
+
+
+def test_train_postfix_of_the_loss_window_and_the_metric():
+    """The shown loss is the mean of the last ``loss_window`` losses (2:
+    (1 + 2) / 2 = 1.5, not the mean of all, 13 / 3); a validation adds its
+    metric under the last part of the key, and one without that key
+    changes nothing."""
+    from types import SimpleNamespace
+    from mmengine.logging import HistoryBuffer
+    stream = io.StringIO()
+    hook = ProgressBarHook(loss_window=2, file=stream)
+    runner = SimpleNamespace(
+        max_iters=10, iter=3, message_hub=SimpleNamespace(log_scalars={
+            'train/loss': HistoryBuffer([10.0, 1.0, 2.0], [1, 1, 1])}))
+    hook.before_train(runner)
+    hook.after_train_iter(runner, 0)
+    bar = hook._bars['train']
+    assert bar.postfix == 'loss=1.500'
+    hook.after_val_epoch(runner, {'coco/bbox_mAP': 0.5})
+    assert bar.postfix == 'loss=1.500' and stream.getvalue() == ''
+    hook.after_val_epoch(runner, {'pascal_voc/mAP': 0.625})
+    assert bar.postfix == 'loss=1.500, mAP=0.625'
+    assert stream.getvalue() == 'val at iteration 3: pascal_voc/mAP 0.6250\n'
+
+
 def test_train_bar_of_a_resumed_run_starts_at_its_iteration():
     from types import SimpleNamespace
     stream = io.StringIO()
@@ -132,3 +180,6 @@ def test_bad_settings_name_the_key():
         ProgressBarHook(loss_window=0)
     with pytest.raises(ValueError, match='line_interval must be > 0'):
         ProgressBarHook(line_interval=0)
+    with pytest.raises(ValueError, match='min_interval and line_interval '
+                       r'must be > 0, got 0 and 30\.0'):
+        ProgressBarHook(min_interval=0)
