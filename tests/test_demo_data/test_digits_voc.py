@@ -21,7 +21,8 @@ import mmdet_slf  # noqa: F401
 from mmdet_slf.demo_data import (DIGIT_CLASSES, make_digits_voc,
                                  read_manifest, render_digits_image,
                                  split_source_digits)
-from mmdet_slf.demo_data.digits_voc import load_digit_scans
+from mmdet_slf.demo_data.digits_voc import (_normalize_params,
+                                            load_digit_scans, plan_split)
 
 SMALL = dict(num_trainval=30, num_test=20, image_size=(128, 112), seed=3)
 # A pixel "carries ink" when the JPEG differs from the clean background by
@@ -190,6 +191,23 @@ def test_each_class_cycles_through_its_scans(digits_root):
             assert max(counts) - min(counts) <= 1, (split, label)
 
 
+def test_overlap_count_matches_the_boxes(digits_root):
+    """``num_images_with_overlap`` counts the images with two boxes sharing
+    at least one pixel, recounted here from the XML boxes."""
+    root, summary = digits_root
+    for split in ('trainval', 'test'):
+        count = 0
+        for ann in read_split(root, split).values():
+            boxes = [box for _, box in ann['objects']]
+            count += any(
+                min(a[2], b[2]) >= max(a[0], b[0])
+                and min(a[3], b[3]) >= max(a[1], b[1])
+                for i, a in enumerate(boxes) for b in boxes[i + 1:])
+        assert summary['splits'][split]['num_images_with_overlap'] == count
+    # The set has overlapping digits on purpose (overlap_prob 0.3).
+    assert summary['splits']['trainval']['num_images_with_overlap'] > 0
+
+
 def test_boxes_keep_the_overlap_limit(digits_root):
     """No two boxes of an image overlap by more than ``max_overlap`` (0.25,
     the default) of the smaller box's area, and some overlap on purpose."""
@@ -276,6 +294,62 @@ def test_skip_regenerate_and_bad_settings(digits_root, tmp_path):
             make_digits_voc(str(tmp_path / 'bad'), **dict(SMALL, **{
                 key: value}))
     assert not osp.exists(tmp_path / 'bad')
+
+
+def test_plan_split_gives_each_image_its_drawn_count():
+    """Seven images of exactly 3 digits take 21 scans: two full rounds of
+    the ten classes plus one, so one class has 3 and the rest 2. Over 60
+    images of 1..3 digits, 1, 2 and 3 all occur (the maximum included)."""
+    _, targets = load_digit_scans()
+    pool = np.arange(len(targets))
+    plan = plan_split(pool, targets, 7, (3, 3), np.random.RandomState(0))
+    assert [len(sources) for sources in plan] == [3] * 7
+    labels = targets[np.concatenate(plan)]
+    assert sorted(np.bincount(labels, minlength=10)) == [2] * 9 + [3]
+    plan = plan_split(pool, targets, 60, (1, 3), np.random.RandomState(0))
+    assert {len(sources) for sources in plan} == {1, 2, 3}
+
+
+@pytest.mark.parametrize('key, inside, outside', [
+    ('test_fraction', 0.05, 0.04),
+    ('test_fraction', 0.95, 0.96),
+    ('jpeg_quality', 100, 101),
+    ('jpeg_quality', 50, 49),
+    ('digits_per_image', (1, 10), (1, 11)),
+    ('overlap_prob', 1.0, 1.01),
+    ('overlap_prob', 0.0, -0.01),
+    ('image_size', (64, 32), (64, 31)),
+    ('image_size', (32, 64), (31, 64)),
+])
+def test_setting_bounds_are_inclusive(key, inside, outside, tmp_path):
+    """Each documented bound is allowed and the next value past it is
+    refused, before anything is written."""
+    settings = dict(num_trainval=3, num_test=2, image_size=64, seed=0,
+                    digits_per_image=(1, 5), digit_size=(0.14, 0.36),
+                    max_overlap=0.25, overlap_prob=0.3, test_fraction=0.25,
+                    jpeg_quality=90)
+    params = _normalize_params(**dict(settings, **{key: inside}))
+    expected = list(inside) if isinstance(inside, tuple) else inside
+    assert params[key] == expected
+    settings.pop('seed')
+    with pytest.raises(ValueError, match=f'{key} must be'):
+        make_digits_voc(str(tmp_path / 'bad'), **dict(settings, **{
+            key: outside}))
+    assert not osp.exists(tmp_path / 'bad')
+
+
+def test_force_makes_an_existing_set_again(tmp_path):
+    """``force=True`` rewrites a complete set with the same parameters,
+    which a plain call would reuse."""
+    root = str(tmp_path / 'VOCdevkit')
+    params = dict(num_trainval=3, num_test=2, image_size=64)
+    make_digits_voc(root, **params)
+    xml = osp.join(root, 'VOC2007', 'Annotations', '000000.xml')
+    os.utime(xml, ns=(0, 0))
+    assert make_digits_voc(root, **params)['skipped']
+    assert os.stat(xml).st_mtime_ns == 0
+    assert not make_digits_voc(root, force=True, **params)['skipped']
+    assert os.stat(xml).st_mtime_ns > 0
 
 
 def test_numpy_ints_make_the_same_set(tmp_path):

@@ -5,6 +5,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet_slf.models.backbones import YOLOV1Darknet, YOLOVGG
+from mmdet_slf.models.backbones.yolo_darknet import _make_divisible
 
 
 def conv_layers(module):
@@ -146,6 +147,7 @@ def test_norm_eval_keeps_batch_norm_statistics():
     (dict(widen_factor=0), 'widen_factor'),
     (dict(out_indices=(6, )), 'out_indices'),
     (dict(frozen_stages=9), 'frozen_stages'),
+    (dict(frozen_stages=-2), 'frozen_stages'),
     # Stages after the last output are not built, so none can be frozen.
     (dict(arch='fast', out_indices=(2, ), frozen_stages=4),
      r'frozen_stages must be in \[-1, 3\] \(the stages built'),
@@ -175,3 +177,53 @@ def test_yolo_vgg_frozen_stages():
     model.train()
     assert not model.features[0].weight.requires_grad
     assert model.features[5].weight.requires_grad
+
+
+def test_make_divisible_rounds_to_the_nearest_multiple_of_8():
+    """``(c + 4) // 8 * 8``, at least 8: 20 -> 24 (20 + 4 = 24), 19.9 -> 16,
+    307.2 -> 304, 2 -> 8. Fast YOLO at 0.3125 widens 16, 32, 64 to 5, 10,
+    20: 8, 8 and 24 filters (flooring would give 16 for the third)."""
+    assert [_make_divisible(c) for c in (20, 19.9, 307.2, 2)] == [
+        24, 16, 304, 8
+    ]
+    model = YOLOV1Darknet(arch='fast', widen_factor=0.3125, out_indices=(2, ))
+    assert [c.out_channels for c in conv_layers(model)] == [8, 8, 24]
+
+
+def test_most_negative_out_index_is_the_first_stage():
+    """Fast YOLO has 7 stages, so -7 is stage 0 (16 * 0.25 = 4 -> 8
+    filters) and only that stage is built."""
+    model = YOLOV1Darknet(arch='fast', widen_factor=0.25, out_indices=(-7, ))
+    assert model.out_indices == (0, )
+    assert model.stage_names == ['stage0']
+    outs = model(torch.rand(1, 3, 64, 64))
+    assert [tuple(o.shape) for o in outs] == [(1, 8, 32, 32)]
+
+
+def test_yolo_vgg_extra_layers_stride_and_checks():
+    """The four extra layers are 3x3 with strides 1, 2, 1, 1 (the second
+    halves the map, as YOLO's own detection layers do)."""
+    model = YOLOVGG(extra_channels=16)
+    convs = conv_layers(model.extra_convs)
+    assert [c.stride for c in convs] == [(1, 1), (2, 2), (1, 1), (1, 1)]
+    assert [c.out_channels for c in convs] == [16] * 4
+    for kwargs in (dict(extra_channels=0), dict(frozen_stages=6),
+                   dict(frozen_stages=-2)):
+        with pytest.raises(ValueError):
+            YOLOVGG(**kwargs)
+
+
+def test_yolo_vgg_freezes_all_five_stages_and_keeps_them_in_eval():
+    """frozen_stages=5 freezes the whole VGG-16 trunk (its 13 convs) but
+    not the extra layers; train() leaves the frozen modules in eval mode
+    and the others in train mode."""
+    model = YOLOVGG(extra_channels=16, frozen_stages=5)
+    assert not any(p.requires_grad for p in model.features.parameters())
+    assert all(p.requires_grad for p in model.extra_convs.parameters())
+    model.train()
+    assert not any(m.training for m in model.features)
+    assert model.extra_convs.training
+    two = YOLOVGG(extra_channels=16, frozen_stages=2)
+    two.train()
+    # Stages 0 and 1 are features[0:10] in VGG-16.
+    assert [m.training for m in two.features] == [False] * 10 + [True] * 21
