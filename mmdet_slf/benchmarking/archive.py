@@ -90,8 +90,15 @@ def read_archive(
     if archive.get('version') != VERSION:
         raise ValueError(f'{path} is version {archive.get("version")} of '
                          f'the archive; this code reads version {VERSION}')
+    missing = [name for name in ('runs', 'work_dir') if name not in archive]
+    if missing:
+        raise ValueError(f'{path} has no {" and no ".join(missing)}')
     results: Dict[str, Dict[int, dict]] = {}
-    for entry in archive['runs']:
+    for index, entry in enumerate(archive['runs']):
+        if not isinstance(entry, dict) or not {'strategy', 'seed'} <= set(
+                entry):
+            raise ValueError(f'{path}: run {index} names no strategy and '
+                             f'seed: {entry!r}')
         key, seed = entry['strategy'], int(entry['seed'])
         if seed in results.get(key, {}):
             raise ValueError(f'{path} holds {key} seed {seed} twice')

@@ -82,6 +82,10 @@ def test_page_from_the_archive_is_the_page_from_the_work_dir(
     again = report.write_report('ignored', page, 'fixed', {}, archive=kept)
     assert again == text.replace('results/', 'again/')
     assert osp.exists(str(tmp_path / 'docs' / 'again' / 'weights.png'))
+    # the new page keeps its runs beside it too, as the page says
+    assert archive.read_archive(
+        str(tmp_path / 'docs' / 'again' / 'runs.json')) == \
+        archive.read_archive(kept)
     # written again from itself, the archive is left as it was
     before = open(kept).read()
     report.write_report('ignored', out, 'fixed', {}, archive=kept,
@@ -119,6 +123,17 @@ def test_seed_table_holds_the_numbers_the_paired_test_uses(bench):
                      work_dir='w', runs=[dict(strategy='a', seed=1),
                                          dict(strategy='a', seed=1)])),
      'holds a seed 1 twice'),
+    (json.dumps(dict(format=archive.FORMAT, version=archive.VERSION,
+                     runs=[])), 'has no work_dir'),
+    (json.dumps(dict(format=archive.FORMAT, version=archive.VERSION)),
+     'has no runs and no work_dir'),
+    (json.dumps(dict(format=archive.FORMAT, version=archive.VERSION,
+                     work_dir='w', runs=[dict(strategy='a', seed=0),
+                                         dict(seed=1, mAP=0.8)])),
+     r"run 1 names no strategy and seed: \{'seed': 1, 'mAP': 0.8\}"),
+    (json.dumps(dict(format=archive.FORMAT, version=archive.VERSION,
+                     work_dir='w', runs=[[0.8]])),
+     r'run 0 names no strategy and seed: \[0.8\]'),
 ])
 def test_bad_archives_are_refused_by_name(tmp_path, content, message):
     path = str(tmp_path / 'runs.json')
@@ -150,3 +165,38 @@ def test_an_archive_cut_off_while_written_leaves_the_old_one(
     assert len(set(names)) == 2 and all(
         atomic_io.TEMP_INFIX in osp.basename(name) for name in names)
     assert archive.read_archive(path)[0].keys() == {'fixed', 'slf-b'}
+
+
+def test_an_archive_gives_back_the_runs_and_timing_it_was_written_with(
+        tmp_path):
+    """Runs saved before results recorded their strategy are archived
+    under their folder's key; seeds are in numerical order (2 before 10,
+    though ``seed10`` sorts before ``seed2`` as a name); the timing comes
+    back, and with it the page's cost table."""
+    work_dir = str(tmp_path / 'bench')
+    for key in ('fixed', 'slf-b'):
+        for seed, value in ((10, 0.80), (2, 0.82)):
+            runs.save_result(
+                osp.join(runs.run_dir(work_dir, key, seed), runs.RESULT_FILE),
+                dict(seed=seed, name=key.upper(), terms=TERMS,
+                     prior=[5.0, 1.0, 1.0, 0.5], max_iters=100, mAP=value,
+                     curve=[[100, value]], mean_weights={}))
+    results = runs.load_results(work_dir)
+    timing = dict(step_seconds={'fixed': 0.2, 'slf-b': 0.3},
+                  fps={'fixed': 100.0, 'slf-b': 50.0},
+                  date='2026-11-26', command='x', machine='m')
+    path = str(tmp_path / 'runs.json')
+    archive.write_archive(path, results, work_dir, timing)
+    with open(path) as f:
+        entries = json.load(f)['runs']
+    assert [(e['strategy'], e['seed']) for e in entries] == [
+        ('fixed', 2), ('fixed', 10), ('slf-b', 2), ('slf-b', 10)]
+    back, back_dir, back_timing = archive.read_archive(path)
+    assert back_dir == work_dir and back_timing == timing
+    assert back == {key: {seed: dict(run, strategy=key)
+                          for seed, run in by_seed.items()}
+                    for key, by_seed in results.items()}
+    text = report.write_report('ignored', str(tmp_path / 'page.md'),
+                               'fixed', {}, archive=path)
+    # 0.3 / 0.2 and 50 / 100; without configs a row is named by its key
+    assert '| slf-b | 1.500 | 0.500 |' in text

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from mmdet_slf.benchmarking import report, runs
-from mmdet_slf.benchmarking.tables import fmt_floor
+from mmdet_slf.benchmarking.tables import fmt_floor, fmt_p
 from mmdet_slf.benchmarking.terms import weight_shares
 
 TERMS = ['coord', 'pred', 'obj', 'noobj']
@@ -143,3 +143,75 @@ def test_the_page_explains_the_share_with_the_references_lambdas():
 def test_all_zero_weights_give_every_term_share_zero():
     shares = weight_shares(dict(zip(TERMS, [0.0] * 4)), TERMS, PRIOR)
     assert shares == dict.fromkeys(TERMS, 0.0)
+
+
+def test_p_values_keep_two_significant_digits_below_one_percent():
+    """p below 0.01 is printed with two significant digits, so a small p
+    is never shown as 0.000; from 0.01 up, with three decimals."""
+    assert fmt_p(0.0012) == '0.0012'
+    assert fmt_p(0.0099) == '0.0099'
+    assert fmt_p(0.01) == '0.010'
+    assert fmt_p(0.2) == '0.200'
+    assert fmt_p(math.nan) == 'n/a'
+
+
+def test_table_rows_print_the_statistics_of_the_seeds():
+    """Fixed at 0.80/0.82/0.84: mean 0.820, std 0.020, t(2) 4.303:
+    0.820 +- 4.303 * 0.020 / sqrt(3) = [0.770, 0.870]. B gains 0.010,
+    0.011, 0.012: B's mean 0.831, std 0.021, interval [0.779, 0.883];
+    the gain's mean 0.011, std 0.001, interval +0.011 +- 0.0025, t 19.05
+    with 2 dof, p 0.0027. B's pred weight of 0.2496 in a total of 7.5 is
+    0.2496 of its prior share, printed 0.24 (rounded down, below the 0.25
+    threshold); minutes are the median of 2.0, 2.5 and 1.0."""
+    fixed = {s: run('fixed', s, value, name='Fixed', train_minutes=minutes)
+             for s, (value, minutes) in enumerate(
+                 [(0.80, 2.0), (0.82, 2.5), (0.84, 1.0)])}
+    starved = dict(coord=5.7504, pred=0.2496, obj=1.0, noobj=0.5)
+    slf = {s: run('slf-b', s, value, name='B', train_minutes=2.0,
+                  mean_weights=starved)
+           for s, value in enumerate([0.810, 0.831, 0.852])}
+    rows = report.strategy_rows({'fixed': fixed, 'slf-b': slf}, 'fixed')
+    lines = report.table(rows).splitlines()
+    assert lines[2] == ('| Fixed | 3 | 0.820 +- 0.020 | [0.770, 0.870] | '
+                        'reference | - | 1.00 | 2.00 |')
+    assert lines[3] == ('| B | 3 | 0.831 +- 0.021 | [0.779, 0.883] | '
+                        '+0.011 [+0.009, +0.013] | 0.0027 | 0.24 | 2.00 |')
+
+
+def write_config(path, **keys):
+    with open(path, 'w') as f:
+        f.writelines(f'{key} = {value!r}\n' for key, value in keys.items())
+    return str(path)
+
+
+def test_the_verdict_counts_the_search_of_the_tuned_strategy_asked_for(
+        tmp_path):
+    """The tuned lambdas of ``tuned`` (here ``lambdas-b``, not the default
+    key) were searched with 8 runs of 200 iterations: with their own run of
+    600, 8 * 200 + 600 = 2,200 iterations, and one SLF run of 600 is
+    1/3.67 of that."""
+    work_dir = str(tmp_path / 'bench')
+    for seed in range(5):
+        for key, value in (('fixed', 0.80), ('lambdas-b', 0.82),
+                           ('slf-b', 0.82 + seed / 1000)):
+            runs.save_result(
+                osp.join(runs.run_dir(work_dir, key, seed), runs.RESULT_FILE),
+                run(key, seed, value + seed / 100))
+    strategies = {
+        'fixed': write_config(tmp_path / 'fixed.py'),
+        'lambdas-b': write_config(tmp_path / 'tuned.py', search_runs=8,
+                                  search_iters=200),
+        'slf-b': write_config(tmp_path / 'b.py')}
+    text = report.write_report(work_dir, str(tmp_path / 'page.md'), 'fixed',
+                               strategies, tuned='lambdas-b')
+    assert ('the tuned lambdas cost 8 search runs of 200 iterations '
+            'besides their own 600, so one SLF run of 600 is 1/3.67 of '
+            'their training') in text
+
+
+def test_the_share_note_counts_the_terms_of_a_reference_without_lambdas():
+    """A reference that sets no lambdas (RLW) records no prior; the note
+    still counts its 4 terms."""
+    results = {'rlw': {0: run('rlw', 0, prior=None)}}
+    assert 'over the 4 terms and the seeds' in report.share_note(
+        results, 'rlw')

@@ -1,6 +1,7 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """The benchmark's pairing of seeds, run summaries and merged results."""
 import json
+import math
 import os
 import os.path as osp
 import re
@@ -608,8 +609,9 @@ def test_cost_measures_every_strategy_from_the_same_start(digits_root,
     assert result == dict(step_seconds={k: 0.1 for k in cfgs},
                           fps={k: 10.0 for k in cfgs})
     runs_, train_batches, rounds = seen['train']
-    models, test_batches, _ = seen['test']
+    models, test_batches, test_rounds = seen['test']
     assert rounds == 3 and len(train_batches) == 2 and len(test_batches) == 3
+    assert test_rounds == 3  # FPS interleaved over the same rounds
     assert all(len(batch['inputs']) == 4 for batch in train_batches)
     assert all(len(batch['inputs']) == 1 for batch in test_batches)
     start = torch.load(init_path, weights_only=True)['state_dict']
@@ -663,8 +665,9 @@ def test_initial_weights_are_a_function_of_the_seed_and_the_detector(
 
 def test_initial_weights_of_other_layers_are_refused(tmp_path):
     """The model's code changed and its config did not (same digest): a
-    layer of another shape, a missing one or an extra one would be loaded
-    non-strictly and stay random. Each is refused, naming the layer."""
+    layer of another shape (fewer values, or as many arranged otherwise),
+    a missing one or an extra one would be loaded non-strictly and stay
+    random. Each is refused, naming the layer."""
     fixed = Config.fromfile(osp.join(CONFIG_DIR, 'fixed.py'))
     path = runs.make_init_checkpoint(
         fixed, 0, runs.init_checkpoint_path(str(tmp_path), 0))
@@ -674,6 +677,9 @@ def test_initial_weights_of_other_layers_are_refused(tmp_path):
     quoted = re.escape(repr([name]))
     for change, message in (
             (lambda state: state.update({name: original[:1]}),
+             'other shapes ' + quoted),
+            # as many values in another shape: still another layer
+            (lambda state: state.update({name: original.reshape(1, -1)}),
              'other shapes ' + quoted),
             (lambda state: state.pop(name), 'missing ' + quoted),
             (lambda state: state.update(extra=original),
@@ -703,3 +709,198 @@ def test_drawing_initial_weights_leaves_the_random_streams(tmp_path):
         runs.make_init_checkpoint(fixed, 3, path)
         assert (random.random(), np.random.rand(),
                 torch.rand(1).item()) == expected
+
+
+def test_strategy_name_is_the_configs_or_else_the_key():
+    """The page names a strategy by its config's ``strategy_name``; a
+    config without one is named by its key (the file name)."""
+    named = Config(dict(strategy_name='Fixed (5, 1, 1, 0.5)'))
+    assert runs.strategy_name(named, 'fixed') == 'Fixed (5, 1, 1, 0.5)'
+    assert runs.strategy_name(Config(dict(name='x')), 'slf-b') == 'slf-b'
+    rlw = Config.fromfile(osp.join(CONFIG_DIR, 'rlw.py'))
+    assert runs.strategy_name(rlw, 'rlw') == 'RLW'
+
+
+def test_prior_weights_read_weights_prior_or_init_weights():
+    """The lambdas a strategy starts from, as its config writes them: Fixed
+    and the tuned lambdas set ``weights``, SLF its ``prior`` (Fixed's),
+    FAMO and Uncertainty ``init_weights``; RLW sets none."""
+    def prior(key):
+        return report.prior_weights(
+            Config.fromfile(osp.join(CONFIG_DIR, f'{key}.py')))
+
+    assert prior('fixed') == [5.0, 1.0, 1.0, 0.5]
+    assert prior('fixed-tuned') == [11.9, 3.14, 1.34, 0.945]
+    assert prior('slf-scale-free-expected') == [5.0, 1.0, 1.0, 0.5]
+    assert prior('famo') == [5.0, 1.0, 1.0, 0.5]
+    assert prior('uncertainty') == [5.0, 1.0, 1.0, 0.5]
+    assert prior('rlw') is None
+
+
+def test_run_config_starts_fresh_and_keeps_the_schedule_in_the_budget():
+    """A strategy config that would resume keeps to the seed's weights
+    and starts at iteration 0. Shrunk from 400 to 40 iterations (a tenth):
+    val_interval 4 -> 0.4 is kept at 1; a scheduler over 1-3 -> 0.1-0.3
+    rounds to 0-0 and keeps one iteration (0-1); one that begins at 400
+    and has no end begins at the last iteration, 39, and ends at 40; one
+    without an end ends at the new budget, 40; a checkpoint is saved at
+    the end (interval 40)."""
+    cfg = Config(dict(
+        train_cfg=dict(max_iters=400, val_interval=4),
+        param_scheduler=[dict(begin=1, end=3), dict(begin=400),
+                         dict(begin=0)],
+        default_hooks=dict(checkpoint=dict(interval=100)),
+        resume=True, load_from='work_dirs/old/iter_400.pth'))
+    small = runs.run_config(cfg, 7, '/tmp/w', '/tmp/init/seed7.pth',
+                            max_iters=40)
+    assert small.resume is False
+    assert small.load_from == '/tmp/init/seed7.pth'
+    assert small.randomness == dict(seed=7) and small.work_dir == '/tmp/w'
+    assert small.train_cfg.max_iters == 40
+    assert small.train_cfg.val_interval == 1
+    assert [(s.begin, s.end) for s in small.param_scheduler] == [
+        (0, 1), (39, 40), (0, 40)]
+    assert small.default_hooks.checkpoint.interval == 40
+    # without max_iters the schedule is the strategy's own
+    same = runs.run_config(cfg, 7, '/tmp/w', '/tmp/init/seed7.pth')
+    assert same.resume is False and same.train_cfg.max_iters == 400
+    assert same.default_hooks.checkpoint.interval == 100
+
+
+def test_load_scalars_reads_the_newest_log(tmp_path):
+    """A run started twice in its folder has two timestamped logs; the
+    newer one (the later timestamp) is the run's."""
+    for stamp, value in (('20260101_120000', 1.0),
+                         ('20260102_080000', 2.0)):
+        log = tmp_path / stamp / 'vis_data'
+        log.mkdir(parents=True)
+        (log / 'scalars.json').write_text(
+            json.dumps(dict(iter=50, loss=value)) + '\n\n')
+    assert runs.load_scalars(str(tmp_path)) == [dict(iter=50, loss=2.0)]
+    assert runs.load_scalars(str(tmp_path / 'none')) == []
+
+
+def test_summarize_run_keeps_the_last_map_and_the_logged_weights():
+    """Logged by epoch: the curve takes the iteration of the training
+    record before each validation, also when that record gives its
+    iteration as ``step`` only (150). The final mAP is the last
+    validation's (0.7), not the best (0.8). The mean weight is over the
+    three records that logged weights (coord (4 + 6 + 5) / 3 = 5), not
+    over the one at 100 that logged none. Without a validation the mAP
+    is nan, never a number that could enter a table."""
+    weights = ('coord', 'pred', 'obj', 'noobj')
+
+    def train(weights_of_terms, **keys):
+        return dict(loss=1.0, **keys, **{
+            f'slf_w_{t}': w for t, w in zip(weights, weights_of_terms)})
+
+    records = [
+        train((4.0, 2.0, 1.0, 0.5), iter=50, step=50),
+        dict(iter=100, step=100, loss=2.0),
+        train((6.0, 0.0, 1.0, 0.5), step=150),
+        {'pascal_voc/mAP': 0.8, 'step': 1},
+        train((5.0, 1.0, 1.0, 0.5), iter=200, step=200),
+        {'pascal_voc/mAP': 0.7, 'step': 2},
+    ]
+    summary = runs.summarize_run(records, TERMS, metric_by_epoch=True)
+    assert summary['curve'] == [(150, 0.8), (200, 0.7)]
+    assert summary['mAP'] == 0.7
+    assert summary['mean_weights'] == pytest.approx(
+        dict(coord=5.0, pred=1.0, obj=1.0, noobj=0.5))
+    empty = runs.summarize_run(records[:3], TERMS)
+    assert empty['curve'] == [] and math.isnan(empty['mAP'])
+
+
+def test_detector_digest_leaves_out_a_weighting_inside_a_list():
+    """The detector digest is the config digest of the model with every
+    ``weighting`` key removed, also from dicts inside lists (a model with
+    several heads): two weightings give one digest, another layer width
+    another."""
+    def model(weighting, width=64):
+        return Config(dict(model=dict(type='Detector', heads=[
+            dict(type='Head', width=width, weighting=weighting)])))
+
+    stripped = Config(dict(model=dict(type='Detector', heads=[
+        dict(type='Head', width=64)])))
+    fixed = model(dict(type='FixedWeighting', weights=[5.0, 1.0]))
+    assert runs.detector_digest(fixed) == runs.config_digest(stripped)
+    assert runs.detector_digest(model(dict(type='FAMOWeighting'))) == \
+        runs.detector_digest(fixed)
+    assert runs.detector_digest(model(dict(type='FAMOWeighting'), 32)) != \
+        runs.detector_digest(fixed)
+
+
+def test_initial_weights_saved_before_the_digest_are_taken(tmp_path):
+    """A file drawn before the detector digest was recorded (no ``meta``)
+    is taken as it is, when its layers fit, and left unchanged."""
+    fixed = Config.fromfile(osp.join(CONFIG_DIR, 'fixed.py'))
+    path = runs.make_init_checkpoint(
+        fixed, 0, runs.init_checkpoint_path(str(tmp_path), 0))
+    state = torch.load(path, weights_only=True)['state_dict']
+    torch.save(dict(state_dict=state), path)
+    with open(path, 'rb') as f:
+        before = f.read()
+    assert runs.make_init_checkpoint(fixed, 0, path) == path
+    with open(path, 'rb') as f:
+        assert f.read() == before
+
+
+def test_cost_is_measured_on_the_seeds_run_config(tmp_path, monkeypatch):
+    """The data the timers use come from the run config of the seed asked
+    for (seed 5: its sampler order) and the seed's initial weights."""
+    from mmengine.runner import Runner
+
+    from mmdet_slf.benchmarking.cost import measure_cost
+    init_path = str(tmp_path / 'seed5.pth')
+    torch.save(dict(state_dict={}), init_path)
+    built = []
+
+    class Built(Exception):
+        pass
+
+    def from_cfg(cfg):
+        built.append(cfg)
+        raise Built
+
+    monkeypatch.setattr(Runner, 'from_cfg', from_cfg)
+    fixed = Config.fromfile(osp.join(CONFIG_DIR, 'fixed.py'))
+    with pytest.raises(Built):
+        measure_cost(fixed, {}, init_path, 5, str(tmp_path / 'w'), rounds=2)
+    assert built[0].randomness == dict(seed=5)
+    assert built[0].load_from == init_path
+    assert built[0].work_dir == str(tmp_path / 'w')
+
+
+def test_page_quotes_every_seed_and_names_strategies_without_runs(
+        tmp_path):
+    """Fixed ran seeds 0-2 and B seeds 0-3: the page's commands quote all
+    four seeds. C has a config and no run: the page names it. Limited to
+    B with --strategies, the cost table still names the reference by its
+    config's strategy_name; B's ratios are 0.25 / 0.2 = 1.25 and 80 / 100
+    = 0.8."""
+    work_dir = str(tmp_path / 'bench')
+    for seed in range(4):
+        if seed < 3:
+            fake_result(work_dir, 'fixed', seed, 0.80, 'Fixed')
+        fake_result(work_dir, 'slf-b', seed, 0.82, 'B')
+    timing = dict(step_seconds={'fixed': 0.2, 'slf-b': 0.25},
+                  fps={'fixed': 100.0, 'slf-b': 80.0},
+                  date='2026-11-26', command='x', machine='m')
+    with open(osp.join(work_dir, 'timing.json'), 'w') as f:
+        json.dump(timing, f)
+    strategies = {
+        'fixed': write_config(tmp_path / 'fixed.py',
+                              strategy_name='Fixed (5, 1, 1, 0.5)'),
+        'slf-b': write_config(tmp_path / 'b.py', strategy_name='B'),
+        'slf-c': write_config(tmp_path / 'c.py', strategy_name='C')}
+    out = str(tmp_path / 'docs' / 'results.md')
+    text = report.write_report(work_dir, out, 'fixed', strategies)
+    assert '--report-only --seeds 0 1 2 3`' in text
+    assert '--strategies <key> --seeds 0 1 2 3`' in text
+    assert 'Strategies with a config but no finished run (not compared): ' \
+        '`slf-c`.' in text
+    text = report.write_report(work_dir, out, 'fixed', strategies,
+                               keys=['slf-b'])
+    assert '| Fixed (5, 1, 1, 0.5) | 1.000 | 1.000 |' in text
+    assert '| B | 1.250 | 0.800 |' in text
+    assert 'no finished run' not in text

@@ -212,3 +212,64 @@ def test_shares_match_the_lambdas_to_terms_by_name(tmp_path):
     with pytest.raises(ValueError, match=r"fixed seed 0 has the terms "
                        r"\['cls'"):
         terms.run_rows(results, work_dir, PRIOR, prior_terms=TERMS)
+
+
+def test_raw_terms_average_the_records_inside_the_window():
+    """noobj's raw term is 1, 2 and 6 at iterations 200, 300 and 400. A
+    window of 200 counts back from 400 and leaves 200 out (records after
+    400 - 200): the mean of 2 and 6, 4. A window of 300 takes all three:
+    their mean, 3 (their median would be 2)."""
+    records = [record(step, [1.0, 1.0, 1.0, raw], PRIOR)
+               for step, raw in ((200, 1.0), (300, 2.0), (400, 6.0))]
+    assert terms.raw_terms_at_end(records, TERMS, window=200)['noobj'] == \
+        pytest.approx(4.0)
+    assert terms.raw_terms_at_end(records, TERMS, window=300)['noobj'] == \
+        pytest.approx(3.0)
+
+
+def test_spearman_needs_three_pairs():
+    """Two pairs are always ranked in or against order: no correlation is
+    given for them."""
+    stats = terms.spearman([1.0, 2.0], [3.0, 4.0])
+    assert math.isnan(stats['rho']) and stats['n'] == 2
+
+
+def analysis_row(key, share_noobj, value):
+    return dict(key=key, seed=0, mAP=value, drop=0.0,
+                raw=dict.fromkeys(TERMS, 1.0),
+                share=dict(dict.fromkeys(TERMS, 1.0), noobj=share_noobj))
+
+
+def test_excluded_strategies_leave_the_correlations_over_means_too():
+    """noobj's share against mAP: light 0.25 / 0.85, fixed 0.5 / 0.80,
+    mid 0.75 / 0.75, heavy 1.0 / 0.90. Without heavy the order is exactly
+    reversed, rho -1, over the runs and over the strategy means alike;
+    with heavy the mAP ranks 3 2 1 4 against 1 2 3 4 give
+    rho = 1 - 6 * 8 / (4 * 15) = 0.2."""
+    rows = [analysis_row('light', 0.25, 0.85),
+            analysis_row('fixed', 0.5, 0.80),
+            analysis_row('mid', 0.75, 0.75),
+            analysis_row('heavy', 1.0, 0.90)]
+    lines = terms.format_analysis(rows, TERMS, exclude=['heavy'])
+    line = next(line for line in lines if line.startswith('| share noobj'))
+    cells = line.split(' | ')
+    assert cells[1].startswith('-1.00') and cells[3].startswith('-1.00')
+    lines = terms.format_analysis(rows, TERMS)
+    line = next(line for line in lines if line.startswith('| share noobj'))
+    cells = line.split(' | ')
+    assert cells[1].startswith('+0.20') and cells[3].startswith('+0.20')
+
+
+def test_shares_follow_the_terms_of_the_first_run():
+    """Without ``prior_terms`` the lambdas are in the order of the first
+    run's terms (the first strategy, its first seed). Seed 0 lists the
+    terms as the lambdas do, seed 1 backwards; both logged the prior's
+    weights, so every share is 1. Read in seed 1's order the lambdas would
+    give coord 5 / 0.5 = 10."""
+    results = {'fixed': {
+        seed: dict(terms=order, mAP=0.8, curve=[[100, 0.8]],
+                   mean_weights=dict(zip(TERMS, PRIOR)))
+        for seed, order in ((0, TERMS), (1, TERMS[::-1]))}}
+    rows = terms.run_rows(results, 'no-such-work-dir', PRIOR)
+    for row in rows:
+        assert row['share'] == pytest.approx(dict.fromkeys(TERMS, 1.0))

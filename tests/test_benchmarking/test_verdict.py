@@ -282,3 +282,17 @@ def test_pairing_skips_the_strategys_extra_seeds():
     assert paired['mean_diff'] == pytest.approx(0.05 / 3, abs=1e-12)
     assert paired['p'] == pytest.approx(scipy_stats.ttest_rel(
         [0.81, 0.83, 0.84], [0.80, 0.81, 0.82]).pvalue, rel=1e-9)
+
+
+def test_a_variant_with_two_paired_seeds_gets_its_row():
+    """Two seeds are enough for a paired t-test: K4 minus E is -0.03 and
+    -0.05, mean -0.04, std 0.01414, t(1) 12.706: half width
+    12.706 * 0.01414 / sqrt(2) = 0.127; t = -4.0 with 1 dof, p 0.156.
+    One paired seed gives no row."""
+    from mmdet_slf.benchmarking.tables import variant_table
+    results = results_of(**{'slf-e': [0.84, 0.85], 'slf-k4': [0.81, 0.80]})
+    table = variant_table(results, {'slf-k4': 'slf-e'})
+    assert table.splitlines()[2] == \
+        '| SLF-K4 | SLF-E | 2 | -0.040 [-0.167, +0.087] | 0.156 |'
+    del results['slf-k4'][1]
+    assert variant_table(results, {'slf-k4': 'slf-e'}) == ''
