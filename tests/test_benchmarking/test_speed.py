@@ -204,3 +204,31 @@ def test_profile_ranks_by_device_time_on_a_gpu(monkeypatch, device, by):
     result = step_operators.profile_models(
         dict.fromkeys('01'), dict.fromkeys('01'), 2, torch.device(device))
     assert result['sorted_by'] == by and ranked == [by]
+
+
+def test_copy_shared_weights_skips_names_of_another_shape():
+    """Of ``weight`` (2 x 3 vs 4 x 3), ``bias`` (2 vs 2) and ``extra`` (only
+    in the source), only ``bias`` is copied: one tensor, and the target's
+    weight keeps its own values."""
+    source, target = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    target.weight = torch.nn.Parameter(torch.zeros(4, 3))
+    source.register_buffer('extra', torch.ones(1))
+    kept = target.weight.detach().clone()
+    assert speed.copy_shared_weights(source, target) == 1
+    assert torch.equal(target.bias, source.bias)
+    assert torch.equal(target.weight, kept)
+
+
+def test_input_streams_take_each_configs_own_size():
+    """Without ``--shape`` each model gets images of its own test resize:
+    ``scale=(100, 50)`` gives 50 x 100 images, ``scale=(300, 200)``
+    200 x 300; a given shape is used for both."""
+    cfgs = [pipeline_cfg(dict(type='Resize', scale=(100, 50))),
+            pipeline_cfg(dict(type='Resize', scale=(300, 200)))]
+    streams, batch_size = speed.input_streams(cfgs)
+    assert batch_size == 1
+    assert [tuple(next(stream)['inputs'][0].shape) for stream in streams] \
+        == [(3, 50, 100), (3, 200, 300)]
+    streams, _ = speed.input_streams(cfgs, shape=(16, 24))
+    assert [tuple(next(stream)['inputs'][0].shape) for stream in streams] \
+        == [(3, 16, 24), (3, 16, 24)]

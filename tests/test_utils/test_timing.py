@@ -295,3 +295,48 @@ def test_inference_timings_sync_each_slice_without_grad(monkeypatch):
     # two warm-up calls, then one call per slice between its readings
     assert [readings for readings, _ in log] == [0, 0, 1, 3, 5, 7]
     assert waited == [0, 1, 2, 3, 4, 5, 6, 7]
+
+
+def test_one_item_is_not_halved():
+    """A single slice of one image taking 0.3 s is 0.3 s per image and
+    1 / 0.3 images per second; the ratio against a 0.6 s image is 2."""
+    single = Timing(seconds=[0.3], items=[1])
+    assert single.seconds_per_item == pytest.approx(0.3)
+    assert single.items_per_second == pytest.approx(1 / 0.3)
+    ratio, two_se = rate_ratio(Timing([0.6], [1]), single)
+    assert ratio == pytest.approx(2.0) and two_se == 0.0
+
+
+def test_summary_median_and_two_slice_spread():
+    """Per-image times 0.1, 0.1 and 0.4 s: median 100 ms, mean 200 ms
+    (a slow slice moves the mean, not the median). Two slices, 0.1 and
+    0.3 s, already have a sample std: |0.3 - 0.1| / sqrt(2) = 141.42 ms."""
+    skewed = Timing(seconds=[0.1, 0.2, 0.4], items=[1, 2, 1]).summary()
+    assert skewed['median_ms'] == pytest.approx(100.0)
+    assert skewed['mean_ms'] == pytest.approx(1e3 * 0.7 / 4)
+    pair = Timing(seconds=[0.1, 0.3], items=[1, 1]).summary()
+    assert pair['std_ms'] == pytest.approx(1e3 * 0.2 / math.sqrt(2))
+    assert pair['median_ms'] == pytest.approx(200.0)
+
+
+def test_rate_ratio_counts_the_spread_of_two_slices():
+    """First 0.1 and 0.3 s per image, second 0.2 and 0.2 s: ratio 1; the
+    first's cv is (0.2 / sqrt(2)) / 0.2 = 1 / sqrt(2), so the relative
+    variance is cv^2 / 2 = 1 / 4 and two standard errors are 2 * 1 * 0.5
+    = 1.0."""
+    ratio, two_se = rate_ratio(Timing([0.1, 0.3], [1, 1]),
+                               Timing([0.2, 0.2], [1, 1]))
+    assert ratio == pytest.approx(1.0)
+    assert two_se == pytest.approx(1.0)
+
+
+def test_empty_slices_and_extra_prepare_keys_are_refused():
+    """A slice needs at least one call (else it times nothing), and a
+    ``prepare`` with a key that ``fns`` lacks names a model that is not
+    timed."""
+    with pytest.raises(ValueError, match='got 1, 0 and 0'):
+        interleaved_timing({'a': lambda: 1}, rounds=1, calls_per_round=0,
+                           warmup=0)
+    with pytest.raises(ValueError, match='prepare must have the keys'):
+        interleaved_timing({'a': lambda x: 1},
+                           prepare={'a': lambda: 0, 'b': lambda: 0})
