@@ -154,5 +154,57 @@ def test_class_average_precision_reads_data_infos():
                        scores=np.array([0.9, 0.8]), labels=np.array([0, 0]))]
     results = class_average_precision(detections, infos, ('a', ))
     assert results['mAP'] == pytest.approx(1.0)
+    # Nor does a missed one: 1 object to find, found, AP 1 (not the
+    # 6 / 11 of one object found out of two).
+    results = class_average_precision(
+        [dict(bboxes=detections[0]['bboxes'][1:], scores=np.array([0.8]),
+              labels=np.array([0]))], infos, ('a', ))
+    assert results['mAP'] == pytest.approx(1.0)
+    assert results['classes'][0]['num_gts'] == 1
     with pytest.raises(ValueError, match='equal length'):
         class_average_precision(detections, [], ('a', ))
+
+
+def test_map_bars_upper_limit(tmp_path):
+    """Mean 0.3 +- sample std 0.1414 of (0.2, 0.4): the axis ends at
+    0.4414 * 1.25 + 0.05 = 0.6018 (room for the label), not at 1."""
+    figure = plot_map_bars({'a': [0.2, 0.4]}, str(tmp_path / 'b.png'),
+                           dpi=50)
+    top = (0.3 + np.sqrt(0.02)) * 1.25 + 0.05
+    assert figure.axes[0].get_ylim() == pytest.approx((0.0, top))
+
+
+def test_map_curve_legend_holds_the_final_not_the_best_value(tmp_path):
+    """mAP 0.4, 0.7, 0.6: the legend ends with the last value, 0.600."""
+    records = [{'pascal_voc/mAP': v, 'step': 100 * (i + 1)}
+               for i, v in enumerate((0.4, 0.7, 0.6))]
+    figure = plot_map_curve({'run': records}, str(tmp_path / 'c.png'),
+                            dpi=50)
+    [line] = figure.axes[0].get_lines()
+    assert line.get_label() == 'run: 0.600'
+    assert line.get_xdata().tolist() == [100, 200, 300]
+
+
+def test_class_ap_iou_threshold_and_legacy_coordinates():
+    """Boxes in VOC's inclusive pixel coordinates (width x2 - x1 + 1), as
+    VOCMetric counts them.
+
+    gt (0, 0, 9, 9) is 10 x 10; a detection (0, 0, 9, 5) is 10 x 6: IoU
+    0.6, a hit at 0.5 (AP 1) and a miss at 0.7 (AP 0).
+    gt (0, 0, 4, 4) is 5 x 5; a detection (0, 0, 4, 1.8) is 5 x 2.8: IoU
+    0.56, a hit (without the +1 it would be 7.2 / 16 = 0.45, a miss).
+    """
+    gt = [dict(bboxes=np.array([[0., 0., 9., 9.]]), labels=np.array([0]))]
+    det = [dict(bboxes=np.array([[0., 0., 9., 5.]]), scores=np.array([0.9]),
+                labels=np.array([0]))]
+    assert class_average_precision(det, gt, ('a', ))['mAP'] == \
+        pytest.approx(1.0)
+    assert class_average_precision(det, gt, ('a', ),
+                                   iou_thr=0.7)['mAP'] == pytest.approx(0.0)
+    samples = [sample([[0., 0., 4., 4.]], [0], [[0., 0., 4., 1.8]], [0.9],
+                      [0])]
+    results = class_average_precision(
+        [s['pred_instances'] for s in samples],
+        [s['gt_instances'] for s in samples], ('a', ))
+    assert results['mAP'] == pytest.approx(1.0)
+    assert voc_metric_map(samples, ('a', )) == pytest.approx(1.0)

@@ -326,3 +326,22 @@ def test_a_file_of_other_json_or_bytes_is_named(tmp_path, content, message):
     with pytest.raises(SystemExit, match=r'scalars.json is not an mmengine '
                        r'scalars.json .*' + message):
         tool.main([str(path)])
+
+
+def test_weight_shares_of_a_zero_total_and_a_zero_weight(tmp_path):
+    """All weights 0 at a step: no share (nan). pred at 0 with the rest at
+    the prior: pred's share 0, the others (total 6.5 instead of 7.5) each
+    7.5 / 6.5 of their prior share. On the plot the zero runs off the
+    bottom: the log range is 0.25 (starved) / 1.3 to 7.5 / 6.5 * 1.3."""
+    zero = dict(coord=0.0, pred=0.0, obj=0.0, noobj=0.0)
+    no_pred = dict(PRIOR, pred=0.0)
+    shares = weight_shares(share_records({1: dict(PRIOR), 2: zero,
+                                          3: no_pred}), PRIOR)
+    np.testing.assert_allclose(shares['coord'][1], [1.0, np.nan, 7.5 / 6.5])
+    np.testing.assert_allclose(shares['pred'][1], [1.0, np.nan, 0.0])
+    figure = plot_weight_shares(
+        {'runs': {'SLF': share_records({1: dict(PRIOR), 2: no_pred})}},
+        PRIOR, str(tmp_path / 'shares.png'), dpi=50)
+    low, high = lines_by_gid(figure)['SLF/pred'].axes.get_ylim()
+    assert low == pytest.approx(0.25 / 1.3)
+    assert high == pytest.approx(7.5 / 6.5 * 1.3)
