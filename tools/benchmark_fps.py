@@ -66,12 +66,12 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmdet_slf  # noqa: E402,F401  (registers modules, safe checkpoints)
 import torch  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 
 from mmdet_slf.benchmarking.speed import (  # noqa: E402
     build_model, copy_shared_weights, float32_post_processing,
     inference_step, input_streams, load_cfg, training_step)
 from mmdet_slf.slf import BaseWeighting  # noqa: E402
+from mmdet_slf.utils.arguments import CfgOptionsAction  # noqa: E402
 from mmdet_slf.benchmarking.step_operators import (  # noqa: E402
     loss_host_syncs, operator_counts, profile_models)
 from mmdet_slf.utils.paths import (checkpoint_missing,  # noqa: E402
@@ -141,7 +141,7 @@ def parse_args(argv=None):
         'differ')
     parser.add_argument('--out', help='write the results to this JSON file')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='overrides applied to every config, "key=value" pairs')
     args = parser.parse_args(argv)
     if args.num_iters < 1 or args.warmup < 1 or args.profile < 0:

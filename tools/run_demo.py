@@ -71,11 +71,12 @@ if __name__ == '__main__':  # this tool's console only, not an importer's
 
 import mmdet_slf  # noqa: E402,F401
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.fileio import load  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmdet_slf.demo_data import make_digits_voc  # noqa: E402
+from mmdet_slf.utils.arguments import CfgOptionsAction  # noqa: E402
 from mmdet_slf.utils.timing import (inference_timings,  # noqa: E402
                                     rate_ratio)
 from mmdet_slf.visualization import (  # noqa: E402
@@ -117,7 +118,7 @@ def parse_args(argv=None):
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='lowest score drawn in detections.png')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override settings of the demo config (both models)')
     args = parser.parse_args(argv)
     if args.fps_images < FPS_ROUNDS or args.fps_images % FPS_ROUNDS:

@@ -37,10 +37,11 @@ import sys
 from typing import List, Optional
 
 import torch
-from mmengine.config import DictAction
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from benchmark_fps import load_cfg  # noqa: E402
+
+from mmdet_slf.utils.arguments import CfgOptionsAction  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,7 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--baseline', help='a config without the weighting (e.g. '
         'configs/yolo_voc.py) whose model must load OUT strictly')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='overrides of CONFIG, as in tools/train.py')
     args = parser.parse_args(argv)
     # safe_torch_load expands '~': compare and write the paths it reads

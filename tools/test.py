@@ -17,13 +17,15 @@ import warnings
 from copy import deepcopy
 
 from mmengine import ConfigDict
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
 from mmdet.registry import RUNNERS
 from mmdet.utils import setup_cache_size_limit_of_dynamo
+
+from mmdet_slf.utils.arguments import CfgOptionsAction
 
 
 # TODO: support fuse_conv_bn and format_only
@@ -51,7 +53,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CfgOptionsAction,
         help='override some settings in the used config, the key-value pair '
         'in xxx=yyy format will be merged into config file. If the value to '
         'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
@@ -78,6 +80,10 @@ def parse_args(argv=None):
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error(f'--out {args.out}: the dump file must be a .pkl or '
                      '.pickle file')
+    if args.work_dir is not None and osp.exists(args.work_dir) and \
+            not osp.isdir(args.work_dir):
+        parser.error(f'--work-dir {args.work_dir} is a file; the work dir '
+                     'is the folder the logs and checkpoints go to')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args

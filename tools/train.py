@@ -9,11 +9,13 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmdet.utils import setup_cache_size_limit_of_dynamo
+
+from mmdet_slf.utils.arguments import CfgOptionsAction
 
 
 def parse_args(argv=None):
@@ -40,7 +42,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CfgOptionsAction,
         help='override some settings in the used config, the key-value pair '
         'in xxx=yyy format will be merged into config file. If the value to '
         'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
@@ -65,6 +67,10 @@ def parse_args(argv=None):
         parser.error(f'checkpoint file {args.resume} (--resume) does not '
                      'exist; --resume without a path resumes from the '
                      'latest checkpoint of the work dir')
+    if args.work_dir is not None and osp.exists(args.work_dir) and \
+            not osp.isdir(args.work_dir):
+        parser.error(f'--work-dir {args.work_dir} is a file; the work dir '
+                     'is the folder the logs and checkpoints go to')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
 

@@ -32,13 +32,13 @@ sys.path.insert(0, TOOLS_DIR)
 
 from benchmark import (CONFIG_DIR, REFERENCE,  # noqa: E402
                        evaluation_split, load_strategy, train_one)
-from mmengine.config import DictAction  # noqa: E402
 
 from mmdet_slf.benchmarking import tuned_config, tuning, workdir  # noqa: E402
 from mmdet_slf.benchmarking.report import prior_weights  # noqa: E402
 from mmdet_slf.benchmarking.runs import (config_digest,  # noqa: E402
                                          find_strategies, load_results,
                                          run_dir, save_result)
+from mmdet_slf.utils.arguments import CfgOptionsAction  # noqa: E402
 
 TUNED_CONFIG = osp.join(CONFIG_DIR, 'fixed-tuned.py')
 
@@ -70,7 +70,7 @@ def parse_args(argv=None):
                         help='the config the written config inherits '
                         "(default: the --reference strategy's, which the "
                         'search trained; --cfg-options are written into it)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help="override keys of the reference's config "
                         '(data, schedule); the initial weights come from '
                         'its model as it is')
@@ -207,8 +207,11 @@ def main(argv=None):
                          '(weights, prior or init_weights) to search around')
     settings = tuning.sample_lambdas(base, args.num_settings, args.spread,
                                      args.seed)
-    data_split = tuning.prepare_validation_split(cfg, args.num_val,
-                                                 args.seed)
+    try:
+        data_split = tuning.prepare_validation_split(cfg, args.num_val,
+                                                     args.seed)
+    except ValueError as err:  # more --num-val than trainval has
+        raise SystemExit(f'--num-val: {err}')
     results = train_settings(args, cfg, settings, data_split)
     with open(data_split[0]) as f:
         num_train = len(f.read().split())

@@ -2,11 +2,20 @@
 """The figures of the benchmark's results page: mAP per strategy, the
 reference's mAP curves, and each term's weight share relative to its prior
 by group of strategies. matplotlib is imported when a figure is drawn."""
+import inspect
 import os
 import os.path as osp
 from typing import Dict, List, Optional
 
 from mmengine.config import Config
+
+
+def default_objective() -> str:
+    """The decision objective an ``SLFWeighting`` config that names none
+    trains with."""
+    from mmdet_slf.slf import SLFWeighting
+    return inspect.signature(SLFWeighting).parameters[
+        'decision_objective'].default
 
 
 def weight_groups(rows: List[dict],
@@ -22,7 +31,8 @@ def weight_groups(rows: List[dict],
         if not weighting:  # no config, or none naming a weighting
             group = 'strategies'
         elif weighting.get('type') == 'SLFWeighting':
-            objective = weighting.get('decision_objective', 'default')
+            objective = weighting.get('decision_objective',
+                                      default_objective())
             group = f'SLF {objective}'.replace('_', '-')
         else:
             group = 'baselines'

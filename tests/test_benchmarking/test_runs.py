@@ -904,3 +904,147 @@ def test_page_quotes_every_seed_and_names_strategies_without_runs(
     assert '| Fixed (5, 1, 1, 0.5) | 1.000 | 1.000 |' in text
     assert '| B | 1.250 | 0.800 |' in text
     assert 'no finished run' not in text
+
+
+def test_environment_reads_the_model_name_of_the_cpu(monkeypatch):
+    """On x86 ``/proc/cpuinfo`` has a ``model`` line (a number) before
+    ``model name``: the CPU is the latter's value, stripped, with the
+    vector instruction set after it; without the file, the platform's
+    name stands in."""
+    import io
+    import platform
+    cpuinfo = ('processor\t: 0\nvendor_id\t: AuthenticAMD\n'
+               'model\t\t: 1\nmodel name\t: AMD EPYC 7B13 64-Core Processor\n'
+               'flags\t\t: fpu sse\n')
+    capability = torch.backends.cpu.get_cpu_capability()
+    monkeypatch.setattr(environment, 'open',
+                        lambda path: io.StringIO(cpuinfo), raising=False)
+    assert environment.environment()['cpu'] == \
+        f'AMD EPYC 7B13 64-Core Processor, {capability}'
+
+    def missing(path):
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(environment, 'open', missing, raising=False)
+    monkeypatch.setattr(platform, 'processor', lambda: '')
+    monkeypatch.setattr(platform, 'machine', lambda: 'aarch64')
+    assert environment.environment()['cpu'] == f'aarch64, {capability}'
+
+
+def test_data_fingerprint_by_hand_whatever_the_listing_order(
+        tmp_path, monkeypatch):
+    """A set of three files: the digest is SHA-256 over each path (sorted,
+    NUL-terminated) and its bytes, so it does not depend on the order in
+    which the folders are listed."""
+    import hashlib
+    files = {'Annotations/a.xml': b'<a/>', 'Annotations/b.xml': b'<b/>',
+             'ImageSets/Main/trainval.txt': b'a\nb\n'}
+    for name, data in files.items():
+        os.makedirs(tmp_path / osp.dirname(name), exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    expected = hashlib.sha256(
+        b'Annotations/a.xml\0<a/>' b'Annotations/b.xml\0<b/>'
+        b'ImageSets/Main/trainval.txt\0a\nb\n').hexdigest()[:16]
+    assert environment.data_fingerprint(str(tmp_path)) == expected
+    listdir = os.listdir
+    for order in (sorted, lambda names: sorted(names, reverse=True)):
+        monkeypatch.setattr(environment.os, 'listdir',
+                            lambda path: order(listdir(path)))
+        assert environment.data_fingerprint(str(tmp_path)) == expected
+
+
+def test_environment_note_counts_unrecorded_runs_and_names_demo_sets():
+    """One recorded environment and one run saved without it: the note
+    names the environment and says 1 of the 2 runs has none. With no
+    environment recorded, runs on different demo sets are still named."""
+    one = dict(cpu='EPYC, AVX2', threads='2', torch='2.13.0')
+    results = {'fixed': {0: dict(environment=one), 1: {}}}
+    assert environment.environment_note(results) == (
+        '- Environment: every recorded run was made on EPYC, AVX2 '
+        '(2 threads), torch 2.13.0. 1 of the 2 runs were saved without a '
+        'record of their environment.')
+    results = {'fixed': {0: dict(data='d4'), 1: dict(data='c3')}}
+    assert environment.environment_note(results) == (
+        '- Environment: not recorded (runs saved before results recorded '
+        'it). **The runs read 2 different demo sets** (fingerprints c3, '
+        'd4).')
+
+
+def test_an_slf_config_without_an_objective_is_not_put_with_joint():
+    """SLFWeighting's own default objective is ``scale_free``, so a config
+    that names none must not land in the ``joint`` row."""
+    configs = {
+        'slf-joint': dict(type='SLFWeighting', decision_objective='joint'),
+        'slf-plain': dict(type='SLFWeighting')}
+    configs = {key: Config(dict(model=dict(bbox_head=dict(weighting=w))))
+               for key, w in configs.items()}
+    groups = figures.weight_groups(
+        [dict(key='slf-joint'), dict(key='slf-plain')], configs)
+    assert [row['key'] for row in groups['SLF joint']] == ['slf-joint']
+    # it trains with the weighting's default objective, scale-free, and
+    # shares that objective's row
+    configs['slf-scale-free'] = Config(dict(model=dict(bbox_head=dict(
+        weighting=dict(type='SLFWeighting',
+                       decision_objective='scale_free')))))
+    groups = figures.weight_groups(
+        [dict(key='slf-plain'), dict(key='slf-scale-free')], configs)
+    assert {name: [row['key'] for row in rows]
+            for name, rows in groups.items()} == {
+                'SLF scale-free': ['slf-plain', 'slf-scale-free']}
+
+
+def capture_figures(monkeypatch):
+    """The plotting functions replaced by ones that record their input."""
+    from mmdet_slf import visualization
+    drawn = {}
+    monkeypatch.setattr(visualization, 'plot_map_bars',
+                        lambda maps, out, title: drawn.update(bars=maps))
+    monkeypatch.setattr(
+        visualization, 'plot_weight_shares',
+        lambda groups, prior, out: drawn.update(groups=groups, prior=prior))
+    monkeypatch.setattr(
+        visualization, 'plot_map_curve',
+        lambda curves, out, title: drawn.update(curves=curves))
+    return drawn
+
+
+def test_figures_take_the_first_seed_its_weights_and_the_prior(
+        tmp_path, monkeypatch):
+    """The weight figure shows each strategy's first seed (3 in seeds
+    [3, 1]), from its archived weights when it has them, against the
+    reference's prior by term; the curves are mAP by step per seed."""
+    drawn = capture_figures(monkeypatch)
+    fixed = {seed: dict(terms=['coord', 'obj'], prior=[5.0, 0.5],
+                        mean_weights={}, curve=[[200, 0.25], [400, 0.5]])
+             for seed in (0, 1)}
+    fixed[1]['curve'] = [[200, 0.375]]
+    slf = {3: dict(mean_weights=dict(coord=4.0), weight_records='seed 3',
+                   work_dir='logs 3'),
+           1: dict(mean_weights=dict(coord=2.0), weight_records='seed 1'),
+           5: dict(mean_weights=dict(coord=1.0), work_dir='logs 5')}
+    rows = [dict(key='fixed', name='Fixed', maps=[0.5], seeds=[0, 1]),
+            dict(key='slf', name='SLF', maps=[0.5], seeds=[3, 1]),
+            dict(key='slf5', name='SLF 5', maps=[0.5], seeds=[5])]
+    files = figures.plots(dict(fixed=fixed, slf=slf, slf5=dict(slf)), rows,
+                          'fixed', str(tmp_path))
+    assert sorted(files) == ['curve', 'map', 'weights']
+    assert drawn['prior'] == dict(coord=5.0, obj=0.5)
+    assert drawn['groups'] == dict(strategies={'SLF': 'seed 3',
+                                               'SLF 5': 'logs 5'})
+    assert drawn['curves'] == {
+        'seed 0': [{'pascal_voc/mAP': 0.25, 'step': 200},
+                   {'pascal_voc/mAP': 0.5, 'step': 400}],
+        'seed 1': [{'pascal_voc/mAP': 0.375, 'step': 200}]}
+
+
+def test_no_weight_figure_without_a_run_that_logged_weights(
+        tmp_path, monkeypatch):
+    """A prior but no run with mean weights: nothing to draw, so the
+    page gets no weight figure (and the bars and curve still come)."""
+    drawn = capture_figures(monkeypatch)
+    run = dict(terms=['coord'], prior=[5.0], mean_weights={},
+               curve=[[400, 0.5]])
+    rows = [dict(key='fixed', name='Fixed', maps=[0.5], seeds=[0])]
+    files = figures.plots(dict(fixed={0: run}), rows, 'fixed', str(tmp_path))
+    assert sorted(files) == ['curve', 'map'] and 'groups' not in drawn
+    assert drawn['bars'] == dict(Fixed=[0.5])

@@ -206,6 +206,50 @@ def test_profile_ranks_by_device_time_on_a_gpu(monkeypatch, device, by):
     assert result['sorted_by'] == by and ranked == [by]
 
 
+def test_operator_counts_difference_is_second_minus_first_largest_first(
+        monkeypatch, capsys):
+    """Model 0 dispatches add 3, mul 1, sum 2 (6); model 1 add 3, mul 4,
+    relu 2, sum 1 (10). Second minus first: +4 in all, mul +3, relu +2
+    (only in model 1), sum -1, add 0 (left out); with ``top=2`` the printed
+    line stops after relu."""
+    monkeypatch.setattr(step_operators, 'count_operators', lambda fn: fn())
+    counts = {'0': dict(add=3, mul=1, sum=2),
+              '1': dict(add=3, mul=4, relu=2, sum=1)}
+    steps = {key: lambda batch: counts[batch] for key in counts}
+    result = step_operators.operator_counts(
+        steps, {key: key for key in counts}, top=2)
+    assert result['totals'] == {'0': 6, '1': 10}
+    assert result['difference'] == 4
+    assert list(result['differences'].items()) == [
+        ('mul', 3), ('relu', 2), ('sum', -1)]
+    printed = capsys.readouterr().out
+    assert 'by operator: mul +3, relu +2\n' in printed
+
+
+def test_profile_differences_are_second_minus_first_with_the_given_top(
+        monkeypatch):
+    """``op_differences`` gets model 0's profile as the first, model 1's
+    as the second, and the ``top`` asked for (5, not its default 15)."""
+    calls = []
+
+    def differences(first, second, top, by):
+        calls.append((first, second, top, by))
+        return []
+
+    monkeypatch.setattr(step_operators, 'profile_calls',
+                        lambda step, num_iters, prepare, device: step)
+    monkeypatch.setattr(step_operators, 'profile_totals',
+                        lambda stats: dict(host_op_calls=1.0,
+                                           device_kernels=0.0,
+                                           self_cpu_ms=1.0,
+                                           self_device_ms=0.0))
+    monkeypatch.setattr(step_operators, 'op_differences', differences)
+    step_operators.profile_models(dict(zip('01', ('stats 0', 'stats 1'))),
+                                  dict.fromkeys('01'), 2,
+                                  torch.device('cpu'), top=5)
+    assert calls == [('stats 0', 'stats 1', 5, 'self_cpu_ms')]
+
+
 def test_copy_shared_weights_skips_names_of_another_shape():
     """Of ``weight`` (2 x 3 vs 4 x 3), ``bias`` (2 vs 2) and ``extra`` (only
     in the source), only ``bias`` is copied: one tensor, and the target's

@@ -273,3 +273,22 @@ def test_shares_follow_the_terms_of_the_first_run():
     rows = terms.run_rows(results, 'no-such-work-dir', PRIOR)
     for row in rows:
         assert row['share'] == pytest.approx(dict.fromkeys(TERMS, 1.0))
+
+
+def test_the_tool_takes_a_window_of_one_and_one_lambda_a_term(tmp_path):
+    """--window 1 (the least allowed) reads the last iteration alone:
+    noobj's raw term is 0.8 at iteration 100 and 2.0 at 300, so 2.000. A
+    fifth lambda for the four terms is refused, as is a missing one."""
+    work_dir = str(tmp_path)
+    for seed in range(3):
+        fake_run(work_dir, 'fixed', seed,
+                 [record(100, [0.1, 0.2, 0.3, 0.8], PRIOR),
+                  record(300, [0.1, 0.2, 0.3, 2.0], PRIOR)],
+                 [[300, 0.8 + 0.01 * seed]], dict(zip(TERMS, PRIOR)))
+    tool = load_analyze_terms()
+    text = tool.main(['--work-dir', work_dir, '--window', '1'])
+    assert '2.000' in text and '1.400' not in text
+    for prior in (['5', '1', '1', '0.5', '2'], ['5', '1', '1']):
+        with pytest.raises(SystemExit, match=r"--prior needs one lambda per "
+                           r"term \['coord', 'pred', 'obj', 'noobj'\]"):
+            tool.main(['--work-dir', work_dir, '--prior', *prior])

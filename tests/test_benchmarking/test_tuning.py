@@ -611,6 +611,9 @@ def test_options_a_config_cannot_carry_are_refused(options, message):
     (['--base-config', BASE_CONFIG], 'it needs --write-config'),
     (['--write-config', '--base-config', 'nope.py'],
      '--base-config nope.py does not exist'),
+    # a folder is no config the written one could inherit
+    (['--write-config', '--base-config', CONFIG_DIR],
+     f'--base-config {CONFIG_DIR} does not exist (a file'),
     (['--write-config', '--config-out', REPO_ROOT],
      f'--config-out {REPO_ROOT} is a folder'),
 ])
@@ -978,3 +981,43 @@ def test_tool_draws_its_split_and_lambdas_from_its_seed(
     search = tune_fixed_lambdas.main(args)
     assert calls == [1]
     assert [row['lambdas'] for row in search['settings']] == settings
+
+
+def test_tool_takes_the_least_counts_it_allows():
+    """Each count must be >= 1: one setting, one validation image and one
+    iteration are taken as given."""
+    args = tune_fixed_lambdas.parse_args(
+        ['--num-settings', '1', '--num-val', '1', '--max-iters', '1'])
+    assert (args.num_settings, args.num_val, args.max_iters) == (1, 1, 1)
+
+
+def test_written_config_inherits_the_base_config_asked_for(
+        tiny_options, tmp_path, monkeypatch):
+    """With --base-config the written config inherits that file, by its
+    path relative to the written one, and not the reference (fixed.py)
+    the search trained."""
+    monkeypatch.setattr(tune_fixed_lambdas, 'train_one',
+                        recording_train([]))
+    out = tmp_path / 'fixed-tuned.py'
+    tune_fixed_lambdas.main(tool_args(
+        tmp_path / 'work', 1, '--write-config', '--config-out', str(out),
+        '--base-config', BASE_CONFIG, '--cfg-options', *tiny_options))
+    relative = osp.relpath(BASE_CONFIG, str(tmp_path))
+    assert relative.startswith('..')
+    assert f"\n_base_ = '{relative}'\n" in out.read_text()
+
+
+def test_more_validation_images_than_trainval_holds_is_named(
+        tiny_options, tmp_path, monkeypatch):
+    """--num-val of the whole trainval set (24 images) leaves nothing to
+    train on: the tool ends naming the option and the bound, 1 to 23,
+    before anything is trained."""
+    trained = []
+    monkeypatch.setattr(tune_fixed_lambdas, 'train_one',
+                        recording_train(trained))
+    argv = tool_args(tmp_path / 'work', 1, '--cfg-options', *tiny_options)
+    argv[argv.index('--num-val') + 1] = '24'
+    with pytest.raises(SystemExit, match=r'--num-val: num_val must be in '
+                       r'\[1, 23\]'):
+        tune_fixed_lambdas.main(argv)
+    assert trained == []

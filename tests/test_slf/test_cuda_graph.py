@@ -265,6 +265,34 @@ def test_what_a_call_hands_out_outlives_the_next_replay(name):
         assert all(torch.equal(a, b) for a, b in zip(outputs, copies))
 
 
+def test_gradients_a_backward_replay_hands_out_outlive_the_next_one():
+    """``torch.autograd.grad`` hands out the gradients the backward replay
+    returns as they are (only accumulation into ``.grad`` copies them):
+    those of the terms and the parameters for each of three calls stay
+    bitwise the eager ones after the later calls' backward replays."""
+    def run(graphs):
+        torch.manual_seed(0)
+        weighting = MODELS.build(dict(
+            type='SLFWeighting', terms=['cls', 'box'],
+            decision_objective='joint', estimator='gumbel',
+            cuda_graph=graphs is not None))
+        if graphs is not None:
+            weighting._captured_calls.graphs = graphs
+        weighting.diagnostics_logged_by_hook = True
+        handed_out = []
+        for scale in (1.0, 3.0, 0.5):
+            raw = torch.tensor([1.0, 2.0]).mul(scale).requires_grad_()
+            out = weighting(dict(loss_cls=raw[0], loss_box=raw[1]))
+            total = sum(v for k, v in out.items() if 'loss' in k)
+            handed_out += torch.autograd.grad(
+                total, [raw, *weighting.parameters()])
+        return handed_out
+
+    graphs = RerunGraphs()
+    assert_bitwise(run(None), run(graphs))
+    assert graphs.replays == 2 * 3
+
+
 def test_a_call_runs_eagerly_where_a_graph_cannot_serve_it():
     graphs = RerunGraphs()
     weighting = MODELS.build(
@@ -410,6 +438,132 @@ def test_a_frozen_decision_network_reading_features_with_gradient():
     graphs = RerunGraphs()
     assert_bitwise(run(graphs), run(None))
     assert graphs.replays >= 1
+
+
+def test_a_call_without_gradient_outputs_does_not_hold_the_next_one():
+    """With the decision network frozen (and the features detached inside
+    the call) no output carries gradient, so no backward pass follows a
+    replay and none is waited for: three calls are three forward replays
+    of one capture (no backward graph), not one replay and two eager
+    calls. Each replay reads its own features (random ones: the
+    LayerNorm of the decision network would hide a change of scale or
+    shift) and gives the eager call's weights bitwise."""
+    def run(graphs):
+        torch.manual_seed(0)
+        weighting = MODELS.build(dict(
+            type='SLFWeighting', terms=TERMS4, in_channels=3,
+            cuda_graph=graphs is not None))
+        if graphs is not None:
+            weighting._captured_calls.graphs = graphs
+        # a trained network: the initial one gives the prior whatever
+        # the features
+        torch.nn.init.normal_(weighting.decision_net.fc_out.weight)
+        weighting.decision_net.requires_grad_(False)
+        weighting.diagnostics_logged_by_hook = True
+        record = []
+        for step in range(3):
+            generator = torch.Generator().manual_seed(step)
+            features = torch.randn(4, 3, generator=generator)
+            raw = torch.linspace(1, 2, 16).view(4, 4).requires_grad_(True)
+            weights, _ = weighting.weigh(raw, features.requires_grad_(True))
+            (weights * raw).sum().backward()
+            record += [weights.detach().clone(), raw.grad.clone()]
+        return record, weighting
+
+    eager, _ = run(None)
+    graphs = RerunGraphs()
+    captured, weighting = run(graphs)
+    assert_bitwise(eager, captured)
+    # the features matter: the three steps' weights differ
+    assert not torch.equal(eager[0], eager[2])
+    assert not torch.equal(eager[2], eager[4])
+    assert weighting._captured_calls.call.backward_graph is None
+    assert graphs.captures == 1 and graphs.replays == 3
+
+
+def test_a_partly_frozen_decision_network_trains_bitwise_as_eager():
+    """Parameters frozen before the capture (the decision network's
+    LayerNorm here) are not differentiated: the backward graph computes the
+    gradients of the other four tensors only, the frozen ones keep no
+    gradient, and every step equals the eager one."""
+    def run(graphs):
+        torch.manual_seed(0)
+        weighting = MODELS.build(dict(
+            type='SLFWeighting', terms=TERMS4, in_channels=3,
+            decision_objective='joint', estimator='gumbel',
+            cuda_graph=graphs is not None))
+        if graphs is not None:
+            weighting._captured_calls.graphs = graphs
+        weighting.decision_net.norm.requires_grad_(False)
+        weighting.diagnostics_logged_by_hook = True
+        weighting.train()
+        record = []
+        for step in range(3):
+            features = torch.linspace(-1, 1, 12).view(4, 3).mul(step + 1)
+            raw = torch.linspace(1, 2, 16).view(4, 4).mul(
+                step + 1).requires_grad_(True)
+            out = weighting({f'loss_{t}': raw[:, i]
+                             for i, t in enumerate(TERMS4)}, features)
+            total = sum(v.sum() for k, v in out.items() if 'loss' in k)
+            total.backward()
+            record += [total.detach(), raw.grad.clone()]
+            record += [p.grad.clone() for p in weighting.parameters()
+                       if p.requires_grad]
+            assert all(p.grad is None
+                       for p in weighting.decision_net.norm.parameters())
+            weighting.zero_grad()
+        return record
+
+    graphs = RerunGraphs()
+    assert_bitwise(run(None), run(graphs))
+    assert graphs.captures == 2 and graphs.replays == 2 * 3
+
+
+def test_warm_up_runs_twice_on_the_side_stream_and_backward_shares_the_pool():
+    """Before the capture, two eager warm-up calls run on the side stream
+    (lazy initialisation must not fall into the capture); the capture and
+    the replay run on the current stream. The backward graph is captured
+    into the forward graph's memory pool, the forward one into its own."""
+
+    class RecordingGraphs(RerunGraphs):
+
+        def __init__(self):
+            super().__init__()
+            self.on_side_stream = False
+            self.pools = []
+
+        @contextlib.contextmanager
+        def side_stream(self, device):
+            self.on_side_stream = True
+            try:
+                yield
+            finally:
+                self.on_side_stream = False
+
+        def pool(self, graph):
+            return ('pool of', id(graph))
+
+        def capture(self, graph, fn, pool=None):
+            self.pools.append(pool)
+            return super().capture(graph, fn, pool)
+
+    weighting = MODELS.build(
+        dict(type='SLFWeighting', terms=['cls', 'box'], cuda_graph=True))
+    weighting._captured_calls.graphs = graphs = RecordingGraphs()
+    issue, on_side_stream = weighting._issue, []
+
+    def recorded_issue(raw, features):
+        on_side_stream.append(graphs.on_side_stream)
+        return issue(raw, features)
+
+    weighting._issue = recorded_issue
+    raw = torch.tensor([1.0, 2.0], requires_grad=True)
+    out = weighting(dict(loss_cls=raw[0], loss_box=raw[1]))
+    sum(v for k, v in out.items() if 'loss' in k).backward()
+    # two warm-up calls, the capture, the replay
+    assert on_side_stream == [True, True, False, False]
+    forward = weighting._captured_calls.call.forward_graph
+    assert graphs.pools == [None, ('pool of', id(forward))]
 
 
 @pytest.mark.parametrize('switch', ['feature gradient', 'autocast'])

@@ -150,6 +150,24 @@ def test_the_training_checkpoint_is_never_overwritten(tmp_path, tool,
                 '~/iter_600.pth'):
         assert 'is the checkpoint itself' in refusal(
             tool.parse_args, [SLF, path, out], capsys)
+    # the checkpoint under HOME as ~/iter_600.pth (which the loader
+    # expands) and OUT as its full path are one file too
+    assert 'is the checkpoint itself' in refusal(
+        tool.parse_args, [SLF, '~/iter_600.pth', path], capsys)
+
+
+def test_a_missing_checkpoint_next_to_an_existing_out_is_named(tmp_path,
+                                                               tool):
+    """OUT exists (an earlier stripped file) and the checkpoint does not:
+    the missing checkpoint is named, and OUT is left as it was."""
+    out = tmp_path / 'out.pth'
+    out.write_bytes(b'earlier')
+    missing = str(tmp_path / 'nope.pth')
+    with pytest.raises(SystemExit, match=re.escape(
+            f'strip_weighting.py: checkpoint file {missing} does not '
+            'exist')):
+        tool.main([SLF, missing, str(out)])
+    assert out.read_bytes() == b'earlier'
 
 
 def test_weightings_of_slf_detector_and_slf_loss(tool):
@@ -383,4 +401,23 @@ def test_a_checkpoint_given_as_baseline_is_named(tmp_path, tool, trained):
     with pytest.raises(SystemExit, match='strip_weighting.py: Only '
                        'py/yml/yaml/json type are supported now'):
         tool.main([SLF, path, out, '--baseline', path])
+    assert not osp.exists(out)
+
+
+def test_options_of_the_config_leave_the_baseline_as_it_is(tmp_path, tool):
+    """--cfg-options change CONFIG only: a checkpoint of the SLF model with
+    3 boxes per cell strips under ``model.bbox_head.num_boxes=3``, and the
+    baseline config as it is (2 boxes) is refused: its output conv has
+    2 * 5 + 10 = 20 channels, the checkpoint's 3 * 5 + 10 = 25."""
+    cfg = Config.fromfile(SLF)
+    cfg.merge_from_dict({'model.bbox_head.num_boxes': 3})
+    path = str(tmp_path / 'iter_600.pth')
+    torch.save(dict(state_dict=tool.build_model(cfg).state_dict()), path)
+    out = str(tmp_path / 'out.pth')
+    with pytest.raises(SystemExit, match=re.escape(
+            f"the stripped weights do not fit {FIXED}'s model; nothing was "
+            'written:\n  2 keys of another shape: bbox_head.conv_out.bias '
+            '(checkpoint [25] vs model [20])')):
+        tool.main([SLF, path, out, '--cfg-options',
+                   'model.bbox_head.num_boxes=3', '--baseline', FIXED])
     assert not osp.exists(out)

@@ -322,3 +322,78 @@ def test_device_events_are_kept_apart_from_host_events(monkeypatch):
     # the kernels only: 0.3 + 0.4 ms, not the range's 0.45 on top
     assert totals['self_device_ms'] == pytest.approx(0.7)
     assert totals['device_kernels'] == 4.0
+
+
+def test_a_cuda_profile_adds_the_device_and_waits_after_each_call(
+        monkeypatch):
+    """With a CUDA device (faked: no GPU here) the profile records the
+    device's activity, and the host waits once for the inputs' kernels
+    before the profile and once after each call, inside it, so that every
+    call's kernels are timed with it: 1 + 3 waits for 3 calls."""
+    import torch.profiler as profiler
+    order, seen = [], []
+
+    class FakeProfile:
+        def __init__(self, activities):
+            seen.extend(activities)
+
+        def __enter__(self):
+            order.append('start')
+            return self
+
+        def __exit__(self, *args):
+            order.append('stop')
+            return False
+
+        def key_averages(self):
+            return []
+
+    monkeypatch.setattr(profiler, 'profile', FakeProfile)
+    monkeypatch.setattr(torch.cuda, 'synchronize',
+                        lambda device=None: order.append(('sync', device)))
+    cuda = torch.device('cuda', 0)
+    assert profile_calls(lambda value: order.append(('call', value)), 3,
+                         prepare=lambda: order.append('prepare') or 7,
+                         device=cuda) == {}
+    assert seen == [profiler.ProfilerActivity.CPU,
+                    profiler.ProfilerActivity.CUDA]
+    assert order == ['prepare'] * 3 + [('sync', cuda), 'start'] + [
+        ('call', 7), ('sync', cuda)] * 3 + ['stop']
+
+
+def test_totals_leave_out_the_kernel_time_host_operators_carry():
+    """A host operator's device time is that of the kernels it launched,
+    which are listed on their own: with ``aten::mm`` carrying its gemm's
+    1.5 ms, the device total is still the kernels' 1.5 ms, not 3.0."""
+    stats = hand_stats()
+    stats['aten::mm']['self_device_ms'] = 1.5
+    assert profile_totals(stats)['self_device_ms'] == 1.5
+
+
+def test_differences_break_ties_by_the_size_of_the_call_change():
+    """Equal time changes (+0.125 ms each) are ordered by how many calls
+    changed, whatever the sign: ``mul`` lost 3 calls, ``abs`` gained 2,
+    so ``mul`` (|-3|) comes before ``abs`` (|+2|)."""
+    first, second = hand_stats(), hand_stats()
+    first['aten::mul'] = dict(calls=4.0, self_cpu_ms=0.25,
+                              self_device_ms=0.0, on_device=0.0)
+    second['aten::mul'] = dict(calls=1.0, self_cpu_ms=0.375,
+                               self_device_ms=0.0, on_device=0.0)
+    second['aten::abs'] = dict(calls=2.0, self_cpu_ms=0.125,
+                               self_device_ms=0.0, on_device=0.0)
+    rows = op_differences(first, second, top=2, by='self_cpu_ms')
+    assert [(row['name'], row['diff_calls']) for row in rows] == [
+        ('aten::mul', -3.0), ('aten::abs', 2.0)]
+
+
+def test_a_dtype_conversion_is_not_a_copy_between_devices():
+    """``.double()`` reaches the dispatcher as ``_to_copy`` with no
+    device: the tensor stays where it is, on the host or on the device,
+    and the host waits for nothing."""
+    device = torch.empty(2, device='meta')
+    host = torch.ones(2)
+    for step in (lambda: host.double(), lambda: device.double(),
+                 lambda: device.to(torch.float16)):
+        trace = host_syncs(step)
+        assert trace == dict(operators=1, syncs=[],
+                             operators_after_last_sync=1)

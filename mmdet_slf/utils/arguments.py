@@ -1,0 +1,26 @@
+# Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
+"""``--cfg-options`` for the tools: mmengine's ``DictAction``, with an item
+that is not ``KEY=VALUE`` refused by the parser by name."""
+import argparse
+
+from mmengine.config import DictAction
+
+
+class CfgOptionsAction(DictAction):
+    """``--cfg-options KEY=VALUE ...`` as mmengine's :class:`DictAction`
+    parses it. An item without ``=`` (``--cfg-options foo``) or with a
+    value the action cannot parse ends the tool with the parser's usage
+    and the item named, not with a ``ValueError`` from inside argparse."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        bad = [value for value in values or () if '=' not in value]
+        if bad:
+            raise argparse.ArgumentError(
+                self, f'{", ".join(map(repr, bad))} is not KEY=VALUE (a '
+                'config key, =, and its value, as model.bbox_head.'
+                'num_classes=20)')
+        try:
+            super().__call__(parser, namespace, values, option_string)
+        except (ValueError, AssertionError) as err:
+            raise argparse.ArgumentError(
+                self, f'cannot parse {" ".join(values)}: {err}') from None
