@@ -27,6 +27,17 @@ work dir, on any machine, with the options the page quotes:
         --out docs/results-dwa-window.md \
         --archive docs/results-dwa-window/runs.json
 
+Several archives, or work dirs, give one page of the runs they keep
+together (rows run again on different days, each beside its own reference
+runs, or new rows beside a page's reference): a run kept twice must agree
+in every outcome, and runs of another budget or demo set are refused
+(``mmdet_slf.benchmarking.archive.read_archives``):
+
+    python tools/benchmark.py --report-only --max-iters 1200 \
+        --out docs/results-1200-kept.md \
+        --archive docs/results-1200-rerun/runs.json \
+                  docs/results-1200-dwa-window/runs.json
+
 The page covers the seeds given with ``--seeds`` (every saved seed when not
 given) and, with ``--report-only``, the strategies given with
 ``--strategies`` and the reference. More seeds for a few strategies thus
@@ -72,7 +83,7 @@ import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
 from mmdet_slf.benchmarking import report, tuning, workdir  # noqa: E402
-from mmdet_slf.benchmarking.archive import read_archive  # noqa: E402
+from mmdet_slf.benchmarking.archive import read_archives  # noqa: E402
 from mmdet_slf.benchmarking.cost import measure_cost  # noqa: E402
 from mmdet_slf.benchmarking.environment import (  # noqa: E402
     data_fingerprint, environment)
@@ -124,9 +135,11 @@ def parse_args(argv=None):
                         help='only rewrite the report from saved runs (of '
                         'the --strategies given and the reference; default '
                         'all)')
-    parser.add_argument('--archive', default=None,
+    parser.add_argument('--archive', nargs='+', default=None,
                         help="with --report-only: read the runs from this "
-                        "file (a page's runs.json) instead of --work-dir")
+                        "file (a page's runs.json) instead of --work-dir; "
+                        'several files, or work dirs, give one page of their '
+                        'runs')
     parser.add_argument('--timing', action='store_true',
                         help='measure step-time and FPS ratios (no training)')
     parser.add_argument('--timing-rounds', type=int, default=6)
@@ -151,6 +164,9 @@ def parse_args(argv=None):
         if repeated:
             parser.error(f'{option} lists {repeated} more than once; each '
                          'would be trained again')
+    archives = [osp.abspath(path) for path in args.archive or ()]
+    if len(set(archives)) < len(archives):
+        parser.error(f'--archive names a file more than once: {args.archive}')
     if args.report_only and args.no_report:
         parser.error('--report-only with --no-report would do nothing')
     if args.archive is not None and not args.report_only:
@@ -227,7 +243,9 @@ def check_split(args, done: dict) -> None:
     so no page or table mixes test and validation mAP."""
     hint = ('pass the --num-val and --split-seed they were trained with'
             if args.report_only else 'give these runs another --work-dir')
-    workdir.check_split(args.work_dir, done, evaluation_split(args), hint)
+    where = args.work_dir if args.work_dir is not None else ' and '.join(
+        args.archive)
+    workdir.check_split(where, done, evaluation_split(args), hint)
 
 
 def check_configs(args, strategies: dict, done: dict) -> dict:
@@ -322,7 +340,7 @@ def page_options(args) -> str:
         options += f' --num-val {args.num_val}'
         if args.split_seed != 0:
             options += f' --split-seed {args.split_seed}'
-    if args.work_dir != DEFAULT_WORK_DIR:
+    if args.work_dir not in (None, DEFAULT_WORK_DIR):
         options += f' --work-dir {args.work_dir}'
     if osp.abspath(args.out) != osp.abspath(DEFAULT_OUT):
         options += f' --out {osp.relpath(args.out, REPO_ROOT)}'
@@ -345,13 +363,15 @@ def main(argv=None):
                          f'{args.config_dir}')
     archived = None
     if args.archive is not None:
-        # the page names the work dir its runs were made in
         try:
-            archived, args.work_dir, _ = read_archive(args.archive)
+            archived, work_dirs, _, _ = read_archives(args.archive)
         except (OSError, ValueError) as err:
             raise SystemExit(f'--archive: {err}')
-    if args.num_val is not None and osp.abspath(args.work_dir) == \
-            osp.abspath(DEFAULT_WORK_DIR):
+        # the page names the work dir its runs were made in (runs of
+        # several work dirs: the page names them all and no --work-dir)
+        args.work_dir = work_dirs[0] if len(work_dirs) == 1 else None
+    if args.num_val is not None and args.work_dir is not None and \
+            osp.abspath(args.work_dir) == osp.abspath(DEFAULT_WORK_DIR):
         raise SystemExit('--num-val runs are scored on a validation split; '
                          'give them their own --work-dir, away from the '
                          f'test runs in {DEFAULT_WORK_DIR}')

@@ -200,3 +200,155 @@ def test_an_archive_gives_back_the_runs_and_timing_it_was_written_with(
                                'fixed', {}, archive=path)
     # 0.3 / 0.2 and 50 / 100; without configs a row is named by its key
     assert '| slf-b | 1.500 | 0.500 |' in text
+
+
+@pytest.fixture
+def two_pages(tmp_path, bench):
+    """Two pages' archives: ``bench`` (fixed and slf-b) and a later one
+    whose fixed runs are the same runs made again (their own minutes and
+    config digest) beside a new row slf-c."""
+    first = str(tmp_path / 'first' / 'runs.json')
+    archive.write_archive(first, runs.load_results(bench), 'work_dirs/a')
+    later = str(tmp_path / 'later-bench')
+    # slf-c minus fixed by seed: -0.02, +0.01, +0.04
+    for seed, (fixed, slf) in enumerate([(0.80, 0.78), (0.82, 0.83),
+                                         (0.81, 0.85)]):
+        fake_run(later, 'fixed', seed, fixed, [5.0, 1.0, 1.0, 0.5])
+        fake_run(later, 'slf-c', seed, slf, [3.0, 1.0, 1.0, 0.5])
+    results = runs.load_results(later)
+    for run in results['fixed'].values():
+        run.update(train_minutes=7.5, config_digest='edited')
+    second = str(tmp_path / 'second' / 'runs.json')
+    archive.write_archive(second, results, 'work_dirs/b')
+    return first, second
+
+
+def test_runs_of_two_archives_make_one_page(tmp_path, two_pages):
+    """A run kept by both archives is taken once, from the first; the new
+    row is set against it seed by seed; the page names both work dirs and
+    archives, and its own archive, holding all the runs, writes it again."""
+    first, second = two_pages
+    results, work_dirs, timing, sources = archive.read_archives(
+        [first, second])
+    assert sorted(results) == ['fixed', 'slf-b', 'slf-c']
+    assert results['fixed'][0]['train_minutes'] == 1.0  # the first's
+    assert work_dirs == ['work_dirs/a', 'work_dirs/b'] and timing is None
+    assert sources == [first, second]
+    out = str(tmp_path / 'docs' / 'merged.md')
+    text = report.write_report('ignored', out, 'fixed', {},
+                               archive=[first, second])
+    # slf-c: mean +0.01, sd 0.03, t(2) 4.303: +0.010 +- 0.0745,
+    # t = 0.01 / (0.03 / sqrt 3) = 0.577, two-sided p = 0.622
+    assert '| +0.010 [-0.065, +0.085] | 0.622 |' in text
+    # slf-b as on its own page: +0.020 +- 0.0248
+    assert '| +0.020 [-0.005, +0.045] |' in text
+    assert '`work_dirs/a`, `work_dirs/b`, read from ' in text
+    assert f'--archive {first} {second}`' in text
+    kept = str(tmp_path / 'docs' / 'merged' / 'runs.json')
+    with open(kept) as f:
+        head = json.load(f)
+    assert head['work_dir'] == ['work_dirs/a', 'work_dirs/b']
+    assert head['sources'] == [first, second]
+    assert len(head['runs']) == 9
+    shutil.rmtree(osp.dirname(first))
+    assert report.write_report('ignored', out, 'fixed', {},
+                               archive=kept) == text
+
+
+@pytest.mark.parametrize('change, message', [
+    (dict(mAP=0.9), 'fixed seed 1 is in .*first.* and in .*second.* with '
+     'another mAP: two different runs'),
+    (dict(curve=[[50, 0.7], [100, 0.82]]), 'with another curve'),
+    (dict(data='0123abcd'), 'with another data'),
+    (dict(max_iters=200), 'with another max_iters'),
+])
+def test_two_different_runs_of_one_seed_are_refused(two_pages, change,
+                                                    message):
+    first, second = two_pages
+    with open(second) as f:
+        head = json.load(f)
+    head['runs'][1].update(change)  # fixed, seed 1
+    with open(second, 'w') as f:
+        json.dump(head, f)
+    with pytest.raises(ValueError, match=message):
+        archive.read_archives([first, second])
+
+
+@pytest.mark.parametrize('field, value', [
+    ('max_iters', 200), ('eval_split', 'val (300 of trainval, split seed '
+                         '0)'), ('data', '0123abcd')])
+def test_runs_that_cannot_be_paired_are_refused(two_pages, field, value):
+    """A row trained for another budget, scored on other images or on
+    another demo set is refused, naming a run of each side and its archive,
+    as a work dir refuses it when it is trained."""
+    first, second = two_pages
+    with open(second) as f:
+        head = json.load(f)
+    head['runs'] = [run for run in head['runs'] if run['strategy'] != 'fixed']
+    for run in head['runs']:
+        run[field] = value
+    with open(second, 'w') as f:
+        json.dump(head, f)
+    # the first archive's runs recorded no demo set: only the second's do
+    if field == 'data':
+        with open(first) as f:
+            one = json.load(f)
+        one['runs'][0]['data'] = 'fedcba98'
+        with open(first, 'w') as f:
+            json.dump(one, f)
+    with pytest.raises(ValueError,
+                       match=f'runs of different {field} cannot be paired '
+                       r'by seed: fixed seed 0 \(.*first.*\) has .*, slf-c '
+                       r'seed 0 \(.*second.*\) has '):
+        archive.read_archives([first, second])
+    # either archive alone is a page
+    for path in two_pages:
+        assert archive.read_archives([path])[0]
+
+
+def test_two_cost_tables_are_refused(two_pages):
+    first, second = two_pages
+    timing = dict(step_seconds={}, fps={}, date='d', command='c',
+                  machine='m')
+    for path in two_pages:
+        results, work_dir, _ = archive.read_archive(path)
+        archive.write_archive(path, results, work_dir, timing)
+    with pytest.raises(ValueError, match='first.* and .*second.* both hold '
+                       'a cost table'):
+        archive.read_archives([first, second])
+    assert archive.read_archives([second])[2] == timing
+
+
+def test_an_archive_whose_work_dir_is_not_a_path_is_refused(tmp_path):
+    path = str(tmp_path / 'runs.json')
+    for work_dir in (3, [], ['a', 2]):
+        with open(path, 'w') as f:
+            json.dump(dict(format=archive.FORMAT, version=archive.VERSION,
+                           work_dir=work_dir, runs=[]), f)
+        with pytest.raises(ValueError, match='"work_dir" is neither a path '
+                           'nor a list of paths'):
+            archive.read_archive(path)
+
+
+def test_a_work_dir_of_new_rows_joins_the_archive_of_the_reference(
+        tmp_path, two_pages):
+    """New rows trained into a work dir of their own, without the reference,
+    are set against the reference runs a page kept; the work dir's runs
+    bring the weights they logged."""
+    first = two_pages[0]
+    new = str(tmp_path / 'new-bench')
+    # slf-d minus fixed by seed: -0.01, +0.02, +0.02
+    for seed, value in enumerate([0.79, 0.84, 0.83]):
+        fake_run(new, 'slf-d', seed, value, [2.0, 1.0, 1.0, 0.5])
+    results, work_dirs, _, sources = archive.read_archives([first, new])
+    assert work_dirs == ['work_dirs/a', new] and sources == [first, new]
+    assert results['slf-d'][0]['weight_records'][1]['slf_w_pred'] == \
+        pytest.approx(1.1)
+    text = report.write_report('ignored', str(tmp_path / 'page.md'),
+                               'fixed', {}, archive=[first, new])
+    # mean +0.01, sd 0.01732, t(2) 4.303: +-0.0430; t = 1, p = 1 - 1/sqrt 3
+    assert '| +0.010 [-0.033, +0.053] | 0.423 |' in text
+    os.makedirs(str(tmp_path / 'empty'))
+    with pytest.raises(ValueError, match='empty is a folder without '
+                       'finished runs'):
+        archive.read_archives([first, str(tmp_path / 'empty')])

@@ -121,6 +121,9 @@ def test_validation_and_test_runs_never_share_a_work_dir(tmp_path):
     (['--timing', '--timing-rounds', '1'], '--timing-rounds must be >= 2'),
     (['--report-only', '--no-report'], 'would do nothing'),
     (['--archive', 'runs.json'], '--archive only feeds --report-only'),
+    (['--report-only', '--archive', 'a.json', 'b.json', './a.json'],
+     "--archive names a file more than once: ['a.json', 'b.json', "
+     "'./a.json']"),
     (['--seeds', '0', '1', '0'], '--seeds lists [0] more than once'),
     (['--strategies', 'dwa', 'fixed', 'dwa'],
      "--strategies lists ['dwa'] more than once"),
@@ -253,6 +256,41 @@ def test_page_from_an_archive_quotes_the_work_dir_its_runs_were_made_in(
     # are not written up as validation runs
     with pytest.raises(SystemExit, match='fixed seed 0 scored on test'):
         benchmark.main(argv + ['--archive', kept, '--num-val', '300'])
+
+
+def test_page_from_two_archives_names_their_work_dirs_and_checks_them(
+        tmp_path):
+    """Fixed's seed 0 kept by two pages and seed 1 by one of them: one page
+    of both seeds, quoting the work dirs and the archives it came from, with
+    no --work-dir; a second archive whose seed 0 is another run is
+    refused by name."""
+    archives = []
+    for name, values in (('a', [0.85, 0.86]), ('b', [0.85])):
+        work_dir = str(tmp_path / f'bench-{name}')
+        for seed, value in enumerate(values):
+            fake_result(work_dir, seed, value)
+        benchmark.main(['--report-only', '--max-iters', '1200', '--work-dir',
+                        work_dir, '--out', str(tmp_path / f'{name}.md')])
+        archives.append(str(tmp_path / name / 'runs.json'))
+    out = str(tmp_path / 'both.md')
+    argv = ['--report-only', '--max-iters', '1200', '--out', out]
+    benchmark.main(argv + ['--archive'] + archives)
+    text = open(out).read()
+    assert (f'runs of several work dirs, `{tmp_path}/bench-a`, '
+            f'`{tmp_path}/bench-b`, read from `{archives[0]}`, '
+            f'`{archives[1]}`') in text
+    assert '--seeds 0 1 --max-iters 1200 --out' in text
+    assert '--work-dir <its work dir>' in text and '--work-dir /' not in text
+    assert '| Fixed | 2 | 0.855 +- 0.007 |' in text  # (0.85 + 0.86) / 2
+    other = str(tmp_path / 'bench-c')
+    fake_result(other, 0, 0.84)
+    benchmark.main(['--report-only', '--max-iters', '1200', '--work-dir',
+                    other, '--out', str(tmp_path / 'c.md')])
+    with pytest.raises(SystemExit, match='--archive: fixed seed 0 is in .*a/'
+                       'runs.json and in .*c/runs.json with another mAP, '
+                       'curve'):
+        benchmark.main(argv + ['--archive', archives[0],
+                               str(tmp_path / 'c' / 'runs.json')])
 
 
 def test_runs_of_a_changed_config_are_not_taken_as_done(tmp_path,
