@@ -106,15 +106,17 @@ def main():
 
     # enable automatically scaling LR
     if args.auto_scale_lr:
-        if 'auto_scale_lr' in cfg and \
-                'enable' in cfg.auto_scale_lr and \
-                'base_batch_size' in cfg.auto_scale_lr:
+        auto_scale_lr = cfg.get('auto_scale_lr')
+        if isinstance(auto_scale_lr, dict) and \
+                'enable' in auto_scale_lr and \
+                'base_batch_size' in auto_scale_lr:
             cfg.auto_scale_lr.enable = True
-        else:
-            raise RuntimeError('Can not find "auto_scale_lr" or '
-                               '"auto_scale_lr.enable" or '
-                               '"auto_scale_lr.base_batch_size" in your'
-                               ' configuration file.')
+        else:  # named, not a traceback (mmdet's message)
+            raise SystemExit('--auto-scale-lr: can not find "auto_scale_lr" '
+                             'or "auto_scale_lr.enable" or '
+                             '"auto_scale_lr.base_batch_size" in your '
+                             f'configuration file (auto_scale_lr = '
+                             f'{auto_scale_lr!r})')
 
     # resume is determined in this priority: resume from > auto_resume
     if args.resume == 'auto':

@@ -163,6 +163,16 @@ def test_train_options_set_what_the_runner_is_built_from(
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.optim_wrapper.loss_scale == 'dynamic'
     assert cfg.auto_scale_lr == dict(enable=True, base_batch_size=32)
+    # a config without the batch size the lr was tuned at, or with none
+    # at all, cannot scale it: named, not a TypeError or RuntimeError
+    for value in ('None', "dict(_delete_=True,enable=False)"):
+        derived = tmp_path / 'no_scale.py'
+        derived.write_text(f"_base_ = {CONFIG!r}\nauto_scale_lr = {value}\n")
+        with pytest.raises(SystemExit, match='--auto-scale-lr: can not find '
+                           r'.*auto_scale_lr.base_batch_size.* \(auto_scale_lr'
+                           ' = '):
+            run_main(train, 'train', [str(derived), '--auto-scale-lr'],
+                     monkeypatch)
 
     # --resume alone resumes from the work dir's latest checkpoint, even
     # where the config names one to load; with a path, from that path
