@@ -105,6 +105,8 @@ def write_report(work_dir: str,
             f'{source}: every difference on the page is taken against it')
     if archive is None:
         attach_weight_records(results, work_dir)
+    # a variant's paired_with may name a strategy left off a limited page
+    every_key = set(strategies)
     if keys is not None:
         strategies = {key: path for key, path in strategies.items()
                       if key in keys or key == reference}
@@ -180,10 +182,10 @@ def write_report(work_dir: str,
     bases = {key: cfg.paired_with
              for key, cfg in configs.items() if cfg.get('paired_with')}
     unknown = {key: base for key, base in bases.items()
-               if base not in strategies}
+               if base not in every_key}
     if unknown:
         raise ValueError(f'paired_with names a strategy without a config: '
-                         f'{unknown}; the strategies are {sorted(strategies)}')
+                         f'{unknown}; the strategies are {sorted(every_key)}')
     itself = sorted(key for key, base in bases.items() if key == base)
     if itself:
         raise ValueError(f'paired_with of {itself} names the strategy itself '

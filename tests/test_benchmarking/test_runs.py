@@ -301,6 +301,11 @@ def test_variants_are_set_against_the_strategy_they_vary(tmp_path):
     # t(2) 0.975-quantile 4.303: half width 4.303 * 0.01 / sqrt(3) = 0.0248;
     # t = -0.04 / (0.01 / sqrt(3)) = -6.93 with 2 dof: p = 0.0202
     assert '| K4 | E | 3 | -0.040 [-0.065, -0.015] | 0.020 |' in text
+    # a page limited to the variant: its base has a config but is not on
+    # the page, so there is no variant row, and no refusal
+    text = report.write_report(work_dir, out, 'fixed', strategies,
+                               keys=['slf-k4'])
+    assert '| K4 | 3 |' in text and '## Variants' not in text
     strategies['slf-k4'] = write_config(tmp_path / 'k4.py',
                                         paired_with='slf-typo')
     with pytest.raises(ValueError, match="paired_with.*'slf-typo'"):
