@@ -214,7 +214,8 @@ def read_archives(
                         f'{path} with another {", ".join(differ)}: two '
                         'different runs of one strategy and seed; give one '
                         'of the archives, or another --strategies')
-    _check_pairing(results, origin)
+    if len(paths) > 1:  # one archive is one work dir's, as it was made
+        _check_pairing(results, origin)
     return results, work_dirs, timing, sources
 
 
