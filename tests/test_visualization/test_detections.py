@@ -11,9 +11,11 @@ from mmengine.structures import InstanceData
 from mmdet.structures import DetDataSample
 from mmdet_slf.visualization.detections import box_iou
 from mmdet_slf.visualization import (CORRECT_COLOUR, GT_COLOUR, PALETTE,
-                                     WRONG_COLOUR, as_ground_truth,
+                                     WRONG_COLOUR, as_detections,
+                                     as_ground_truth, draw_comparison,
                                      draw_comparison_grid,
-                                     draw_detection_grid, match_detections)
+                                     draw_detection_grid, draw_detections,
+                                     match_detections)
 
 
 def test_detection_grid_draws_boxes(tmp_path):
@@ -185,3 +187,112 @@ def test_comparison_reads_image_files(tmp_path):
     with pytest.raises(FileNotFoundError, match='cannot read image'):
         draw_comparison_grid([str(tmp_path / 'missing.jpg')], [()], [()],
                              ['a'], str(tmp_path / 'x.png'))
+
+
+def _drawn(picture, label):
+    """Whether a box of class ``label`` is drawn: its palette colour fills
+    the label of every drawn box and is absent from a grey image."""
+    return bool((picture == PALETTE[label]).all(-1).any())
+
+
+def test_a_score_equal_to_the_threshold_is_drawn_and_counted():
+    """'Lowest score drawn': a prediction scoring exactly score_thr (0.5,
+    exact in binary) is drawn and counted as shown, one just below (0.49)
+    is not."""
+    image = np.full((20, 20, 3), 128, np.uint8)
+    box = np.array([[2., 2., 9., 9.]])
+    on = (box, np.array([0.5]), np.array([3]))
+    below = (box, np.array([0.49]), np.array([4]))
+    assert _drawn(draw_detections(image, on, ['a'] * 5, score_thr=0.5), 3)
+    assert not _drawn(draw_detections(image, below, ['a'] * 5,
+                                      score_thr=0.5), 4)
+    gt = (np.array([[2., 2., 9., 9.]]), np.array([3]))
+    _, counts = draw_comparison(image, on, gt, ['a'] * 5, score_thr=0.5)
+    assert counts == dict(num_gts=1, num_shown=1, num_correct=1)
+
+
+def test_iou_thr_reaches_the_counts(tmp_path):
+    """gt [0, 0, 9, 9] spans 10 x 10 = 100 pixels; the prediction
+    [0, 0, 9, 3] spans 10 x 4 = 40 pixels inside it: IoU 40 / 100 = 0.4.
+    Wrong at the default iou_thr 0.5, correct at 0.3, both for one image
+    and through the grid."""
+    image = np.full((20, 20, 3), 128, np.uint8)
+    pred = (np.array([[0., 0., 9., 3.]]), np.array([0.9]), np.array([1]))
+    gt = (np.array([[0., 0., 9., 9.]]), np.array([1]))
+    assert box_iou(pred[0], gt[0])[0, 0] == pytest.approx(0.4)
+    names = ['a', 'b']
+    for iou_thr, num_correct in ((0.5, 0), (0.3, 1)):
+        _, counts = draw_comparison(image, pred, gt, names, iou_thr=iou_thr)
+        assert counts['num_correct'] == num_correct, iou_thr
+        _, counts = draw_comparison_grid([image], [pred], [gt], names,
+                                         str(tmp_path / 'a.png'),
+                                         iou_thr=iou_thr)
+        assert counts[0]['num_correct'] == num_correct, iou_thr
+    _, counts = draw_comparison_grid([image], [pred], [gt], names,
+                                     str(tmp_path / 'b.png'))
+    assert counts == [dict(num_gts=1, num_shown=1, num_correct=0)]
+
+
+def test_hidden_predictions_take_no_ground_truth_box():
+    """Only predictions at score >= score_thr are matched: the exact box
+    of the right class at score 0.1 is not drawn, so it takes nothing and
+    is not counted; the shown one of the wrong class is wrong. 0 of 1."""
+    image = np.full((20, 20, 3), 128, np.uint8)
+    pred = (np.array([[2., 2., 12., 12.], [2., 2., 12., 12.]]),
+            np.array([0.9, 0.1]), np.array([0, 1]))
+    gt = (np.array([[2., 2., 12., 12.]]), np.array([1]))
+    _, counts = draw_comparison(image, pred, gt, ['a', 'b'], score_thr=0.3)
+    assert counts == dict(num_gts=1, num_shown=1, num_correct=0)
+
+
+def test_data_info_without_ignore_flag_keeps_its_boxes():
+    """Instances that carry no ignore_flag are kept (not ignored), as in
+    mmdet's data infos where the key is optional."""
+    info = dict(instances=[dict(bbox=[1, 2, 3, 4], bbox_label=5),
+                           dict(bbox=[5, 6, 7, 8], bbox_label=6,
+                                ignore_flag=1)])
+    bboxes, labels = as_ground_truth(info)
+    assert bboxes.tolist() == [[1, 2, 3, 4]] and labels.tolist() == [5]
+
+
+def test_predicted_boxes_keep_their_fractions():
+    """Boxes come back as given (1.5 stays 1.5): a sub-pixel box decides
+    the IoU. Here gt [0, 0, 9, 9] (100 px) and [0, 0, 9, 3.6] span
+    10 x 4.6 = 46 px: IoU 0.46, wrong at 0.45 only if truncated to 3
+    (IoU 0.4)."""
+    bboxes, scores, labels = as_detections(
+        (torch.tensor([[1.5, 2.25, 7.75, 9.5]]), torch.tensor([0.7]),
+         torch.tensor([2])))
+    assert bboxes.tolist() == [[1.5, 2.25, 7.75, 9.5]]
+    assert scores.tolist() == [pytest.approx(0.7)] and labels.tolist() == [2]
+    image = np.full((20, 20, 3), 128, np.uint8)
+    pred = (np.array([[0., 0., 9., 3.6]]), np.array([0.9]), np.array([0]))
+    gt = (np.array([[0., 0., 9., 9.]]), np.array([0]))
+    _, counts = draw_comparison(image, pred, gt, ['a'], iou_thr=0.45)
+    assert counts['num_correct'] == 1
+
+
+def test_detection_grid_threshold_and_columns(tmp_path):
+    """score_thr defaults to 0.3 (a 0.35 box is drawn, a 0.25 one is not)
+    and is passed on (at 0.2 the 0.25 box is drawn too); one image with
+    the default 4 columns gives a grid of that one cell, 2 x 20 = 40 px
+    square, not 4 x 40 + 3 x 4 = 172 px wide."""
+    image = np.full((20, 20, 3), 128, np.uint8)
+    pred = (np.array([[2., 2., 9., 9.], [10., 10., 18., 18.]]),
+            np.array([0.35, 0.25]), np.array([3, 4]))
+    out = str(tmp_path / 'grid.png')
+    grid = draw_detection_grid([image], [pred], ['a'] * 5, out)
+    assert grid.shape == (40, 40, 3)
+    assert _drawn(grid, 3) and not _drawn(grid, 4)
+    grid = draw_detection_grid([image], [pred], ['a'] * 5, out,
+                               score_thr=0.2)
+    assert _drawn(grid, 3) and _drawn(grid, 4)
+
+
+def test_no_images_is_refused(tmp_path):
+    """An empty list is refused with the reason, not a division by zero
+    while tiling."""
+    with pytest.raises(ValueError, match='non-empty'):
+        draw_detection_grid([], [], ['a'], str(tmp_path / 'a.png'))
+    with pytest.raises(ValueError, match='non-empty'):
+        draw_comparison_grid([], [], [], ['a'], str(tmp_path / 'b.png'))
