@@ -188,6 +188,20 @@ def train(case, device, graphs=None, steps=6, images=None, nan_at=None,
     return record, weighting
 
 
+def weighted_step(weighting, step, features, autocast=False):
+    """One step of the weighting on four terms of 4 images, scaled by
+    ``step + 1`` (``autocast``: the call in bfloat16): the objective and
+    the terms' gradient, for comparing runs bitwise."""
+    raw = torch.linspace(1, 2, 16).view(4, 4).mul(
+        step + 1).requires_grad_(True)
+    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+        out = weighting({f'loss_{t}': raw[:, i]
+                         for i, t in enumerate(TERMS4)}, features)
+    total = sum(v.sum() for k, v in out.items() if 'loss' in k)
+    total.backward()
+    return [total.detach(), raw.grad.clone()]
+
+
 def assert_bitwise(first, second):
     assert len(first) == len(second)
     for i, (a, b) in enumerate(zip(first, second)):
@@ -426,13 +440,7 @@ def test_a_frozen_decision_network_reading_features_with_gradient():
         for step in range(3):
             features = torch.linspace(-1, 1, 12).view(4, 3).mul(
                 step + 1).requires_grad_(True)
-            raw = torch.linspace(1, 2, 16).view(4, 4).mul(
-                step + 1).requires_grad_(True)
-            out = weighting({f'loss_{t}': raw[:, i]
-                             for i, t in enumerate(TERMS4)}, features)
-            total = sum(v.sum() for k, v in out.items() if 'loss' in k)
-            total.backward()
-            record += [total.detach(), raw.grad.clone()]
+            record += weighted_step(weighting, step, features)
         return record
 
     graphs = RerunGraphs()
@@ -500,13 +508,7 @@ def test_a_partly_frozen_decision_network_trains_bitwise_as_eager():
         record = []
         for step in range(3):
             features = torch.linspace(-1, 1, 12).view(4, 3).mul(step + 1)
-            raw = torch.linspace(1, 2, 16).view(4, 4).mul(
-                step + 1).requires_grad_(True)
-            out = weighting({f'loss_{t}': raw[:, i]
-                             for i, t in enumerate(TERMS4)}, features)
-            total = sum(v.sum() for k, v in out.items() if 'loss' in k)
-            total.backward()
-            record += [total.detach(), raw.grad.clone()]
+            record += weighted_step(weighting, step, features)
             record += [p.grad.clone() for p in weighting.parameters()
                        if p.requires_grad]
             assert all(p.grad is None
@@ -589,15 +591,9 @@ def test_a_call_that_switches_feature_gradient_or_autocast_runs_eagerly(
             other = step % 2 == 1
             features = torch.linspace(-1, 1, 12).view(4, 3).mul(step + 1)
             features.requires_grad_(switch != 'feature gradient' or not other)
-            raw = torch.linspace(1, 2, 16).view(4, 4).mul(
-                step + 1).requires_grad_(True)
-            with torch.autocast('cpu', dtype=torch.bfloat16,
-                                enabled=switch == 'autocast' and other):
-                out = weighting({f'loss_{t}': raw[:, i]
-                                 for i, t in enumerate(TERMS4)}, features)
-            total = sum(v.sum() for k, v in out.items() if 'loss' in k)
-            total.backward()
-            record += [total.detach(), raw.grad.clone()]
+            record += weighted_step(
+                weighting, step, features,
+                autocast=switch == 'autocast' and other)
             if features.requires_grad:
                 record.append(features.grad.clone())
             record += [p.grad.clone() for p in weighting.parameters()]
