@@ -71,7 +71,8 @@ from mmdet_slf.benchmarking.speed import (  # noqa: E402
     build_model, copy_shared_weights, float32_post_processing,
     inference_step, input_streams, load_cfg, training_step)
 from mmdet_slf.slf import BaseWeighting  # noqa: E402
-from mmdet_slf.utils.arguments import CfgOptionsAction  # noqa: E402
+from mmdet_slf.utils.arguments import (CfgOptionsAction,  # noqa: E402
+                                       check_device)
 from mmdet_slf.benchmarking.step_operators import (  # noqa: E402
     loss_host_syncs, operator_counts, profile_models)
 from mmdet_slf.utils.paths import (checkpoint_missing,  # noqa: E402
@@ -198,22 +199,6 @@ def parse_args(argv=None):
         if path is not None and checkpoint_missing(path):
             parser.error(f'{key}: checkpoint file {path} does not exist')
     return args
-
-
-def check_device(parser, device):
-    """Refuse a ``--device`` torch cannot parse, or a CUDA one this
-    machine does not have, before any model is built."""
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        parser.error(f'--device must be cpu, cuda or cuda:N, got {device!r}')
-    if parsed.type not in ('cpu', 'cuda'):
-        parser.error(f'--device must be cpu, cuda or cuda:N, got {device!r}')
-    if parsed.type == 'cuda' and not (
-            torch.cuda.is_available() and
-            (parsed.index or 0) < torch.cuda.device_count()):
-        parser.error(f'--device {device}: no such CUDA device here '
-                     f'({torch.cuda.device_count()} visible)')
 
 
 def summarise(name, timing, model):

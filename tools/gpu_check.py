@@ -235,8 +235,38 @@ def parse_args(argv=None):
     p = sub.add_parser('config-path', help='path of a YOLO row config')
     p.add_argument('key', choices=sorted(CONFIGS))
     p.add_argument('--root', default=REPO_ROOT)
-    p.set_defaults(func=lambda a: print(find_config(a.key, a.root)))
-    return parser.parse_args(argv)
+    p.set_defaults(func=cmd_config_path)
+    args = parser.parse_args(argv)
+    check_arguments(parser, args)
+    return args
+
+
+def check_arguments(parser, args):
+    """Refuse, by name, what would otherwise fail with a traceback or write
+    a result that reads as fine."""
+    if args.command == 'patch-mmcv' and not osp.isfile(
+            osp.join(args.source, 'setup.py')):
+        parser.error(f'patch-mmcv: {args.source} is not an unpacked mmcv '
+                     'source (no setup.py in it)')
+    if args.command == 'make-config':
+        for option in ('iters', 'batch_size', 'log_interval'):
+            if getattr(args, option) < 1:
+                parser.error(f'--{option.replace("_", "-")} must be >= 1, '
+                             f'got {getattr(args, option)}')
+        if args.workers < 0:
+            parser.error(f'--workers must be >= 0, got {args.workers}')
+    if args.command in ('summary', 'config-path'):
+        folder = args.state if args.command == 'summary' else args.root
+        if not osp.isdir(folder):
+            option = '--state' if args.command == 'summary' else '--root'
+            parser.error(f'{option}: {folder} is not a folder')
+
+
+def cmd_config_path(args):
+    try:
+        print(find_config(args.key, args.root))
+    except FileNotFoundError as error:
+        raise SystemExit(f'config-path {args.key}: {error}') from None
 
 
 def main(argv=None):

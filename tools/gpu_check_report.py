@@ -221,7 +221,13 @@ def cmd_summary(args):
     stages = {}
     for path in sorted(glob.glob(osp.join(args.state, '*.json'))):
         with open(path) as f:
-            entry = json.load(f)
+            try:
+                entry = json.load(f)
+            except ValueError as error:
+                raise ValueError(f'{path}: not a stage record ({error})')
+        if not isinstance(entry, dict):
+            raise ValueError(f'{path}: not a stage record (a JSON '
+                             f'{type(entry).__name__}, not an object)')
         stages[entry.get('name', osp.basename(path)[:-5])] = entry
     order = args.order.split(',') if args.order else sorted(stages)
     report = dict(stages=[stages[n] for n in order if n in stages] + [
@@ -308,8 +314,9 @@ def cmd_summary(args):
     missing = [name for name in (args.require or '').split(',')
                if name and name not in stages]
     report['summary'] = dict(
-        all_ok=all(v['status'] == 'ok' for v in stages.values())
-        and not missing,
+        # a folder without records is no evidence that anything is ok
+        all_ok=bool(stages) and all(v['status'] == 'ok'
+                                    for v in stages.values()) and not missing,
         not_ok=sorted([n for n, v in stages.items() if v['status'] != 'ok']
                       + missing),
         missing=missing,

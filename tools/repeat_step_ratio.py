@@ -248,12 +248,31 @@ def slot_bias_left(first: List[float], second: List[float]) -> dict:
     return dict(ratio=math.exp((means[0] - means[1]) / 2), p=p_value)
 
 
+def read_summary(path: str) -> dict:
+    """A summary :func:`main` wrote, or SystemExit naming the file and what
+    it lacks."""
+    with open(path) as f:
+        try:
+            summary = json.load(f)
+        except ValueError as error:
+            raise SystemExit(f'--combine: {path} is not JSON ({error})')
+    ratios = summary.get('ratios') if isinstance(summary, dict) else None
+    if not (isinstance(summary, dict) and 'config' in summary
+            and 'compare' in summary and isinstance(ratios, dict)
+            and all(isinstance(ratios.get(kind), list) and ratios[kind]
+                    for kind in ('compare', 'control'))):
+        raise SystemExit(
+            f'--combine: {path} is not a summary of this tool (it needs '
+            'config, compare and ratios with compare and control lists)')
+    return summary
+
+
 def main_combine(args) -> dict:
-    summaries = []
-    for path in args.combine:
-        with open(path) as f:
-            summaries.append(json.load(f))
-    result = combine(*summaries, args.target)
+    summaries = [read_summary(path) for path in args.combine]
+    try:
+        result = combine(*summaries, args.target)
+    except ValueError as error:
+        raise SystemExit(f'--combine {" ".join(args.combine)}: {error}')
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(result, f, indent=1)

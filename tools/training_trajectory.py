@@ -154,10 +154,25 @@ def difference(first: Dict, second: Dict) -> Dict:
     return dict(equal=equal, only_in_one=only, largest=largest, at=where)
 
 
+def load_record(path: str) -> Dict:
+    """A file ``record`` wrote, or SystemExit naming the file and what is
+    wrong with it."""
+    try:
+        record = torch.load(path, weights_only=False)
+    except Exception as error:  # torch raises many kinds for a bad file
+        raise SystemExit(
+            f'{path}: not a record of this tool ({type(error).__name__}: '
+            f'{error})') from None
+    if not (isinstance(record, dict) and isinstance(record.get('meta'), dict)
+            and isinstance(record.get('configs'), dict)):
+        raise SystemExit(f'{path}: not a record of this tool (no meta and '
+                         'configs dicts; write one with `record`)')
+    return record
+
+
 def compare(first_path: str, second_path: str) -> bool:
     """Print the comparison per config; True if every config is equal."""
-    first = torch.load(first_path, weights_only=False)
-    second = torch.load(second_path, weights_only=False)
+    first, second = load_record(first_path), load_record(second_path)
     if first['meta'] != second['meta']:
         print(f'the records differ in their settings: {first["meta"]} '
               f'against {second["meta"]}')

@@ -131,6 +131,8 @@ def parse_args(argv=None):
     # SLFWeighting checks its arguments when built: once here, so that a
     # bad one is refused by name before anything is timed.
     import_weightings()
+    from mmdet_slf.utils.arguments import check_device
+    check_device(parser, args.device)
     from mmdet.registry import MODELS
     try:
         MODELS.build(slf_config(args, cuda_graph=False))

@@ -1,8 +1,10 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
-"""``--cfg-options`` for the tools: mmengine's ``DictAction``, with an item
-that is not ``KEY=VALUE`` refused by the parser by name."""
+"""Argument checks the tools share: ``--cfg-options`` as mmengine's
+``DictAction`` with an item that is not ``KEY=VALUE`` refused by the parser
+by name, and a ``--device`` refused before any model is built."""
 import argparse
 
+import torch
 from mmengine.config import DictAction
 
 
@@ -24,3 +26,20 @@ class CfgOptionsAction(DictAction):
         except (ValueError, AssertionError) as err:
             raise argparse.ArgumentError(
                 self, f'cannot parse {" ".join(values)}: {err}') from None
+
+
+def check_device(parser: argparse.ArgumentParser, device: str) -> None:
+    """Refuse, through ``parser``, a ``--device`` torch cannot parse, one
+    that is neither CPU nor CUDA, or a CUDA one this machine does not have,
+    before any model is built."""
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        parser.error(f'--device must be cpu, cuda or cuda:N, got {device!r}')
+    if parsed.type not in ('cpu', 'cuda'):
+        parser.error(f'--device must be cpu, cuda or cuda:N, got {device!r}')
+    if parsed.type == 'cuda' and not (
+            torch.cuda.is_available() and
+            (parsed.index or 0) < torch.cuda.device_count()):
+        parser.error(f'--device {device}: no such CUDA device here '
+                     f'({torch.cuda.device_count()} visible)')

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, refusal
 from mmengine.config import Config
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
@@ -378,3 +378,200 @@ def test_a_malformed_stage_record_is_named(tmp_path, name, details,
                        rf'\(.*{problem}.*\); fps_ and step_ stages'):
         gpu_check.main(['summary', '--state', str(state), '--out',
                         str(tmp_path / 'report.json')])
+
+
+@pytest.mark.parametrize('iters,warmup', [(50, 10), (3, 1), (500, 20)])
+def test_digits_config_schedule_follows_its_options(tmp_path, iters,
+                                                    warmup):
+    """--iters sets the schedule: warm-up iters // 5 held to [1, 20] (50
+    -> 10, 3 -> 1, 500 -> 20) and an evaluation interval of 1000 x iters,
+    which never comes; the data options are written as given."""
+    out = tmp_path / 'digits.py'
+    gpu_check.main([
+        'make-config', gpu_check.find_config('yolo'), str(out),
+        '--data-root', str(tmp_path / 'VOCdevkit'), '--iters', str(iters),
+        '--subset', 'SUB', '--batch-size', '3', '--workers', '2',
+        '--log-interval', '4'
+    ])
+    cfg = Config.fromfile(str(out))
+    assert cfg.train_cfg.max_iters == iters
+    assert cfg.train_cfg.val_interval == iters * 1000
+    assert cfg.param_scheduler[0].end == warmup
+    loader = cfg.train_dataloader
+    assert (loader.batch_size, loader.num_workers) == (3, 2)
+    assert loader.dataset.ann_file == 'SUB/ImageSets/Main/trainval.txt'
+    assert cfg.default_hooks.logger.interval == 4
+
+
+def test_patch_mmcv_covers_every_source_kind(tmp_path):
+    """Each C/C++/CUDA source kind under csrc gets the header swapped; a
+    file of another kind is left as it was."""
+    csrc = tmp_path / 'mmcv' / 'ops' / 'csrc'
+    csrc.mkdir(parents=True)
+    include = '#include <THC/THCAtomics.cuh>\n'
+    for ext in ('cu', 'cuh', 'h', 'hpp', 'cpp', 'txt'):
+        (csrc / f'f.{ext}').write_text(include)
+    (tmp_path / 'setup.py').write_text('import os\n')
+    gpu_check.main(['patch-mmcv', str(tmp_path)])
+    for ext in ('cu', 'cuh', 'h', 'hpp', 'cpp'):
+        assert (csrc / f'f.{ext}').read_text() == \
+            '#include <ATen/cuda/Atomic.cuh>\n', ext
+    assert (csrc / 'f.txt').read_text() == include
+
+
+def test_config_path_looks_under_its_root(tmp_path, capsys):
+    """--root is searched, the first name found there printed (here the
+    second of the two names); a root with none of them is named."""
+    name = gpu_check.CONFIGS['yolo'][1]
+    (tmp_path / name).parent.mkdir(parents=True)
+    (tmp_path / name).write_text('')
+    gpu_check.main(['config-path', 'yolo', '--root', str(tmp_path)])
+    assert capsys.readouterr().out.strip() == name
+    empty = tmp_path / 'empty'
+    with pytest.raises(FileNotFoundError, match=f'under {empty}$'):
+        gpu_check.find_config('yolo', str(empty))
+
+
+def record(state, *argv):
+    return gpu_check.main(['record', '--state', str(state), *argv])
+
+
+def recorded(state, name):
+    with open(osp.join(state, f'{name}.json')) as f:
+        return json.load(f)
+
+
+def test_record_status_from_exit_code_and_skip(tmp_path):
+    """Exit 0 is ok, 124 (timeout's) and 137 (killed) are a timeout, any
+    other code failed; a skipped stage is not a failure: exit 0."""
+    state = tmp_path / 'state'
+    for rc, status, code in (('0', 'ok', 0), ('124', 'timeout', 1),
+                             ('137', 'timeout', 1), ('2', 'failed', 1)):
+        assert record(state, '--name', f's{rc}', '--rc', rc) == code
+        assert recorded(state, f's{rc}')['status'] == status
+    assert record(state, '--name', 'skip', '--skipped', 'no GPU') == 0
+    assert recorded(state, 'skip')['status'] == 'skipped'
+
+
+def train_run(run_dir, checkpoint=True, slf=False):
+    vis = run_dir / '20260101_000000' / 'vis_data'
+    vis.mkdir(parents=True)
+    line = dict(loss=1.0, loss_cls=0.5, iter=10, time=0.1)
+    if slf:
+        line['slf_w_cls'] = 1.0
+    (vis / 'scalars.json').write_text(json.dumps(line) + '\n')
+    if checkpoint:
+        (run_dir / 'iter_10.pth').write_bytes(b'0')
+    return str(run_dir)
+
+
+def test_a_training_needs_its_checkpoint_and_slf_keys_if_asked(tmp_path):
+    """Finite losses without a checkpoint fail the stage; slf_w_* keys are
+    required with --expect-slf only."""
+    state = tmp_path / 'state'
+    fixed = train_run(tmp_path / 'fixed')
+    assert record(state, '--name', 'fixed', '--parse', 'train',
+                  '--work-dir', fixed) == 0
+    assert record(state, '--name', 'slf', '--parse', 'train',
+                  '--work-dir', fixed, '--expect-slf') == 1
+    assert recorded(state, 'slf')['reason'] == 'no slf_w_* keys logged'
+    bare = train_run(tmp_path / 'bare', checkpoint=False, slf=True)
+    assert record(state, '--name', 'bare', '--parse', 'train',
+                  '--work-dir', bare, '--expect-slf') == 1
+    entry = recorded(state, 'bare')
+    assert entry['details']['losses_finite'] is True
+    assert entry['reason'] == 'non-finite loss or no checkpoint'
+
+
+def test_a_test_stage_needs_an_map_and_zero_is_one(tmp_path):
+    """An mAP of 0.0 (a few iterations of training) is a result: ok. A log
+    without any mAP fails the stage."""
+    state = tmp_path / 'state'
+    zero, none = tmp_path / 'zero.log', tmp_path / 'none.log'
+    zero.write_text("{'pascal_voc/mAP': 0.0, 'pascal_voc/AP50': 0.0}\n")
+    none.write_text('Traceback (most recent call last):\n')
+    assert record(state, '--name', 'test_zero', '--parse', 'test', '--log',
+                  str(zero)) == 0
+    assert recorded(state, 'test_zero')['details']['map'] == 0.0
+    assert record(state, '--name', 'test_none', '--parse', 'test', '--log',
+                  str(none)) == 1
+    entry = recorded(state, 'test_none')
+    assert entry['reason'] == 'no pascal_voc/mAP printed'
+    assert entry['errors'] == ['Traceback (most recent call last):']
+
+
+def test_an_unreadable_result_fails_a_stage_that_exited_0(tmp_path):
+    state = tmp_path / 'state'
+    bad = tmp_path / 'fps.json'
+    bad.write_text('{not json')
+    assert record(state, '--name', 'fps_yolo_fp32', '--parse', 'fps',
+                  '--work-dir', str(bad)) == 1
+    entry = recorded(state, 'fps_yolo_fp32')
+    assert entry['status'] == 'failed'
+    assert entry['parse_error'].startswith('JSONDecodeError')
+
+
+def test_summary_order_keeps_every_stage_and_amp_needs_a_run(tmp_path):
+    """--order puts the named stages first, the others after them (in
+    name order), none left out; with no AMP run recorded amp_ok is
+    False, not vacuously True."""
+    state = tmp_path / 'state'
+    for name in ('a', 'b', 'c'):
+        record(state, '--name', name)
+    out = tmp_path / 'report.json'
+    gpu_check.main(['summary', '--state', str(state), '--out', str(out),
+                    '--order', 'c,x'])
+    report = json.loads(out.read_text())
+    assert [stage['name'] for stage in report['stages']] == ['c', 'a', 'b']
+    assert report['summary']['all_ok'] is True
+    assert report['summary']['amp_ok'] is False
+
+
+def test_bad_arguments_are_refused_by_name(tmp_path, capsys):
+    """Each of these failed with a traceback, or wrote a config or summary
+    that read as fine: a folder that is not an mmcv source, a schedule of
+    0 iterations, a state or root folder that does not exist."""
+    missing = str(tmp_path / 'missing')
+    config = gpu_check.find_config('yolo')
+    cases = [
+        (['patch-mmcv', str(tmp_path)],
+         f'patch-mmcv: {tmp_path} is not an unpacked mmcv source'),
+        (['make-config', config, 'o.py', '--data-root', 'D', '--iters', '0'],
+         '--iters must be >= 1, got 0'),
+        (['make-config', config, 'o.py', '--data-root', 'D',
+          '--batch-size', '0'], '--batch-size must be >= 1, got 0'),
+        (['make-config', config, 'o.py', '--data-root', 'D',
+          '--log-interval', '0'], '--log-interval must be >= 1, got 0'),
+        (['make-config', config, 'o.py', '--data-root', 'D',
+          '--workers', '-1'], '--workers must be >= 0, got -1'),
+        (['summary', '--state', missing, '--out', 'r.json'],
+         f'--state: {missing} is not a folder'),
+        (['config-path', 'yolo', '--root', missing],
+         f'--root: {missing} is not a folder'),
+    ]
+    for argv, message in cases:
+        assert message in refusal(gpu_check.parse_args, argv, capsys), argv
+    with pytest.raises(SystemExit, match='config-path yolo: none of .* '
+                       f'under {tmp_path}$'):
+        gpu_check.main(['config-path', 'yolo', '--root', str(tmp_path)])
+
+
+def test_a_summary_needs_readable_records(tmp_path):
+    """A state folder without records is not all ok (no stage ran); a
+    record that is not a JSON object is refused with its file named."""
+    state = tmp_path / 'state'
+    state.mkdir()
+    out = tmp_path / 'report.json'
+    gpu_check.main(['summary', '--state', str(state), '--out', str(out)])
+    assert json.loads(out.read_text())['summary']['all_ok'] is False
+    record(state, '--name', 'env')
+    gpu_check.main(['summary', '--state', str(state), '--out', str(out)])
+    assert json.loads(out.read_text())['summary']['all_ok'] is True
+    for text, why in (('{not json', 'Expecting property name'),
+                      ('[1, 2]', 'a JSON list, not an object')):
+        (state / 'bad.json').write_text(text)
+        with pytest.raises(ValueError,
+                           match=f'{state}/bad.json: not a stage record '
+                           fr'\(.*{why}'):
+            gpu_check.main(['summary', '--state', str(state), '--out',
+                            str(out)])

@@ -108,3 +108,38 @@ def test_cuda_env_exports_the_toolkit_it_found(tmp_path, monkeypatch,
     printed = capsys.readouterr().out.splitlines()
     assert f'export CUDA_HOME={osp.realpath(home)}' in printed
     assert 'export FORCE_CUDA=1' in printed
+
+
+def test_cuda_env_exports_every_include_dir_of_the_wheels(
+        tmp_path, monkeypatch):
+    """Headers found in two wheels: both directories go into CPATH, before
+    the CPATH already set, and into MMCV_CUDA_ARGS as -I flags, in the
+    order of LIBRARY_HEADERS (cusparse, then cublas_v2)."""
+    home = toolkit(tmp_path / 'cuda',
+                   headers=('cuda_runtime.h', 'cublasLt.h', 'cusolverDn.h'))
+    site = tmp_path / 'site'
+    sparse = osp.dirname(touch(str(site / 'nvidia' / 'cusparse' /
+                                   'include' / 'cusparse.h')))
+    blas = osp.dirname(touch(str(site / 'nvidia' / 'cublas' / 'include' /
+                                 'cublas_v2.h')))
+    monkeypatch.setenv('CUDA_HOME', home)
+    monkeypatch.setenv('CPATH', '/old')
+    monkeypatch.setattr(gpu_check_cuda, '_site_dirs', lambda: [str(site)])
+    out = tmp_path / 'env.json'
+    gpu_check.main(['cuda-env', '--json', str(out), '--lib-dir',
+                    str(tmp_path / 'lib')])
+    exports = json.loads(out.read_text())['exports']
+    assert exports['CPATH'] == f'{sparse}:{blas}:/old'
+    assert exports['MMCV_CUDA_ARGS'] == f'-I{sparse} -I{blas}'
+
+
+def test_cudart_link_goes_to_the_soname(tmp_path, monkeypatch):
+    """Of libcudart.so.13 and libcudart.so.13.0.48 the first in sorted
+    order, the soname the linker records, is linked."""
+    home = toolkit(tmp_path / 'cuda')
+    soname = touch(osp.join(home, 'lib64', 'libcudart.so.13'))
+    touch(osp.join(home, 'lib64', 'libcudart.so.13.0.48'))
+    monkeypatch.setattr(gpu_check_cuda, '_site_dirs', lambda: [])
+    work = str(tmp_path / 'link')
+    assert gpu_check_cuda.find_cudart_dir(home, work) == work
+    assert os.readlink(osp.join(work, 'libcudart.so')) == soname

@@ -267,10 +267,13 @@ def test_slot_bias_welch_p_by_hand():
 @pytest.mark.parametrize('options', [['--inference'], ['--num-iters', '200'],
                                      ['--processes', '4'],
                                      ['--device', 'cuda'],
-                                     ['--warmup', '5']])
+                                     ['--warmup', '5'],
+                                     ['--threads=2']])
 def test_combine_refuses_run_options(options, capsys):
     """The pooled runs' settings come from their summaries; an option that
-    would only be ignored is refused, by name."""
+    would only be ignored is refused, by name. That includes one meant for
+    benchmark_fps.py (``--threads=2``, one word: a separate ``2`` would be
+    taken for CONFIG and refused as such)."""
     with pytest.raises(SystemExit):
         repeat_step_ratio.parse_args(['--combine', 'a.json', 'b.json',
                                       *options])
@@ -364,3 +367,65 @@ def test_missing_configs_and_summaries_are_named(capsys):
     assert '--combine: summary b.json does not exist' in refusal(
         lambda argv: repeat_step_ratio.parse_args(argv),
         ['--combine', 'fixed.py', 'b.json'], capsys)
+
+
+def test_combine_and_a_run_need_their_arguments(capsys):
+    """--combine takes no config: a config given beside it is named
+    (config, compare) = ('fixed.py', None), not looked up as a summary; a
+    run without --out is refused before anything runs."""
+    from conftest import refusal
+    err = refusal(repeat_step_ratio.parse_args,
+                  ['fixed.py', '--combine', 'a.json', 'b.json'], capsys)
+    assert "no configs or run options" in err
+    assert "got ('fixed.py', None) and []" in err
+    err = refusal(repeat_step_ratio.parse_args, ['a.py', 'b.py'], capsys)
+    assert 'CONFIG, COMPARE and --out are needed' in err
+
+
+def test_run_options_reach_every_process(tmp_path, monkeypatch):
+    """--device, --num-iters and --warmup are what each benchmark_fps.py
+    process is started with, and what the summary records (combine
+    compares those fields between runs)."""
+    commands = []
+
+    def fake_run(command, capture_output, text):
+        commands.append(command)
+        with open(command[command.index('--out') + 1], 'w') as f:
+            json.dump(dict(step_ratio_paired=1.0), f)
+        return SimpleNamespace(returncode=0, stderr='')
+
+    monkeypatch.setattr(subprocess, 'run', fake_run)
+    result = repeat_step_ratio.main([
+        'fixed.py', 'slf.py', '--processes', '2', '--device', 'meta',
+        '--num-iters', '7', '--warmup', '3', '--out',
+        str(tmp_path / 's.json')
+    ])
+    assert len(commands) == 4
+    for command in commands:
+        start = command.index('--device')
+        assert command[start:start + 6] == [
+            '--device', 'meta', '--num-iters', '7', '--warmup', '3']
+    assert (result['device'], result['num_iters'], result['warmup']) == \
+        ('meta', 7, 3)
+
+
+def test_combine_names_a_file_that_is_no_summary(tmp_path):
+    """A file that is not JSON, or JSON without the summary's fields, is
+    named; so is a pair that cannot be pooled (not swapped), as an exit
+    with the tool's own message, not a traceback."""
+    run = dict(config='fixed.py', compare='slf.py',
+               ratios=dict(compare=[1.02, 1.03], control=[1.0, 0.99]))
+    good = tmp_path / 'good.json'
+    good.write_text(json.dumps(run))
+    cases = (('{not json', 'is not JSON'), ('{}', 'is not a summary'),
+             ('[1]', 'is not a summary'),
+             (json.dumps(dict(run, ratios=dict(compare=[1.0]))),
+              'is not a summary'))
+    bad = tmp_path / 'bad.json'
+    for text, why in cases:
+        bad.write_text(text)
+        with pytest.raises(SystemExit, match=f'--combine: {bad} {why}'):
+            repeat_step_ratio.main(['--combine', str(good), str(bad)])
+    with pytest.raises(SystemExit, match=f'--combine {good} {good}: the '
+                       'second run must swap'):
+        repeat_step_ratio.main(['--combine', str(good), str(good)])

@@ -4,6 +4,7 @@ and a change of one bit in a record is found and located."""
 import os.path as osp
 import sys
 
+import pytest
 import torch
 from conftest import REPO_ROOT
 
@@ -109,3 +110,67 @@ def test_missing_configs_and_records_are_named(tmp_path, capsys):
     name = 'mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py'
     assert training_trajectory.parse_args(
         ['record', name, '--out', 'a.pt']).configs == [name]
+
+
+def test_a_config_in_one_record_only_fails_the_comparison(tmp_path, capsys):
+    """A config recorded in the second file only is named and makes the
+    comparison fail (exit 1); the config in both still compares equal."""
+    run = dict(losses=[{'loss': torch.tensor(1.5)}],
+               state={'w': torch.tensor([1.0, 2.0])})
+    meta = dict(steps=1, batch_size=2, seed=0)
+    first, second = tmp_path / 'first.pt', tmp_path / 'second.pt'
+    torch.save(dict(meta=meta, configs={'a.py': run}), first)
+    torch.save(dict(meta=meta, configs={'a.py': run, 'b.py': run}), second)
+    assert training_trajectory.main(['compare', str(first),
+                                     str(second)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out == ['a.py: bitwise equal', 'b.py: in one record only']
+
+
+def test_record_passes_its_options_and_saves_them(tmp_path, monkeypatch,
+                                                  capsys):
+    """--steps, --batch-size and --seed reach each config's training as
+    given (2, 5 and 7, all different so that a swap shows) and are saved
+    as the record's settings, which compare reads first."""
+    calls = []
+
+    def fake_record(path, steps, batch_size, seed):
+        calls.append((path, steps, batch_size, seed))
+        return dict(losses=[{'loss': torch.tensor(0.25)}], state={})
+
+    monkeypatch.setattr(training_trajectory, 'record_config', fake_record)
+    out = tmp_path / 'r.pt'
+    assert training_trajectory.main([
+        'record', FIXED, '--steps', '2', '--batch-size', '5', '--seed', '7',
+        '--out', str(out)
+    ]) == 0
+    assert calls == [(FIXED, 2, 5, 7)]
+    assert torch.load(out, weights_only=False)['meta'] == dict(
+        steps=2, batch_size=5, seed=7)
+    assert f'{FIXED}: 2 steps, last loss 0.250000' in capsys.readouterr().out
+
+
+def test_a_batch_size_below_one_is_refused(tmp_path, capsys):
+    from conftest import refusal
+    assert '--batch-size must be >= 1, got 0' in refusal(
+        training_trajectory.parse_args,
+        ['record', FIXED, '--batch-size', '0', '--out', 'a.pt'], capsys)
+
+
+def test_a_file_that_is_no_record_is_named(tmp_path):
+    """An empty file, a saved tensor and a dict without the record's
+    ``meta`` and ``configs`` end the comparison with the file named."""
+    good = tmp_path / 'good.pt'
+    torch.save(dict(meta=dict(steps=1, batch_size=2, seed=0), configs={}),
+               good)
+    empty, tensor, other = (tmp_path / name
+                            for name in ('empty.pt', 'tensor.pt', 'other.pt'))
+    empty.write_bytes(b'')
+    torch.save(torch.zeros(2), tensor)
+    torch.save(dict(meta={}), other)
+    for bad, why in ((empty, 'EOFError'), (tensor, 'no meta and configs'),
+                     (other, 'no meta and configs')):
+        with pytest.raises(SystemExit,
+                           match=f'{bad}: not a record of this tool .*{why}'):
+            training_trajectory.main(['compare', str(good), str(bad)])
+    assert training_trajectory.main(['compare', str(good), str(good)]) == 0

@@ -97,6 +97,8 @@ def test_runs_where_mmcv_has_no_compiled_ops(tmp_path):
     (['--rounds', '1'], '--rounds must be >= 2'),
     (['--steps', '0'], '--steps must be >= 1'),
     (['--slf-options', 'estimator'], 'takes KEY=VALUE'),
+    (['--slf-options', '=1'], "takes KEY=VALUE, got '=1'"),
+    (['--images', '-1'], '--warmup and --images must be >= 0, got 50 and -1'),
     (['--terms', 'cls', 'cls'], '--terms must be distinct, got cls cls'),
     (['--slf-options', 'terms=a'], "--slf-options terms: the tool sets "
      "type, terms, cuda_graph, in_channels itself (terms from --terms, "
@@ -111,6 +113,11 @@ def test_runs_where_mmcv_has_no_compiled_ops(tmp_path):
     (['--slf-options', 'num_samples=0'], '--slf-options: num_samples'),
     (['--slf-options', 'bogus=1'], "--slf-options: SLFWeighting.__init__() "
      "got an unexpected keyword argument 'bogus'"),
+    # before anything is built on it (no machine has a 100th GPU)
+    (['--device', 'nope'], "--device must be cpu, cuda or cuda:N, got "
+     "'nope'"),
+    (['--device', 'meta'], "got 'meta'"),
+    (['--device', 'cuda:99'], '--device cuda:99: no such CUDA device here'),
 ])
 def test_bad_arguments_are_refused(capsys, argv, message):
     assert message in refusal(weighting_host_cost.parse_args, argv, capsys)
@@ -163,6 +170,7 @@ def test_every_variant_warms_up_then_runs_its_timed_steps(monkeypatch):
                                        '--warmup', '4'])
     assert calls == dict.fromkeys(weighting_host_cost.VARIANTS, 4 + 6 + 1)
     assert result['warmup'] == 4 and result['rounds'] == 2
+    assert result['steps_per_round'] == 3
 
 
 def test_slf_options_reach_the_weighting():
@@ -219,3 +227,13 @@ def test_each_step_reads_the_diagnostics_as_the_logger_does(monkeypatch):
     read.clear()
     steps['none']()
     assert read == []
+
+
+def test_slf_option_values_are_typed():
+    """A --slf-options value is an int, else a float, else True, False or
+    None by name, else the string itself."""
+    parse = weighting_host_cost.parse_value
+    assert [parse(text) for text in ('16', '2.5', 'True', 'False', 'None',
+                                     'gumbel')] == [16, 2.5, True, False,
+                                                    None, 'gumbel']
+    assert type(parse('16')) is int
