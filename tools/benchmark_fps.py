@@ -57,6 +57,7 @@ the host's cost per operator.
 """
 import argparse
 import json
+import os
 import os.path as osp
 import sys
 from typing import Dict
@@ -191,6 +192,17 @@ def parse_args(argv=None):
                                         or args.batch_size < 1):
         parser.error('--batch-size needs --train and must be >= 1, got '
                      f'{args.batch_size}')
+    if args.out is not None:
+        # found before the timing, not when its results are written
+        folder = osp.dirname(osp.abspath(args.out))
+        while not osp.exists(folder):
+            folder = osp.dirname(folder)
+        if osp.isdir(args.out):
+            parser.error(f'--out {args.out} is a folder; it names the JSON '
+                         'file to write')
+        if not osp.isdir(folder):
+            parser.error(f'--out {args.out}: {folder} is a file, not a '
+                         'folder')
     for key, path in (('config', args.config), ('--compare', args.compare)):
         if path is not None and config_missing(path):
             parser.error(f'{key}: config file {path} does not exist')
@@ -364,6 +376,7 @@ def main(argv=None):
 
 def write_summary(summary, out):
     if out:
+        os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
         with open(out, 'w') as f:
             json.dump(summary, f, indent=2)
 

@@ -134,6 +134,10 @@ def parse_args(argv=None):
         parser.error('--seed must be in [0, 2**31) (numpy is seeded with '
                      'it plus the data worker\'s index, below 2**32), got '
                      f'{args.seed}')
+    if args.work_dir is not None and osp.exists(args.work_dir) and \
+            not osp.isdir(args.work_dir):
+        parser.error(f'--work-dir {args.work_dir} is a file; the demo '
+                     'writes its runs and pictures into a folder')
     if args.work_dir is None:
         args.work_dir = 'work_dirs/demo' if args.config == 'slf' else \
             'work_dirs/demo-fixed'

@@ -42,6 +42,13 @@ def checkpoints(tmp_path, monkeypatch):
     (['--device', 'cuda:1'], '--device cuda:1: no such CUDA device here'),
     (COMPARE + ['--compare-checkpoint', 'b.pth'],
      'got CHECKPOINT None and --compare-checkpoint b.pth'),
+    (['--num-iters', '0'], 'got 0, 20 and 0'),
+    (['--profile', '-1'], 'got 200, 20 and -1'),
+    # the smaller side decides, whichever it is
+    (['--shape', '448', '0'], '--shape H W must be >= 1 each'),
+    # the random boxes are 16 pixels a side or more
+    (['--train', '--shape', '15', '32'], 'got 15 32'),
+    (['--train', '--fp16', '--device', 'cpu:0'], 'needs a GPU'),
 ])
 def test_bad_options_are_refused_by_name(extra, message, capsys,
                                          monkeypatch):
@@ -72,6 +79,16 @@ def test_a_checkpoint_for_the_first_model_only_is_refused(capsys):
 def test_missing_files_are_named(argv, message, capsys):
     assert message in refusal(benchmark_fps.parse_args,
                               [*argv, '--device', 'cpu'], capsys)
+
+
+def test_a_cuda_index_past_the_visible_devices_is_refused(monkeypatch,
+                                                          capsys):
+    """Two visible devices are cuda:0 and cuda:1: cuda:2 is refused."""
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
+    assert '--device cuda:2: no such CUDA device here (2 visible)' in \
+        refusal(benchmark_fps.parse_args, [CONFIG, '--device', 'cuda:2'],
+                capsys)
 
 
 def test_a_cuda_device_of_this_machine_passes(monkeypatch):
@@ -112,12 +129,17 @@ def test_fps_interval_is_the_time_interval_inverted_in_order():
     assert low < out['ratio_paired'] < high
 
 
-def run_stubbed(monkeypatch, tmp_path, train, warmup=2, num_iters=3):
+def run_stubbed(monkeypatch, tmp_path, train, warmup=2, num_iters=3,
+                extra=(), device='cpu', seen=None):
     """``benchmark_fps.main`` on models a.py and b.py whose steps log the
     batch they get; each config's stream yields ``<config>#<n>``. Returns
     the step calls, the synchronizer's calls (the number of step calls made
-    by then) and the summary written."""
+    by then) and the summary written; ``seen`` gets the arguments each step
+    was made with, and the calls of the float32 post-processing and of the
+    weight copy."""
     calls, syncs, devices = [], [], []
+    seen = {} if seen is None else seen
+    seen.update(step_args=[], float32=[], copied=[])
 
     def build_model(cfg, checkpoint, device, fuse, train=False):
         model = torch.nn.Linear(1, 1)
@@ -131,10 +153,16 @@ def run_stubbed(monkeypatch, tmp_path, train, warmup=2, num_iters=3):
         return [stream(cfg) for cfg in cfgs], 2 if train else 1
 
     def step_of(model, *args):
+        seen['step_args'].append((model.name, *args))
+
         def step(batch):
             calls.append((model.name, batch))
-            return 1
+            return 2 if train else 1  # the images in the batch
         return step
+
+    def copy_shared_weights(source, target):
+        seen['copied'].append((source.name, target.name))
+        return 1
 
     def synchronizer(device):
         devices.append(device)
@@ -146,12 +174,17 @@ def run_stubbed(monkeypatch, tmp_path, train, warmup=2, num_iters=3):
     monkeypatch.setattr(benchmark_fps, 'training_step', step_of)
     monkeypatch.setattr(benchmark_fps, 'inference_step', step_of)
     monkeypatch.setattr(benchmark_fps, 'device_synchronizer', synchronizer)
+    monkeypatch.setattr(benchmark_fps, 'copy_shared_weights',
+                        copy_shared_weights)
+    monkeypatch.setattr(
+        benchmark_fps, 'float32_post_processing',
+        lambda model, device: seen['float32'].append((model.name, device)))
     out = tmp_path / 'fps.json'
-    benchmark_fps.main(['a.py', '--compare', 'b.py', '--device', 'cpu',
+    benchmark_fps.main(['a.py', '--compare', 'b.py', '--device', device,
                         '--num-iters', str(num_iters), '--warmup',
                         str(warmup), '--out', str(out)] +
-                       (['--train'] if train else []))
-    assert devices == [torch.device('cpu')]
+                       (['--train'] if train else []) + list(extra))
+    assert devices == [torch.device(device)]
     return calls, syncs, json.loads(out.read_text())
 
 
@@ -174,3 +207,54 @@ def test_each_model_gets_its_own_stream_warm_up_first(
     assert summary['warmup'] == 2 and summary['num_iters'] == 3
     assert [result['config'] for result in summary['results']] == \
         ['a.py', 'b.py']
+
+
+def test_fp16_inference_post_processes_in_float32_on_the_device_type(
+        monkeypatch, tmp_path):
+    """``--fp16 --same-weights`` on ``cpu:0``: both models decode and
+    suppress boxes in float32 on device type ``cpu`` (not ``cpu:0``), and
+    the weights go from the first model into the second."""
+    seen = {}
+    run_stubbed(monkeypatch, tmp_path, False, device='cpu:0', seen=seen,
+                extra=['--fp16', '--same-weights'])
+    assert seen['float32'] == [('a.py', 'cpu'), ('b.py', 'cpu')]
+    assert seen['copied'] == [('a.py', 'b.py')]
+
+
+def test_fp16_training_leaves_post_processing_alone_and_passes_log_reads(
+        monkeypatch, tmp_path):
+    """``--train --fp16 --log-reads`` on a GPU: the training step is made
+    with fp16 and the runner's reads for each model, and no inference
+    post-processing is patched in; a step is one call on a batch of 2
+    images, so its time is 2 x the time per image."""
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+    monkeypatch.setattr(torch.cuda, 'get_device_name', lambda device: 'GPU')
+    seen = {}
+    _, _, summary = run_stubbed(monkeypatch, tmp_path, True, device='cuda',
+                                seen=seen, extra=['--fp16', '--log-reads'])
+    assert seen['float32'] == []
+    assert [(name, fp16, reads) for name, _, fp16, reads
+            in seen['step_args']] == [('a.py', True, True),
+                                      ('b.py', True, True)]
+    assert summary['batch_size'] == 2 and summary['log_reads'] is True
+    for result in summary['results']:
+        assert result['step_ms'] == pytest.approx(2 * result['mean_ms'])
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_timing(
+        tmp_path, capsys, monkeypatch):
+    """A folder as --out, or a path through a file, is refused by the
+    parser (it ended the tool after the timing before); a folder that does
+    not exist yet is made when the results are written."""
+    afile = tmp_path / 'a.json'
+    afile.write_text('{}')
+    for out, message in ((tmp_path, f'--out {tmp_path} is a folder'),
+                         (afile / 'b' / 'c.json',
+                          f'{afile} is a file, not a folder')):
+        assert message in refusal(
+            benchmark_fps.parse_args,
+            [CONFIG, '--device', 'cpu', '--out', str(out)], capsys)
+    out = tmp_path / 'new' / 'deeper' / 'fps.json'
+    benchmark_fps.write_summary(dict(fps=1.5), str(out))
+    assert json.loads(out.read_text()) == dict(fps=1.5)

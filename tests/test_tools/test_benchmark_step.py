@@ -292,3 +292,23 @@ def test_ratios_are_second_over_first_in_time_and_first_over_second_in_fps(
     else:
         assert out['ratio_paired'] == pytest.approx(1 / 1.1)
         assert out['ratio_paired_ci'] == pytest.approx([1 / 1.1, 1 / 1.1])
+
+
+@pytest.mark.parametrize('train', [True, False])
+def test_two_standard_errors_keep_their_relative_size_in_either_ratio(
+        train):
+    """Times per image 1.0, 1.3, 0.9, 1.1 s / 10 for the first model and
+    1.1 x those for the second: both have cv = 0.170783 / 1.075 =
+    0.158867, so the ratio's relative standard error is
+    sqrt(2 cv^2 / 4) = 0.112336 and two standard errors are
+    2 x 1.1 x 0.112336 = 0.247140 of the step time ratio 1.1, and
+    2 / 1.1 x 0.112336 = 0.204248 of the FPS ratio 1 / 1.1."""
+    from mmdet_slf.utils.timing import Timing
+    first = Timing(seconds=[1.0, 1.3, 0.9, 1.1], items=[10] * 4)
+    second = Timing(seconds=[1.1 * s for s in first.seconds],
+                    items=[10] * 4)
+    out = benchmark_fps.two_model_ratios(dict(zip('01', (first, second))),
+                                         train)
+    assert out['ratio_2se'] == pytest.approx(0.204248, abs=2e-6)
+    if train:
+        assert out['step_ratio_2se'] == pytest.approx(0.247140, abs=2e-6)
