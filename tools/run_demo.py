@@ -76,7 +76,8 @@ from mmengine.fileio import load  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmdet_slf.demo_data import make_digits_voc  # noqa: E402
-from mmdet_slf.utils.arguments import CfgOptionsAction  # noqa: E402
+from mmdet_slf.utils.arguments import (CfgOptionsAction,  # noqa: E402
+                                       check_work_dir)
 from mmdet_slf.utils.timing import (inference_timings,  # noqa: E402
                                     rate_ratio)
 from mmdet_slf.visualization import (  # noqa: E402
@@ -134,10 +135,8 @@ def parse_args(argv=None):
         parser.error('--seed must be in [0, 2**31) (numpy is seeded with '
                      'it plus the data worker\'s index, below 2**32), got '
                      f'{args.seed}')
-    if args.work_dir is not None and osp.exists(args.work_dir) and \
-            not osp.isdir(args.work_dir):
-        parser.error(f'--work-dir {args.work_dir} is a file; the demo '
-                     'writes its runs and pictures into a folder')
+    check_work_dir(parser, args.work_dir,
+                   'the demo writes its runs and pictures into a folder')
     if args.work_dir is None:
         args.work_dir = 'work_dirs/demo' if args.config == 'slf' else \
             'work_dirs/demo-fixed'

@@ -25,7 +25,7 @@ from mmdet.evaluation import DumpDetResults
 from mmdet.registry import RUNNERS
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 
-from mmdet_slf.utils.arguments import CfgOptionsAction
+from mmdet_slf.utils.arguments import CfgOptionsAction, check_work_dir
 
 
 # TODO: support fuse_conv_bn and format_only
@@ -80,10 +80,7 @@ def parse_args(argv=None):
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error(f'--out {args.out}: the dump file must be a .pkl or '
                      '.pickle file')
-    if args.work_dir is not None and osp.exists(args.work_dir) and \
-            not osp.isdir(args.work_dir):
-        parser.error(f'--work-dir {args.work_dir} is a file; the work dir '
-                     'is the folder the logs and checkpoints go to')
+    check_work_dir(parser, args.work_dir)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args

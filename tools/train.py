@@ -15,7 +15,7 @@ from mmengine.runner import Runner
 
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 
-from mmdet_slf.utils.arguments import CfgOptionsAction
+from mmdet_slf.utils.arguments import CfgOptionsAction, check_work_dir
 
 
 def parse_args(argv=None):
@@ -67,10 +67,7 @@ def parse_args(argv=None):
         parser.error(f'checkpoint file {args.resume} (--resume) does not '
                      'exist; --resume without a path resumes from the '
                      'latest checkpoint of the work dir')
-    if args.work_dir is not None and osp.exists(args.work_dir) and \
-            not osp.isdir(args.work_dir):
-        parser.error(f'--work-dir {args.work_dir} is a file; the work dir '
-                     'is the folder the logs and checkpoints go to')
+    check_work_dir(parser, args.work_dir)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
 

@@ -1,8 +1,10 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """Argument checks the tools share: ``--cfg-options`` as mmengine's
 ``DictAction`` with an item that is not ``KEY=VALUE`` refused by the parser
-by name, and a ``--device`` refused before any model is built."""
+by name, a ``--work-dir`` that is a file and a ``--device`` refused before
+any model is built."""
 import argparse
+import os.path as osp
 
 import torch
 from mmengine.config import DictAction
@@ -43,3 +45,14 @@ def check_device(parser: argparse.ArgumentParser, device: str) -> None:
             (parsed.index or 0) < torch.cuda.device_count()):
         parser.error(f'--device {device}: no such CUDA device here '
                      f'({torch.cuda.device_count()} visible)')
+
+
+def check_work_dir(parser: argparse.ArgumentParser, work_dir,
+                   what: str = 'the work dir is the folder the logs and '
+                   'checkpoints go to') -> None:
+    """Refuse, through ``parser``, a ``--work-dir`` that is an existing
+    file (a folder that does not exist yet is made by the run); ``what``
+    says what the folder is for."""
+    if work_dir is not None and osp.exists(work_dir) and \
+            not osp.isdir(work_dir):
+        parser.error(f'--work-dir {work_dir} is a file; {what}')
