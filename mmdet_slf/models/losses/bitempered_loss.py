@@ -26,9 +26,7 @@ from torch import Tensor, nn
 
 from .tempered import (bi_tempered_logistic_loss, check_temperatures,
                        smooth_labels)
-from .utils import element_weight
-
-REDUCTIONS = ('none', 'mean', 'sum')
+from .utils import check_reduction, element_weight
 
 
 @MODELS.register_module()
@@ -112,9 +110,7 @@ class BiTemperedLogisticLoss(nn.Module):
                 f'label_smoothing must be < 0.5 with use_sigmoid=True (each '
                 f'class is a binary problem; 0.5 or more makes the target '
                 f'uniform or inverted), got {label_smoothing!r}')
-        if reduction not in REDUCTIONS:
-            raise ValueError(
-                f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
+        check_reduction(reduction)
         self.t1 = float(t1)
         self.t2 = float(t2)
         self.num_iters = num_iters
@@ -188,9 +184,7 @@ class BiTemperedLogisticLoss(nn.Module):
             Tensor: Scalar, or the element-wise loss for 'none'.
         """
         reduction = reduction_override or self.reduction
-        if reduction not in REDUCTIONS:
-            raise ValueError(f'reduction_override must be one of '
-                             f'{REDUCTIONS}, got {reduction!r}')
+        check_reduction(reduction, 'reduction_override')
         if cls_score.dim() != 2 or label.shape != cls_score.shape[:1]:
             raise ValueError(
                 'BiTemperedLogisticLoss expects cls_score [N, C] and integer '

@@ -25,9 +25,7 @@ from mmdet.structures.bbox import bbox_overlaps
 from mmdet.utils import ConfigType, OptConfigType
 from torch import Tensor, nn
 
-from .utils import element_weight
-
-REDUCTIONS = ('none', 'mean', 'sum')
+from .utils import check_reduction, element_weight
 
 
 def iou_balanced_factors(loss: Tensor,
@@ -74,9 +72,7 @@ def _check_common(exponent: float, reduction: str, key: str) -> None:
     if not isinstance(exponent, (int, float)) or isinstance(
             exponent, bool) or not exponent >= 0:
         raise ValueError(f'{key} must be a number >= 0, got {exponent!r}')
-    if reduction not in REDUCTIONS:
-        raise ValueError(
-            f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
+    check_reduction(reduction)
 
 
 @MODELS.register_module()
@@ -172,9 +168,7 @@ class IoUBalancedClsLoss(nn.Module):
             Tensor: Scalar, or the element-wise loss for 'none'.
         """
         reduction = reduction_override or self.reduction
-        if reduction not in REDUCTIONS:
-            raise ValueError(f'reduction_override must be one of '
-                             f'{REDUCTIONS}, got {reduction!r}')
+        check_reduction(reduction, 'reduction_override')
         labels = target
         if isinstance(target, (tuple, list)):
             if iou is not None:
@@ -314,9 +308,7 @@ class IoUBalancedSmoothL1Loss(nn.Module):
             Tensor: Scalar, or the element-wise ``[N, 4]`` loss for 'none'.
         """
         reduction = reduction_override or self.reduction
-        if reduction not in REDUCTIONS:
-            raise ValueError(f'reduction_override must be one of '
-                             f'{REDUCTIONS}, got {reduction!r}')
+        check_reduction(reduction, 'reduction_override')
         if pred.shape != target.shape or pred.dim() != 2 \
                 or pred.shape[-1] != 4:
             raise ValueError('IoUBalancedSmoothL1Loss expects pred and target '

@@ -1,8 +1,19 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
-"""What the losses of this package share about their callers' weights."""
+"""What the losses of this package share: checks of their callers'
+reductions and weights."""
 from typing import Optional
 
 from torch import Tensor
+
+REDUCTIONS = ('none', 'mean', 'sum')
+
+
+def check_reduction(reduction: str, key: str = 'reduction') -> None:
+    """Refuse a ``reduction`` that mmdet's ``weight_reduce_loss`` does not
+    know, naming the argument ``key`` it came from."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(
+            f'{key} must be one of {REDUCTIONS}, got {reduction!r}')
 
 
 def element_weight(weight: Optional[Tensor], loss: Tensor,

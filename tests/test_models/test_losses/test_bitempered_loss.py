@@ -685,3 +685,17 @@ def test_more_robust_than_cross_entropy_to_flipped_labels(
                               ).float().mean().item()
     assert accuracy['ce'] > 0.7  # CE did learn, it is only biased
     assert accuracy['bt'] >= accuracy['ce'] + 0.03, accuracy
+
+
+def test_bad_reduction_override_is_refused_by_name():
+    logits = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 2, 1, 0])
+    loss = BiTemperedLogisticLoss(t1=0.8, t2=1.4)
+    with pytest.raises(ValueError, match=r"reduction_override must be one "
+                       r"of \('none', 'mean', 'sum'\), got 'avg'"):
+        loss(logits, labels, reduction_override='avg')
+    elements = loss(logits, labels, reduction_override='none')
+    assert loss(logits, labels, reduction_override='sum').item() == \
+        pytest.approx(elements.sum().item(), rel=1e-6)
+    assert loss(logits, labels, reduction_override='mean').item() == \
+        pytest.approx(elements.mean().item(), rel=1e-6)

@@ -385,3 +385,25 @@ def test_box_row_with_some_zero_weights_is_a_positive():
     expected = torch.tensor([[0.6, 0.6, 0.6, 0.6], [0.3, 0.3, 0.0, 0.0]],
                             dtype=torch.float64)
     torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize('which', ['cls', 'box'])
+def test_bad_reduction_override_is_refused_by_name(which):
+    if which == 'cls':
+        scores, labels, iou = cls_batch()
+        loss = IoUBalancedClsLoss(eta=1.5)
+        args, kwargs = (scores, labels), dict(iou=iou)
+    else:
+        pred, target = box_batch()
+        loss = IoUBalancedSmoothL1Loss(exponent=1.5)
+        args, kwargs = (pred, target), {}
+    with pytest.raises(ValueError, match=re.escape(
+            "reduction_override must be one of ('none', 'mean', 'sum'), "
+            "got 'avg'")):
+        loss(*args, reduction_override='avg', **kwargs)
+    # The names it accepts reduce the element-wise loss as they say.
+    elements = loss(*args, reduction_override='none', **kwargs)
+    assert loss(*args, reduction_override='sum', **kwargs).item() == \
+        pytest.approx(elements.sum().item(), rel=1e-12)
+    assert loss(*args, reduction_override='mean', **kwargs).item() == \
+        pytest.approx(elements.mean().item(), rel=1e-12)
