@@ -73,7 +73,7 @@ from mmdet_slf.benchmarking.speed import (  # noqa: E402
     inference_step, input_streams, load_cfg, training_step)
 from mmdet_slf.slf import BaseWeighting  # noqa: E402
 from mmdet_slf.utils.arguments import (CfgOptionsAction,  # noqa: E402
-                                       check_device)
+                                       check_device, check_out_file)
 from mmdet_slf.benchmarking.step_operators import (  # noqa: E402
     loss_host_syncs, operator_counts, profile_models)
 from mmdet_slf.utils.paths import (checkpoint_missing,  # noqa: E402
@@ -194,15 +194,8 @@ def parse_args(argv=None):
                      f'{args.batch_size}')
     if args.out is not None:
         # found before the timing, not when its results are written
-        folder = osp.dirname(osp.abspath(args.out))
-        while not osp.exists(folder):
-            folder = osp.dirname(folder)
-        if osp.isdir(args.out):
-            parser.error(f'--out {args.out} is a folder; it names the JSON '
-                         'file to write')
-        if not osp.isdir(folder):
-            parser.error(f'--out {args.out}: {folder} is a file, not a '
-                         'folder')
+        check_out_file(parser, args.out, '--out',
+                       'it names the JSON file to write')
     for key, path in (('config', args.config), ('--compare', args.compare)):
         if path is not None and config_missing(path):
             parser.error(f'{key}: config file {path} does not exist')

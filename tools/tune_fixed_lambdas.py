@@ -38,7 +38,8 @@ from mmdet_slf.benchmarking.report import prior_weights  # noqa: E402
 from mmdet_slf.benchmarking.runs import (config_digest,  # noqa: E402
                                          find_strategies, load_results,
                                          run_dir, save_result)
-from mmdet_slf.utils.arguments import CfgOptionsAction  # noqa: E402
+from mmdet_slf.utils.arguments import (CfgOptionsAction,  # noqa: E402
+                                       check_out_file)
 
 TUNED_CONFIG = osp.join(CONFIG_DIR, 'fixed-tuned.py')
 
@@ -93,9 +94,9 @@ def parse_args(argv=None):
     if args.base_config is not None and not osp.isfile(args.base_config):
         parser.error(f'--base-config {args.base_config} does not exist (a '
                      'file; the written config inherits it by its path)')
-    if args.write_config and osp.isdir(args.config_out):
-        parser.error(f'--config-out {args.config_out} is a folder: name '
-                     'the config file to write')
+    if args.write_config:
+        check_out_file(parser, args.config_out, '--config-out',
+                       'name the config file to write')
     return args
 
 

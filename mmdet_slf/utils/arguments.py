@@ -1,8 +1,8 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """Argument checks the tools share: ``--cfg-options`` as mmengine's
 ``DictAction`` with an item that is not ``KEY=VALUE`` refused by the parser
-by name, a ``--work-dir`` that is a file and a ``--device`` refused before
-any model is built."""
+by name, a ``--work-dir`` that is a file, an output file that cannot be
+written and a ``--device`` refused before any model is built."""
 import argparse
 import os.path as osp
 
@@ -56,3 +56,18 @@ def check_work_dir(parser: argparse.ArgumentParser, work_dir,
     if work_dir is not None and osp.exists(work_dir) and \
             not osp.isdir(work_dir):
         parser.error(f'--work-dir {work_dir} is a file; {what}')
+
+
+def check_out_file(parser: argparse.ArgumentParser, path: str, key: str,
+                   what: str = 'name the file to write') -> None:
+    """Refuse, through ``parser``, an output ``path`` that is a folder or
+    lies under a file, before the work whose result it is meant to keep;
+    folders that do not exist yet are left for the writer to make. ``key``
+    names the argument in the message."""
+    if osp.isdir(path):
+        parser.error(f'{key} {path} is a folder: {what}')
+    folder = osp.dirname(osp.abspath(path))
+    while not osp.exists(folder):
+        folder = osp.dirname(folder)
+    if not osp.isdir(folder):
+        parser.error(f'{key} {path}: {folder} is a file, not a folder')

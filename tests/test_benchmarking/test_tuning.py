@@ -616,6 +616,10 @@ def test_options_a_config_cannot_carry_are_refused(options, message):
      f'--base-config {CONFIG_DIR} does not exist (a file'),
     (['--write-config', '--config-out', REPO_ROOT],
      f'--config-out {REPO_ROOT} is a folder'),
+    # a path through a file: refused before the search, not at its end
+    (['--write-config', '--config-out',
+      osp.join(REPO_ROOT, 'README.md', 'tuned.py')],
+     f"{osp.join(REPO_ROOT, 'README.md')} is a file, not a folder"),
 ])
 def test_tool_refuses_bad_arguments(extra, message, capsys):
     assert message in refusal(tune_fixed_lambdas.parse_args, extra, capsys)
