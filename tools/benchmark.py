@@ -95,6 +95,8 @@ from mmdet_slf.benchmarking.runs import (config_digest,  # noqa: E402
                                          make_init_checkpoint, run_config,
                                          run_dir, save_result,
                                          strategy_name, summarize_run)
+from mmdet_slf.utils.arguments import (check_out_file,  # noqa: E402
+                                       check_work_dir)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs/demo/benchmark')
@@ -172,6 +174,12 @@ def parse_args(argv=None):
     if args.archive is not None and not args.report_only:
         parser.error('--archive only feeds --report-only (runs are trained '
                      'into --work-dir)')
+    check_work_dir(parser, args.work_dir, 'the work dir is the folder the '
+                   'runs are trained into and the page is written from')
+    if not args.no_report:
+        # the page is written last, after every run it reports
+        check_out_file(parser, args.out, '--out',
+                       'name the Markdown page to write')
     return args
 
 
@@ -403,14 +411,17 @@ def main(argv=None):
         check_split(args, saved)
         if archived is None:  # an archive keeps a page as it was made
             check_configs(args, strategies, saved)
-        report.write_report(args.work_dir, args.out, args.reference,
-                            strategies, tuned=args.tuned,
-                            options=page_options(args), seeds=page_seeds,
-                            evaluated_on=report.evaluated_on(
-                                args.num_val, args.split_seed),
-                            keys=args.strategies if args.report_only
-                            else None,
-                            archive=args.archive)
+        try:
+            report.write_report(
+                args.work_dir, args.out, args.reference, strategies,
+                tuned=args.tuned, options=page_options(args),
+                seeds=page_seeds, evaluated_on=report.evaluated_on(
+                    args.num_val, args.split_seed),
+                keys=args.strategies if args.report_only else None,
+                archive=args.archive)
+        except (FileNotFoundError, ValueError) as error:
+            # no runs, or none of the reference, for the page
+            raise SystemExit(f'no page written: {error}')
 
 
 if __name__ == '__main__':

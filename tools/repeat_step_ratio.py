@@ -50,6 +50,7 @@ from typing import Dict, List
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from mmdet_slf.utils.arguments import check_out_file  # noqa: E402
 from mmdet_slf.utils.paths import config_missing  # noqa: E402
 from mmdet_slf.utils.timing import geometric_mean_interval  # noqa: E402
 
@@ -117,12 +118,18 @@ def parse_args(argv=None):
         for path in args.combine:
             if not osp.isfile(path):
                 parser.error(f'--combine: summary {path} does not exist')
+        if args.out:
+            check_out_file(parser, args.out, '--out',
+                           'name the summary JSON to write')
         return args, passthrough
     for key, value in RUN_DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     if not (args.config and args.compare and args.out):
         parser.error('CONFIG, COMPARE and --out are needed (or --combine)')
+    # the summary is written after every process has run
+    check_out_file(parser, args.out, '--out', 'name the summary JSON to '
+                   "write (each process's JSON goes beside it)")
     if args.processes < 2:
         parser.error('--processes must be >= 2: an interval over processes '
                      f'needs two, got {args.processes}')
@@ -274,6 +281,7 @@ def main_combine(args) -> dict:
     except ValueError as error:
         raise SystemExit(f'--combine {" ".join(args.combine)}: {error}')
     if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:
             json.dump(result, f, indent=1)
     for name, stats in (('compare / config, both runs', result['summary']),

@@ -25,7 +25,8 @@ from mmdet.evaluation import DumpDetResults
 from mmdet.registry import RUNNERS
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 
-from mmdet_slf.utils.arguments import CfgOptionsAction, check_work_dir
+from mmdet_slf.utils.arguments import (CfgOptionsAction, check_out_file,
+                                       check_work_dir)
 
 
 # TODO: support fuse_conv_bn and format_only
@@ -80,6 +81,10 @@ def parse_args(argv=None):
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error(f'--out {args.out}: the dump file must be a .pkl or '
                      '.pickle file')
+    if args.out is not None:
+        # mmengine dumps the predictions after the whole evaluation
+        check_out_file(parser, args.out, '--out',
+                       'name the .pkl file to dump the predictions to')
     check_work_dir(parser, args.work_dir)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)

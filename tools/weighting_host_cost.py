@@ -39,6 +39,7 @@ where mmcv has no compiled ops::
 import argparse
 import importlib
 import json
+import os
 import os.path as osp
 import sys
 import types
@@ -131,8 +132,12 @@ def parse_args(argv=None):
     # SLFWeighting checks its arguments when built: once here, so that a
     # bad one is refused by name before anything is timed.
     import_weightings()
-    from mmdet_slf.utils.arguments import check_device
+    from mmdet_slf.utils.arguments import check_device, check_out_file
     check_device(parser, args.device)
+    if args.out:
+        # written after every round is timed
+        check_out_file(parser, args.out, '--out',
+                       'name the JSON file to write')
     from mmdet.registry import MODELS
     try:
         MODELS.build(slf_config(args, cuda_graph=False))
@@ -248,6 +253,7 @@ def main(argv=None):
               f't-interval over {added["n"]} rounds), '
               f'{operators[name] - operators["none"]:+d} operators')
     if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:
             json.dump(result, f, indent=2)
     return result

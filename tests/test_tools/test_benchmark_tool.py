@@ -395,3 +395,44 @@ def test_a_config_dir_without_strategies_is_named(tmp_path):
             '--config-dir: no strategy configs (*.py not starting with "_") '
             f'in {empty}')
     assert os.listdir(tmp_path) == []
+
+
+def test_a_page_or_work_dir_that_cannot_be_written_is_refused_first(
+        tmp_path, capsys):
+    """The page is written after every run it reports: a folder as --out,
+    or a path through a file, is refused by the parser (it ended the tool
+    with a traceback after the training before), as is a file as
+    --work-dir. With --no-report no page is written and --out is not
+    looked at."""
+    afile = tmp_path / 'a.md'
+    afile.write_text('')
+    for argv, message in (
+            (['--out', str(tmp_path)], f'--out {tmp_path} is a folder: '
+             'name the Markdown page to write'),
+            (['--out', str(afile / 'results.md')],
+             f'--out {afile / "results.md"}: {afile} is a file, not a '
+             'folder'),
+            (['--work-dir', str(afile)], f'--work-dir {afile} is a file; '
+             'the work dir is the folder the runs are trained into')):
+        assert message in refusal(benchmark.parse_args,
+                                  ['--strategies', 'fixed'] + argv, capsys)
+    args = benchmark.parse_args(['--no-report', '--out', str(tmp_path)])
+    assert args.out == str(tmp_path)
+
+
+def test_a_page_without_runs_is_refused_by_name(tmp_path):
+    """--report-only of a work dir with no finished run, or none of the
+    reference, ends with the reason, not a traceback, and writes
+    nothing."""
+    out = str(tmp_path / 'page.md')
+    empty = str(tmp_path / 'empty')
+    with pytest.raises(SystemExit, match=r'^no page written: no finished '
+                       f'runs in {empty}/runs$'):
+        benchmark.main(['--report-only', '--work-dir', empty, '--out', out])
+    work_dir = str(tmp_path / 'bench')
+    fake_result(work_dir, 0, 0.85)
+    with pytest.raises(SystemExit, match=r"^no page written: the reference "
+                       r"'dwa' has no finished run of seeds \[0\]"):
+        benchmark.main(['--report-only', '--work-dir', work_dir, '--out',
+                        out, '--reference', 'dwa', '--max-iters', '1200'])
+    assert not osp.exists(out)

@@ -9,7 +9,7 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, refusal
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
 import repeat_step_ratio  # noqa: E402
@@ -360,7 +360,6 @@ def test_two_runs_in_one_folder_keep_their_process_files(
 
 
 def test_missing_configs_and_summaries_are_named(capsys):
-    from conftest import refusal
     assert 'config file nope.py does not exist' in refusal(
         lambda argv: repeat_step_ratio.parse_args(argv),
         ['fixed.py', 'nope.py', '--out', 'x.json'], capsys)
@@ -429,3 +428,29 @@ def test_combine_names_a_file_that_is_no_summary(tmp_path):
     with pytest.raises(SystemExit, match=f'--combine {good} {good}: the '
                        'second run must swap'):
         repeat_step_ratio.main(['--combine', str(good), str(good)])
+
+
+def test_a_summary_that_cannot_be_written_is_refused_first(tmp_path,
+                                                           capsys):
+    """The summary is written after every process has run (or, with
+    --combine, after the pooling): a folder as --out, or a path through a
+    file, is refused by the parser in both modes. A folder that does not
+    exist yet is made for the pooled summary."""
+    afile = tmp_path / 'a.json'
+    afile.write_text(json.dumps(dict(
+        config='fixed.py', compare='slf.py',
+        ratios=dict(compare=[1.02, 1.03], control=[1.0, 0.99]))))
+    for mode in (['a.py', 'b.py'], ['--combine', str(afile), str(afile)]):
+        for out, message in ((tmp_path, f'--out {tmp_path} is a folder'),
+                             (afile / 's.json',
+                              f'{afile} is a file, not a folder')):
+            assert message in refusal(repeat_step_ratio.parse_args,
+                                      mode + ['--out', str(out)], capsys)
+    second = tmp_path / 'b.json'
+    second.write_text(json.dumps(dict(
+        config='slf.py', compare='fixed.py',
+        ratios=dict(compare=[0.98, 0.97], control=[1.01, 1.0]))))
+    out = tmp_path / 'new' / 'pooled.json'
+    repeat_step_ratio.main(['--combine', str(afile), str(second), '--out',
+                            str(out)])
+    assert json.loads(out.read_text())['verdict'] == 'neither'

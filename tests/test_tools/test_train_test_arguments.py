@@ -72,6 +72,17 @@ def test_test_names_a_missing_config_or_checkpoint_and_a_bad_dump(
     assert '--out results.json: the dump file must be a .pkl' in refusal(
         test.parse_args, [CONFIG, checkpoint, '--out', 'results.json'],
         capsys)
+    # the predictions are dumped after the whole evaluation: a path that
+    # cannot be written is refused before it (it failed after it before)
+    folder = tmp_path / 'd.pkl'
+    folder.mkdir()
+    assert f'--out {folder} is a folder' in refusal(
+        test.parse_args, [CONFIG, checkpoint, '--out', str(folder)], capsys)
+    dump = f'{checkpoint}/results.pkl'
+    assert f'--out {dump}: {checkpoint} is a file, not a folder' in refusal(
+        test.parse_args, [CONFIG, checkpoint, '--out', dump], capsys)
+    assert test.parse_args([CONFIG, checkpoint, '--out', str(
+        tmp_path / 'new' / 'results.pkl')]).out.endswith('new/results.pkl')
     monkeypatch.setenv('HOME', str(tmp_path))
     for argv in ([CONFIG, checkpoint], [CONFIG, '~/iter_600.pth'],
                  [CONFIG, 'https://example.org/iter_600.pth'],

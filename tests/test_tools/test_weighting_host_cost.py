@@ -58,7 +58,8 @@ def test_the_decision_network_trains_in_its_own_group():
 def test_operator_counts_are_exact(tmp_path):
     results = []
     for index in range(2):
-        out = tmp_path / f'cost{index}.json'
+        # a folder that does not exist yet is made
+        out = tmp_path / 'new' / f'cost{index}.json'
         weighting_host_cost.main([
             '--rounds', '2', '--steps', '1', '--warmup', '0', '--out',
             str(out)
@@ -121,6 +122,20 @@ def test_runs_where_mmcv_has_no_compiled_ops(tmp_path):
 ])
 def test_bad_arguments_are_refused(capsys, argv, message):
     assert message in refusal(weighting_host_cost.parse_args, argv, capsys)
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_timing(
+        tmp_path, capsys):
+    """The results are written after every round is timed: a folder as
+    --out, or a path through a file, is refused by the parser (it ended
+    the tool after the timing before)."""
+    afile = tmp_path / 'a.json'
+    afile.write_text('{}')
+    for out, message in ((tmp_path, f'--out {tmp_path} is a folder'),
+                         (afile / 'b.json',
+                          f'--out {afile / "b.json"}: {afile} is a file')):
+        assert message in refusal(weighting_host_cost.parse_args,
+                                  ['--out', str(out)], capsys)
 
 
 def test_only_the_graph_variant_captures_graphs():
