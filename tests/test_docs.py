@@ -1,6 +1,7 @@
 # Copyright (c) mmdet-slf contributors. Licensed under the Apache License 2.0.
 """Every relative link of the README and docs/ leads somewhere: the file
-exists, and a ``#fragment`` names a heading of it (or an ``<a id>``)."""
+exists, and a ``#fragment`` names a heading of it (or an ``<a id>``); and
+every test a page names as ``test_x.py::test_y`` exists."""
 import glob
 import os.path as osp
 import re
@@ -13,6 +14,7 @@ PAGES = sorted(
     glob.glob(osp.join(REPO, 'docs', '**', '*.md'), recursive=True))
 LINK = re.compile(r'\]\(([^)\s]+)\)')
 FENCE = re.compile(r'^```.*?^```', re.M | re.S)
+TEST_REF = re.compile(r'\b(test_\w+\.py)::(test_\w+)')
 
 
 def anchor(heading: str) -> str:
@@ -54,3 +56,35 @@ def test_relative_links_resolve(page):
                 fragment not in anchors(path):
             broken.append(f'{target}: no heading #{fragment}')
     assert not broken, broken
+
+
+def defined_tests(name: str) -> set:
+    """The test functions defined in the test files called ``name``."""
+    found = set()
+    for path in glob.glob(osp.join(REPO, 'tests', '**', name),
+                          recursive=True):
+        with open(path) as f:
+            found |= set(re.findall(r'^def (test_\w+)\(', f.read(), re.M))
+    return found
+
+
+def test_defined_tests_reads_the_definitions():
+    """This file's four tests, and no helper; nothing for a file that is
+    not there."""
+    assert defined_tests('test_docs.py') == {
+        'test_anchor_follows_githubs_rule', 'test_relative_links_resolve',
+        'test_defined_tests_reads_the_definitions', 'test_named_tests_exist'}
+    assert defined_tests('test_nothing_here.py') == set()
+
+
+@pytest.mark.parametrize('page', PAGES,
+                         ids=[osp.relpath(p, REPO) for p in PAGES])
+def test_named_tests_exist(page):
+    """A page that says which test pins a behaviour (the table of
+    docs/troubleshooting.md) names one that is there: a renamed or
+    deleted test breaks the page."""
+    with open(page) as f:
+        refs = set(TEST_REF.findall(f.read()))
+    missing = [f'{file}::{name}' for file, name in sorted(refs)
+               if name not in defined_tests(file)]
+    assert not missing, missing

@@ -195,7 +195,7 @@ def parse_args(argv=None):
     if args.out is not None:
         # found before the timing, not when its results are written
         check_out_file(parser, args.out, '--out',
-                       'it names the JSON file to write')
+                       'name the JSON file to write')
     for key, path in (('config', args.config), ('--compare', args.compare)):
         if path is not None and config_missing(path):
             parser.error(f'{key}: config file {path} does not exist')
