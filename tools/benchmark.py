@@ -101,6 +101,7 @@ from mmdet_slf.utils.arguments import (check_out_file,  # noqa: E402
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs/demo/benchmark')
 REFERENCE = 'fixed'
+TUNED = 'fixed-tuned'
 DEFAULT_WORK_DIR = 'work_dirs/benchmark'
 DEFAULT_SEEDS = [0, 1, 2, 3, 4]
 DEFAULT_OUT = osp.join(REPO_ROOT, 'docs/results.md')
@@ -120,7 +121,7 @@ def parse_args(argv=None):
                         'given')
     parser.add_argument('--reference', default=REFERENCE,
                         help='strategy the others are compared with')
-    parser.add_argument('--tuned', default='fixed-tuned',
+    parser.add_argument('--tuned', default=TUNED,
                         help='the fixed lambdas found by '
                         'tools/tune_fixed_lambdas.py (verdict, target 2)')
     parser.add_argument('--max-iters', type=int, default=None,
@@ -342,6 +343,8 @@ def page_options(args) -> str:
     options = ''
     if args.reference != REFERENCE:
         options += f' --reference {args.reference}'
+    if args.tuned != TUNED:
+        options += f' --tuned {args.tuned}'
     if args.max_iters is not None:
         options += f' --max-iters {args.max_iters}'
     if args.num_val is not None:

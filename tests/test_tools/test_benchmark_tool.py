@@ -56,11 +56,15 @@ def test_default_page_quotes_no_options():
     assert benchmark.page_options(args) == ''
 
 
-def test_page_of_another_reference_quotes_it():
+def test_page_of_another_reference_or_tuned_quotes_it():
     args = benchmark.parse_args(['--report-only', '--reference',
                                  'fixed-lr2x', '--max-iters', '1200'])
     assert benchmark.page_options(args) == \
         ' --reference fixed-lr2x --max-iters 1200'
+    # the tuned lambdas target 2 is read against
+    args = benchmark.parse_args(['--report-only', '--tuned',
+                                 'fixed-tuned-1200'])
+    assert benchmark.page_options(args) == ' --tuned fixed-tuned-1200'
 
 
 def test_validation_runs_train_on_train_and_are_scored_on_val(
