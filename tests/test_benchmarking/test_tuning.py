@@ -195,21 +195,33 @@ def test_sampled_lambdas_are_the_values_they_show_within_the_bounds():
         tuning.sample_lambdas([1.005], 1, 1.002)
 
 
-def test_sampled_lambdas_reproduce_the_committed_search():
-    """configs/demo/benchmark/fixed-tuned.py lists the settings its search
-    drew (8 within x4 of YOLO's, seed 0): the sampler still draws them."""
-    with open(osp.join(CONFIG_DIR, 'fixed-tuned.py')) as f:
+@pytest.mark.parametrize('name,iters',
+                         [('fixed-tuned', 600), ('fixed-tuned-1200', 1200)])
+def test_sampled_lambdas_reproduce_the_committed_search(name, iters):
+    """configs/demo/benchmark/fixed-tuned.py and fixed-tuned-1200.py list
+    the settings their searches drew (8 within x4 of YOLO's, seed 0, the
+    same 8 for both budgets): the sampler still draws them, and each config
+    trains the setting of the best validation mAP in its table."""
+    path = osp.join(CONFIG_DIR, f'{name}.py')
+    with open(path) as f:
         text = f.read()
     header = unwrap_header(text)
     assert 'the best of 8 settings drawn log-uniformly within x4 of ' \
         '(5, 1, 1, 0.5) (coord, pred, obj, noobj; each lambda ' \
-        'independently, seed 0)' in header
-    rows = re.findall(r'^# \| \d+(?: \(best\))? \| (.+?) \| 0\.\d{4} \|',
-                      text, re.MULTILINE)
-    committed = [[float(v) for v in row.split(' | ')] for row in rows]
+        f'independently, seed 0), each trained once ({iters} iterations' \
+        in header
+    rows = re.findall(
+        r'^# \| \d+( \(best\))? \| (.+?) \| (0\.\d{4}) \|', text,
+        re.MULTILINE)
+    committed = [[float(v) for v in row[1].split(' | ')] for row in rows]
     assert len(committed) == 8
-    assert committed[1] == [11.9, 3.14, 1.34, 0.945]
     assert tuning.sample_lambdas(YOLO, 8, 4.0, seed=0) == committed
+    scores = [float(row[2]) for row in rows]
+    best = scores.index(max(scores))
+    assert [index for index, row in enumerate(rows) if row[0]] == [best]
+    cfg = Config.fromfile(path)
+    assert cfg.model.bbox_head.weighting.weights == committed[best]
+    assert (cfg.search_runs, cfg.search_iters) == (8, iters)
 
 
 def test_sampled_log_lambdas_are_uniform_and_independent():
