@@ -29,6 +29,7 @@ this one (``git worktree add ../old COMMIT``), copy this file into its
 config paths, so that the two records name their configs alike.
 """
 import argparse
+import os
 import os.path as osp
 import sys
 from typing import Dict, List
@@ -46,6 +47,10 @@ except ImportError:  # an older checkout (see above)
     from benchmark_fps import (build_model, load_cfg,  # noqa: E402
                                num_classes, random_train_batches,
                                test_resize_hw)
+try:
+    from mmdet_slf.utils.arguments import check_out_file  # noqa: E402
+except ImportError:  # an older checkout: only a folder is refused there
+    check_out_file = None
 
 
 def parse_args(argv=None):
@@ -72,6 +77,12 @@ def parse_args(argv=None):
             parser.error(f'--steps must be >= 1, got {args.steps}')
         if args.batch_size < 1:
             parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
+        # before the training: a record that cannot be saved is lost work
+        what = 'name the record file (.pt)'
+        if check_out_file is not None:
+            check_out_file(parser, args.out, '--out', what)
+        elif osp.isdir(args.out):
+            parser.error(f'--out {args.out} is a folder: {what}')
     paths = args.configs if args.command == 'record' else [
         args.first, args.second]
     for path in paths:
@@ -209,6 +220,7 @@ def main(argv=None) -> int:
         print(f'{path}: {args.steps} steps, last loss '
               f'{float(configs[path]["losses"][-1]["loss"]):.6f}')
     meta = dict(steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     torch.save(dict(meta=meta, configs=configs), args.out)
     return 0
 

@@ -150,6 +150,29 @@ def test_record_passes_its_options_and_saves_them(tmp_path, monkeypatch,
     assert f'{FIXED}: 2 steps, last loss 0.250000' in capsys.readouterr().out
 
 
+def test_a_record_that_cannot_be_saved_is_refused_before_training(
+        tmp_path, monkeypatch, capsys):
+    """A folder, or a path through a file, as --out is refused before any
+    step is trained; a folder that does not exist yet is made."""
+    from conftest import refusal
+    assert f'--out {tmp_path} is a folder: name the record file (.pt)' in \
+        refusal(training_trajectory.parse_args,
+                ['record', FIXED, '--out', str(tmp_path)], capsys)
+    note = tmp_path / 'notes.txt'
+    note.write_text('kept')
+    assert f'--out {note}/r.pt: {note} is a file, not a folder' in refusal(
+        training_trajectory.parse_args,
+        ['record', FIXED, '--out', str(note / 'r.pt')], capsys)
+    assert note.read_text() == 'kept'
+    monkeypatch.setattr(
+        training_trajectory, 'record_config',
+        lambda *args: dict(losses=[{'loss': torch.tensor(0.5)}], state={}))
+    out = tmp_path / 'new' / 'deeper' / 'r.pt'
+    assert training_trajectory.main(['record', FIXED, '--out',
+                                     str(out)]) == 0
+    assert torch.load(out, weights_only=False)['meta']['steps'] == 30
+
+
 def test_a_batch_size_below_one_is_refused(tmp_path, capsys):
     from conftest import refusal
     assert '--batch-size must be >= 1, got 0' in refusal(
