@@ -242,7 +242,7 @@ def plot_weight_shares(groups: Dict[str, Dict[str, Union[str, Records,
         raise ValueError('no runs to plot')
     terms: Sequence[str] = list(prior)
     num_rows, num_cols = len(groups), len(terms)
-    legend_width = 4.0  # inches right of the panels
+    legend_width = 4.0  # inches right of the panels; more if a label needs
     figure, axes = new_figure(
         num_rows, num_cols, (3.2 * num_cols + legend_width, 2.6 * num_rows),
         dpi)
@@ -268,17 +268,35 @@ def plot_weight_shares(groups: Dict[str, Dict[str, Union[str, Records,
         axes[row, 0].set_ylabel(name)
         legends.append(axes[row, 0].get_legend_handles_labels())
     _shared_log_axis(axes, values)
+    # Widen the figure for the longest legend, so that no label is cut off
+    # at the right edge (the panels keep their size).
+    gap = 0.15  # inches between the panels and a legend
+    legend_width = max([legend_width] + [
+        gap + _legend_inches(figure, *legend) + 0.15 for legend in legends])
+    width = 3.2 * num_cols + legend_width
+    figure.set_size_inches(width, 2.6 * num_rows)
     figure.suptitle(f'{title} (black: prior; red dashed: {starved:g})')
     figure.tight_layout()
-    right = 3.2 * num_cols / (3.2 * num_cols + legend_width)
+    right = 3.2 * num_cols / width
     figure.subplots_adjust(right=right)
     # One legend per row, right of its panels.
     for row, (handles, labels) in enumerate(legends):
         box = axes[row, -1].get_position()
         figure.legend(handles, labels, loc='center left', fontsize='small',
-                      bbox_to_anchor=(right + 0.01, (box.y0 + box.y1) / 2))
+                      bbox_to_anchor=(right + gap / width,
+                                      (box.y0 + box.y1) / 2))
     save_figure(figure, out_file, dpi)
     return figure
+
+
+def _legend_inches(figure, handles, labels) -> float:
+    """Width in inches of the legend of ``handles`` and ``labels`` as
+    :func:`plot_weight_shares` draws it (it does not depend on the size of
+    the figure)."""
+    legend = figure.legend(handles, labels, fontsize='small')
+    width = legend.get_window_extent(figure.canvas.get_renderer()).width
+    legend.remove()
+    return width / figure.dpi
 
 
 def _shared_log_axis(axes, values: Sequence[float],

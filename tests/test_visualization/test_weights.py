@@ -267,6 +267,32 @@ def test_weight_shares_plot_one_row_per_group(tmp_path):
         plot_weight_shares({'empty': {}}, PRIOR, out)
 
 
+def test_a_long_legend_widens_the_figure_instead_of_running_off_it(
+        tmp_path):
+    """A label too long for the 4-inch legend column widens the figure
+    until the whole legend lies inside it; the panels keep about their
+    width."""
+    long = 'Fixed, tuned lambdas at total 7.5 (6.504, 0.5317, 0.2725, ' \
+        '0.1918) and more words, ' * 2
+    runs = {'Fixed': share_records({1: dict(PRIOR), 2: dict(PRIOR)})}
+    short = plot_weight_shares({'row': runs}, PRIOR,
+                               str(tmp_path / 'short.png'), dpi=50)
+    out = str(tmp_path / 'long.png')
+    figure = plot_weight_shares({'row': dict(runs, **{long: runs['Fixed']})},
+                                PRIOR, out, dpi=50)
+    height, width = cv2.imread(out).shape[:2]
+    assert height == 2.6 * 50 and width > (4 * 3.2 + 4.0) * 50
+    (legend, ) = figure.legends
+    box = legend.get_window_extent(figure.canvas.get_renderer())
+    assert 0 < box.x0 and box.x1 <= width
+    # the four panels span about the same inches in both figures (the
+    # spacing that tight_layout gives them moves a little)
+    panels = [
+        sum(ax.get_position().width for ax in fig.axes) * fig.get_figwidth()
+        for fig in (short, figure)]
+    assert panels[1] == pytest.approx(panels[0], rel=0.05)
+
+
 def test_real_run_scalars_are_plotted(tmp_path):
     """A real mmengine run with SLFLoggerHook: the plot shows what the
     weighting modules computed."""
