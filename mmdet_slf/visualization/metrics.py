@@ -3,6 +3,7 @@
 against training iterations. Every function returns the ``Figure``; bars
 and lines carry a ``gid`` naming what they show, so tests can read the
 plotted numbers back."""
+import textwrap
 from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
@@ -56,7 +57,10 @@ def plot_map_bars(results: Dict[str, Sequence[float]],
                     textcoords='offset points', xytext=(0, 4), ha='center',
                     fontsize='small')
     ax.set_xticks(positions)
-    ax.set_xticklabels(names, rotation=20, ha='right')
+    # long names (lambdas in them) wrapped, so that a slanted one does not
+    # run off the left edge of the figure
+    ax.set_xticklabels([textwrap.fill(name, 36) for name in names],
+                       rotation=20, ha='right')
     ax.set_ylabel(ylabel)
     # room for the labels above the bars, and every seed's dot inside
     top = min(1.0, float((means + stds).max()) * 1.25 + 0.05)

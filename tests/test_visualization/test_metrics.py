@@ -24,7 +24,8 @@ def _tick_names(ax):
     """Tick label texts from left to right."""
     ticks = sorted(zip(ax.get_xticks(), ax.get_xticklabels()),
                    key=lambda tick: tick[0])
-    return [label.get_text() for _, label in ticks]
+    # a long name is wrapped onto several lines at its spaces
+    return [label.get_text().replace('\n', ' ') for _, label in ticks]
 
 
 def test_map_bars_mean_and_std(tmp_path):
@@ -50,6 +51,26 @@ def test_map_bars_mean_and_std(tmp_path):
     figure = plot_map_bars({'RLW': [0.05, 0.05, 0.05, 0.05, 0.6]}, out,
                            dpi=50)
     assert figure.axes[0].get_ylim()[1] >= 0.6
+
+
+def test_map_bars_keep_long_names_inside_the_figure(tmp_path):
+    """Names as long as the benchmark's (lambdas in them) are wrapped, and
+    every tick label lies inside the PNG; the names read back whole."""
+    names = ['Fixed (5, 1, 1, 0.5)',
+             'Fixed, tuned lambdas (13.7, 1.12, 0.574, 0.404)',
+             'Fixed, tuned lambdas at total 7.5 (6.504, 0.5317, 0.2725, '
+             '0.1918)', 'SLF scale-free (expected)']
+    out = str(tmp_path / 'bars.png')
+    figure = plot_map_bars({name: [0.85, 0.86] for name in names}, out,
+                           dpi=50)
+    ax = figure.axes[0]
+    assert _tick_names(ax) == names
+    renderer = figure.canvas.get_renderer()
+    width = cv2.imread(out).shape[1]
+    for label in ax.get_xticklabels():
+        box = label.get_window_extent(renderer)
+        assert 0 <= box.x0 and box.x1 <= width, label.get_text()
+        assert max(map(len, label.get_text().splitlines())) <= 36
 
 
 def test_class_ap_bars(tmp_path):
