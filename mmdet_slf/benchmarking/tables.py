@@ -3,7 +3,7 @@
 strategy, the mAP of every seed, the variants against the strategy each
 varies, and the cost ratios."""
 import math
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Dict, List
 
 from .runs import paired_seeds
@@ -15,15 +15,22 @@ def fmt_value(value: float, digits: int = 3) -> str:
         f'{value:.{digits}f}'
 
 
-def fmt_floor(value: float, digits: int = 2) -> str:
+def fmt_floor(value: float, digits: int = 2, slack: float = 1e-6) -> str:
     """``value`` rounded down, so that a threshold it misses is never
     printed as reached (0.2496 is 0.24, not 0.25). It rounds the shortest
     decimal that gives ``value`` back (``repr``), so 0.29, which is
-    0.28999... in binary, stays 0.29."""
+    0.28999... in binary, stays 0.29. A value less than ``slack`` below
+    the next step counts as that step: the weights are logged in float32,
+    so a run at its reference's own lambdas (13.7, 1.12, ...) gives a
+    share of 0.99999999, which is 1.00, not 0.99."""
     if value is None or not math.isfinite(value):
         return 'n/a'
     exact = Decimal(repr(float(value)))
-    return str(exact.quantize(Decimal(1).scaleb(-digits), ROUND_FLOOR))
+    step = Decimal(1).scaleb(-digits)
+    up = exact.quantize(step, ROUND_CEILING)
+    if up - exact < Decimal(repr(slack)):
+        return str(up)
+    return str(exact.quantize(step, ROUND_FLOOR))
 
 
 def fmt_p(value: float) -> str:

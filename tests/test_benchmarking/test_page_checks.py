@@ -6,6 +6,7 @@ import os.path as osp
 import shutil
 
 import pytest
+import torch
 
 from mmdet_slf.benchmarking import report, runs
 from mmdet_slf.benchmarking.tables import fmt_floor, fmt_p
@@ -130,6 +131,14 @@ def test_the_share_column_never_rounds_up_to_the_threshold():
     assert fmt_floor(0.29) == '0.29'  # 28.999... in binary
     assert fmt_floor(1.0) == '1.00'
     assert fmt_floor(math.nan) == 'n/a'
+    # lambdas logged in float32 against their float64 config: the share of
+    # a run at the reference's own lambdas is 1 less float32 rounding
+    logged = torch.tensor([13.7, 1.12, 0.574, 0.404]).double()
+    config = torch.tensor([13.7, 1.12, 0.574, 0.404], dtype=torch.float64)
+    share = float(((logged / logged.sum()) / (config / config.sum())).min())
+    assert 1 - 1e-6 < share < 1
+    assert fmt_floor(share) == '1.00'
+    assert fmt_floor(0.24999) == '0.24'  # 1e-5 short is short
 
 
 def test_the_page_explains_the_share_with_the_references_lambdas():
