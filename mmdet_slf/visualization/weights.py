@@ -242,7 +242,7 @@ def plot_weight_shares(groups: Dict[str, Dict[str, Union[str, Records,
         raise ValueError('no runs to plot')
     terms: Sequence[str] = list(prior)
     num_rows, num_cols = len(groups), len(terms)
-    legend_width = 4.0  # inches right of the panels; more if a label needs
+    legend_width = 4.0  # inches right of the panels, more for a long label
     figure, axes = new_figure(
         num_rows, num_cols, (3.2 * num_cols + legend_width, 2.6 * num_rows),
         dpi)
@@ -269,7 +269,7 @@ def plot_weight_shares(groups: Dict[str, Dict[str, Union[str, Records,
         legends.append(axes[row, 0].get_legend_handles_labels())
     _shared_log_axis(axes, values)
     # Widen the figure for the longest legend, so that no label is cut off
-    # at the right edge (the panels keep their size).
+    # at the right edge (the panels keep about their size).
     gap = 0.15  # inches between the panels and a legend
     legend_width = max([legend_width] + [
         gap + _legend_inches(figure, *legend) + 0.15 for legend in legends])
