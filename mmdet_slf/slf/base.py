@@ -254,9 +254,12 @@ class BaseWeighting(nn.Module):
             for buffer, before in zip(self.state_buffers(), saved):
                 buffer.copy_(before)
             bad = self._invalid_terms(raw)  # raises below the floor
+            what = None
+            if not bad:
+                bad, what = self._nonfinite_source(features)
             zero = self.nonfinite_policy.handle(
                 raw, bad, type(self).__name__, self.training,
-                features=features, parameters=self.parameters())
+                features=features, parameters=self.parameters(), what=what)
             skipped = raw.new_ones(())
             # The last weights stay, marked as a skipped call.
             last = dict(self.diagnostics, slf_skipped=skipped)
@@ -304,6 +307,11 @@ class BaseWeighting(nn.Module):
                            slf_skipped=raw.new_zeros(()))
         # One vector now, so that reading them after the step is one copy.
         keys, values = pack_diagnostics(diagnostics, self.terms)
+        # The strategy's own outputs, the weights among them (everything
+        # before slf_raw_): with finite terms, a non-finite one comes from
+        # the decision features or the strategy's parameters or state.
+        own = values[:len(keys) - self.num_terms - 1]
+        finite = finite & NonFinitePolicy.all_finite(own)
         return weights, objective, keys, values, finite, saved
 
     def _apply(self, fn, recurse=True):
@@ -338,6 +346,26 @@ class BaseWeighting(nn.Module):
         NonFinitePolicy.check_floor(checked, self.term_floor, self.terms,
                                     type(self).__name__)
         return NonFinitePolicy.find(checked, self.terms)
+
+    def _nonfinite_source(self, features: Optional[Tensor]
+                          ) -> Tuple[List[str], str]:
+        """What made the outputs of a call with finite terms non-finite (an
+        error path: the host reads are affordable), as the name a skipped
+        step is logged under and the words of the message."""
+        if features is not None and not bool(
+                torch.isfinite(features.detach()).all()):
+            return ['decision features'], (
+                'decision features (the input of the decision network), '
+                'with finite raw loss terms,')
+        bad = [name for name, value in self.named_parameters()
+               if not bool(torch.isfinite(value.detach()).all())]
+        bad += [name for name, value in self.named_buffers()
+                if value.is_floating_point()
+                and not bool(torch.isfinite(value).all())]
+        where = f' ({", ".join(bad)} hold NaN or Inf)' if bad else ''
+        return ['weights'], (
+            f'weights or decision outputs{where}, with finite raw loss terms '
+            'and decision features,')
 
     def state_buffers(self) -> List[Tensor]:
         """The buffers a checkpoint saves: the state a call may change.

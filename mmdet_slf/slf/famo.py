@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 
 import torch
 from mmdet.registry import MODELS
+from mmengine.logging import print_log
 from torch import Tensor
 
 from .base import BaseWeighting, WeightsAndExtra, batch_level
@@ -81,10 +82,13 @@ class FAMOWeighting(BaseWeighting):
         logits = torch.zeros(self.num_terms) if lambdas is None else \
             (lambdas / lambdas.sum()).log()
         self.register_buffer('logits', logits)  # xi
+        # A constant of the config, like a prior: not saved, so a run
+        # resumed with other bounds uses the bounds it is given.
         self.register_buffer(
             'min_losses',
             torch.zeros(self.num_terms) if min_losses is None else
-            as_lambdas(min_losses, self.terms, 'min_losses'))
+            as_lambdas(min_losses, self.terms, 'min_losses'),
+            persistent=False)
         self.register_buffer('prev_log_gap', torch.zeros(self.num_terms))
         self.register_buffer('has_prev', torch.zeros((), dtype=torch.bool))
         self.register_buffer('adam_m', torch.zeros(self.num_terms))
@@ -134,6 +138,18 @@ class FAMOWeighting(BaseWeighting):
         self.adam_m.copy_(torch.where(keep, adam_m, self.adam_m))
         self.adam_v.copy_(torch.where(keep, adam_v, self.adam_v))
         self.adam_step.copy_(torch.where(keep, step, self.adam_step))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints written before 2026-11-30 saved the bounds; the
+        # config's bounds are the ones that apply.
+        saved = state_dict.pop(f'{prefix}min_losses', None)
+        if saved is not None and not torch.equal(
+                saved.to(self.min_losses), self.min_losses):
+            print_log(
+                f'{prefix}min_losses: the checkpoint holds '
+                f'{saved.tolist()}, the config {self.min_losses.tolist()}; '
+                'the config\'s bounds are used', logger='current', level=30)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return (f'terms={self.terms}, scale={self.scale}, lr={self.lr}, '

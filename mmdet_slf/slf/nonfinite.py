@@ -124,7 +124,8 @@ class NonFinitePolicy:
                owner: str,
                training: bool,
                features: Optional[Tensor] = None,
-               parameters: Iterable[Tensor] = ()) -> Tensor:
+               parameters: Iterable[Tensor] = (),
+               what: Optional[str] = None) -> Tensor:
         """Raise, or return the zero objective of a dropped call.
 
         Args:
@@ -136,11 +137,16 @@ class NonFinitePolicy:
             parameters (Iterable[Tensor]): The weighting's parameters, kept in
                 the graph because DDP needs every parameter on every rank.
                 Defaults to ().
+            what (str, optional): What was not finite, in words, when it was
+                not the raw terms (``bad`` then names it for the skip log).
+                Defaults to None: ``raw loss term(s) <bad>``.
 
         Returns:
             Tensor: A scalar zero.
         """
-        message = f'non-finite raw loss term(s) {bad} in {owner}'
+        if what is None:
+            what = f'raw loss term(s) {bad}'
+        message = f'non-finite {what} in {owner}'
         if self.mode == 'raise':
             raise FloatingPointError(
                 message + '; set nonfinite="skip" (with optim_wrapper type '

@@ -76,7 +76,9 @@ class SLFWeighting(BaseWeighting):
             means the network reads the ``n`` detached raw terms.
             Defaults to None.
         decision_net (dict): Config of the decision network (``type``,
-            ``hidden_channels``, ...). Defaults to
+            ``hidden_channels``, ...). ``in_channels``, ``num_terms``,
+            ``prior`` and ``prior_init`` are this class's to set, and are
+            refused here. Defaults to
             ``dict(type='SLFDecisionNetwork', hidden_channels=32)``.
         prior_init (bool): Start the decision network at the prior.
             Defaults to True.
@@ -181,12 +183,17 @@ class SLFWeighting(BaseWeighting):
             raise ValueError(f'decision_net must be a dict with a type, e.g. '
                              f"dict(type='SLFDecisionNetwork'), got "
                              f'{decision_net!r}')
-        if 'in_channels' in decision_net:
-            # It would be overwritten below: the input is the raw terms or
-            # the head's features, whichever SLFWeighting reads.
+        # SLFWeighting sets these below: the input is the raw terms or the
+        # head's features, whichever it reads, and the prior is its own.
+        # A value given in decision_net would be overwritten, so it is
+        # refused.
+        owned = [key for key in ('in_channels', 'num_terms', 'prior',
+                                 'prior_init') if key in decision_net]
+        if owned:
             raise ValueError(
-                'set in_channels on SLFWeighting, not in decision_net (got '
-                f"decision_net in_channels={decision_net['in_channels']!r})")
+                f'set {", ".join(owned)} on SLFWeighting, not in '
+                'decision_net (got decision_net ' + ', '.join(
+                    f'{key}={decision_net[key]!r}' for key in owned) + ')')
         decision_cfg = dict(decision_net)
         decision_cfg.update(
             in_channels=self.num_terms if in_channels is None else in_channels,
@@ -377,8 +384,10 @@ class SLFWeighting(BaseWeighting):
         prior = self.prior.to(probs)
         # Scale by the loss the prior would give, so the guard's gradient on
         # the logits is commensurate with that of Eq. (11) at any loss scale.
+        # Its size: with terms of either sign (the joint objective takes
+        # them) a negative value would reward moving away from the prior.
         batch_raw = raw.detach().sum(0) if raw.dim() == 2 else raw.detach()
-        magnitude = self.scale * (prior * batch_raw).sum()
+        magnitude = self.scale * (prior * batch_raw).sum().abs()
         if self.kl_weight > 0:
             kl = (probs * (log_probs - self.log_prior)).sum(-1).mean()
             extra['loss_slf_kl'] = self.kl_weight * magnitude * kl

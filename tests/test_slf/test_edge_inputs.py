@@ -100,12 +100,81 @@ def test_strategies_that_weight_any_sign_take_negative_terms(weighting):
         -2.0 * out['slf_w_pred'].item())
 
 
+def test_the_kl_guard_pulls_towards_the_prior_for_negative_terms_too():
+    """The guard is kl_weight * |scale * sum_i prior_i l_i| * KL(p || prior).
+    Hand-worked for two terms, a uniform prior (scale n = 2) and p = (3/4,
+    1/4): |2 * (-1/2 - 1/2)| = 2, KL = 3/4 ln(3/2) + 1/4 ln(1/2), so the
+    guard is 5 * 2 * KL = 1.3081 for terms of -1 as for terms of +1. Without
+    the absolute value it was -1.3081, and descending it drove p away from
+    the prior."""
+    kl = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)
+    for sign in (-1.0, 1.0):
+        weighting = SLFWeighting(['a', 'b'], decision_objective='joint',
+                                 kl_weight=5.0)
+        with torch.no_grad():
+            weighting.decision_net.fc_out.bias.copy_(
+                torch.tensor([0.75, 0.25]).log())
+        optimizer = torch.optim.SGD(weighting.parameters(), lr=0.1)
+        out = weighting({'loss_a': torch.tensor(sign),
+                         'loss_b': torch.tensor(sign)})
+        assert out['loss_slf_kl'].item() == pytest.approx(5 * 2 * kl,
+                                                          rel=1e-5)
+        for _ in range(20):
+            optimizer.zero_grad()
+            weighting({'loss_a': torch.tensor(sign),
+                       'loss_b': torch.tensor(sign)})['loss_slf_kl'].backward()
+            optimizer.step()
+        p_a = weighting({'loss_a': torch.tensor(sign),
+                         'loss_b': torch.tensor(sign)})['slf_p_a'].item()
+        assert 0.5 <= p_a < 0.6, sign  # back towards 1/2, from 3/4
+
+
 def test_nan_with_a_negative_term_names_the_negative_one():
     weighting = SLFWeighting(TERMS, prior=LAMBDAS)
     with pytest.raises(ValueError, match=r'loss_obj = -1 < 0'):
         weighting(raw_terms([math.nan, 1.0, -1.0, 1.0]))
     with pytest.raises(FloatingPointError, match=r"\['coord'\]"):
         weighting(raw_terms([math.nan, 1.0, 1.0, 1.0]))
+
+
+@pytest.mark.parametrize('estimator', ['expected', 'gumbel', 'stratified'])
+def test_non_finite_features_are_named_not_weighted(estimator):
+    """Finite terms, Inf features: the decision network's p is NaN. The
+    stratified draw used to put all of that row's weight on the last term
+    (weights 0 / 0 / 6, J = NaN) with no message; every estimator now
+    raises, naming the features, or skips the call with the state kept."""
+    terms = ['a', 'b', 'c']
+    raw = {f'loss_{t}': torch.tensor([1.0, 2.0]) for t in terms}
+    features = torch.full((2, 4), math.inf)
+    weighting = SLFWeighting(terms, in_channels=4, estimator=estimator)
+    with pytest.raises(FloatingPointError,
+                       match=r'non-finite decision features \(the input of '
+                       r'the decision network\), with finite raw loss '
+                       r'terms, in SLFWeighting'):
+        weighting(raw, features=features)
+    weighting = SLFWeighting(terms, in_channels=4, estimator=estimator,
+                             nonfinite='skip')
+    before = {k: v.clone() for k, v in weighting.state_dict().items()}
+    out = weighting(raw, features=features)
+    assert out['slf_skipped'].item() == 1
+    assert all(out[f'loss_{t}'].item() == 0 for t in terms)
+    for key, value in weighting.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    # Finite features again: the call trains as usual.
+    out = weighting(raw, features=torch.ones(2, 4))
+    assert out['slf_skipped'].item() == 0
+    assert sum(out[f'slf_w_{t}'].item() for t in terms) == pytest.approx(3.0)
+
+
+def test_a_non_finite_decision_network_is_named():
+    """Finite terms and features, a NaN parameter: the message says which."""
+    weighting = SLFWeighting(TERMS, prior=LAMBDAS, estimator='stratified')
+    with torch.no_grad():
+        weighting.decision_net.fc_out.bias[1] = math.nan
+    with pytest.raises(FloatingPointError,
+                       match=r'non-finite weights or decision outputs '
+                       r'\(decision_net.fc_out.bias hold NaN or Inf\)'):
+        weighting(raw_terms([1.0, 1.0, 1.0, 1.0]))
 
 
 @pytest.mark.parametrize('objective', ['joint', 'scale_free'])

@@ -113,6 +113,28 @@ def test_state_resumes_exactly_and_eval_does_not_update():
     assert torch.equal(first.logits, before)
 
 
+def test_min_losses_come_from_the_config_not_the_checkpoint(monkeypatch):
+    """The bounds are a constant of the config: not saved, and a checkpoint
+    of an earlier version that saved them loads strictly, the config's
+    bounds apply, and a difference is reported."""
+    messages = []
+    monkeypatch.setattr('mmdet_slf.slf.famo.print_log',
+                        lambda msg, **kwargs: messages.append(msg))
+    first = FAMOWeighting(TERMS, lr=0.1, min_losses=[0.0, 0.0, 0.0])
+    first(raw(CALLS[0]))
+    state = first.state_dict()
+    assert 'min_losses' not in state
+    older = dict(state, min_losses=torch.zeros(3))
+    resumed = FAMOWeighting(TERMS, lr=0.1, min_losses=[0.5, 0.25, 0.0])
+    resumed.load_state_dict(older)  # strict: no unexpected key
+    assert resumed.min_losses.tolist() == [0.5, 0.25, 0.0]
+    assert messages == [
+        'min_losses: the checkpoint holds [0.0, 0.0, 0.0], the config '
+        "[0.5, 0.25, 0.0]; the config's bounds are used"]
+    FAMOWeighting(TERMS, lr=0.1).load_state_dict(older)  # the same: silent
+    assert len(messages) == 1
+
+
 def test_per_image_terms_use_the_batch_sums_and_no_parameters():
     famo = FAMOWeighting(TERMS, init_weights=[2.0, 1.0, 1.0], scale=4.0)
     per_image = {f'loss_{t}': torch.tensor([v / 2, v / 2])

@@ -364,6 +364,14 @@ def test_faithful_algorithm_1_is_one_line():
      'decision_net must be a dict with a type'),
     (dict(decision_net=dict(type='SLFDecisionNetwork', in_channels=7)),
      "set in_channels on SLFWeighting, not in decision_net"),
+    # Each would be overwritten by SLFWeighting's own: prior_init=False
+    # here used to start at the prior all the same.
+    (dict(decision_net=dict(type='SLFDecisionNetwork', prior_init=False)),
+     r'set prior_init on SLFWeighting, not in decision_net \(got '
+     r'decision_net prior_init=False\)'),
+    (dict(decision_net=dict(type='SLFDecisionNetwork', num_terms=7,
+                            prior=[1, 1, 1])),
+     r'set num_terms, prior on SLFWeighting, not in decision_net'),
     (dict(per_image='yes'), 'per_image must be True or False'),
 ])
 def test_bad_objective_settings_fail_at_build(kwargs, match):
