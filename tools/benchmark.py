@@ -175,12 +175,21 @@ def parse_args(argv=None):
     if args.archive is not None and not args.report_only:
         parser.error('--archive only feeds --report-only (runs are trained '
                      'into --work-dir)')
+    if args.archive is not None and args.timing:
+        parser.error('--timing measures into --work-dir, and a page written '
+                     'from --archive takes its cost table from the archive; '
+                     'measure with --timing alone, then write the page')
     check_work_dir(parser, args.work_dir, 'the work dir is the folder the '
                    'runs are trained into and the page is written from')
     if not args.no_report:
         # the page is written last, after every run it reports
         check_out_file(parser, args.out, '--out',
                        'name the Markdown page to write')
+        if not osp.splitext(args.out)[1]:
+            # docs/results.md keeps its figures and runs in docs/results/
+            parser.error(f'--out must end in an extension, such as .md: the '
+                         'page\'s figures go to the folder of its name '
+                         f'without it, got {args.out!r}')
     return args
 
 
@@ -257,6 +266,20 @@ def check_split(args, done: dict) -> None:
     workdir.check_split(where, done, evaluation_split(args), hint)
 
 
+def check_budget(args, strategies: dict, done: dict) -> None:
+    """Refuse saved runs of another budget than this call's: ``--max-iters``,
+    or each strategy's config. For a page, that is the budget its quoted
+    commands give."""
+    if args.max_iters is not None:
+        budgets = dict.fromkeys(done, args.max_iters)
+    else:
+        budgets = {key: Config.fromfile(strategies[key]).train_cfg.max_iters
+                   for key in done if key in strategies}
+    where = args.work_dir if args.work_dir is not None else ' and '.join(
+        args.archive)
+    workdir.check_budget(where, done, budgets)
+
+
 def check_configs(args, strategies: dict, done: dict) -> dict:
     """Refuse saved runs of any strategy on the page, trained now or not,
     whose config on disk changed since (new lambdas written by
@@ -281,12 +304,7 @@ def train_all(args, strategies: dict, data_split=None) -> None:
     list, scored on the val list."""
     done = load_results(args.work_dir)
     check_split(args, done)
-    if args.max_iters is not None:
-        budgets = dict.fromkeys(done, args.max_iters)
-    else:
-        budgets = {key: Config.fromfile(strategies[key]).train_cfg.max_iters
-                   for key in done if key in strategies}
-    workdir.check_budget(args.work_dir, done, budgets)
+    check_budget(args, strategies, done)
     workdir.check_data(
         args.work_dir, done,
         workdir.dataset_dir(load_strategy(strategies[args.reference])))
@@ -341,6 +359,8 @@ def page_options(args) -> str:
     """The options, other than the defaults, that the page's commands
     need to reproduce it (another budget, work dir or page)."""
     options = ''
+    if osp.abspath(args.config_dir) != osp.abspath(CONFIG_DIR):
+        options += f' --config-dir {osp.relpath(args.config_dir, REPO_ROOT)}'
     if args.reference != REFERENCE:
         options += f' --reference {args.reference}'
     if args.tuned != TUNED:
@@ -371,6 +391,10 @@ def main(argv=None):
                          f'{args.config_dir} are {sorted(strategies)}')
     if args.reference not in strategies:
         raise SystemExit(f'reference {args.reference!r} has no config in '
+                         f'{args.config_dir}')
+    if args.tuned != TUNED and args.tuned not in strategies:
+        # the page would say the tuned lambdas are not on it
+        raise SystemExit(f'--tuned {args.tuned!r} has no config in '
                          f'{args.config_dir}')
     archived = None
     if args.archive is not None:
@@ -412,6 +436,7 @@ def main(argv=None):
         saved = archived if archived is not None else load_results(
             args.work_dir)
         check_split(args, saved)
+        check_budget(args, strategies, saved)
         if archived is None:  # an archive keeps a page as it was made
             check_configs(args, strategies, saved)
         try:

@@ -13,6 +13,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from mmdet_slf.utils.arguments import check_out_file  # noqa: E402
 from mmdet_slf.visualization import (find_scalars_file,  # noqa: E402
                                      load_scalars, plot_slf_weights,
                                      slf_series)
@@ -27,7 +28,18 @@ def parse_args(argv=None):
     parser.add_argument(
         '--out', help='PNG to write. Defaults to WORK_DIR/slf_weights.png')
     parser.add_argument('--title', default='SLF loss weights')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.out is not None:
+        check_out_file(parser, args.out, '--out', 'name the image to write')
+        # matplotlib would add .png to a name without a known extension,
+        # and the path printed would not be the file written
+        from matplotlib.backend_bases import FigureCanvasBase
+        formats = FigureCanvasBase.get_supported_filetypes()
+        extension = osp.splitext(args.out)[1].lstrip('.').lower()
+        if extension not in formats:
+            parser.error(f'--out {args.out} must end in an image format '
+                         f'matplotlib writes ({", ".join(sorted(formats))})')
+    return args
 
 
 def main(argv=None) -> str:

@@ -10,7 +10,8 @@ from typing import Dict, List, Optional, Sequence, Union
 
 from mmengine.config import Config
 
-from .archive import attach_weight_records, read_archives, write_archive
+from .archive import (attach_weight_records, read_archive, read_archives,
+                      write_archive)
 from .environment import environment_note
 from .figures import plots
 from .rules import (MIN_PRIOR_SHARE, MIN_SEEDS, TARGET_GAIN,  # noqa: F401
@@ -44,6 +45,25 @@ def evaluated_on(num_val: Optional[int] = None, split_seed: int = 0) -> str:
     return (f'the {num_val} validation images held out of the demo '
             f'trainval set (split seed {split_seed}; the runs trained on '
             'the rest, and the test images were not used)')
+
+
+def check_kept_runs(kept: str, paths: Sequence[str],
+                    results: Dict[str, Dict[int, dict]]) -> None:
+    """Refuse a page written from several archives, one of them its own
+    ``kept``, that would drop runs ``kept`` holds: the page's archive is
+    written anew with the runs the page shows (after ``--seeds`` and
+    ``--strategies``), and the others would be lost."""
+    if osp.abspath(kept) not in [osp.abspath(path) for path in paths]:
+        return
+    held, _, _ = read_archive(kept)
+    lost = [f'{key} seed {seed}' for key in sorted(held)
+            for seed in sorted(held[key]) if seed not in results.get(key, {})]
+    if lost:
+        raise ValueError(
+            f'{kept} is one of the archives this page is written from, and '
+            f'writing the page would replace it without its runs of '
+            f'{", ".join(lost)}; write the page to another --out, or give '
+            'the --seeds and --strategies that keep them')
 
 
 def write_report(work_dir: str,
@@ -117,11 +137,13 @@ def write_report(work_dir: str,
     rows = strategy_rows(results, reference)
     reference_name = reference_label(results, reference)
     configs = {key: Config.fromfile(path) for key, path in strategies.items()}
-    # docs/results.md keeps its figures in docs/results/
-    files = plots(results, rows, reference, osp.splitext(out)[0], configs)
     # The runs go beside the figures; an archive the page is written from
     # stays as it is (it may hold more runs than the page shows).
     kept = osp.join(osp.splitext(out)[0], 'runs.json')
+    if archive is not None and len(paths) > 1:
+        check_kept_runs(kept, paths, results)
+    # docs/results.md keeps its figures in docs/results/
+    files = plots(results, rows, reference, osp.splitext(out)[0], configs)
     if archive is None or [osp.abspath(path) for path in paths] != [
             osp.abspath(kept)]:
         write_archive(kept, results, work_dir, timing,

@@ -172,12 +172,13 @@ def verdict(results: Dict[str, Dict[int, dict]],
              f'{chosen["mean"]:.3f} over {chosen["n"]} seeds.']
     comparisons = {}
     reference_name = reference_label(results, reference)
-    for other in (reference, tuned):
+    for other in (reference, tuned) if tuned != reference else (reference,):
         seeds = paired_seeds(results, chosen['key'], other)
         if len(seeds) < 2:
             if other == tuned and tuned not in results:
-                lines.append('Fixed with tuned lambdas has not been run, so '
-                             'the comparison with it is missing.')
+                # not run, or left off this page by --strategies
+                lines.append(f'The tuned lambdas (`{tuned}`) are not on this '
+                             'page, so target 2 is not assessed here.')
             elif other == tuned:
                 lines.append(
                     f'Target 2: n/a ({len(seeds)} seeds of {chosen["name"]} '

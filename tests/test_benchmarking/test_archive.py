@@ -255,6 +255,32 @@ def test_runs_of_two_archives_make_one_page(tmp_path, two_pages):
                                archive=kept) == text
 
 
+def test_a_page_that_would_drop_runs_of_its_own_input_archive_is_refused(
+        tmp_path, two_pages):
+    """Written to the page of the first archive, from both, the page's
+    runs.json replaces that archive. Limited to slf-c it would lose the
+    first's slf-b runs: refused, with the archive and its folder as they
+    were. With every run it keeps them all."""
+    first, second = two_pages
+    out = str(tmp_path / 'first.md')
+    with open(first) as f:
+        before = f.read()
+    with pytest.raises(ValueError, match=r'runs.json is one of the archives '
+                       r'this page is written from, and writing the page '
+                       r'would replace it without its runs of slf-b seed 0, '
+                       r'slf-b seed 1, slf-b seed 2'):
+        report.write_report('ignored', out, 'fixed', {}, keys=['slf-c'],
+                            archive=[first, second])
+    with open(first) as f:
+        assert f.read() == before
+    assert sorted(p.name for p in (tmp_path / 'first').iterdir()) == [
+        'runs.json']
+    assert not osp.exists(out)
+    report.write_report('ignored', out, 'fixed', {}, archive=[first, second])
+    with open(first) as f:
+        assert len(json.load(f)['runs']) == 9
+
+
 @pytest.mark.parametrize('change, message', [
     (dict(mAP=0.9), 'fixed seed 1 is in .*first.* and in .*second.* with '
      'another mAP: two different runs'),

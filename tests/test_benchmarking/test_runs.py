@@ -243,9 +243,16 @@ def test_default_is_the_best_variant_that_starves_no_term(tmp_path):
     assert '**B**' in lines[0]
     # B - Fixed is +0.02 on every seed
     assert 'B minus Fixed: +0.0200' in lines[1]
-    assert 'tuned lambdas has not been run' in lines[2]
+    assert lines[2] == ('The tuned lambdas (`fixed-tuned`) are not on this '
+                        'page, so target 2 is not assessed here.')
     # +0.02 on every seed: the gain and p < 0.05 of the target.
     assert lines[3].startswith('Target 1') and '**met**' in lines[3]
+    # The tuned lambdas as the reference: one comparison, read for both
+    # targets, and no line saying they are missing.
+    lines = report.verdict(results, rows, 'fixed', tuned='fixed')
+    assert not any('not on this page' in line for line in lines)
+    assert sum(line.startswith('B minus Fixed') for line in lines) == 1
+    assert lines[-1].startswith('Target 2') and '**met**' in lines[-1]
 
 
 def test_verdict_states_a_missed_target_and_the_tuned_comparison(tmp_path):

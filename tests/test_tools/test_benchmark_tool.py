@@ -65,6 +65,10 @@ def test_page_of_another_reference_or_tuned_quotes_it():
     args = benchmark.parse_args(['--report-only', '--tuned',
                                  'fixed-tuned-1200'])
     assert benchmark.page_options(args) == ' --tuned fixed-tuned-1200'
+    # strategies read from another folder of configs
+    args = benchmark.parse_args(['--report-only', '--config-dir',
+                                 osp.join(REPO_ROOT, 'configs/mine')])
+    assert benchmark.page_options(args) == ' --config-dir configs/mine'
 
 
 def test_validation_runs_train_on_train_and_are_scored_on_val(
@@ -133,6 +137,11 @@ def test_validation_and_test_runs_never_share_a_work_dir(tmp_path):
      "--strategies lists ['dwa'] more than once"),
     (['--split-seed', '-1'], '--split-seed must be in [0, 2**32)'),
     (['--seeds', '0', '-3'], '--seeds must be >= 0, got [-3]'),
+    (['--report-only', '--timing', '--archive', 'a.json'],
+     '--timing measures into --work-dir'),
+    # its figures would go to a folder of the page's own name
+    (['--report-only', '--out', 'docs/page'],
+     "--out must end in an extension, such as .md"),
 ])
 def test_bad_arguments_are_refused(extra, message, capsys):
     assert message in refusal(benchmark.parse_args, extra, capsys)
@@ -209,9 +218,11 @@ def test_validation_page_names_its_images_and_options(tmp_path):
                     eval_split='val (300 of trainval, split seed 2)')
     out = str(tmp_path / 'val.md')
     benchmark.main(['--report-only', '--num-val', '300', '--split-seed', '2',
-                    '--work-dir', work_dir, '--out', out])
+                    '--max-iters', '1200', '--work-dir', work_dir, '--out',
+                    out])
     text = open(out).read()
-    assert '--seeds 0 1 --num-val 300 --split-seed 2 --work-dir' in text
+    assert ('--seeds 0 1 --max-iters 1200 --num-val 300 --split-seed 2 '
+            '--work-dir') in text
     assert ('on the 300 validation images held out of the demo trainval '
             'set (split seed 2;') in text
     assert report.TEST_IMAGES not in text
@@ -230,7 +241,8 @@ def test_page_against_another_reference_names_it(tmp_path):
                      runs.RESULT_FILE), result)
     out = str(tmp_path / 'page.md')
     benchmark.main(['--report-only', '--reference', 'fixed-lr2x',
-                    '--work-dir', work_dir, '--out', out])
+                    '--max-iters', '1200', '--work-dir', work_dir, '--out',
+                    out])
     text = open(out).read()
     assert '| vs Fixed, lr x2: mean diff [95% CI] |' in text
     assert 'the difference to Fixed, lr x2 is taken seed by seed' in text
@@ -238,6 +250,29 @@ def test_page_against_another_reference_names_it(tmp_path):
     # t-interval -0.03 +- 4.303 * 0.01 / sqrt(3))
     assert '| -0.030 [-0.055, -0.005] |' in text
     assert '--report-only --seeds 0 1 2 --reference fixed-lr2x' in text
+
+
+def test_a_page_is_refused_when_its_commands_would_give_another_budget(
+        tmp_path):
+    """Runs of 1,200 iterations: a page written without --max-iters, or
+    with another, would quote commands that train another budget."""
+    work_dir = str(tmp_path / 'bench-1200')
+    fake_result(work_dir, 0, 0.85)
+    out = str(tmp_path / 'page.md')
+    for extra in ([], ['--max-iters', '800']):
+        with pytest.raises(SystemExit, match='fixed seed 0 trained for 1200 '
+                           'iterations, not'):
+            benchmark.main(['--report-only', '--work-dir', work_dir, '--out',
+                            out] + extra)
+    assert not osp.exists(out)
+
+
+def test_an_unknown_tuned_strategy_is_refused(tmp_path):
+    with pytest.raises(SystemExit, match="--tuned 'fixed-tunde' has no "
+                       'config in'):
+        benchmark.main(['--report-only', '--tuned', 'fixed-tunde',
+                        '--work-dir', str(tmp_path), '--out',
+                        str(tmp_path / 'page.md')])
 
 
 def test_page_from_an_archive_quotes_the_work_dir_its_runs_were_made_in(

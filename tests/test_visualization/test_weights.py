@@ -340,6 +340,24 @@ def test_cli_out_title_and_the_file_form(tmp_path, capsys):
     assert tool.main([path]) == osp.join(osp.dirname(path), 'slf_weights.png')
 
 
+@pytest.mark.parametrize('name,message', [
+    ('noext', 'must end in an image format matplotlib writes'),
+    ('w.txt', 'must end in an image format matplotlib writes'),
+    ('.', 'is a folder: name the image to write'),
+])
+def test_an_out_that_would_not_be_the_file_written_is_refused(
+        tmp_path, capsys, name, message):
+    """matplotlib writes ``noext`` as ``noext.png`` and the parent of a
+    folder ``--out`` as ``<folder>.png``: the path printed was not the file
+    written. Such names are refused before anything is read."""
+    tool = load_tool()
+    write_scalars(tmp_path / 'run' / '20240102_000000', fake_records(4))
+    with pytest.raises(SystemExit):
+        tool.main([str(tmp_path / 'run'), '--out', str(tmp_path / name)])
+    assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['run']
+
+
 @pytest.mark.parametrize('content,message', [
     (b'[1, 2]\n', r'line 1 is a JSON list, not an object'),
     (b'{"iter": 1}\n"text"\n', r'line 2 is a JSON str, not an object'),
