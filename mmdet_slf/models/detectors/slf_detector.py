@@ -260,6 +260,15 @@ class SLFDetector(BaseDetector):
                 'again: give that weighting weights of 1 (dict(type='
                 "'FixedWeighting', weights=[1.0, ...])), or train the "
                 'detector with its own weighting, without SLFDetector')
+        # A head's weighting of ones passes its terms through. Its
+        # diagnostics (weights of 1, the raw terms SLFDetector logs as
+        # slf_raw_) would reach the parent's loss dict under the keys of
+        # SLFDetector's own weighting; SLFLoggerHook, when used, logs them
+        # under the head's prefix.
+        for module in self.modules():
+            if isinstance(module, BaseWeighting) and \
+                    id(module) not in in_slf_loss:
+                module.diagnostics_logged_by_hook = True
 
     def _check_decision_features(self) -> None:
         reads_features = not getattr(self.weighting, 'reads_terms', True)

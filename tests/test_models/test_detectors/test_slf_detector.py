@@ -681,10 +681,18 @@ def test_a_head_that_weights_its_own_keys_fails_at_build_unless_ones():
         type='FixedWeighting', weights=[1.0, 1.0, 1.0, 1.0])
     torch.manual_seed(0)
     model = MODELS.build(model_cfg)
-    claim_diagnostics(model)  # as SLFLoggerHook does before training
     batch = model.data_preprocessor(
         demo_mm_inputs(2, [[3, 128, 128]] * 2, num_classes=20), True)
+    # Without SLFLoggerHook: the loss dict holds SLFDetector's diagnostics
+    # only (the head's, under the same keys, used to stop the step as a
+    # clash of names).
     losses = model.loss(batch['inputs'], batch['data_samples'])
+    assert losses['slf_w_coord'].item() == 5.0
+    assert losses['loss_coord'].item() == pytest.approx(
+        5.0 * losses['slf_raw_coord'].item())
+    claim_diagnostics(model)  # as SLFLoggerHook does before training
+    losses = model.loss(batch['inputs'], batch['data_samples'])
+    assert not any(key.startswith('slf_') for key in losses)
     diagnostics = collect_diagnostics(model)
     raw = diagnostics['slf_raw_coord']
     assert diagnostics['bbox_head.slf_raw_coord'] == pytest.approx(raw)
