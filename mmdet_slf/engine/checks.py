@@ -54,17 +54,31 @@ def keyed_leaf_datasets(dataset, key: str) -> Iterator[Tuple[str, object]]:
         yield key, dataset
 
 
+def reads_local_files(dataset) -> bool:
+    """Whether a dataset config reads local files: no ``backend_args``
+    naming another backend than mmengine's local one, and no URI as its
+    data root or annotation file."""
+    backend = (dataset.get('backend_args') or {}).get('backend', 'local')
+    paths = (dataset.get('data_root') or '', dataset.get('ann_file') or '')
+    return backend == 'local' and not any('://' in str(path)
+                                          for path in paths)
+
+
 def dataset_files(cfg, splits: Sequence[str] = ('train', 'val', 'test')
                   ) -> Iterator[Tuple[str, str, str, str]]:
     """Yield ``(split, kind, path, key)`` of every data root and annotation
-    file the config's dataloaders would read, ``key`` the config key of
-    the dataset that reads it."""
+    file the config's dataloaders would read from the local file system,
+    ``key`` the config key of the dataset that reads it. A dataset read
+    through another storage backend (``backend_args`` naming one, or a URI
+    such as ``s3://...``) has no local files to check and is left out."""
     for split in splits:
         loader = cfg.get(f'{split}_dataloader')
         if not loader or 'dataset' not in loader:
             continue
         for key, dataset in keyed_leaf_datasets(
                 loader['dataset'], f'{split}_dataloader.dataset'):
+            if not reads_local_files(dataset):
+                continue
             data_root = dataset.get('data_root') or ''
             if data_root:
                 yield split, 'data_root', data_root, key

@@ -42,6 +42,24 @@ def test_a_missing_root_names_the_keys_of_every_split_that_reads_it(
     check_data_roots(cfg, splits=('val', ))
 
 
+def test_datasets_on_other_storage_are_not_checked_on_this_disk(tmp_path):
+    """mmdet's configs read data through a storage backend (``backend_args``)
+    or from a URI: those paths are not on the local file system, so the
+    check leaves them to the backend; a local root beside them is still
+    checked."""
+    remote = 's3://openmmlab/datasets/detection/VOCdevkit/'
+    gone = str(tmp_path / 'gone')
+    cfg = loaders(
+        train=dict(data_root=remote, ann_file='VOC2007/ImageSets/x.txt'),
+        val=dict(data_root='data/VOCdevkit/', backend_args=dict(
+            backend='petrel', path_mapping={'data/': 's3://openmmlab/'})),
+        test=dict(data_root=gone, backend_args=dict(backend='local')))
+    check_data_roots(cfg, splits=('train', 'val'))
+    with pytest.raises(FileNotFoundError, match=f'test_dataloader: '
+                       f'data_root "{gone}" does not exist'):
+        check_data_roots(cfg)
+
+
 def test_a_dataset_without_data_root_reads_its_ann_file_as_given(tmp_path):
     """No ``data_root``: the ``ann_file`` path is checked as it stands. A
     loader without a dataset (here val) has nothing to check."""

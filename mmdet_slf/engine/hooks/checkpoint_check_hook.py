@@ -3,12 +3,12 @@
 from typing import Optional
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop, find_latest_checkpoint
 from mmdet.registry import HOOKS
 
 from ..checkpoint import (CheckpointError, checkpoint_state_dict,
                           compare_state_dicts, describe_mismatch, has_mismatch)
+from .unwrap import unwrap_model
 
 
 def only_weighting_state(report: dict) -> bool:
@@ -59,8 +59,7 @@ class CheckpointCheckHook(Hook):
         return str(latest) if latest else 'the checkpoint'
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrap_model(runner.model)
         name = self._checkpoint_name(runner)
         report = compare_state_dicts(model.state_dict(),
                                      checkpoint_state_dict(checkpoint, name))

@@ -2,12 +2,12 @@
 """Check the training data and the model against each other at start-up."""
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmdet.registry import HOOKS
 
 from ..checks import (check_num_classes, describe_files,
                       find_degenerate_boxes, find_unknown_class_names,
                       leaf_datasets)
+from .unwrap import unwrap_model
 
 MODES = ('raise', 'warn')
 
@@ -48,8 +48,7 @@ class DatasetCheckHook(Hook):
 
     @staticmethod
     def _model(runner):
-        return runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        return unwrap_model(runner.model)
 
     def before_train(self, runner) -> None:
         dataset = runner.train_dataloader.dataset

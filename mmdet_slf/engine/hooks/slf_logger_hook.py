@@ -7,10 +7,10 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from mmengine.dist import all_gather_object, all_reduce, get_world_size
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmdet.registry import HOOKS
 
 from mmdet_slf.slf import BaseWeighting
+from .unwrap import unwrap_model
 
 
 def find_weightings(
@@ -158,8 +158,7 @@ class SLFLoggerHook(Hook):
     def before_train(self, runner) -> None:
         # From here on the diagnostics reach the log through this hook
         # alone: they leave the loss dict (claim_diagnostics).
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrap_model(runner.model)
         claim_diagnostics(model)
         self._weightings = find_weightings(model)
         self._prefixes = _prefixes(self._weightings)
@@ -169,8 +168,7 @@ class SLFLoggerHook(Hook):
                          batch_idx: int,
                          data_batch=None,
                          outputs: Optional[dict] = None) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrap_model(runner.model)
         if self._weightings is None:  # no before_train (a direct call)
             self._weightings = find_weightings(model)
             self._prefixes = _prefixes(self._weightings)

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from mmdet.models import DetTTAModel
 from mmengine.runner import BaseLoop
 from torch import nn
 
@@ -33,6 +34,9 @@ class Detector(nn.Module):
         self.backbone = nn.Linear(3, 2)
         if weighted:
             self.weighting = SLFWeighting(['cls', 'box'])
+
+    def test_step(self, data):  # what a test-time-augmentation model calls
+        raise NotImplementedError
 
 
 def fake_runner(model, work_dir, resume=False, training=False):
@@ -161,15 +165,20 @@ def test_the_refusal_counts_every_model_weight(tmp_path):
 @pytest.mark.parametrize('resume, training', [(False, False), (True, True),
                                               (False, True)],
                          ids=['evaluate', 'resume', 'load_from'])
-@pytest.mark.parametrize('wrapped', [False, True])
+@pytest.mark.parametrize('wrapped', ['no', 'DataParallel', 'TTA',
+                                     'DataParallel of TTA'])
 def test_a_checkpoint_of_this_model_loads_without_a_word(
         tmp_path, caplog, resume, training, wrapped):
     """Good input passes: a checkpoint of this very model (saved from the
     unwrapped model, as mmengine saves) neither raises nor warns, in any
-    run and whether the model is wrapped (``DataParallel``) or not."""
+    run and whether the model is wrapped (``DataParallel``), inside a
+    test-time-augmentation model (``tools/test.py --tta``; its keys gain
+    ``module.``, which mmengine's loading strips), both, or neither."""
     model = Detector(True)
     checkpoint = dict(state_dict=Detector(True).state_dict())
-    if wrapped:
+    if 'TTA' in wrapped:
+        model = DetTTAModel(module=model)
+    if 'DataParallel' in wrapped:
         model = nn.DataParallel(model)
     with caplog.at_level(logging.WARNING):
         CheckpointCheckHook().after_load_checkpoint(
