@@ -17,9 +17,11 @@ install:
 	@$(PYTHON) -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" 2>/dev/null \
 		|| (echo "Building mmcv 2.1.0 with ops (about 7 minutes on 2 cores, cached afterwards)..." \
 		    && $(PIP) install --no-build-isolation mmcv==2.1.0)
-	@# -P: without the current directory on sys.path, so that this finds the
-	@# installed mmdet_slf (and checks it is this checkout), not the source tree.
-	@$(PYTHON) -P -c "import os, mmdet_slf, mmdet, sklearn, pycocotools, cv2, matplotlib; \
+	@# Without the current directory on sys.path (as -P does, on Python
+	@# >= 3.11 only), so that this finds the installed mmdet_slf (and checks
+	@# it is this checkout), not the source tree.
+	@$(PYTHON) -c "import sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; \
+		import os, mmdet_slf, mmdet, sklearn, pycocotools, cv2, matplotlib; \
 		assert mmdet.__version__ == '3.3.0'; \
 		assert os.path.samefile(os.path.dirname(mmdet_slf.__file__), 'mmdet_slf')" 2>/dev/null \
 		|| $(PIP) install --no-build-isolation -e .
@@ -42,4 +44,4 @@ benchmark: install
 	$(PYTHON) tools/benchmark.py
 
 clean-demo:
-	rm -rf data/digits_voc work_dirs/demo
+	rm -rf data/digits_voc work_dirs/demo work_dirs/demo-fixed

@@ -66,7 +66,9 @@ def parse_args(argv=None):
                         help="override the strategy's budget (debugging)")
     parser.add_argument('--write-config', action='store_true',
                         help='write the best setting as a strategy config')
-    parser.add_argument('--config-out', default=TUNED_CONFIG)
+    parser.add_argument('--config-out', default=None,
+                        help='the config --write-config writes (default: '
+                        'fixed-tuned.py of the default --config-dir)')
     parser.add_argument('--base-config', default=None,
                         help='the config the written config inherits '
                         "(default: the --reference strategy's, which the "
@@ -94,7 +96,11 @@ def parse_args(argv=None):
     if args.base_config is not None and not osp.isfile(args.base_config):
         parser.error(f'--base-config {args.base_config} does not exist (a '
                      'file; the written config inherits it by its path)')
+    if args.config_out is not None and not args.write_config:
+        parser.error('--config-out is the config --write-config writes: it '
+                     'needs --write-config')
     if args.write_config:
+        args.config_out = args.config_out or TUNED_CONFIG
         check_out_file(parser, args.config_out, '--config-out',
                        'name the config file to write')
     return args
@@ -197,6 +203,14 @@ def main(argv=None):
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     if args.write_config:
+        base_config = args.base_config or strategies[args.reference]
+        if osp.abspath(args.config_out) in tuned_config.inherited_files(
+                base_config):
+            raise SystemExit(
+                f'--config-out {args.config_out} is {base_config} or a '
+                'config it inherits: the written config would inherit '
+                'itself, and that file would be lost; name another '
+                '--config-out')
         # before any training: options a config cannot carry are refused
         try:
             tuned_config.nest_options(args.cfg_options)

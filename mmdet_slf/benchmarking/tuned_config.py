@@ -9,6 +9,8 @@ import os.path as osp
 import textwrap
 from typing import List, Optional
 
+from mmengine.config import Config
+
 from mmdet_slf.engine.checkpoint.atomic_io import atomic_write
 
 from .tuning import format_lambdas, format_table
@@ -58,6 +60,24 @@ def format_assignment(name: str, value, indent: int = 0) -> str:
     items = [format_assignment(key, item, indent + 4)
              for key, item in value.items()]
     return f'{" " * indent}{name}{sep}dict(\n' + ',\n'.join(items) + ')'
+
+
+def inherited_files(path: str) -> List[str]:
+    """``path`` and every config file it inherits, directly or through
+    others, as absolute paths (configs of a package, ``mmdet::...``, are
+    left out): a config written in place of one of them would inherit
+    itself."""
+    found: List[str] = []
+    todo = [osp.abspath(path)]
+    while todo:
+        current = todo.pop()
+        if current in found:
+            continue
+        found.append(current)
+        todo += [osp.abspath(osp.join(osp.dirname(current), base))
+                 for base in Config._get_base_files(current)
+                 if '::' not in base]
+    return found
 
 
 def write_tuned_config(path: str,

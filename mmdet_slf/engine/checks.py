@@ -187,6 +187,14 @@ def check_nonfinite_skip(cfg) -> None:
     wrapper = (cfg.get('optim_wrapper') or {}).get('type', 'OptimWrapper')
     if paths and not _skips_steps(wrapper):
         name = wrapper.__name__ if isinstance(wrapper, type) else wrapper
+        if name == 'AmpOptimWrapper':
+            # tools/train.py --amp sets it over any --cfg-options
+            raise ValueError(
+                f'{paths[0]}.nonfinite="skip" needs '
+                'optim_wrapper.type="SkipNonFiniteOptimWrapper", and mixed '
+                'precision (--amp, optim_wrapper.type="AmpOptimWrapper") '
+                'cannot skip steps: train without --amp, or use '
+                'nonfinite="raise".')
         raise ValueError(
             f'{paths[0]}.nonfinite="skip" needs '
             'optim_wrapper.type="SkipNonFiniteOptimWrapper" to leave the '

@@ -632,6 +632,9 @@ def test_options_a_config_cannot_carry_are_refused(options, message):
     (['--write-config', '--config-out',
       osp.join(REPO_ROOT, 'README.md', 'tuned.py')],
      f"{osp.join(REPO_ROOT, 'README.md')} is a file, not a folder"),
+    # a search of hours that would then write nothing
+    (['--config-out', 'tuned.py'], '--config-out is the config '
+     '--write-config writes: it needs --write-config'),
 ])
 def test_tool_refuses_bad_arguments(extra, message, capsys):
     assert message in refusal(tune_fixed_lambdas.parse_args, extra, capsys)
@@ -651,6 +654,40 @@ def test_tool_refuses_options_it_cannot_write_before_training(
             tmp_path / 'work', 2, '--write-config', '--cfg-options',
             'param_scheduler.0.end=10'))
     assert not osp.exists(tmp_path / 'work')
+
+
+@pytest.mark.parametrize('extra, base', [
+    # the tuned lambdas searched again, written over themselves
+    (['--reference', 'fixed-tuned'], 'fixed-tuned.py'),
+    # fixed-tuned.py inherits _base_digits-128.py
+    (['--reference', 'fixed-tuned', '--config-out',
+      osp.join(CONFIG_DIR, '_base_digits-128.py')], 'fixed-tuned.py'),
+])
+def test_tool_refuses_to_write_a_config_over_one_it_inherits(
+        tmp_path, monkeypatch, extra, base):
+    monkeypatch.setattr(tune_fixed_lambdas, 'train_one', None)  # not called
+    with pytest.raises(SystemExit, match=r'--config-out \S+ is \S+'
+                       f'{base} or a config it inherits: the written config '
+                       'would inherit itself'):
+        tune_fixed_lambdas.main(tool_args(tmp_path / 'work', 2,
+                                          '--write-config', *extra))
+    assert not osp.exists(tmp_path / 'work')
+
+
+def test_inherited_files_follow_the_chain_of_bases():
+    """fixed.py -> _base_digits-128.py -> the demo -> Fast YOLO -> the
+    YOLOv1 configs -> their four _base_ files, each once."""
+    chain = tuned_config.inherited_files(osp.join(CONFIG_DIR, 'fixed.py'))
+    configs = osp.join(REPO_ROOT, 'configs')
+    assert chain[0] == osp.join(CONFIG_DIR, 'fixed.py')
+    assert len(chain) == len(set(chain))
+    assert {osp.relpath(path, configs) for path in chain} == {
+        'demo/benchmark/fixed.py', 'demo/benchmark/_base_digits-128.py',
+        'demo/fast-yolo_digits.py', 'fast-yolo_voc.py',
+        'yolov1/yolov1_darknet9_1xb64-135e_voc0712.py',
+        'yolov1/yolov1_darknet24_1xb64-135e_voc0712.py',
+        '_base_/default_runtime.py', '_base_/schedules/yolov1_135e.py',
+        '_base_/datasets/voc0712_yolov1.py', '_base_/models/yolov1.py'}
 
 
 def save_setting(args, key, seed, prior, max_iters, digest, mAP=0.5):

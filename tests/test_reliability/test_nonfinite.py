@@ -118,12 +118,22 @@ def test_check_accepts_every_spelling_of_the_skipping_wrapper(wrapper):
         model=dict(bbox_head=dict(weighting=dict(nonfinite='skip'))),
         optim_wrapper=dict(type=wrapper)))
     check_nonfinite_skip(cfg)  # no error
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.type = 'OptimWrapper'
     with pytest.raises(ValueError,
                        match=r'model.bbox_head.weighting.nonfinite="skip" '
                        r'needs optim_wrapper.type="SkipNonFiniteOptimWrapper"'
-                       r'.*got "AmpOptimWrapper"'):
+                       r'.*got "OptimWrapper". Set --cfg-options'):
         check_nonfinite_skip(cfg)
+    # tools/train.py --amp sets AmpOptimWrapper over any --cfg-options: the
+    # fix is to drop --amp, not to set the wrapper
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    with pytest.raises(ValueError) as error:
+        check_nonfinite_skip(cfg)
+    assert str(error.value) == (
+        'model.bbox_head.weighting.nonfinite="skip" needs optim_wrapper.type='
+        '"SkipNonFiniteOptimWrapper", and mixed precision (--amp, '
+        'optim_wrapper.type="AmpOptimWrapper") cannot skip steps: train '
+        'without --amp, or use nonfinite="raise".')
 
 
 def test_too_many_consecutive_skips_raise(tiny_voc_root, tmp_path):
