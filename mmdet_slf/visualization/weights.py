@@ -4,12 +4,28 @@ overlaid (:func:`plot_weight_trajectories`), or each term's share of the
 total weight relative to its prior, by group of runs
 (:func:`plot_weight_shares`). Every function returns the ``Figure`` so
 callers (and tests) can read back the plotted data."""
-from typing import Dict, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 
 from .figure import new_figure, save_figure
 from .scalars import Records, Series, as_series
+
+
+def line_styles(count: int) -> List[Dict[str, object]]:
+    """``count`` distinct line styles, one per run of a figure: the ten
+    default colours, tab20's twenty above ten runs, and above twenty the
+    same colours dashed, then dotted, so that no two runs of a legend
+    look alike (up to 60)."""
+    from matplotlib import colormaps
+    colours = [f'C{i}' for i in range(10)] if count <= 10 else [
+        colormaps['tab20'](i) for i in range(20)]
+    dashes = ['-', '--', ':']
+    if count > len(colours) * len(dashes):
+        raise ValueError(f'{count} runs in one figure: at most '
+                         f'{len(colours) * len(dashes)} can be told apart')
+    return [dict(color=colours[i % len(colours)],
+                 linestyle=dashes[i // len(colours)]) for i in range(count)]
 
 
 def _split_key(key: str) -> Tuple[str, str]:
@@ -140,16 +156,11 @@ def plot_weight_trajectories(runs: Dict[str, Union[str, Records, Series]],
     num_rows = -(-len(keys) // num_cols)
     figure, axes = new_figure(num_rows, num_cols,
                               (5.0 * num_cols, 3.2 * num_rows), dpi)
-    # Up to 20 distinct colours (tab20) for a benchmark's many strategies.
-    from matplotlib import colormaps
-    palette = [f'C{i}' for i in range(10)] if len(all_series) <= 10 else [
-        colormaps['tab20'](i) for i in range(20)]
-    colours = {label: palette[i % len(palette)]
-               for i, label in enumerate(all_series)}
+    styles = dict(zip(all_series, line_styles(len(all_series))))
     for ax, key in zip(axes.flat, keys):
         for label, series in all_series.items():
             if key in series:
-                ax.plot(*series[key], color=colours[label], label=label,
+                ax.plot(*series[key], **styles[label], label=label,
                         gid=f'{label}/{key}')
         ax.set_title(f'weight of {_split_key(key)[1]}')
         ax.set_xlabel('iteration')
@@ -248,12 +259,13 @@ def plot_weight_shares(groups: Dict[str, Dict[str, Union[str, Records,
         dpi)
     legends, values = [], [starved, 1.0]
     for row, (name, runs) in enumerate(groups.items()):
-        for i, (label, source) in enumerate(runs.items()):
+        styles = line_styles(len(runs))
+        for style, (label, source) in zip(styles, runs.items()):
             shares = weight_shares(source, prior)
             for col, term in enumerate(terms):
                 values.extend(shares[term][1].tolist())
                 ax = axes[row, col]
-                ax.plot(*shares[term], color=f'C{i % 10}', label=label,
+                ax.plot(*shares[term], **style, label=label,
                         linewidth=1.2, gid=f'{label}/{term}')
         for col, term in enumerate(terms):
             ax = axes[row, col]

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 from conftest import toy_runner, two_weightings_model
+from matplotlib.colors import to_rgba
 
 import mmdet_slf  # noqa: F401
 from mmdet_slf.visualization import (find_scalars_file, load_scalars,
                                      plot_slf_weights, plot_weight_shares,
                                      plot_weight_trajectories,
                                      weight_shares)
+from mmdet_slf.visualization.weights import line_styles
 
 TOOL = osp.join(osp.dirname(__file__), '..', '..', 'tools',
                 'plot_slf_weights.py')
@@ -291,6 +293,28 @@ def test_a_long_legend_widens_the_figure_instead_of_running_off_it(
         sum(ax.get_position().width for ax in fig.axes) * fig.get_figwidth()
         for fig in (short, figure)]
     assert panels[1] == pytest.approx(panels[0], rel=0.05)
+
+
+def test_every_run_of_a_row_has_its_own_line_style(tmp_path):
+    """Twelve runs in one row (the benchmark's baselines row holds up to
+    13 configs): the default ten colours repeat from the eleventh run, so
+    runs 0 and 10 looked alike. Each run now draws its own (colour, line
+    style) in every panel; past 20, the colours come again dashed."""
+    run = share_records({1: dict(PRIOR), 2: dict(PRIOR)})
+    runs = {f'run{i}': run for i in range(12)}
+    figure = plot_weight_shares({'row': runs}, PRIOR,
+                                str(tmp_path / 'w.png'), dpi=50)
+    looks = {}
+    for line in figure.axes[0].get_lines():
+        if line.get_gid():
+            looks[line.get_gid()] = (tuple(to_rgba(line.get_color())),
+                                     line.get_linestyle())
+    assert len(looks) == 12 and len(set(looks.values())) == 12
+    styles = line_styles(45)
+    assert len({(str(s['color']), s['linestyle']) for s in styles}) == 45
+    assert [s['linestyle'] for s in styles[::20]] == ['-', '--', ':']
+    with pytest.raises(ValueError, match='61 runs in one figure'):
+        line_styles(61)
 
 
 def test_real_run_scalars_are_plotted(tmp_path):
