@@ -118,7 +118,7 @@ def parse_args(argv=None):
         for path in args.combine:
             if not osp.isfile(path):
                 parser.error(f'--combine: summary {path} does not exist')
-        if args.out:
+        if args.out is not None:
             check_out_file(parser, args.out, '--out',
                            'name the summary JSON to write')
         return args, passthrough

@@ -134,7 +134,7 @@ def parse_args(argv=None):
     import_weightings()
     from mmdet_slf.utils.arguments import check_device, check_out_file
     check_device(parser, args.device)
-    if args.out:
+    if args.out is not None:
         # written after every round is timed
         check_out_file(parser, args.out, '--out',
                        'name the JSON file to write')

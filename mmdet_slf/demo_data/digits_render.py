@@ -228,8 +228,13 @@ def compose_image(scans: Sequence[np.ndarray], image_size: Tuple[int, int],
             # Crowded image: a smaller copy of the same scan fits somewhere.
             scale *= 0.85
         else:
-            raise RuntimeError('could not place a digit; lower digit_size '
-                               'or digits_per_image')
+            # Settings that each pass their checks but do not fit together
+            # (many large digits on a small image): named like a bad one.
+            raise ValueError(
+                f'could not place digit {len(boxes) + 1} of {len(scans)} on '
+                f'a {image_size[0]}x{image_size[1]} image (digit_size '
+                f'{digit_size}, max_overlap {max_overlap}); lower '
+                'digit_size or digits_per_image, or raise image_size')
         # Sprite origin in the image; only sub-threshold halo may fall
         # outside, since the ink box itself was placed inside.
         ox, oy = corner[0] - x1, corner[1] - y1

@@ -4,6 +4,7 @@
 by name, a ``--work-dir`` that is a file, an output file that cannot be
 written and a ``--device`` refused before any model is built."""
 import argparse
+import os
 import os.path as osp
 
 import torch
@@ -63,7 +64,12 @@ def check_out_file(parser: argparse.ArgumentParser, path: str, key: str,
     """Refuse, through ``parser``, an output ``path`` that is a folder or
     lies under a file, before the work whose result it is meant to keep;
     folders that do not exist yet are left for the writer to make. ``key``
-    names the argument in the message."""
+    names the argument in the message. A path that names no file (empty,
+    as an unset shell variable gives, or ending in a separator: a folder
+    to be) is refused too."""
+    if not path or path.endswith(('/', os.sep)) or osp.basename(path) in (
+            '.', '..'):
+        parser.error(f'{key} {path!r} names no file: {what}')
     if osp.isdir(path):
         parser.error(f'{key} {path} is a folder: {what}')
     folder = osp.dirname(osp.abspath(path))

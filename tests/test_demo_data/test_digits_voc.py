@@ -404,6 +404,16 @@ def test_cli_writes_then_skips(tmp_path, capsys):
                        r'digits_per_image must be \(min, max\) with 1 <= '
                        r'min <= max <= 10, got \(0, 3\)'):
         tool.main(args + ['--digits-per-image', '0', '3'])
+    # and settings that each pass but do not fit together: ten digits of
+    # 0.6 of a 32-pixel image (a RuntimeError traceback before 2026-11-30)
+    with pytest.raises(SystemExit, match=r'make_demo_data.py: could not '
+                       r'place digit \d+ of 10 on a 32x32 image \(digit_size '
+                       r'\[0.6, 0.6\], max_overlap [\d.]+\); lower '
+                       'digit_size or digits_per_image, or raise image_size'):
+        tool.main(['--root', str(tmp_path / 'crowded'), '--num-trainval',
+                   '4', '--num-test', '2', '--image-size', '32',
+                   '--digit-size', '0.6', '0.6', '--digits-per-image', '10',
+                   '10', '--quiet'])
     # so is a root under a file
     blocker = tmp_path / 'file'
     blocker.write_text('x')
