@@ -11,12 +11,12 @@ that image's own weights before summing over images.
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-import torch
 from torch import Tensor, nn
 
 from .checks import check_term_name, stack_terms
 from .captured_calls import CapturedCalls
-from .nonfinite import NonFinitePolicy
+from .diagnostics import batch_level, pack_diagnostics
+from .nonfinite import NonFinitePolicy, nonfinite_source
 from .precision import buffers_before_conversion, keep_buffers_wide
 from .ranks import mean_over_ranks
 
@@ -25,43 +25,6 @@ WeightsAndExtra = Tuple[Optional[Tensor], Dict[str, Tensor]]
 # keys and values, whether the terms are finite, the buffers before the call.
 Issued = Tuple[Tensor, Dict[str, Tensor], List[str], Tensor, Tensor,
                List[Tensor]]
-
-
-def pack_diagnostics(diagnostics: Dict[str, Tensor],
-                     terms: Sequence[str]) -> Tuple[List[str], Tensor]:
-    """Diagnostics as their keys and one detached float32 vector (one
-    ``cat``), in the dict's order.
-
-    A value is a scalar under its own key, or a vector ``[n]`` with one
-    entry per term under a prefix ending in ``_``: ``{'slf_p_': p}`` gives
-    ``slf_p_<term>`` for each term, without splitting ``p`` first.
-    """
-    keys: List[str] = []
-    parts: List[Tensor] = []
-    for key, value in diagnostics.items():
-        if value.dim() == 0:
-            keys.append(key)
-            parts.append(value.reshape(1))
-        elif value.shape == (len(terms), ) and key.endswith('_'):
-            keys.extend(key + name for name in terms)
-            parts.append(value)
-        else:
-            raise ValueError(
-                f'diagnostic {key!r} must be a scalar, or a vector of one '
-                f'value per term ({len(terms)}) under a key ending in "_", '
-                f'got shape {tuple(value.shape)}')
-    with torch.no_grad():
-        values = torch.cat([
-            part if part.dtype == torch.float32 else part.float()
-            for part in parts
-        ])
-    return keys, values
-
-
-def batch_level(raw: Tensor) -> Tensor:
-    """Batch-level terms ``[n]`` of raw terms ``[n]`` or ``[N, n]`` (the sum
-    over images, as :meth:`BaseWeighting.forward` applies them)."""
-    return raw.sum(0) if raw.dim() == 2 else raw
 
 
 def _drop_moved_graphs(module: 'BaseWeighting', incompatible_keys) -> None:
@@ -256,7 +219,7 @@ class BaseWeighting(nn.Module):
             bad = self._invalid_terms(raw)  # raises below the floor
             what = None
             if not bad:
-                bad, what = self._nonfinite_source(features)
+                bad, what = nonfinite_source(self, features)
             zero = self.nonfinite_policy.handle(
                 raw, bad, type(self).__name__, self.training,
                 features=features, parameters=self.parameters(), what=what)
@@ -346,26 +309,6 @@ class BaseWeighting(nn.Module):
         NonFinitePolicy.check_floor(checked, self.term_floor, self.terms,
                                     type(self).__name__)
         return NonFinitePolicy.find(checked, self.terms)
-
-    def _nonfinite_source(self, features: Optional[Tensor]
-                          ) -> Tuple[List[str], str]:
-        """What made the outputs of a call with finite terms non-finite (an
-        error path: the host reads are affordable), as the name a skipped
-        step is logged under and the words of the message."""
-        if features is not None and not bool(
-                torch.isfinite(features.detach()).all()):
-            return ['decision features'], (
-                'decision features (the input of the decision network), '
-                'with finite raw loss terms,')
-        bad = [name for name, value in self.named_parameters()
-               if not bool(torch.isfinite(value.detach()).all())]
-        bad += [name for name, value in self.named_buffers()
-                if value.is_floating_point()
-                and not bool(torch.isfinite(value).all())]
-        where = f' ({", ".join(bad)} hold NaN or Inf)' if bad else ''
-        return ['weights'], (
-            f'weights or decision outputs{where}, with finite raw loss terms '
-            'and decision features,')
 
     def state_buffers(self) -> List[Tensor]:
         """The buffers a checkpoint saves: the state a call may change.

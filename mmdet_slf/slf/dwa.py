@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .base import BaseWeighting, WeightsAndExtra, batch_level
+from .base import BaseWeighting, WeightsAndExtra
+from .diagnostics import batch_level
 from .checks import check_count, check_positive, resolve_scale
 
 

@@ -12,7 +12,8 @@ from mmdet.registry import MODELS
 from mmengine.logging import print_log
 from torch import Tensor
 
-from .base import BaseWeighting, WeightsAndExtra, batch_level
+from .base import BaseWeighting, WeightsAndExtra
+from .diagnostics import batch_level
 from .checks import (Lambdas, as_lambdas, check_nonnegative, check_positive,
                      is_finite_number, positive_lambdas, resolve_scale)
 

@@ -6,7 +6,7 @@ it which terms are bad and, for bad ones, for the zero objective to return;
 :class:`SkipNonFiniteOptimWrapper` switches on step skipping and collects the
 terms that asked for a skip. Nothing else reads or writes its state.
 """
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -178,3 +178,25 @@ class NonFinitePolicy:
         for param in parameters:
             zero = zero + param.sum() * 0
         return zero
+
+
+def nonfinite_source(weighting: torch.nn.Module,
+                     features: Optional[Tensor]) -> Tuple[List[str], str]:
+    """What made the outputs of a weighting call with finite raw terms
+    non-finite (an error path: the host reads are affordable): the name a
+    skipped step is logged under, and the words of the message
+    (:meth:`NonFinitePolicy.handle`'s ``bad`` and ``what``)."""
+    if features is not None and not bool(
+            torch.isfinite(features.detach()).all()):
+        return ['decision features'], (
+            'decision features (the input of the decision network), with '
+            'finite raw loss terms,')
+    bad = [name for name, value in weighting.named_parameters()
+           if not bool(torch.isfinite(value.detach()).all())]
+    bad += [name for name, value in weighting.named_buffers()
+            if value.is_floating_point()
+            and not bool(torch.isfinite(value).all())]
+    where = f' ({", ".join(bad)} hold NaN or Inf)' if bad else ''
+    return ['weights'], (
+        f'weights or decision outputs{where}, with finite raw loss terms '
+        'and decision features,')

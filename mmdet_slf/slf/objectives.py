@@ -10,7 +10,7 @@ whose minimiser over the simplex is ``p_i ~ prior_i * exp(-s_i / beta)``
 (derived in ``docs/slf.md``). The signals are ours; the paper trains ``v`` on
 Eq. (11) jointly with the detector (``decision_objective='joint'``).
 """
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 from mmdet.registry import MODELS
@@ -55,6 +55,32 @@ def decision_objective(probs: Tensor,
 
 
 @MODELS.register_module()
+def prior_guards(raw: Tensor, probs: Tensor, log_probs: Tensor,
+                 prior: Tensor, log_prior: Tensor, scale: float,
+                 kl_weight: float, entropy_weight: float) -> Dict[str, Tensor]:
+    """The joint objective's guards against collapse (ours):
+    ``loss_slf_kl = kl_weight * M * KL(p || prior)`` and ``loss_slf_entropy
+    = -entropy_weight * M * H(p)``, each left out when its weight is 0.
+
+    ``M = |scale * prior . l|``, the size of the detached loss the prior
+    would give for the batch-level terms, so that the guards' gradient on
+    the logits is commensurate with that of Eq. (11) at any loss scale, and
+    pulls towards the prior for terms of either sign.
+    """
+    extra: Dict[str, Tensor] = {}
+    if kl_weight == 0 and entropy_weight == 0:
+        return extra
+    batch_raw = raw.detach().sum(0) if raw.dim() == 2 else raw.detach()
+    magnitude = scale * (prior.to(probs) * batch_raw).sum().abs()
+    if kl_weight > 0:
+        kl = (probs * (log_probs - log_prior)).sum(-1).mean()
+        extra['loss_slf_kl'] = kl_weight * magnitude * kl
+    if entropy_weight > 0:
+        entropy = -(probs * log_probs).sum(-1).mean()
+        extra['loss_slf_entropy'] = -entropy_weight * magnitude * entropy
+    return extra
+
+
 class BiasCorrectedEMA(nn.Module):
     """Exponential moving average with Adam's bias correction.
 

@@ -13,7 +13,7 @@ from .checks import (Lambdas, check_choice, check_count, check_nonnegative,
                      resolve_scale)
 from .decision import normalize_prior
 from .estimators import ESTIMATORS, estimate_p_hat
-from .objectives import (DECISION_OBJECTIVES, build_signal,
+from .objectives import (DECISION_OBJECTIVES, build_signal, prior_guards,
                          decision_objective)
 from .precision import at_least_float32
 from .schedule import check_temperature_schedule, scheduled_temperature
@@ -329,7 +329,9 @@ class SLFWeighting(BaseWeighting):
                 # them (Eq. (11) still does). Same values, other graph.
                 probs, log_probs = self._probabilities(self.decision_logits(
                     raw.sum(0) if batch_level else raw, features.detach()))
-            extra = self._guards(raw, probs, log_probs)
+            extra = prior_guards(raw, probs, log_probs, self.prior,
+                                 self.log_prior, self.scale, self.kl_weight,
+                                 self.entropy_weight)
         else:
             weights = p_hat.detach() * self.scale  # Eq. (11), for w only
             extra = self._decision_terms(
@@ -374,28 +376,6 @@ class SLFWeighting(BaseWeighting):
         return (self.kl_weight > 0 or self.entropy_weight > 0) \
             and not self.detach_features and not self.reads_terms \
             and features is not None and features.requires_grad
-
-    def _guards(self, raw: Tensor, probs: Tensor,
-                log_probs: Tensor) -> Dict[str, Tensor]:
-        """KL-to-prior and entropy terms against collapse (0 when off)."""
-        extra = {}
-        if self.kl_weight == 0 and self.entropy_weight == 0:
-            return extra
-        prior = self.prior.to(probs)
-        # Scale by the loss the prior would give, so the guard's gradient on
-        # the logits is commensurate with that of Eq. (11) at any loss scale.
-        # Its size: with terms of either sign (the joint objective takes
-        # them) a negative value would reward moving away from the prior.
-        batch_raw = raw.detach().sum(0) if raw.dim() == 2 else raw.detach()
-        magnitude = self.scale * (prior * batch_raw).sum().abs()
-        if self.kl_weight > 0:
-            kl = (probs * (log_probs - self.log_prior)).sum(-1).mean()
-            extra['loss_slf_kl'] = self.kl_weight * magnitude * kl
-        if self.entropy_weight > 0:
-            entropy = -(probs * log_probs).sum(-1).mean()
-            extra['loss_slf_entropy'] = \
-                -self.entropy_weight * magnitude * entropy
-        return extra
 
     def extra_repr(self) -> str:
         return (f'terms={self.terms}, '

@@ -6,7 +6,8 @@ import torch
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
-from .base import BaseWeighting, WeightsAndExtra, batch_level
+from .base import BaseWeighting, WeightsAndExtra
+from .diagnostics import batch_level
 from .checks import Lambdas, positive_lambdas
 
 

@@ -12,7 +12,7 @@ import mmdet_slf  # noqa: F401
 from mmdet_slf.engine.hooks import SLFLoggerHook, collect_diagnostics
 from mmdet_slf.slf import (BaseWeighting, FixedWeighting, NonFinitePolicy,
                            SLFWeighting)
-from mmdet_slf.slf.base import pack_diagnostics
+from mmdet_slf.slf.diagnostics import pack_diagnostics
 from mmdet_slf.slf.builder import build_weighting
 
 TERMS = ['coord', 'pred', 'obj', 'noobj']
