@@ -54,7 +54,6 @@ def decision_objective(probs: Tensor,
     return per_row.mean()
 
 
-@MODELS.register_module()
 def prior_guards(raw: Tensor, probs: Tensor, log_probs: Tensor,
                  prior: Tensor, log_prior: Tensor, scale: float,
                  kl_weight: float, entropy_weight: float) -> Dict[str, Tensor]:
@@ -81,6 +80,7 @@ def prior_guards(raw: Tensor, probs: Tensor, log_probs: Tensor,
     return extra
 
 
+@MODELS.register_module()
 class BiasCorrectedEMA(nn.Module):
     """Exponential moving average with Adam's bias correction.
 
